@@ -1,0 +1,2 @@
+//! Portcullis smtp-tls (being written).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain, idempotently:
+# Debian packages for interop peers (swaks, openssl, Postfix tools, DNS servers)
+# and cargo tools. Safe to run again; it only installs what is missing.
+set -euo pipefail
+
+packages=(
+  openssl          # certstore interop: x509, verify, req, pkcs12
+  swaks            # smtp-tls interop: an SMTP client we did not write
+  unbound          # dane: validating resolver in front of the signed test zone
+  knot             # dane: authoritative server for the signed test zone
+  knot-dnsutils    # dane: kdig for debugging the test zone
+  ldnsutils        # dane: ldns-keygen / ldns-signzone to sign the test zone
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Package scripts must not start daemons on the test machine: the tests
+  # start their own servers on loopback.
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    created_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ "$created_policy" -eq 0 ] || $SUDO rm -f "$policy"
+else
+  echo "Debian packages already installed: ${packages[*]}"
+fi
