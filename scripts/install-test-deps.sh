@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   openssl          # certstore interop: x509, verify, req, pkcs12
   swaks            # smtp-tls interop: an SMTP client we did not write
+  libnet-ssleay-perl  # swaks --tls
   unbound          # dane: validating resolver in front of the signed test zone
   knot             # dane: authoritative server for the signed test zone
   knot-dnsutils    # dane: kdig for debugging the test zone
