@@ -1,0 +1,638 @@
+//! The server side of an SMTP session as a sans-IO state machine: bytes in
+//! ([`ServerSession::handle_input`]), replies out
+//! ([`ServerSession::poll_transmit`]), and [`ServerEvent`]s for the embedder,
+//! who decides on every MAIL, RCPT and message with
+//! [`ServerSession::accept`] or [`ServerSession::reject`].
+//!
+//! Methods come in four groups, as in quinn-proto: getters, `handle_*`
+//! inputs, commands (`accept`, `reject`), and `poll_*` outputs. After every
+//! input or command, drain [`ServerSession::poll_transmit`] to the socket,
+//! then [`ServerSession::poll_event`] until it returns `None`.
+//!
+//! Choices where the RFCs leave room, all deliberate:
+//! - A message with a bare CR or bare LF is read to the real `<CRLF>.<CRLF>`
+//!   and refused with `554 5.6.0` (SMTP smuggling protection); the session
+//!   continues, since framing was never lost.
+//! - 8-bit octets in a message whose MAIL had neither `BODY=8BITMIME` nor
+//!   `SMTPUTF8` are refused with `554 5.6.1` (RFC 5321 §2.4 lets a server
+//!   refuse undeclared 8-bit data; a gateway should not guess the charset).
+//! - A non-ASCII address without the `SMTPUTF8` parameter gets `553 5.6.7`
+//!   (RFC 6531 §3.7.4.1).
+//! - Syntax errors, out-of-sequence commands and 530 refusals count as
+//!   errors; at `max_errors` the session answers `421 4.7.0` and closes.
+//!   Refusals decided by the embedder do not count.
+
+use std::time::{Duration, Instant};
+
+use crate::address::{ForwardPath, ReversePath};
+use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
+use crate::data::{DataFault, DataReceiver, DataStatus};
+use crate::envelope::{Envelope, MailParams};
+use crate::error::Error;
+use crate::lines::{Line, take_line};
+use crate::reply::{EnhancedCode, Reply};
+use crate::tls::{TlsInfo, TlsMode};
+
+/// Settings of one server session (from the listener and its HAT entry).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The name announced in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Whether STARTTLS is offered or required.
+    pub tls: TlsMode,
+    /// Largest message accepted, in octets (advertised as `SIZE`).
+    pub max_message_size: u64,
+    /// Most recipients per message (RFC 5321 §4.5.3.1.8 asks for ≥ 100).
+    pub max_recipients: usize,
+    /// Errors tolerated before the session is closed with 421.
+    pub max_errors: u32,
+    /// Inactivity after which the session is closed with 421 (RFC 5321
+    /// §4.5.3.2.7: at least 5 minutes).
+    pub idle_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5 minutes.
+    pub fn new(hostname: impl Into<String>) -> Self {
+        Self {
+            hostname: hostname.into(),
+            tls: TlsMode::Off,
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_errors: 10,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Something the embedder must know or decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// `MAIL FROM` passed the syntax and session checks. Decide with
+    /// `accept` or `reject`; no further input is processed until then.
+    Mail {
+        /// The sender.
+        from: ReversePath,
+        /// Its parameters.
+        params: MailParams,
+    },
+    /// `RCPT TO` passed the checks. Decide with `accept` or `reject`;
+    /// [`ServerSession::envelope`] has the sender and earlier recipients.
+    Rcpt {
+        /// The recipient.
+        to: ForwardPath,
+    },
+    /// A complete message. `accept` once it is stored durably (the client
+    /// gets `250` only then), or `reject`.
+    Message {
+        /// Sender, parameters and accepted recipients.
+        envelope: Envelope,
+        /// The message, dot-unstuffed, lines ending in CRLF.
+        body: Vec<u8>,
+    },
+    /// The `220` to STARTTLS has been queued: write out
+    /// [`ServerSession::poll_transmit`], run the TLS handshake on the raw
+    /// connection, then call [`ServerSession::handle_tls_established`]. Do
+    /// not pass any more plaintext to the session.
+    StartTls,
+    /// The client sent plaintext behind STARTTLS (CVE-2011-0411). The bytes
+    /// were discarded; log this as an attack.
+    InjectionAttempt {
+        /// How many bytes were thrown away.
+        discarded: usize,
+    },
+    /// The session is over: flush output and close the connection.
+    Closed(SessionEnd),
+}
+
+/// Why and how a session ended, for the mail log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    /// Why it ended.
+    pub reason: CloseReason,
+    /// Messages accepted during the session.
+    pub messages_accepted: u32,
+    /// Commands refused with 530 because TLS was required and not active.
+    /// Non-zero with no message accepted means "the client never started
+    /// TLS", which the mail log must say (SPEC §1).
+    pub refused_without_tls: u32,
+    /// Whether TLS was active at the end.
+    pub tls_active: bool,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent QUIT.
+    Quit,
+    /// The client closed the connection without QUIT.
+    PeerClosed,
+    /// Too many errors (`421 4.7.0`).
+    TooManyErrors,
+    /// No input for the idle timeout (`421 4.4.2`).
+    Timeout,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Command,
+    Data(Box<DataReceiver>),
+    AwaitingTls,
+    Closed,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Mail(ReversePath, MailParams),
+    Rcpt(ForwardPath),
+    Message,
+}
+
+/// One SMTP server session. See the module docs for how to drive it.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: ServerConfig,
+    mode: Mode,
+    inbuf: Vec<u8>,
+    inpos: usize,
+    skipping_long_line: bool,
+    outbuf: Vec<u8>,
+    events: std::collections::VecDeque<ServerEvent>,
+    helo: Option<String>,
+    esmtp: bool,
+    tls: Option<TlsInfo>,
+    transaction: Option<Envelope>,
+    pending: Option<Pending>,
+    errors: u32,
+    refused_without_tls: u32,
+    messages_accepted: u32,
+    last_activity: Instant,
+}
+
+fn reply(code: u16, e: (u8, u16, u16), text: &str) -> Reply {
+    Reply::fixed(code, Some(EnhancedCode::fixed(e.0, e.1, e.2)), text)
+}
+
+impl ServerSession {
+    /// Starts a session; the greeting is queued for `poll_transmit`.
+    pub fn new(config: ServerConfig, now: Instant) -> Self {
+        let greeting = Reply::fixed(220, None, &format!("{} ESMTP Portcullis", config.hostname));
+        Self {
+            config,
+            mode: Mode::Command,
+            inbuf: Vec::new(),
+            inpos: 0,
+            skipping_long_line: false,
+            outbuf: greeting.encode(),
+            events: Default::default(),
+            helo: None,
+            esmtp: false,
+            tls: None,
+            transaction: None,
+            pending: None,
+            errors: 0,
+            refused_without_tls: 0,
+            messages_accepted: 0,
+            last_activity: now,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The session's settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// TLS facts once STARTTLS has succeeded.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// The name from the current EHLO/HELO.
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// The transaction in progress: sender and recipients accepted so far.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        self.transaction.as_ref()
+    }
+
+    /// True once the session has ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.mode, Mode::Closed)
+    }
+
+    /// True between the `220` to STARTTLS and `handle_tls_established`.
+    pub fn is_awaiting_tls(&self) -> bool {
+        matches!(self.mode, Mode::AwaitingTls)
+    }
+
+    /// True when a MAIL, RCPT or message waits for `accept`/`reject`.
+    pub fn is_decision_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// True when the driver should read from the connection: the session
+    /// is open, not waiting for a decision and not between STARTTLS and
+    /// the handshake.
+    pub fn wants_input(&self) -> bool {
+        matches!(self.mode, Mode::Command | Mode::Data(_)) && self.pending.is_none()
+    }
+
+    // ----- inputs -----
+
+    /// Bytes received from the client. Input that arrives while a decision
+    /// is pending is kept and processed after it.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error> {
+        match self.mode {
+            Mode::Closed => return Err(Error::Closed),
+            Mode::AwaitingTls => {
+                self.discard_plaintext(bytes.len());
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.last_activity = now;
+        self.inbuf.extend_from_slice(bytes);
+        self.process();
+        Ok(())
+    }
+
+    /// The client closed its side of the connection.
+    pub fn handle_eof(&mut self) {
+        if !self.is_closed() {
+            self.close(CloseReason::PeerClosed);
+        }
+    }
+
+    /// The TLS handshake after STARTTLS succeeded. The session forgets the
+    /// EHLO and any transaction (RFC 3207 §4.2), stops offering STARTTLS and
+    /// starts offering REQUIRETLS.
+    pub fn handle_tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), Error> {
+        match self.mode {
+            Mode::AwaitingTls => {}
+            Mode::Closed => return Err(Error::Closed),
+            _ => return Err(Error::InvalidState("start TLS", "no STARTTLS was accepted")),
+        }
+        self.tls = Some(info);
+        self.helo = None;
+        self.esmtp = false;
+        self.transaction = None;
+        self.inbuf.clear();
+        self.inpos = 0;
+        self.mode = Mode::Command;
+        self.last_activity = now;
+        Ok(())
+    }
+
+    /// Call when `poll_timeout`'s instant has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.is_closed() && now >= self.last_activity + self.config.idle_timeout {
+            self.send(&reply(421, (4, 4, 2), &format!("{} Timeout, closing connection", self.config.hostname)));
+            self.close(CloseReason::Timeout);
+        }
+    }
+
+    // ----- commands -----
+
+    /// Accepts the pending MAIL, RCPT or message with the standard reply.
+    pub fn accept(&mut self) -> Result<(), Error> {
+        let text = match &self.pending {
+            Some(Pending::Mail(from, _)) => reply(250, (2, 1, 0), &format!("Sender {from} OK")),
+            Some(Pending::Rcpt(to)) => reply(250, (2, 1, 5), &format!("Recipient {to} OK")),
+            Some(Pending::Message) => reply(250, (2, 0, 0), "Message accepted for delivery"),
+            None => return Err(self.misuse(Error::NoDecisionPending)),
+        };
+        self.decide(true, text)
+    }
+
+    /// Accepts with a reply of your own (e.g. `250 2.0.0 Queued as 1A2B`).
+    pub fn accept_with(&mut self, reply: Reply) -> Result<(), Error> {
+        if !reply.is_positive() {
+            return Err(Error::InvalidDecision(format!("accept_with needs a 2xx reply, got {}", reply.code())));
+        }
+        self.decide(true, reply)
+    }
+
+    /// Refuses the pending MAIL, RCPT or message with a 4xx or 5xx reply.
+    pub fn reject(&mut self, reply: Reply) -> Result<(), Error> {
+        if !(reply.is_transient() || reply.is_permanent()) {
+            return Err(Error::InvalidDecision(format!("reject needs a 4xx or 5xx reply, got {}", reply.code())));
+        }
+        self.decide(false, reply)
+    }
+
+    // ----- outputs -----
+
+    /// Bytes to write to the client, if any.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.outbuf.is_empty()).then(|| std::mem::take(&mut self.outbuf))
+    }
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call `handle_timeout`.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.is_closed()).then(|| self.last_activity + self.config.idle_timeout)
+    }
+
+    // ----- internals -----
+
+    fn misuse(&self, e: Error) -> Error {
+        if self.is_closed() { Error::Closed } else { e }
+    }
+
+    fn decide(&mut self, accepted: bool, answer: Reply) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let pending = self.pending.take().ok_or(Error::NoDecisionPending)?;
+        match pending {
+            Pending::Mail(from, params) if accepted => {
+                self.transaction = Some(Envelope { from, params, to: Vec::new() });
+            }
+            Pending::Rcpt(to) if accepted => {
+                if let Some(tx) = self.transaction.as_mut() {
+                    tx.to.push(to);
+                }
+            }
+            Pending::Message => {
+                self.transaction = None;
+                if accepted {
+                    self.messages_accepted += 1;
+                }
+            }
+            _ => {}
+        }
+        self.send(&answer);
+        self.process();
+        Ok(())
+    }
+
+    fn send(&mut self, r: &Reply) {
+        self.outbuf.extend_from_slice(&r.encode());
+    }
+
+    /// A reply that counts towards `max_errors`.
+    fn error(&mut self, r: Reply) {
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
+            self.too_many_errors();
+        } else {
+            self.send(&r);
+        }
+    }
+
+    fn too_many_errors(&mut self) {
+        self.send(&reply(421, (4, 7, 0), &format!("{} Too many errors, closing connection", self.config.hostname)));
+        self.close(CloseReason::TooManyErrors);
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        self.mode = Mode::Closed;
+        self.pending = None;
+        self.inbuf = Vec::new();
+        self.inpos = 0;
+        self.events.push_back(ServerEvent::Closed(SessionEnd {
+            reason,
+            messages_accepted: self.messages_accepted,
+            refused_without_tls: self.refused_without_tls,
+            tls_active: self.tls.is_some(),
+        }));
+    }
+
+    fn discard_plaintext(&mut self, n: usize) {
+        if n > 0 {
+            self.events.push_back(ServerEvent::InjectionAttempt { discarded: n });
+        }
+    }
+
+    fn process(&mut self) {
+        while self.pending.is_none() {
+            let input = self.inbuf.get(self.inpos..).unwrap_or_default();
+            if input.is_empty() {
+                break;
+            }
+            match &mut self.mode {
+                Mode::Closed | Mode::AwaitingTls => break,
+                Mode::Data(rx) => match rx.feed(input) {
+                    DataStatus::NeedMore => self.inpos = self.inbuf.len(),
+                    DataStatus::Done { used } => {
+                        self.inpos += used;
+                        if let Mode::Data(rx) = std::mem::replace(&mut self.mode, Mode::Command) {
+                            self.finish_data(*rx);
+                        }
+                    }
+                },
+                Mode::Command if self.skipping_long_line => match input.iter().position(|&b| b == b'\n') {
+                    Some(lf) => {
+                        self.inpos += lf + 1;
+                        self.skipping_long_line = false;
+                    }
+                    None => self.inpos = self.inbuf.len(),
+                },
+                Mode::Command => match take_line(input, MAX_COMMAND_LINE) {
+                    Line::Incomplete => break,
+                    Line::TooLong => {
+                        self.inpos += MAX_COMMAND_LINE;
+                        self.skipping_long_line = true;
+                        self.error(CommandError::LineTooLong.reply());
+                    }
+                    Line::Complete { line, used, crlf } => {
+                        let parsed = if crlf {
+                            Command::parse(line.strip_suffix(b"\r").unwrap_or(line))
+                        } else {
+                            Err(CommandError::BareLf)
+                        };
+                        self.inpos += used;
+                        match parsed {
+                            Ok(cmd) => self.handle_command(cmd),
+                            Err(e) => self.error(e.reply()),
+                        }
+                    }
+                },
+            }
+        }
+        if self.inpos > 0 {
+            self.inbuf.drain(..self.inpos.min(self.inbuf.len()));
+            self.inpos = 0;
+        }
+    }
+
+    fn handle_command(&mut self, cmd: Command) {
+        let tls_missing = self.config.tls == TlsMode::Required && self.tls.is_none();
+        if tls_missing && !matches!(cmd, Command::Ehlo(_) | Command::Noop | Command::StartTls | Command::Quit) {
+            self.refused_without_tls += 1;
+            return self.error(reply(530, (5, 7, 0), "Must issue a STARTTLS command first"));
+        }
+        match cmd {
+            Command::Ehlo(name) => {
+                let mut lines = vec![
+                    format!("{} greets {name}", self.config.hostname),
+                    "PIPELINING".into(),
+                    format!("SIZE {}", self.config.max_message_size),
+                    "8BITMIME".into(),
+                    "ENHANCEDSTATUSCODES".into(),
+                    "SMTPUTF8".into(),
+                ];
+                if self.tls.is_some() {
+                    lines.push("REQUIRETLS".into());
+                } else if self.config.tls != TlsMode::Off {
+                    lines.push("STARTTLS".into());
+                }
+                self.greeted(name, true);
+                self.send(&Reply::multiline(250, lines));
+            }
+            Command::Helo(name) => {
+                let hello = Reply::fixed(250, None, &self.config.hostname.clone());
+                self.greeted(name, false);
+                self.send(&hello);
+            }
+            Command::Mail { from, params } => self.handle_mail(from, params),
+            Command::Rcpt { to } => self.handle_rcpt(to),
+            Command::Data => match &self.transaction {
+                None => self.error(reply(503, (5, 5, 1), "Need MAIL and RCPT before DATA")),
+                Some(tx) if tx.to.is_empty() => self.error(reply(554, (5, 5, 1), "No valid recipients")),
+                Some(_) => {
+                    self.send(&Reply::fixed(354, None, "End data with <CR><LF>.<CR><LF>"));
+                    self.mode = Mode::Data(Box::new(DataReceiver::new(self.config.max_message_size)));
+                }
+            },
+            Command::Rset => {
+                self.transaction = None;
+                self.send(&reply(250, (2, 0, 0), "OK"));
+            }
+            Command::Noop => self.send(&reply(250, (2, 0, 0), "OK")),
+            Command::Quit => {
+                self.send(&reply(221, (2, 0, 0), &format!("{} closing connection", self.config.hostname)));
+                self.close(CloseReason::Quit);
+            }
+            Command::Vrfy(_) => self.send(&reply(
+                252,
+                (2, 5, 0),
+                "Cannot VRFY user, but will accept message and attempt delivery",
+            )),
+            Command::Help(_) => self.send(&reply(
+                214,
+                (2, 0, 0),
+                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
+            )),
+            Command::StartTls => self.handle_starttls(),
+        }
+    }
+
+    fn greeted(&mut self, name: String, esmtp: bool) {
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        self.transaction = None;
+    }
+
+    fn handle_mail(&mut self, from: ReversePath, params: MailParams) {
+        if self.helo.is_none() {
+            return self.error(reply(503, (5, 5, 1), "Send EHLO or HELO first"));
+        }
+        if self.transaction.is_some() {
+            return self.error(reply(503, (5, 5, 1), "Sender already specified; send RSET first"));
+        }
+        if !self.esmtp && params != MailParams::default() {
+            return self.error(reply(555, (5, 5, 4), "MAIL parameters need EHLO, not HELO"));
+        }
+        if params.requiretls && self.tls.is_none() {
+            return self.error(reply(530, (5, 7, 10), "REQUIRETLS needs a TLS session; issue STARTTLS first"));
+        }
+        if from.is_utf8() && !params.smtputf8 {
+            return self.error(reply(553, (5, 6, 7), "Non-ASCII sender address needs the SMTPUTF8 parameter"));
+        }
+        if params.size.is_some_and(|s| s > self.config.max_message_size) {
+            return self.send(&reply(552, (5, 3, 4), "Message size exceeds fixed maximum message size"));
+        }
+        self.pending = Some(Pending::Mail(from.clone(), params.clone()));
+        self.events.push_back(ServerEvent::Mail { from, params });
+    }
+
+    fn handle_rcpt(&mut self, to: ForwardPath) {
+        let Some(tx) = &self.transaction else {
+            return self.error(reply(503, (5, 5, 1), "Need MAIL before RCPT"));
+        };
+        if to.is_utf8() && !tx.params.smtputf8 {
+            return self.error(reply(553, (5, 6, 7), "Non-ASCII recipient address needs SMTPUTF8 in MAIL FROM"));
+        }
+        if tx.to.len() >= self.config.max_recipients {
+            return self.send(&reply(452, (4, 5, 3), "Too many recipients"));
+        }
+        self.pending = Some(Pending::Rcpt(to.clone()));
+        self.events.push_back(ServerEvent::Rcpt { to });
+    }
+
+    fn handle_starttls(&mut self) {
+        if self.config.tls == TlsMode::Off {
+            return self.error(reply(502, (5, 5, 1), "STARTTLS not offered"));
+        }
+        if self.tls.is_some() {
+            return self.error(reply(503, (5, 5, 1), "TLS already active"));
+        }
+        if self.transaction.is_some() {
+            return self.error(reply(503, (5, 5, 1), "STARTTLS not allowed during a mail transaction"));
+        }
+        self.send(&reply(220, (2, 0, 0), "Ready to start TLS"));
+        self.mode = Mode::AwaitingTls;
+        // Anything the client sent behind STARTTLS was sent in plaintext
+        // before the handshake: it must never reach the TLS session.
+        let pipelined = self.inbuf.len().saturating_sub(self.inpos);
+        self.inpos = self.inbuf.len();
+        self.discard_plaintext(pipelined);
+        self.events.push_back(ServerEvent::StartTls);
+    }
+
+    fn finish_data(&mut self, rx: DataReceiver) {
+        let Some(tx) = self.transaction.clone() else {
+            return;
+        };
+        let refusal = match rx.fault() {
+            Some(DataFault::BareLineEnding) => {
+                self.errors += 1;
+                Some(reply(
+                    554,
+                    (5, 6, 0),
+                    "Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)",
+                ))
+            }
+            Some(DataFault::LineTooLong) => Some(reply(
+                554,
+                (5, 6, 0),
+                "Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)",
+            )),
+            Some(DataFault::TooBig) => Some(reply(552, (5, 3, 4), "Message size exceeds fixed maximum message size")),
+            None if rx.has_8bit() && !tx.params.allows_8bit() => Some(reply(
+                554,
+                (5, 6, 1),
+                "Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)",
+            )),
+            None => None,
+        };
+        match refusal {
+            Some(r) => {
+                self.transaction = None;
+                self.send(&r);
+                if self.errors >= self.config.max_errors {
+                    self.too_many_errors();
+                }
+            }
+            None => {
+                self.pending = Some(Pending::Message);
+                self.events.push_back(ServerEvent::Message {
+                    envelope: tx,
+                    body: rx.into_body(),
+                });
+            }
+        }
+    }
+}
