@@ -1,0 +1,327 @@
+//! The tokio + tokio-rustls driver (feature `tokio`): moves bytes between a
+//! socket and a sans-IO session, runs the TLS handshake when the session asks
+//! for it, and turns `poll_timeout` into a read deadline. All protocol
+//! decisions stay in the sessions; this file only does I/O.
+
+use std::time::Instant;
+
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::client::{ClientEvent, ClientSession, MessageResult};
+use crate::envelope::Envelope;
+use crate::error::Error;
+use crate::reply::Reply;
+use crate::server::{ServerEvent, ServerSession};
+use crate::tls::{TlsInfo, TlsOutcome};
+
+/// The connection before and after STARTTLS.
+enum Stream<IO, T> {
+    Plain(IO),
+    Tls(Box<T>),
+    Broken,
+}
+
+impl<IO, T> Stream<IO, T>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        Ok(match self {
+            Self::Plain(io) => io.read(buf).await?,
+            Self::Tls(io) => io.read(buf).await?,
+            Self::Broken => return Err(Error::Closed),
+        })
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        match self {
+            Self::Plain(io) => io.write_all(bytes).await?,
+            Self::Tls(io) => io.write_all(bytes).await?,
+            Self::Broken => return Err(Error::Closed),
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Self::Plain(io) => io.shutdown().await,
+            Self::Tls(io) => io.shutdown().await,
+            Self::Broken => Ok(()),
+        };
+    }
+}
+
+/// Reads once, honouring the session's deadline. `Ok(None)` means the deadline passed.
+async fn read_until<IO, T>(stream: &mut Stream<IO, T>, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>, Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    match deadline {
+        Some(d) => match tokio::time::timeout_at(d.into(), stream.read(buf)).await {
+            Ok(n) => n.map(Some),
+            Err(_) => Ok(None),
+        },
+        None => stream.read(buf).await.map(Some),
+    }
+}
+
+fn tls_info(conn: &rustls::CommonState) -> TlsInfo {
+    TlsInfo {
+        protocol: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default(),
+        peer_certificates: conn.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
+    }
+}
+
+/// A [`ServerSession`] on a connection. Call [`ServerConnection::next_event`]
+/// in a loop; answer `Mail`, `Rcpt` and `Message` with `accept`/`reject`.
+pub struct ServerConnection<IO> {
+    session: ServerSession,
+    stream: Stream<IO, tokio_rustls::server::TlsStream<IO>>,
+    acceptor: Option<TlsAcceptor>,
+    buf: Vec<u8>,
+}
+
+impl<IO> std::fmt::Debug for ServerConnection<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConnection").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
+    /// `acceptor` is needed when the session's TLS mode is not `Off`.
+    pub fn new(io: IO, session: ServerSession, acceptor: Option<TlsAcceptor>) -> Self {
+        Self {
+            session,
+            stream: Stream::Plain(io),
+            acceptor,
+            buf: vec![0; 16 * 1024],
+        }
+    }
+
+    /// The session, for getters.
+    pub fn session(&self) -> &ServerSession {
+        &self.session
+    }
+
+    /// Accepts the pending MAIL, RCPT or message.
+    pub fn accept(&mut self) -> Result<(), Error> {
+        self.session.accept()
+    }
+
+    /// Accepts with a reply of your own.
+    pub fn accept_with(&mut self, reply: Reply) -> Result<(), Error> {
+        self.session.accept_with(reply)
+    }
+
+    /// Refuses the pending MAIL, RCPT or message.
+    pub fn reject(&mut self, reply: Reply) -> Result<(), Error> {
+        self.session.reject(reply)
+    }
+
+    /// Runs the connection until the next event the embedder must see.
+    /// STARTTLS is handled here. Returns `Closed` once, then errors.
+    pub async fn next_event(&mut self) -> Result<ServerEvent, Error> {
+        loop {
+            if let Some(out) = self.session.poll_transmit() {
+                self.stream.write_all(&out).await?;
+            }
+            match self.session.poll_event() {
+                Some(ServerEvent::StartTls) => self.upgrade().await?,
+                Some(ev @ ServerEvent::Closed(_)) => {
+                    self.stream.shutdown().await;
+                    return Ok(ev);
+                }
+                Some(ev) => return Ok(ev),
+                None if self.session.is_closed() => return Err(Error::Closed),
+                None if self.session.is_decision_pending() => return Err(Error::DecisionPending),
+                None => match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout()).await? {
+                    None => self.session.handle_timeout(Instant::now()),
+                    Some(0) => self.session.handle_eof(),
+                    Some(n) => self.session.handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
+                },
+            }
+        }
+    }
+
+    async fn upgrade(&mut self) -> Result<(), Error> {
+        let acceptor = self
+            .acceptor
+            .clone()
+            .ok_or_else(|| Error::Handshake("STARTTLS was offered but no TLS certificate is configured".into()))?;
+        let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Broken) else {
+            return Err(Error::InvalidState("start TLS", "TLS is already active"));
+        };
+        let tls = acceptor.accept(io).await.map_err(|e| Error::Handshake(e.to_string()))?;
+        let info = tls_info(tls.get_ref().1);
+        self.stream = Stream::Tls(Box::new(tls));
+        self.session.handle_tls_established(Instant::now(), info)
+    }
+}
+
+/// A [`ClientSession`] on a connection; STARTTLS handshakes happen inside
+/// [`ClientConnection::next_event`].
+pub struct ClientConnection<IO> {
+    session: ClientSession,
+    stream: Stream<IO, tokio_rustls::client::TlsStream<IO>>,
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+    buf: Vec<u8>,
+}
+
+impl<IO> std::fmt::Debug for ClientConnection<IO> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConnection").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
+    /// `server_name` is what the certificate verifier in `connector` checks.
+    pub fn new(io: IO, session: ClientSession, connector: TlsConnector, server_name: ServerName<'static>) -> Self {
+        Self {
+            session,
+            stream: Stream::Plain(io),
+            connector,
+            server_name,
+            buf: vec![0; 16 * 1024],
+        }
+    }
+
+    /// The session: call its commands when `next_event` says it is idle.
+    pub fn session_mut(&mut self) -> &mut ClientSession {
+        &mut self.session
+    }
+
+    /// Runs the connection until the next event the caller must see.
+    pub async fn next_event(&mut self) -> Result<ClientEvent, Error> {
+        loop {
+            if let Some(out) = self.session.poll_transmit() {
+                self.stream.write_all(&out).await?;
+            }
+            match self.session.poll_event() {
+                Some(ClientEvent::StartTls) => self.upgrade().await,
+                Some(ev @ ClientEvent::Closed { .. }) => {
+                    self.stream.shutdown().await;
+                    return Ok(ev);
+                }
+                Some(ev) => return Ok(ev),
+                None if self.session.is_closed() => return Err(Error::Closed),
+                None if self.session.is_idle() => {
+                    return Err(Error::InvalidState("wait for the server", "the session is idle; send a command"));
+                }
+                None => match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout()).await? {
+                    None => self.session.handle_timeout(Instant::now()),
+                    Some(0) => self.session.handle_eof(),
+                    Some(n) => self.session.handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
+                },
+            }
+        }
+    }
+
+    async fn upgrade(&mut self) {
+        let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Broken) else {
+            return self.session.handle_tls_failed("TLS is already active");
+        };
+        match self.connector.connect(self.server_name.clone(), io).await {
+            Ok(tls) => {
+                let info = tls_info(tls.get_ref().1);
+                self.stream = Stream::Tls(Box::new(tls));
+                if let Err(e) = self.session.handle_tls_established(Instant::now(), info) {
+                    self.session.handle_tls_failed(e.to_string());
+                }
+            }
+            Err(e) => self.session.handle_tls_failed(e.to_string()),
+        }
+    }
+}
+
+/// What the caller demands of TLS for one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRequirement {
+    /// Never send STARTTLS.
+    None,
+    /// Use STARTTLS when offered; continue in cleartext if it is not offered
+    /// or refused. A failed handshake is still an error: retrying in
+    /// cleartext needs a new connection, and that is the caller's decision.
+    Preferred,
+    /// Without TLS, send nothing: QUIT and return [`Error::TlsRequired`].
+    Required,
+}
+
+/// The result of [`deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// How STARTTLS went.
+    pub tls: TlsOutcome,
+    /// Per-recipient results.
+    pub result: MessageResult,
+    /// Bytes of plaintext the server sent behind its 220 to STARTTLS.
+    pub injected_bytes: usize,
+}
+
+/// Sends one message over `io` (a connected socket) and QUITs: the whole
+/// client job in one call.
+pub async fn deliver<IO: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: ClientConnection<IO>,
+    requirement: TlsRequirement,
+    envelope: Envelope,
+    body: &[u8],
+) -> Result<Delivery, Error> {
+    let mut tls_tried = requirement == TlsRequirement::None;
+    let mut injected_bytes = 0;
+    loop {
+        match conn.next_event().await? {
+            ClientEvent::Ready(_) => {
+                let session = conn.session_mut();
+                if !tls_tried {
+                    tls_tried = true;
+                    match session.start_tls() {
+                        Ok(()) => continue,
+                        Err(Error::TlsUnavailable(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                let outcome = session.tls_outcome();
+                if requirement == TlsRequirement::Required && !outcome.is_established() {
+                    let _ = session.quit();
+                    let _ = conn.next_event().await;
+                    return Err(Error::TlsRequired(outcome));
+                }
+                session.send_message(envelope.clone(), body)?;
+            }
+            ClientEvent::InjectionAttempt { discarded } => injected_bytes += discarded,
+            ClientEvent::StartTls => {}
+            ClientEvent::MessageDone(result) => {
+                let tls = conn.session_mut().tls_outcome();
+                if conn.session_mut().quit().is_ok() {
+                    while let Ok(ev) = conn.next_event().await {
+                        if matches!(ev, ClientEvent::Closed { .. }) {
+                            break;
+                        }
+                    }
+                }
+                return Ok(Delivery {
+                    tls,
+                    result,
+                    injected_bytes,
+                });
+            }
+            ClientEvent::Closed { error } => {
+                return Err(match error {
+                    Some(Error::Handshake(e)) if requirement == TlsRequirement::Required => {
+                        Error::TlsRequired(TlsOutcome::HandshakeFailed(e))
+                    }
+                    Some(e) => e,
+                    None => Error::ConnectionClosed("sending a message"),
+                });
+            }
+        }
+    }
+}
