@@ -656,3 +656,7 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b".\r\n");
     out
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;

@@ -636,3 +636,7 @@ impl ServerSession {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
