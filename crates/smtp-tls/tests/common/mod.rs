@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Server
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// A self-signed certificate for `mx.test` and `localhost`, with its key.
+/// A self-signed certificate for `mx.test`, `localhost` and 127.0.0.1, with its key.
 pub struct Pki {
     pub cert: CertificateDer<'static>,
     pub cert_pem: String,
@@ -20,7 +20,7 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Self {
-        let ck = rcgen::generate_simple_self_signed(vec!["mx.test".to_string(), "localhost".to_string()]).unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["mx.test".to_string(), "localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         Self {
             cert: ck.cert.der().clone(),
             cert_pem: ck.cert.pem(),
