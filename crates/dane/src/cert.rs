@@ -1,0 +1,122 @@
+//! The parts of an X.509 certificate DANE looks at: the DER bytes, the
+//! SubjectPublicKeyInfo, subject/issuer names and the DNS names used for the
+//! RFC 7672 §3.2.3 name check.
+//!
+//! Parsing uses `x509-cert`; nothing here verifies signatures (that is
+//! rustls-webpki's job in [`crate::matching`]).
+
+use der::{Decode, Encode};
+use rustls_pki_types::CertificateDer;
+use sha2::{Digest, Sha256, Sha512};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::error::CertError;
+use crate::tlsa::{MatchingType, Selector};
+
+/// A certificate decoded once, with the fields DANE matching needs.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedCert {
+    pub(crate) der: Vec<u8>,
+    pub(crate) spki: Vec<u8>,
+    /// SAN dNSNames, lower-cased.
+    pub(crate) dns_names: Vec<String>,
+    /// Subject common name(s), lower-cased; used only when there is no SAN.
+    pub(crate) common_names: Vec<String>,
+    pub(crate) has_san: bool,
+}
+
+impl ParsedCert {
+    pub(crate) fn parse(der: &[u8], index: usize) -> Result<Self, CertError> {
+        let bad = |detail: String| CertError::BadCertificate { index, detail };
+        let cert = Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
+        let tbs = cert.tbs_certificate();
+        let spki = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| bad(e.to_string()))?;
+        let mut dns_names = Vec::new();
+        let mut has_san = false;
+        // A malformed SAN extension is treated as "no usable names" rather
+        // than as a reason to fall back to the CN.
+        if let Ok(Some((_, san))) = tbs.get_extension::<SubjectAltName>() {
+            has_san = true;
+            for name in san.0 {
+                if let GeneralName::DnsName(n) = name {
+                    dns_names.push(n.as_str().to_ascii_lowercase());
+                }
+            }
+        } else if tbs.get_extension::<SubjectAltName>().is_err() {
+            has_san = true;
+        }
+        let mut common_names = Vec::new();
+        for atv in tbs.subject().iter() {
+            if atv.oid == x509_cert::der::oid::db::rfc4519::COMMON_NAME
+                && let Ok(s) = x509_cert::ext::pkix::name::DirectoryString::try_from(&atv.value)
+            {
+                common_names.push(s.value().to_ascii_lowercase());
+            }
+        }
+        Ok(Self {
+            der: der.to_vec(),
+            spki,
+            dns_names,
+            common_names,
+            has_san,
+        })
+    }
+
+    /// The names the RFC 7672 §3.2.3 check compares: SAN dNSNames, or the
+    /// subject CN only when the certificate has no SAN extension.
+    pub(crate) fn presented_names(&self) -> Vec<String> {
+        if self.has_san {
+            self.dns_names.clone()
+        } else {
+            self.common_names.clone()
+        }
+    }
+
+    /// The bytes a TLSA record with this selector and matching type would
+    /// carry for this certificate.
+    pub(crate) fn association(
+        &self,
+        selector: Selector,
+        matching: MatchingType,
+    ) -> Option<Vec<u8>> {
+        let content: &[u8] = match selector {
+            Selector::FullCert => &self.der,
+            Selector::Spki => &self.spki,
+            Selector::Unassigned(_) => return None,
+        };
+        association_of(content, matching)
+    }
+}
+
+/// Applies a matching type to selected content.
+pub(crate) fn association_of(content: &[u8], matching: MatchingType) -> Option<Vec<u8>> {
+    match matching {
+        MatchingType::Exact => Some(content.to_vec()),
+        MatchingType::Sha256 => Some(Sha256::digest(content).to_vec()),
+        MatchingType::Sha512 => Some(Sha512::digest(content).to_vec()),
+        MatchingType::Unassigned(_) => None,
+    }
+}
+
+/// Reads every certificate from PEM text (leaf first), or a single DER
+/// certificate when the input is not PEM.
+pub fn certs_from_pem_or_der(input: &[u8]) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    use rustls_pki_types::pem::PemObject;
+    if input.starts_with(&[0x30]) {
+        return Ok(vec![CertificateDer::from(input.to_vec())]);
+    }
+    let certs = CertificateDer::pem_slice_iter(input)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertError::BadPem(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(CertError::Empty(
+            " (expected PEM blocks \"-----BEGIN CERTIFICATE-----\")".into(),
+        ));
+    }
+    Ok(certs)
+}

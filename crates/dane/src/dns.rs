@@ -1,0 +1,1 @@
+//! DNSSEC-validated lookups (placeholder while the module is written).
