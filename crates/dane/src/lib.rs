@@ -60,11 +60,11 @@ pub mod generate;
 pub mod dns;
 
 pub use cert::certs_from_pem_or_der;
-/// Re-exported so callers name certificates and time with the same types.
-pub use rustls_pki_types as pki_types;
 pub use error::{CertError, ParseError};
 pub use matching::{DaneMatch, MatchFailure, MatchOptions, Verdict, match_chain};
 pub use names::ReferenceNames;
+/// Re-exported so callers name certificates and time with the same types.
+pub use rustls_pki_types as pki_types;
 pub use set::TlsaSet;
 pub use tlsa::{MatchingType, Selector, TlsaRecord, Unusable, Usage};
 pub use verifier::{DaneVerified, DaneVerifier};

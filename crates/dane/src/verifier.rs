@@ -83,6 +83,18 @@ impl DaneVerifier {
         self.outcome.lock().ok().and_then(|mut g| g.take())
     }
 
+    /// A rustls client configuration (aws-lc-rs provider, TLS 1.2 and 1.3)
+    /// that authenticates servers with this verifier only. Setting a custom
+    /// verifier is rustls' "dangerous" API; this is the one place it is used.
+    pub fn client_config(self: &Arc<Self>) -> Result<rustls::ClientConfig, Error> {
+        let config = rustls::ClientConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(self.clone())
+            .with_no_client_auth();
+        Ok(config)
+    }
+
     fn record(&self, outcome: Result<DaneVerified, Verdict>) {
         if let Ok(mut g) = self.outcome.lock() {
             *g = Some(outcome);
