@@ -387,7 +387,13 @@ impl<'a> Ctx<'a> {
                         sources.push(AnchorSource::RecordCert(CertificateDer::from(r.data())));
                     }
                 }
-                Selector::Spki => sources.push(AnchorSource::RecordKey(r.data())),
+                // When the key's certificate was presented, the depth is
+                // that certificate's; the bare key only stands in for an
+                // anchor the server did not send.
+                Selector::Spki if sources.is_empty() => {
+                    sources.push(AnchorSource::RecordKey(r.data()))
+                }
+                Selector::Spki => {}
                 Selector::Unassigned(_) => {}
             }
         }
