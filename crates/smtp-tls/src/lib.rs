@@ -1,4 +1,86 @@
-//! Portcullis smtp-tls (being written).
+//! # portcullis-smtp-tls
+//!
+//! SMTP with STARTTLS for mail transfer agents: a codec for commands and
+//! replies, and two state machines, [`ServerSession`] (receiving) and
+//! [`ClientSession`] (sending), that get STARTTLS right: the TLS mode of a
+//! listener, refusal before TLS, discarding of plaintext injected around the
+//! upgrade, and a typed [`TlsOutcome`] for delivery code to act on.
+//!
+//! **No I/O, no clock.** The sessions never touch a socket or read the time:
+//! bytes come in through `handle_input(now, bytes)`, go out through
+//! `poll_transmit()`, decisions and requests come out of `poll_event()`, and
+//! `now` is passed in (`poll_timeout` / `handle_timeout` for deadlines). So
+//! every test runs byte by byte without a network, and the parsers can be
+//! fuzzed. A thin tokio + tokio-rustls driver (`ServerConnection`,
+//! `ClientConnection`, `deliver`) sits behind the `tokio` feature.
+//!
+//! ## Byte flow and the STARTTLS boundary
+//!
+//! ```text
+//!  socket ──read──▶ handle_input(now, bytes) ─▶ session ─▶ poll_event() ──▶ embedder
+//!  socket ◀─write── poll_transmit() ◀──────────  │  ◀── accept() / reject(reply)
+//!                                                │
+//!  plaintext   220 greeting · EHLO · STARTTLS ─▶ "220 2.0.0 Ready to start TLS"
+//!  ════════════ boundary ═══════════════════════════════════════════════════════
+//!              bytes behind STARTTLS (server) or behind the 220 (client) are
+//!              discarded and reported as InjectionAttempt; the driver runs the
+//!              handshake and calls handle_tls_established(now, TlsInfo)
+//!  TLS         state reset to before EHLO · EHLO again · STARTTLS no longer
+//!              offered · REQUIRETLS offered · MAIL / RCPT / DATA
+//! ```
+//!
+//! The server decides nothing about senders and recipients by itself: each
+//! `MAIL`, `RCPT` and complete message is a [`ServerEvent`] the embedder
+//! answers with [`ServerSession::accept`] or [`ServerSession::reject`]; this
+//! is where a policy engine plugs in. Calls out of order return an
+//! [`Error`]; once a session has failed, every later call returns the same
+//! error.
+//!
+//! ## Non-features
+//!
+//! - **No silent fallback to cleartext.** The client never continues without
+//!   TLS on its own: [`TlsOutcome`] says why TLS is missing and the caller
+//!   decides; with `TlsRequirement::Required` nothing is sent. A failed
+//!   handshake leaves the connection dead; retrying in cleartext takes a new
+//!   connection and a deliberate decision.
+//! - No certificate policy: verification is whatever rustls configuration the
+//!   caller gives the driver (Portcullis builds them in `certstore`/`dane`).
+//! - No AUTH, CHUNKING/BDAT, BINARYMIME, DSN, queue, DNS or retry logic.
+//!
+//! ## Example
+//!
+//! A server session answering a pipelined client, with the embedder's
+//! decision on the sender:
+//!
+//! ```
+//! use std::time::Instant;
+//! use portcullis_smtp_tls::{Reply, ServerConfig, ServerEvent, ServerSession, TlsMode};
+//!
+//! let now = Instant::now();
+//! let mut config = ServerConfig::new("mx.example.org");
+//! config.tls = TlsMode::Preferred;
+//! let mut server = ServerSession::new(config, now);
+//! assert!(server.poll_transmit().unwrap().starts_with(b"220 mx.example.org"));
+//!
+//! server.handle_input(now, b"EHLO client.example\r\nMAIL FROM:<spam@blocked.example>\r\n")?;
+//! let ehlo = String::from_utf8(server.poll_transmit().unwrap())?;
+//! assert!(ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"));
+//!
+//! match server.poll_event() {
+//!     Some(ServerEvent::Mail { from, .. }) if from.to_string().ends_with("@blocked.example>") => {
+//!         server.reject(Reply::new(550, "5.7.1", "Sender blocked by policy")?)?
+//!     }
+//!     Some(ServerEvent::Mail { .. }) => server.accept()?,
+//!     other => unreachable!("{other:?}"),
+//! }
+//! assert_eq!(server.poll_transmit().unwrap(), b"550 5.7.1 Sender blocked by policy\r\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With the `tokio` feature, `ServerConnection::next_event` runs the same
+//! loop on a socket and performs the TLS handshake; see
+//! `examples/starttls-receiver.rs` and `examples/send-one.rs` in the
+//! repository.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod address;
