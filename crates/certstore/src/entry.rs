@@ -1,0 +1,250 @@
+//! One named entry of the store: its key, its chain (leaf first), and the
+//! pending CSR state between "send the CSR to a CA" and "install what the CA
+//! returned". Also the read-only view `show`/`list` print, with warnings.
+
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::ChainProblem;
+use crate::error::{Error, Result};
+use crate::info::{CertInfo, KeyDescription, Timestamp, describe_spki};
+use crate::key::PrivateKey;
+
+/// Entry name of the generated demonstration certificate.
+pub const DEMO_ENTRY: &str = "demo";
+
+/// A CSR that was handed out and not yet answered.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// When the CSR was made.
+    pub created: Timestamp,
+    /// The CSR (PEM), so it can be downloaded again.
+    pub csr_pem: String,
+    /// A new key made for a renewal; `None` when the CSR is for the current key.
+    pub new_key: Option<PrivateKey>,
+}
+
+/// A loaded entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its name in the store.
+    pub name: String,
+    /// The built-in demonstration certificate (for testing only).
+    pub demo: bool,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last change.
+    pub updated: Timestamp,
+    /// The private key of the leaf certificate.
+    pub key: PrivateKey,
+    /// Leaf first, then intermediates.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Problems found when the chain was installed.
+    pub chain_problems: Vec<ChainProblem>,
+    /// Outstanding CSR.
+    pub pending: Option<Pending>,
+}
+
+/// Severity-free warning shown with an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Machine-readable kind: `expired`, `expiring`, `not-yet-valid`,
+    /// `self-signed`, `demo`, `chain`, `pending-csr`.
+    pub kind: &'static str,
+    /// What to tell the operator.
+    pub message: String,
+}
+
+/// What `show`/`list` print about an entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryView {
+    /// Entry name.
+    pub name: String,
+    /// The demonstration certificate.
+    pub demo: bool,
+    /// Creation time.
+    pub created: Timestamp,
+    /// Last change.
+    pub updated: Timestamp,
+    /// Key of the entry.
+    pub key: KeyDescription,
+    /// SHA-256 of the key's SubjectPublicKeyInfo.
+    pub key_spki_sha256: String,
+    /// The chain, leaf first.
+    pub chain: Vec<CertInfo>,
+    /// Outstanding CSR, if any.
+    pub pending: Option<PendingView>,
+    /// Warnings (empty when all is well).
+    pub warnings: Vec<Warning>,
+}
+
+/// The outstanding CSR in a view.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    /// When it was made.
+    pub created: Timestamp,
+    /// Whether it is for a new key (renewal with key rollover).
+    pub new_key: bool,
+    /// The CSR in PEM.
+    pub csr_pem: String,
+}
+
+impl EntryView {
+    /// The leaf certificate's facts.
+    pub fn leaf(&self) -> Option<&CertInfo> {
+        self.chain.first()
+    }
+}
+
+impl Entry {
+    /// Build the view, with warnings for `now` and an expiry horizon of `warn_days`.
+    pub fn view(&self, now: Timestamp, warn_days: u32) -> Result<EntryView> {
+        let chain = self
+            .chain
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CertInfo::from_der(c, &format!("certificate {} of entry {:?}", i + 1, self.name)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut warnings = Vec::new();
+        if self.demo {
+            warnings.push(Warning {
+                kind: "demo",
+                message: "this is the built-in demonstration certificate: for testing only, peers cannot verify it".into(),
+            });
+        }
+        for (i, info) in chain.iter().enumerate() {
+            let what = if i == 0 { "certificate".to_owned() } else { format!("intermediate {}", info.label()) };
+            let days_left = now.days_until(info.not_after);
+            if now > info.not_after {
+                warnings.push(Warning { kind: "expired", message: format!("{what} expired on {}", info.not_after) });
+            } else if now < info.not_before {
+                warnings.push(Warning {
+                    kind: "not-yet-valid",
+                    message: format!("{what} is not valid before {}", info.not_before),
+                });
+            } else if days_left < i64::from(warn_days) {
+                warnings.push(Warning {
+                    kind: "expiring",
+                    message: format!("{what} expires in {days_left} days, on {}", info.not_after),
+                });
+            }
+        }
+        if let Some(leaf) = chain.first()
+            && leaf.self_signed
+            && !self.demo
+        {
+            warnings.push(Warning {
+                kind: "self-signed",
+                message: "the certificate is self-signed: peers that verify certificates will reject it; send the CSR to a CA".into(),
+            });
+        }
+        for p in &self.chain_problems {
+            warnings.push(Warning { kind: "chain", message: p.to_string() });
+        }
+        if let Some(p) = &self.pending {
+            warnings.push(Warning {
+                kind: "pending-csr",
+                message: format!(
+                    "a CSR made on {} is waiting for the signed certificate (`portcullis cert install-signed`)",
+                    p.created
+                ),
+            });
+        }
+        Ok(EntryView {
+            name: self.name.clone(),
+            demo: self.demo,
+            created: self.created,
+            updated: self.updated,
+            key: describe_spki(self.key.spki_der()),
+            key_spki_sha256: self.key.spki_sha256(),
+            chain,
+            pending: self.pending.as_ref().map(|p| PendingView {
+                created: p.created,
+                new_key: p.new_key.is_some(),
+                csr_pem: p.csr_pem.clone(),
+            }),
+            warnings,
+        })
+    }
+}
+
+// ---- on-disk form -----------------------------------------------------------
+
+/// Format version of entry files.
+const ENTRY_FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EntryFile {
+    format: u32,
+    name: String,
+    demo: bool,
+    created: i64,
+    updated: i64,
+    key_pem: String,
+    chain_pem: String,
+    #[serde(default)]
+    chain_problems: Vec<ChainProblem>,
+    pending: Option<PendingFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingFile {
+    created: i64,
+    csr_pem: String,
+    new_key_pem: Option<String>,
+}
+
+impl EntryFile {
+    pub(crate) fn from_entry(e: &Entry) -> Self {
+        EntryFile {
+            format: ENTRY_FORMAT,
+            name: e.name.clone(),
+            demo: e.demo,
+            created: e.created.unix,
+            updated: e.updated.unix,
+            key_pem: e.key.to_pem(),
+            chain_pem: crate::pem::encode_certs(e.chain.iter()),
+            chain_problems: e.chain_problems.clone(),
+            pending: e.pending.as_ref().map(|p| PendingFile {
+                created: p.created.unix,
+                csr_pem: p.csr_pem.clone(),
+                new_key_pem: p.new_key.as_ref().map(|k| k.to_pem()),
+            }),
+        }
+    }
+
+    pub(crate) fn into_entry(self, what: &str) -> Result<Entry> {
+        if self.format != ENTRY_FORMAT {
+            return Err(Error::bad_input(what, format!("unknown entry format {}", self.format)));
+        }
+        let key = load_key(&self.key_pem, what)?;
+        let chain = crate::pem::parse_certs(self.chain_pem.as_bytes(), what)?;
+        let pending = match self.pending {
+            None => None,
+            Some(p) => Some(Pending {
+                created: Timestamp { unix: p.created },
+                csr_pem: p.csr_pem,
+                new_key: p.new_key_pem.map(|k| load_key(&k, what)).transpose()?,
+            }),
+        };
+        Ok(Entry {
+            name: self.name,
+            demo: self.demo,
+            created: Timestamp { unix: self.created },
+            updated: Timestamp { unix: self.updated },
+            key,
+            chain,
+            chain_problems: self.chain_problems,
+            pending,
+        })
+    }
+}
+
+fn load_key(pem: &str, what: &str) -> Result<PrivateKey> {
+    let parsed = crate::pem::parse(pem.as_bytes(), what)?;
+    let key = parsed
+        .keys
+        .first()
+        .ok_or_else(|| Error::bad_input(what, "no private key"))?;
+    PrivateKey::from_der(key, what)
+}
