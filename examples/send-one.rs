@@ -10,7 +10,8 @@
 use std::{sync::Arc, time::Instant};
 
 use portcullis_smtp_tls::{
-    ClientConfig, ClientConnection, ClientSession, Envelope, ForwardPath, MailParams, ReversePath, TlsRequirement, deliver,
+    ClientConfig, ClientConnection, ClientSession, Envelope, ForwardPath, MailParams, ReversePath,
+    TlsRequirement, deliver,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme, crypto::CryptoProvider};
@@ -24,13 +25,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "none" => TlsRequirement::None,
         "preferred" => TlsRequirement::Preferred,
         "required" => TlsRequirement::Required,
-        other => return Err(format!("unknown TLS requirement {other:?}: use none, preferred or required").into()),
+        other => {
+            return Err(format!(
+                "unknown TLS requirement {other:?}: use none, preferred or required"
+            )
+            .into());
+        }
     };
     let server = arg(1, "127.0.0.1:2525");
     let envelope = Envelope {
         from: ReversePath::parse(&format!("<{}>", arg(2, "sender@example.org")))?,
         params: MailParams::default(),
-        to: vec![ForwardPath::parse(&format!("<{}>", arg(3, "rcpt@example.org")))?],
+        to: vec![ForwardPath::parse(&format!(
+            "<{}>",
+            arg(3, "rcpt@example.org")
+        ))?],
     };
     let body = b"Subject: Portcullis send-one example\r\n\r\nHello over SMTP.\r\n";
 
@@ -42,14 +51,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(&server).await?;
     let session = ClientSession::new(ClientConfig::new("client.example.org"), Instant::now());
-    let name = ServerName::try_from(server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h).to_string())?;
-    let conn = ClientConnection::new(tcp, session, tokio_rustls::TlsConnector::from(Arc::new(tls)), name);
+    let name = ServerName::try_from(
+        server
+            .rsplit_once(':')
+            .map_or(server.as_str(), |(h, _)| h)
+            .to_string(),
+    )?;
+    let conn = ClientConnection::new(
+        tcp,
+        session,
+        tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        name,
+    );
 
     let delivery = deliver(conn, requirement, envelope, body).await?;
     println!("TLS: {}", delivery.tls);
     println!("MAIL: {}", delivery.result.mail.to_string().trim_end());
     for (rcpt, reply) in &delivery.result.recipients {
-        println!("RCPT {rcpt}: {}", reply.as_ref().map_or("not sent".into(), |r| r.to_string().trim_end().to_string()));
+        println!(
+            "RCPT {rcpt}: {}",
+            reply
+                .as_ref()
+                .map_or("not sent".into(), |r| r.to_string().trim_end().to_string())
+        );
     }
     println!("accepted: {}", delivery.result.is_accepted());
     Ok(())
@@ -61,19 +85,40 @@ struct NoCertificateCheck(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoCertificateCheck {
     fn verify_server_cert(
-        &self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime,
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
-        &self, msg: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct,
+        &self,
+        msg: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(msg, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            msg,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
-        &self, msg: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct,
+        &self,
+        msg: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(msg, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            msg,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()

@@ -14,14 +14,20 @@ use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let port: u16 = match args.next() {
-        Some(p) => p.parse().map_err(|_| format!("{p:?} is not a port number"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("{p:?} is not a port number"))?,
         None => 2525,
     };
     let mode = match args.next().as_deref() {
         None | Some("preferred") => TlsMode::Preferred,
         Some("required") => TlsMode::Required,
         Some("off") => TlsMode::Off,
-        Some(other) => return Err(format!("unknown TLS mode {other:?}: use off, preferred or required").into()),
+        Some(other) => {
+            return Err(
+                format!("unknown TLS mode {other:?}: use off, preferred or required").into(),
+            );
+        }
     };
 
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
@@ -46,7 +52,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Ok(event) => event,
                     Err(e) => return eprintln!("[{peer}] session failed: {e}"),
                 };
-                let tls = conn.session().tls().map_or("none".to_string(), |t| t.to_string());
+                let tls = conn
+                    .session()
+                    .tls()
+                    .map_or("none".to_string(), |t| t.to_string());
                 let decided = match event {
                     ServerEvent::Mail { from, params } => {
                         println!("[{peer}] MAIL FROM:{from}{params} (TLS: {tls})");
@@ -57,12 +66,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         conn.accept()
                     }
                     ServerEvent::Message { envelope, body } => {
-                        println!("[{peer}] message from {} ({} octets, TLS: {tls}):", envelope.from, body.len());
+                        println!(
+                            "[{peer}] message from {} ({} octets, TLS: {tls}):",
+                            envelope.from,
+                            body.len()
+                        );
                         println!("{}", String::from_utf8_lossy(&body));
                         conn.accept()
                     }
                     ServerEvent::InjectionAttempt { discarded } => {
-                        eprintln!("[{peer}] STARTTLS injection attempt: {discarded} plaintext bytes discarded");
+                        eprintln!(
+                            "[{peer}] STARTTLS injection attempt: {discarded} plaintext bytes discarded"
+                        );
                         Ok(())
                     }
                     ServerEvent::StartTls => Ok(()),

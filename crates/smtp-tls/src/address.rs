@@ -199,7 +199,10 @@ fn parse_bracketed(s: &str) -> Result<Mailbox, AddressError> {
     // ignore it. A quoted local part may contain ':' so only strip a route
     // that starts with '@'.
     let inner = match inner.strip_prefix('@') {
-        Some(route) => route.split_once(':').map(|(_, m)| m).ok_or(AddressError::Brackets)?,
+        Some(route) => route
+            .split_once(':')
+            .map(|(_, m)| m)
+            .ok_or(AddressError::Brackets)?,
         None => inner,
     };
     Mailbox::parse(inner)
@@ -207,7 +210,9 @@ fn parse_bracketed(s: &str) -> Result<Mailbox, AddressError> {
 
 /// RFC 5321 atext, plus any non-ASCII character (RFC 6531 UTF8-non-ascii).
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && !c.is_control())
 }
 
 fn valid_local_part(s: &str) -> bool {
@@ -229,7 +234,9 @@ fn valid_local_part(s: &str) -> bool {
         }
         true
     } else {
-        !s.is_empty() && s.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+        !s.is_empty()
+            && s.split('.')
+                .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
     }
 }
 
@@ -243,9 +250,9 @@ pub(crate) fn valid_domain(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric()))
+                && label.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && c.is_alphanumeric())
+                })
         })
 }
 
@@ -255,9 +262,9 @@ pub(crate) fn valid_address_literal(s: &str) -> bool {
         return false;
     };
     match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
-            inner.get(5..).is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
-        }
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner
+            .get(5..)
+            .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()),
         _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
     }
 }
@@ -271,7 +278,10 @@ mod tests {
         assert_eq!(ReversePath::parse("<>"), Ok(ReversePath::Null));
         let p = ForwardPath::parse("<a.b+c@mx.example.org>").unwrap();
         assert_eq!(p.to_string(), "<a.b+c@mx.example.org>");
-        assert_eq!(ForwardPath::parse("<POSTMASTER>"), Ok(ForwardPath::Postmaster));
+        assert_eq!(
+            ForwardPath::parse("<POSTMASTER>"),
+            Ok(ForwardPath::Postmaster)
+        );
         let routed = ForwardPath::parse("<@relay.example,@b.example:user@example.org>").unwrap();
         assert_eq!(routed.to_string(), "<user@example.org>");
         assert!(ForwardPath::parse("<\"john doe\"@[192.0.2.1]>").is_ok());
@@ -280,15 +290,36 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths_with_a_reason() {
-        assert_eq!(ForwardPath::parse("user@example.org"), Err(AddressError::Brackets));
+        assert_eq!(
+            ForwardPath::parse("user@example.org"),
+            Err(AddressError::Brackets)
+        );
         assert_eq!(ForwardPath::parse("<user>"), Err(AddressError::NoDomain));
-        assert!(matches!(ForwardPath::parse("<a..b@example.org>"), Err(AddressError::LocalPart(_))));
-        assert!(matches!(ForwardPath::parse("<a@-x.org>"), Err(AddressError::Domain(_))));
-        assert!(matches!(ForwardPath::parse("<a@[300.1.1.1]>"), Err(AddressError::Domain(_))));
+        assert!(matches!(
+            ForwardPath::parse("<a..b@example.org>"),
+            Err(AddressError::LocalPart(_))
+        ));
+        assert!(matches!(
+            ForwardPath::parse("<a@-x.org>"),
+            Err(AddressError::Domain(_))
+        ));
+        assert!(matches!(
+            ForwardPath::parse("<a@[300.1.1.1]>"),
+            Err(AddressError::Domain(_))
+        ));
         let long_local = format!("<{}@example.org>", "a".repeat(65));
-        assert!(matches!(ForwardPath::parse(&long_local), Err(AddressError::TooLong { what: "local part", .. })));
+        assert!(matches!(
+            ForwardPath::parse(&long_local),
+            Err(AddressError::TooLong {
+                what: "local part",
+                ..
+            })
+        ));
         let long_path = format!("<a@{}.org>", "b.".repeat(130));
-        assert!(matches!(ForwardPath::parse(&long_path), Err(AddressError::TooLong { what: "path", .. })));
+        assert!(matches!(
+            ForwardPath::parse(&long_path),
+            Err(AddressError::TooLong { what: "path", .. })
+        ));
     }
 
     #[test]

@@ -313,7 +313,10 @@ impl ClientSession {
     pub fn handle_tls_established(&mut self, now: Instant, info: TlsInfo) -> Result<(), Error> {
         self.check_open()?;
         if !self.awaiting_tls {
-            return Err(Error::InvalidState("finish TLS", "the server did not accept STARTTLS"));
+            return Err(Error::InvalidState(
+                "finish TLS",
+                "the server did not accept STARTTLS",
+            ));
         }
         self.awaiting_tls = false;
         self.tls = Some(info);
@@ -347,7 +350,9 @@ impl ClientSession {
         self.check_idle("start TLS")?;
         match self.tls_outcome() {
             TlsOutcome::NotAttempted => {}
-            TlsOutcome::Established(_) => return Err(Error::InvalidState("start TLS", "TLS is already active")),
+            TlsOutcome::Established(_) => {
+                return Err(Error::InvalidState("start TLS", "TLS is already active"));
+            }
             other => return Err(Error::TlsUnavailable(other)),
         }
         self.idle = false;
@@ -363,11 +368,15 @@ impl ClientSession {
     pub fn send_message(&mut self, mut envelope: Envelope, body: &[u8]) -> Result<(), Error> {
         self.check_idle("send a message")?;
         if envelope.to.is_empty() {
-            return Err(Error::InvalidState("send a message", "it has no recipients"));
+            return Err(Error::InvalidState(
+                "send a message",
+                "it has no recipients",
+            ));
         }
         let caps = self.caps.clone().unwrap_or_default();
         let params = &mut envelope.params;
-        let utf8_addresses = envelope.from.is_utf8() || envelope.to.iter().any(ForwardPath::is_utf8);
+        let utf8_addresses =
+            envelope.from.is_utf8() || envelope.to.iter().any(ForwardPath::is_utf8);
         if utf8_addresses && !params.smtputf8 {
             params.smtputf8 = true;
         }
@@ -389,11 +398,16 @@ impl ClientSession {
             params.size = Some(body.len().saturating_sub(3) as u64);
         }
         if !caps.esmtp && *params != Default::default() {
-            return Err(Error::ExtensionNotOffered("EHLO (the server only accepts HELO)"));
+            return Err(Error::ExtensionNotOffered(
+                "EHLO (the server only accepts HELO)",
+            ));
         }
         self.idle = false;
         let pipelined = caps.pipelining;
-        self.send_line(&format!("MAIL FROM:{}{}", envelope.from, envelope.params), Expect::Mail);
+        self.send_line(
+            &format!("MAIL FROM:{}{}", envelope.from, envelope.params),
+            Expect::Mail,
+        );
         if pipelined {
             for (i, to) in envelope.to.iter().enumerate() {
                 self.send_line(&format!("RCPT TO:{to}"), Expect::Rcpt(i));
@@ -417,7 +431,10 @@ impl ClientSession {
     pub fn quit(&mut self) -> Result<(), Error> {
         self.check_open()?;
         if self.awaiting_tls {
-            return Err(Error::InvalidState("quit", "the TLS handshake must finish first"));
+            return Err(Error::InvalidState(
+                "quit",
+                "the TLS handshake must finish first",
+            ));
         }
         self.idle = false;
         self.send_line("QUIT", Expect::Quit);
@@ -468,7 +485,10 @@ impl ClientSession {
         if self.idle {
             Ok(())
         } else {
-            Err(Error::InvalidState(what, "the session is busy (wait for Ready or MessageDone)"))
+            Err(Error::InvalidState(
+                what,
+                "the session is busy (wait for Ready or MessageDone)",
+            ))
         }
     }
 
@@ -480,7 +500,8 @@ impl ClientSession {
 
     fn discard_plaintext(&mut self, n: usize) {
         if n > 0 {
-            self.events.push_back(ClientEvent::InjectionAttempt { discarded: n });
+            self.events
+                .push_back(ClientEvent::InjectionAttempt { discarded: n });
         }
     }
 
@@ -586,8 +607,16 @@ impl ClientSession {
         if tx.pipelined {
             return;
         }
-        let next = tx.result.recipients.get(i + 1).map(|(to, _)| to.to_string());
-        let any_ok = tx.result.recipients.iter().any(|(_, r)| r.as_ref().is_some_and(Reply::is_positive));
+        let next = tx
+            .result
+            .recipients
+            .get(i + 1)
+            .map(|(to, _)| to.to_string());
+        let any_ok = tx
+            .result
+            .recipients
+            .iter()
+            .any(|(_, r)| r.as_ref().is_some_and(Reply::is_positive));
         match next {
             Some(to) => self.send_line(&format!("RCPT TO:{to}"), Expect::Rcpt(i + 1)),
             None if any_ok => self.send_line("DATA", Expect::Data),
@@ -598,7 +627,11 @@ impl ClientSession {
     fn on_data(&mut self, r: Reply) {
         let Some(tx) = self.tx.as_mut() else { return };
         let mail_ok = tx.result.mail.is_positive();
-        let any_ok = tx.result.recipients.iter().any(|(_, r)| r.as_ref().is_some_and(Reply::is_positive));
+        let any_ok = tx
+            .result
+            .recipients
+            .iter()
+            .any(|(_, r)| r.as_ref().is_some_and(Reply::is_positive));
         if r.code() == 354 {
             if mail_ok && any_ok {
                 let body = std::mem::take(&mut tx.body);

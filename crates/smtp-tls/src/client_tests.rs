@@ -35,7 +35,11 @@ fn envelope(to: &[&str]) -> Envelope {
 
 /// Feeds server bytes, whole or byte by byte; returns what the client wrote and the events.
 fn feed(c: &mut ClientSession, input: &[u8], bytewise: bool) -> (String, Vec<ClientEvent>) {
-    let chunks: Vec<&[u8]> = if bytewise { input.chunks(1).collect() } else { vec![input] };
+    let chunks: Vec<&[u8]> = if bytewise {
+        input.chunks(1).collect()
+    } else {
+        vec![input]
+    };
     let mut out = Vec::new();
     let mut events = Vec::new();
     for ch in chunks {
@@ -55,7 +59,9 @@ fn greeted(ehlo: &[u8], bytewise: bool) -> (ClientSession, Capabilities) {
     assert!(ev.is_empty());
     let (out, ev) = feed(&mut c, ehlo, bytewise);
     assert_eq!(out, "");
-    let [ClientEvent::Ready(caps)] = &ev[..] else { panic!("{ev:?}") };
+    let [ClientEvent::Ready(caps)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
     (c, caps.clone())
 }
 
@@ -66,9 +72,16 @@ fn pipelined_delivery_with_dot_stuffing() {
         assert!(caps.pipelining && caps.starttls && caps.eight_bit_mime && caps.smtputf8);
         assert_eq!(caps.size, Some(1000));
         assert_eq!(c.tls_outcome(), TlsOutcome::NotAttempted);
-        c.send_message(envelope(&["b@mx.test", "x@mx.test"]), b"Subject: t\n\n.dot\nend").unwrap();
+        c.send_message(
+            envelope(&["b@mx.test", "x@mx.test"]),
+            b"Subject: t\n\n.dot\nend",
+        )
+        .unwrap();
         let out = String::from_utf8(c.poll_transmit().unwrap()).unwrap();
-        assert_eq!(out, "MAIL FROM:<a@c.test> SIZE=26\r\nRCPT TO:<b@mx.test>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n");
+        assert_eq!(
+            out,
+            "MAIL FROM:<a@c.test> SIZE=26\r\nRCPT TO:<b@mx.test>\r\nRCPT TO:<x@mx.test>\r\nDATA\r\n"
+        );
         let (out, ev) = feed(
             &mut c,
             b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n",
@@ -77,9 +90,14 @@ fn pipelined_delivery_with_dot_stuffing() {
         assert_eq!(out, "Subject: t\r\n\r\n..dot\r\nend\r\n.\r\n");
         assert!(ev.is_empty());
         let (_, ev) = feed(&mut c, b"250 2.0.0 queued\r\n", bytewise);
-        let [ClientEvent::MessageDone(result)] = &ev[..] else { panic!("{ev:?}") };
+        let [ClientEvent::MessageDone(result)] = &ev[..] else {
+            panic!("{ev:?}")
+        };
         assert!(result.is_accepted());
-        assert_eq!(result.delivered_to().collect::<Vec<_>>(), [&rcpt("b@mx.test")]);
+        assert_eq!(
+            result.delivered_to().collect::<Vec<_>>(),
+            [&rcpt("b@mx.test")]
+        );
         assert_eq!(result.recipients[1].1.as_ref().unwrap().code(), 550);
         c.quit().unwrap();
         assert_eq!(c.poll_transmit().unwrap(), b"QUIT\r\n");
@@ -91,7 +109,8 @@ fn pipelined_delivery_with_dot_stuffing() {
 #[test]
 fn sequential_delivery_without_pipelining() {
     let (mut c, _) = greeted(b"250-mx.test\r\n250 8BITMIME\r\n", false);
-    c.send_message(envelope(&["x@mx.test", "b@mx.test"]), b"hi\r\n").unwrap();
+    c.send_message(envelope(&["x@mx.test", "b@mx.test"]), b"hi\r\n")
+        .unwrap();
     assert_eq!(c.poll_transmit().unwrap(), b"MAIL FROM:<a@c.test>\r\n");
     let (out, _) = feed(&mut c, b"250 ok\r\n", false);
     assert_eq!(out, "RCPT TO:<x@mx.test>\r\n");
@@ -115,7 +134,9 @@ fn all_recipients_refused_sends_rset_and_no_data() {
     assert_eq!(out, "RSET\r\n");
     assert!(ev.is_empty());
     let (_, ev) = feed(&mut c, b"250 ok\r\n", false);
-    let [ClientEvent::MessageDone(r)] = &ev[..] else { panic!("{ev:?}") };
+    let [ClientEvent::MessageDone(r)] = &ev[..] else {
+        panic!("{ev:?}")
+    };
     assert!(!r.is_accepted() && r.data.is_none());
     assert!(c.is_idle());
 }
@@ -123,7 +144,8 @@ fn all_recipients_refused_sends_rset_and_no_data() {
 #[test]
 fn pipelined_354_without_accepted_recipients_sends_empty_terminator() {
     let (mut c, _) = greeted(b"250-mx.test\r\n250 PIPELINING\r\n", false);
-    c.send_message(envelope(&["x@mx.test"]), b"secret\r\n").unwrap();
+    c.send_message(envelope(&["x@mx.test"]), b"secret\r\n")
+        .unwrap();
     let _ = c.poll_transmit();
     let (out, _) = feed(&mut c, b"250 ok\r\n550 no\r\n354 go\r\n", false);
     assert_eq!(out, ".\r\n", "the body must not be sent");
@@ -140,11 +162,17 @@ fn helo_fallback_means_no_esmtp() {
     let (_, ev) = feed(&mut c, b"250 old.test\r\n", false);
     assert!(matches!(&ev[..], [ClientEvent::Ready(caps)] if !caps.esmtp));
     assert_eq!(c.tls_outcome(), TlsOutcome::NoEsmtp);
-    assert_eq!(c.start_tls(), Err(Error::TlsUnavailable(TlsOutcome::NoEsmtp)));
+    assert_eq!(
+        c.start_tls(),
+        Err(Error::TlsUnavailable(TlsOutcome::NoEsmtp))
+    );
     assert_eq!(c.poll_transmit(), None, "nothing sent");
     let mut env = envelope(&["b@mx.test"]);
     env.params.requiretls = true;
-    assert_eq!(c.send_message(env, b"x"), Err(Error::ExtensionNotOffered("REQUIRETLS")));
+    assert_eq!(
+        c.send_message(env, b"x"),
+        Err(Error::ExtensionNotOffered("REQUIRETLS"))
+    );
     c.send_message(envelope(&["b@mx.test"]), b"x").unwrap();
     assert_eq!(c.poll_transmit().unwrap(), b"MAIL FROM:<a@c.test>\r\n");
 }
@@ -153,16 +181,24 @@ fn helo_fallback_means_no_esmtp() {
 fn starttls_not_offered_and_refused() {
     let (mut c, _) = greeted(b"250-mx.test\r\n250 PIPELINING\r\n", false);
     assert_eq!(c.tls_outcome(), TlsOutcome::StartTlsNotOffered);
-    assert_eq!(c.start_tls(), Err(Error::TlsUnavailable(TlsOutcome::StartTlsNotOffered)));
+    assert_eq!(
+        c.start_tls(),
+        Err(Error::TlsUnavailable(TlsOutcome::StartTlsNotOffered))
+    );
 
     let (mut c, _) = greeted(EHLO_FULL, false);
     c.start_tls().unwrap();
     assert_eq!(c.poll_transmit().unwrap(), b"STARTTLS\r\n");
     let (_, ev) = feed(&mut c, b"454 4.7.0 TLS not available\r\n", true);
     assert!(matches!(&ev[..], [ClientEvent::Ready(_)]));
-    let TlsOutcome::StartTlsRefused(r) = c.tls_outcome() else { panic!() };
+    let TlsOutcome::StartTlsRefused(r) = c.tls_outcome() else {
+        panic!()
+    };
     assert_eq!(r.code(), 454);
-    assert!(matches!(c.start_tls(), Err(Error::TlsUnavailable(TlsOutcome::StartTlsRefused(_)))));
+    assert!(matches!(
+        c.start_tls(),
+        Err(Error::TlsUnavailable(TlsOutcome::StartTlsRefused(_)))
+    ));
 }
 
 #[test]
@@ -206,7 +242,10 @@ fn response_injection_after_220_is_discarded() {
         assert_eq!(c.poll_transmit().unwrap(), b"EHLO c.test\r\n");
         // The real post-TLS EHLO reply is what counts; the injected one was not kept.
         let (_, ev) = feed(&mut c, b"250-mx.test\r\n250 SMTPUTF8\r\n", false);
-        assert!(matches!(&ev[..], [ClientEvent::Ready(caps)] if caps.smtputf8 && !caps.pipelining), "{ev:?}");
+        assert!(
+            matches!(&ev[..], [ClientEvent::Ready(caps)] if caps.smtputf8 && !caps.pipelining),
+            "{ev:?}"
+        );
     }
 }
 
@@ -218,9 +257,17 @@ fn handshake_failure_is_typed_and_sticky() {
     let _ = feed(&mut c, b"220 go\r\n", false);
     let _ = c.poll_event();
     c.handle_tls_failed("invalid peer certificate: UnknownIssuer");
-    assert_eq!(c.tls_outcome(), TlsOutcome::HandshakeFailed("invalid peer certificate: UnknownIssuer".into()));
+    assert_eq!(
+        c.tls_outcome(),
+        TlsOutcome::HandshakeFailed("invalid peer certificate: UnknownIssuer".into())
+    );
     let err = Error::Handshake("invalid peer certificate: UnknownIssuer".into());
-    assert_eq!(c.poll_event(), Some(ClientEvent::Closed { error: Some(err.clone()) }));
+    assert_eq!(
+        c.poll_event(),
+        Some(ClientEvent::Closed {
+            error: Some(err.clone())
+        })
+    );
     assert_eq!(c.quit(), Err(err.clone()));
     assert_eq!(c.handle_input(now(), b"250 ok\r\n"), Err(err));
 }
@@ -229,7 +276,10 @@ fn handshake_failure_is_typed_and_sticky() {
 fn malformed_and_unsolicited_replies_are_sticky_errors() {
     let mut c = ClientSession::new(ClientConfig::new("c.test"), now());
     let e = c.handle_input(now(), b"hello there\r\n").unwrap_err();
-    assert!(matches!(e, Error::MalformedReply(ReplyError::BadCode { .. })), "{e}");
+    assert!(
+        matches!(e, Error::MalformedReply(ReplyError::BadCode { .. })),
+        "{e}"
+    );
     assert_eq!(c.handle_input(now(), b"220 ok\r\n"), Err(e.clone()));
     assert_eq!(c.start_tls(), Err(e));
 
@@ -245,13 +295,23 @@ fn malformed_and_unsolicited_replies_are_sticky_errors() {
 #[test]
 fn extensions_required_by_the_message_must_be_offered() {
     let (mut c, _) = greeted(b"250-mx.test\r\n250 PIPELINING\r\n", false);
-    assert_eq!(c.send_message(envelope(&["jösé@bücher.test"]), b"x"), Err(Error::ExtensionNotOffered("SMTPUTF8")));
-    assert_eq!(c.send_message(envelope(&["b@mx.test"]), "é".as_bytes()), Err(Error::ExtensionNotOffered("8BITMIME")));
+    assert_eq!(
+        c.send_message(envelope(&["jösé@bücher.test"]), b"x"),
+        Err(Error::ExtensionNotOffered("SMTPUTF8"))
+    );
+    assert_eq!(
+        c.send_message(envelope(&["b@mx.test"]), "é".as_bytes()),
+        Err(Error::ExtensionNotOffered("8BITMIME"))
+    );
     assert_eq!(c.poll_transmit(), None);
     let (mut c, _) = greeted(EHLO_FULL, false);
-    c.send_message(envelope(&["jösé@bücher.test"]), "é".as_bytes()).unwrap();
+    c.send_message(envelope(&["jösé@bücher.test"]), "é".as_bytes())
+        .unwrap();
     let out = String::from_utf8(c.poll_transmit().unwrap()).unwrap();
-    assert!(out.starts_with("MAIL FROM:<a@c.test> SIZE=4 SMTPUTF8\r\n"), "{out}");
+    assert!(
+        out.starts_with("MAIL FROM:<a@c.test> SIZE=4 SMTPUTF8\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -260,11 +320,21 @@ fn timeouts_and_eof() {
     let mut c = ClientSession::new(ClientConfig::new("c.test"), t);
     assert_eq!(c.poll_timeout(), Some(t + Duration::from_secs(300)));
     c.handle_timeout(t + Duration::from_secs(300));
-    assert!(matches!(c.poll_event(), Some(ClientEvent::Closed { error: Some(Error::Timeout(_)) })));
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::Closed {
+            error: Some(Error::Timeout(_))
+        })
+    ));
 
     let mut c = ClientSession::new(ClientConfig::new("c.test"), t);
     c.handle_eof();
-    assert!(matches!(c.poll_event(), Some(ClientEvent::Closed { error: Some(Error::ConnectionClosed(_)) })));
+    assert!(matches!(
+        c.poll_event(),
+        Some(ClientEvent::Closed {
+            error: Some(Error::ConnectionClosed(_))
+        })
+    ));
 }
 
 #[test]

@@ -157,9 +157,13 @@ impl CommandError {
     pub fn reply(&self) -> Reply {
         let (code, e) = match self {
             Self::Unknown(_) | Self::LineTooLong => (500, EnhancedCode::fixed(5, 5, 2)),
-            Self::NotUtf8 | Self::ControlCharacter | Self::BareLf => (500, EnhancedCode::fixed(5, 5, 2)),
+            Self::NotUtf8 | Self::ControlCharacter | Self::BareLf => {
+                (500, EnhancedCode::fixed(5, 5, 2))
+            }
             Self::Syntax { .. } => (501, EnhancedCode::fixed(5, 5, 4)),
-            Self::Address { which: "sender", .. } => (501, EnhancedCode::fixed(5, 1, 7)),
+            Self::Address {
+                which: "sender", ..
+            } => (501, EnhancedCode::fixed(5, 1, 7)),
             Self::Address { .. } => (501, EnhancedCode::fixed(5, 1, 3)),
             Self::Parameter(_) => (555, EnhancedCode::fixed(5, 5, 4)),
         };
@@ -187,7 +191,11 @@ fn no_arg(arg: &str, verb: &'static str, cmd: Command) -> Result<Command, Comman
 }
 
 fn parse_hello(arg: &str, verb: &'static str) -> Result<String, CommandError> {
-    let grammar = if verb == "EHLO" { "EHLO <hostname>" } else { "HELO <hostname>" };
+    let grammar = if verb == "EHLO" {
+        "EHLO <hostname>"
+    } else {
+        "HELO <hostname>"
+    };
     if arg.is_empty() {
         return Err(CommandError::Syntax {
             grammar,
@@ -208,14 +216,23 @@ fn parse_hello(arg: &str, verb: &'static str) -> Result<String, CommandError> {
 
 /// Splits `"FROM:<a@b> SIZE=1"` after the `FROM:` keyword into path and
 /// parameters. A space after the colon is tolerated (common in practice).
-fn split_path<'a>(arg: &'a str, keyword: &str, grammar: &'static str) -> Result<(&'a str, &'a str), CommandError> {
+fn split_path<'a>(
+    arg: &'a str,
+    keyword: &str,
+    grammar: &'static str,
+) -> Result<(&'a str, &'a str), CommandError> {
     let bad = |detail: &str| CommandError::Syntax {
         grammar,
         detail: detail.into(),
     };
-    let head = arg.get(..keyword.len()).filter(|h| h.eq_ignore_ascii_case(keyword));
+    let head = arg
+        .get(..keyword.len())
+        .filter(|h| h.eq_ignore_ascii_case(keyword));
     let rest = match head {
-        Some(_) => arg.get(keyword.len()..).unwrap_or_default().trim_start_matches(' '),
+        Some(_) => arg
+            .get(keyword.len()..)
+            .unwrap_or_default()
+            .trim_start_matches(' '),
         None => return Err(bad(&format!("expected {keyword}"))),
     };
     if !rest.starts_with('<') {
@@ -242,12 +259,16 @@ fn split_path<'a>(arg: &'a str, keyword: &str, grammar: &'static str) -> Result<
     Err(bad("missing closing >"))
 }
 
-const MAIL_GRAMMAR: &str = "MAIL FROM:<address> [SIZE=<n>] [BODY=7BIT|8BITMIME] [SMTPUTF8] [REQUIRETLS]";
+const MAIL_GRAMMAR: &str =
+    "MAIL FROM:<address> [SIZE=<n>] [BODY=7BIT|8BITMIME] [SMTPUTF8] [REQUIRETLS]";
 const RCPT_GRAMMAR: &str = "RCPT TO:<address>";
 
 fn parse_mail(arg: &str) -> Result<Command, CommandError> {
     let (path, rest) = split_path(arg, "FROM:", MAIL_GRAMMAR)?;
-    let from = ReversePath::parse(path).map_err(|error| CommandError::Address { which: "sender", error })?;
+    let from = ReversePath::parse(path).map_err(|error| CommandError::Address {
+        which: "sender",
+        error,
+    })?;
     let mut params = MailParams::default();
     for p in rest.split(' ').filter(|p| !p.is_empty()) {
         let (key, value) = match p.split_once('=') {
@@ -301,8 +322,14 @@ mod tests {
 
     #[test]
     fn parses_commands_case_insensitively() {
-        assert_eq!(Command::parse(b"ehlo client.example"), Ok(Command::Ehlo("client.example".into())));
-        assert_eq!(Command::parse(b"HELO [192.0.2.1]"), Ok(Command::Helo("[192.0.2.1]".into())));
+        assert_eq!(
+            Command::parse(b"ehlo client.example"),
+            Ok(Command::Ehlo("client.example".into()))
+        );
+        assert_eq!(
+            Command::parse(b"HELO [192.0.2.1]"),
+            Ok(Command::Helo("[192.0.2.1]".into()))
+        );
         assert_eq!(
             Command::parse(b"mail from: <a@b.example> size=100 body=8bitmime SMTPUTF8 REQUIRETLS"),
             Ok(Command::Mail {
@@ -332,14 +359,41 @@ mod tests {
         let r = e.reply();
         assert_eq!(r.code(), 501);
         assert!(r.text().contains("MAIL FROM:<address>"), "{r}");
-        assert_eq!(Command::parse(b"RCPT TO:<a@b.example> NOTIFY=NEVER").unwrap_err().reply().code(), 555);
-        assert_eq!(Command::parse(b"MAIL FROM:<> BODY=BINARYMIME").unwrap_err().reply().code(), 555);
-        assert_eq!(Command::parse(b"MAIL FROM:<> SIZE=1 SIZE=2").unwrap_err().reply().code(), 555);
-        assert_eq!(Command::parse(b"EXPN staff").unwrap_err().reply().code(), 500);
+        assert_eq!(
+            Command::parse(b"RCPT TO:<a@b.example> NOTIFY=NEVER")
+                .unwrap_err()
+                .reply()
+                .code(),
+            555
+        );
+        assert_eq!(
+            Command::parse(b"MAIL FROM:<> BODY=BINARYMIME")
+                .unwrap_err()
+                .reply()
+                .code(),
+            555
+        );
+        assert_eq!(
+            Command::parse(b"MAIL FROM:<> SIZE=1 SIZE=2")
+                .unwrap_err()
+                .reply()
+                .code(),
+            555
+        );
+        assert_eq!(
+            Command::parse(b"EXPN staff").unwrap_err().reply().code(),
+            500
+        );
         assert_eq!(Command::parse(b"DATA now").unwrap_err().reply().code(), 501);
         assert_eq!(Command::parse(b"EHLO").unwrap_err().reply().code(), 501);
-        assert_eq!(Command::parse(b"EHLO bad host").unwrap_err().reply().code(), 501);
-        assert_eq!(Command::parse(b"NOOP \r x"), Err(CommandError::ControlCharacter));
+        assert_eq!(
+            Command::parse(b"EHLO bad host").unwrap_err().reply().code(),
+            501
+        );
+        assert_eq!(
+            Command::parse(b"NOOP \r x"),
+            Err(CommandError::ControlCharacter)
+        );
         assert_eq!(Command::parse(b"\xff"), Err(CommandError::NotUtf8));
         assert_eq!(
             Command::parse(b"RCPT TO:<a@b.example").unwrap_err(),
@@ -359,15 +413,19 @@ mod tests {
             proptest::collection::vec(atom(), 1..3).prop_map(|v| v.join(".")),
             "\"[ a-z@>.]{0,10}\"",
         ];
-        let domain = proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?|[a-zé]{1,5}", 1..4)
-            .prop_map(|v| v.join("."));
+        let domain =
+            proptest::collection::vec("[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?|[a-zé]{1,5}", 1..4)
+                .prop_map(|v| v.join("."));
         (local, domain).prop_map(|(l, d)| Mailbox::parse(&format!("{l}@{d}")).unwrap())
     }
 
     fn command() -> impl Strategy<Value = Command> {
         let params = (
             proptest::option::of(any::<u64>()),
-            proptest::option::of(prop_oneof![Just(BodyType::SevenBit), Just(BodyType::EightBitMime)]),
+            proptest::option::of(prop_oneof![
+                Just(BodyType::SevenBit),
+                Just(BodyType::EightBitMime)
+            ]),
             any::<bool>(),
             any::<bool>(),
         )
@@ -381,12 +439,18 @@ mod tests {
             "[a-z]{1,10}(\\.[a-z]{1,10}){0,3}".prop_map(Command::Ehlo),
             "[a-z]{1,10}".prop_map(Command::Helo),
             (
-                prop_oneof![Just(ReversePath::Null), mailbox().prop_map(ReversePath::Mailbox)],
+                prop_oneof![
+                    Just(ReversePath::Null),
+                    mailbox().prop_map(ReversePath::Mailbox)
+                ],
                 params
             )
                 .prop_map(|(from, params)| Command::Mail { from, params }),
-            prop_oneof![Just(ForwardPath::Postmaster), mailbox().prop_map(ForwardPath::Mailbox)]
-                .prop_map(|to| Command::Rcpt { to }),
+            prop_oneof![
+                Just(ForwardPath::Postmaster),
+                mailbox().prop_map(ForwardPath::Mailbox)
+            ]
+            .prop_map(|to| Command::Rcpt { to }),
             Just(Command::Data),
             Just(Command::Rset),
             Just(Command::Noop),

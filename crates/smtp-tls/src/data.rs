@@ -197,7 +197,10 @@ mod tests {
         long.extend_from_slice(b"\r\n.\r\n");
         assert_eq!(run(&long).1.fault(), Some(DataFault::LineTooLong));
         let mut rx = DataReceiver::new(10);
-        assert!(matches!(rx.feed(b"0123456789\r\n.\r\n"), DataStatus::Done { .. }));
+        assert!(matches!(
+            rx.feed(b"0123456789\r\n.\r\n"),
+            DataStatus::Done { .. }
+        ));
         assert_eq!(rx.fault(), Some(DataFault::TooBig));
         assert!(run(b"caf\xc3\xa9\r\n.\r\n").1.has_8bit());
     }

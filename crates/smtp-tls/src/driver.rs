@@ -55,7 +55,11 @@ where
 }
 
 /// Reads once, honouring the session's deadline. `Ok(None)` means the deadline passed.
-async fn read_until<IO, T>(stream: &mut Stream<IO, T>, buf: &mut [u8], deadline: Option<Instant>) -> Result<Option<usize>, Error>
+async fn read_until<IO, T>(
+    stream: &mut Stream<IO, T>,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Result<Option<usize>, Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
@@ -71,12 +75,18 @@ where
 
 fn tls_info(conn: &rustls::CommonState) -> TlsInfo {
     TlsInfo {
-        protocol: conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default(),
+        protocol: conn
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default(),
         cipher: conn
             .negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_default(),
-        peer_certificates: conn.peer_certificates().map(<[_]>::to_vec).unwrap_or_default(),
+        peer_certificates: conn
+            .peer_certificates()
+            .map(<[_]>::to_vec)
+            .unwrap_or_default(),
     }
 }
 
@@ -91,7 +101,9 @@ pub struct ServerConnection<IO> {
 
 impl<IO> std::fmt::Debug for ServerConnection<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerConnection").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("ServerConnection")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,24 +154,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
                 Some(ev) => return Ok(ev),
                 None if self.session.is_closed() => return Err(Error::Closed),
                 None if self.session.is_decision_pending() => return Err(Error::DecisionPending),
-                None => match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout()).await? {
-                    None => self.session.handle_timeout(Instant::now()),
-                    Some(0) => self.session.handle_eof(),
-                    Some(n) => self.session.handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
-                },
+                None => {
+                    match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout())
+                        .await?
+                    {
+                        None => self.session.handle_timeout(Instant::now()),
+                        Some(0) => self.session.handle_eof(),
+                        Some(n) => self
+                            .session
+                            .handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
+                    }
+                }
             }
         }
     }
 
     async fn upgrade(&mut self) -> Result<(), Error> {
-        let acceptor = self
-            .acceptor
-            .clone()
-            .ok_or_else(|| Error::Handshake("STARTTLS was offered but no TLS certificate is configured".into()))?;
+        let acceptor = self.acceptor.clone().ok_or_else(|| {
+            Error::Handshake("STARTTLS was offered but no TLS certificate is configured".into())
+        })?;
         let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Broken) else {
             return Err(Error::InvalidState("start TLS", "TLS is already active"));
         };
-        let tls = acceptor.accept(io).await.map_err(|e| Error::Handshake(e.to_string()))?;
+        let tls = acceptor
+            .accept(io)
+            .await
+            .map_err(|e| Error::Handshake(e.to_string()))?;
         let info = tls_info(tls.get_ref().1);
         self.stream = Stream::Tls(Box::new(tls));
         self.session.handle_tls_established(Instant::now(), info)
@@ -178,13 +198,20 @@ pub struct ClientConnection<IO> {
 
 impl<IO> std::fmt::Debug for ClientConnection<IO> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConnection").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("ClientConnection")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
     /// `server_name` is what the certificate verifier in `connector` checks.
-    pub fn new(io: IO, session: ClientSession, connector: TlsConnector, server_name: ServerName<'static>) -> Self {
+    pub fn new(
+        io: IO,
+        session: ClientSession,
+        connector: TlsConnector,
+        server_name: ServerName<'static>,
+    ) -> Self {
         Self {
             session,
             stream: Stream::Plain(io),
@@ -214,13 +241,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
                 Some(ev) => return Ok(ev),
                 None if self.session.is_closed() => return Err(Error::Closed),
                 None if self.session.is_idle() => {
-                    return Err(Error::InvalidState("wait for the server", "the session is idle; send a command"));
+                    return Err(Error::InvalidState(
+                        "wait for the server",
+                        "the session is idle; send a command",
+                    ));
                 }
-                None => match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout()).await? {
-                    None => self.session.handle_timeout(Instant::now()),
-                    Some(0) => self.session.handle_eof(),
-                    Some(n) => self.session.handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
-                },
+                None => {
+                    match read_until(&mut self.stream, &mut self.buf, self.session.poll_timeout())
+                        .await?
+                    {
+                        None => self.session.handle_timeout(Instant::now()),
+                        Some(0) => self.session.handle_eof(),
+                        Some(n) => self
+                            .session
+                            .handle_input(Instant::now(), self.buf.get(..n).unwrap_or_default())?,
+                    }
+                }
             }
         }
     }

@@ -81,7 +81,10 @@
 //! loop on a socket and performs the TLS handshake; see
 //! `examples/starttls-receiver.rs` and `examples/send-one.rs` in the
 //! repository.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod address;
 mod client;
@@ -97,13 +100,15 @@ mod server;
 mod tls;
 
 pub use address::{AddressError, ForwardPath, Mailbox, ReversePath};
-pub use client::{Capabilities, ClientConfig, ClientEvent, ClientSession, MessageResult, dot_stuff};
+pub use client::{
+    Capabilities, ClientConfig, ClientEvent, ClientSession, MessageResult, dot_stuff,
+};
 pub use command::{Command, CommandError, MAX_COMMAND_LINE};
 pub use data::MAX_TEXT_LINE;
+#[cfg(feature = "tokio")]
+pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, deliver};
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
 pub use reply::{EnhancedCode, Reply, ReplyError};
 pub use server::{CloseReason, ServerConfig, ServerEvent, ServerSession, SessionEnd};
 pub use tls::{TlsInfo, TlsMode, TlsOutcome};
-#[cfg(feature = "tokio")]
-pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, deliver};

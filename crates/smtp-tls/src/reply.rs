@@ -135,7 +135,9 @@ impl Reply {
     /// framing.
     pub fn new(code: u16, enhanced: &str, text: &str) -> Result<Self, ReplyError> {
         if !(200..=599).contains(&code) || (code / 10) % 10 > 5 {
-            return Err(ReplyError::Invalid(format!("code {code} is not in 200..=599")));
+            return Err(ReplyError::Invalid(format!(
+                "code {code} is not in 200..=599"
+            )));
         }
         let enhanced = if enhanced.is_empty() {
             None
@@ -292,7 +294,7 @@ impl Reply {
                 let prefix = e.to_string();
                 raw.iter()
                     .map(|l| match l.strip_prefix(prefix.as_str()) {
-                        Some(rest) if rest.is_empty() => String::new(),
+                        Some("") => String::new(),
                         Some(rest) if rest.starts_with(' ') => sanitize(&rest[1..]),
                         _ => sanitize(l),
                     })
@@ -360,7 +362,10 @@ mod tests {
         let (r, used) = Reply::parse(wire).unwrap().unwrap();
         assert_eq!(used, wire.len());
         assert_eq!(r.code(), 250);
-        assert_eq!(r.lines(), ["mx.example.org greets you", "PIPELINING", "STARTTLS"]);
+        assert_eq!(
+            r.lines(),
+            ["mx.example.org greets you", "PIPELINING", "STARTTLS"]
+        );
     }
 
     #[test]
@@ -388,11 +393,26 @@ mod tests {
 
     #[test]
     fn malformed_replies_are_errors_naming_the_problem() {
-        assert!(matches!(Reply::parse(b"hello\r\n"), Err(ReplyError::BadCode { line: 1, .. })));
-        assert!(matches!(Reply::parse(b"250-a\r\n251 b\r\n"), Err(ReplyError::CodeChanged { line: 2, .. })));
-        assert!(matches!(Reply::parse(b"250xa\r\n"), Err(ReplyError::BadSeparator { .. })));
-        assert!(matches!(Reply::parse(b"199 a\r\n"), Err(ReplyError::BadCode { .. })));
-        assert!(matches!(Reply::parse(b"260 a\r\n"), Err(ReplyError::BadCode { .. })));
+        assert!(matches!(
+            Reply::parse(b"hello\r\n"),
+            Err(ReplyError::BadCode { line: 1, .. })
+        ));
+        assert!(matches!(
+            Reply::parse(b"250-a\r\n251 b\r\n"),
+            Err(ReplyError::CodeChanged { line: 2, .. })
+        ));
+        assert!(matches!(
+            Reply::parse(b"250xa\r\n"),
+            Err(ReplyError::BadSeparator { .. })
+        ));
+        assert!(matches!(
+            Reply::parse(b"199 a\r\n"),
+            Err(ReplyError::BadCode { .. })
+        ));
+        assert!(matches!(
+            Reply::parse(b"260 a\r\n"),
+            Err(ReplyError::BadCode { .. })
+        ));
         let long = vec![b'2'; MAX_REPLY_LINE + 1];
         assert_eq!(Reply::parse(&long), Err(ReplyError::LineTooLong));
         let many = "250-x\r\n".repeat(MAX_REPLY_LINES + 1);
@@ -420,7 +440,10 @@ mod tests {
                 // Text that itself starts with an enhanced code is ambiguous
                 // on the wire; the parser reads it as the code. Keep the
                 // generated text unambiguous with a leading letter.
-                let lines = lines.into_iter().map(|l| format!("t{}", l.trim_end())).collect();
+                let lines = lines
+                    .into_iter()
+                    .map(|l| format!("t{}", l.trim_end()))
+                    .collect();
                 let mut r = Reply::multiline(code, lines);
                 r.enhanced = enhanced;
                 r

@@ -290,7 +290,11 @@ impl ServerSession {
     /// Call when `poll_timeout`'s instant has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.is_closed() && now >= self.last_activity + self.config.idle_timeout {
-            self.send(&reply(421, (4, 4, 2), &format!("{} Timeout, closing connection", self.config.hostname)));
+            self.send(&reply(
+                421,
+                (4, 4, 2),
+                &format!("{} Timeout, closing connection", self.config.hostname),
+            ));
             self.close(CloseReason::Timeout);
         }
     }
@@ -311,7 +315,10 @@ impl ServerSession {
     /// Accepts with a reply of your own (e.g. `250 2.0.0 Queued as 1A2B`).
     pub fn accept_with(&mut self, reply: Reply) -> Result<(), Error> {
         if !reply.is_positive() {
-            return Err(Error::InvalidDecision(format!("accept_with needs a 2xx reply, got {}", reply.code())));
+            return Err(Error::InvalidDecision(format!(
+                "accept_with needs a 2xx reply, got {}",
+                reply.code()
+            )));
         }
         self.decide(true, reply)
     }
@@ -319,7 +326,10 @@ impl ServerSession {
     /// Refuses the pending MAIL, RCPT or message with a 4xx or 5xx reply.
     pub fn reject(&mut self, reply: Reply) -> Result<(), Error> {
         if !(reply.is_transient() || reply.is_permanent()) {
-            return Err(Error::InvalidDecision(format!("reject needs a 4xx or 5xx reply, got {}", reply.code())));
+            return Err(Error::InvalidDecision(format!(
+                "reject needs a 4xx or 5xx reply, got {}",
+                reply.code()
+            )));
         }
         self.decide(false, reply)
     }
@@ -357,7 +367,11 @@ impl ServerSession {
         let pending = self.pending.take().ok_or(Error::NoDecisionPending)?;
         match pending {
             Pending::Mail(from, params) if accepted => {
-                self.transaction = Some(Envelope { from, params, to: Vec::new() });
+                self.transaction = Some(Envelope {
+                    from,
+                    params,
+                    to: Vec::new(),
+                });
             }
             Pending::Rcpt(to) if accepted => {
                 if let Some(tx) = self.transaction.as_mut() {
@@ -392,7 +406,14 @@ impl ServerSession {
     }
 
     fn too_many_errors(&mut self) {
-        self.send(&reply(421, (4, 7, 0), &format!("{} Too many errors, closing connection", self.config.hostname)));
+        self.send(&reply(
+            421,
+            (4, 7, 0),
+            &format!(
+                "{} Too many errors, closing connection",
+                self.config.hostname
+            ),
+        ));
         self.close(CloseReason::TooManyErrors);
     }
 
@@ -411,7 +432,8 @@ impl ServerSession {
 
     fn discard_plaintext(&mut self, n: usize) {
         if n > 0 {
-            self.events.push_back(ServerEvent::InjectionAttempt { discarded: n });
+            self.events
+                .push_back(ServerEvent::InjectionAttempt { discarded: n });
         }
     }
 
@@ -432,13 +454,15 @@ impl ServerSession {
                         }
                     }
                 },
-                Mode::Command if self.skipping_long_line => match input.iter().position(|&b| b == b'\n') {
-                    Some(lf) => {
-                        self.inpos += lf + 1;
-                        self.skipping_long_line = false;
+                Mode::Command if self.skipping_long_line => {
+                    match input.iter().position(|&b| b == b'\n') {
+                        Some(lf) => {
+                            self.inpos += lf + 1;
+                            self.skipping_long_line = false;
+                        }
+                        None => self.inpos = self.inbuf.len(),
                     }
-                    None => self.inpos = self.inbuf.len(),
-                },
+                }
                 Mode::Command => match take_line(input, MAX_COMMAND_LINE) {
                     Line::Incomplete => break,
                     Line::TooLong => {
@@ -469,7 +493,12 @@ impl ServerSession {
 
     fn handle_command(&mut self, cmd: Command) {
         let tls_missing = self.config.tls == TlsMode::Required && self.tls.is_none();
-        if tls_missing && !matches!(cmd, Command::Ehlo(_) | Command::Noop | Command::StartTls | Command::Quit) {
+        if tls_missing
+            && !matches!(
+                cmd,
+                Command::Ehlo(_) | Command::Noop | Command::StartTls | Command::Quit
+            )
+        {
             self.refused_without_tls += 1;
             return self.error(reply(530, (5, 7, 0), "Must issue a STARTTLS command first"));
         }
@@ -540,19 +569,38 @@ impl ServerSession {
             return self.error(reply(503, (5, 5, 1), "Send EHLO or HELO first"));
         }
         if self.transaction.is_some() {
-            return self.error(reply(503, (5, 5, 1), "Sender already specified; send RSET first"));
+            return self.error(reply(
+                503,
+                (5, 5, 1),
+                "Sender already specified; send RSET first",
+            ));
         }
         if !self.esmtp && params != MailParams::default() {
             return self.error(reply(555, (5, 5, 4), "MAIL parameters need EHLO, not HELO"));
         }
         if params.requiretls && self.tls.is_none() {
-            return self.error(reply(530, (5, 7, 10), "REQUIRETLS needs a TLS session; issue STARTTLS first"));
+            return self.error(reply(
+                530,
+                (5, 7, 10),
+                "REQUIRETLS needs a TLS session; issue STARTTLS first",
+            ));
         }
         if from.is_utf8() && !params.smtputf8 {
-            return self.error(reply(553, (5, 6, 7), "Non-ASCII sender address needs the SMTPUTF8 parameter"));
+            return self.error(reply(
+                553,
+                (5, 6, 7),
+                "Non-ASCII sender address needs the SMTPUTF8 parameter",
+            ));
         }
-        if params.size.is_some_and(|s| s > self.config.max_message_size) {
-            return self.send(&reply(552, (5, 3, 4), "Message size exceeds fixed maximum message size"));
+        if params
+            .size
+            .is_some_and(|s| s > self.config.max_message_size)
+        {
+            return self.send(&reply(
+                552,
+                (5, 3, 4),
+                "Message size exceeds fixed maximum message size",
+            ));
         }
         self.pending = Some(Pending::Mail(from.clone(), params.clone()));
         self.events.push_back(ServerEvent::Mail { from, params });
@@ -563,7 +611,11 @@ impl ServerSession {
             return self.error(reply(503, (5, 5, 1), "Need MAIL before RCPT"));
         };
         if to.is_utf8() && !tx.params.smtputf8 {
-            return self.error(reply(553, (5, 6, 7), "Non-ASCII recipient address needs SMTPUTF8 in MAIL FROM"));
+            return self.error(reply(
+                553,
+                (5, 6, 7),
+                "Non-ASCII recipient address needs SMTPUTF8 in MAIL FROM",
+            ));
         }
         if tx.to.len() >= self.config.max_recipients {
             return self.send(&reply(452, (4, 5, 3), "Too many recipients"));
@@ -580,7 +632,11 @@ impl ServerSession {
             return self.error(reply(503, (5, 5, 1), "TLS already active"));
         }
         if self.transaction.is_some() {
-            return self.error(reply(503, (5, 5, 1), "STARTTLS not allowed during a mail transaction"));
+            return self.error(reply(
+                503,
+                (5, 5, 1),
+                "STARTTLS not allowed during a mail transaction",
+            ));
         }
         self.send(&reply(220, (2, 0, 0), "Ready to start TLS"));
         self.mode = Mode::AwaitingTls;
@@ -610,7 +666,11 @@ impl ServerSession {
                 (5, 6, 0),
                 "Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)",
             )),
-            Some(DataFault::TooBig) => Some(reply(552, (5, 3, 4), "Message size exceeds fixed maximum message size")),
+            Some(DataFault::TooBig) => Some(reply(
+                552,
+                (5, 3, 4),
+                "Message size exceeds fixed maximum message size",
+            )),
             None if rx.has_8bit() && !tx.params.allows_8bit() => Some(reply(
                 554,
                 (5, 6, 1),

@@ -27,14 +27,23 @@ fn tls_info() -> TlsInfo {
 fn run_with(s: &mut ServerSession, input: &[u8], bytewise: bool) -> (String, Vec<ServerEvent>) {
     let mut out = Vec::new();
     let mut events = Vec::new();
-    let chunks: Vec<&[u8]> = if bytewise { input.chunks(1).collect() } else { vec![input] };
+    let chunks: Vec<&[u8]> = if bytewise {
+        input.chunks(1).collect()
+    } else {
+        vec![input]
+    };
     let drain = |s: &mut ServerSession, out: &mut Vec<u8>, events: &mut Vec<ServerEvent>| loop {
         if let Some(o) = s.poll_transmit() {
             out.extend_from_slice(&o);
         }
         match s.poll_event() {
             Some(ev) => {
-                if matches!(ev, ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } | ServerEvent::Message { .. }) {
+                if matches!(
+                    ev,
+                    ServerEvent::Mail { .. }
+                        | ServerEvent::Rcpt { .. }
+                        | ServerEvent::Message { .. }
+                ) {
                     s.accept().unwrap();
                 }
                 events.push(ev);
@@ -57,7 +66,12 @@ fn run_with(s: &mut ServerSession, input: &[u8], bytewise: bool) -> (String, Vec
 fn run(mode: TlsMode, input: &[u8]) -> (String, Vec<ServerEvent>) {
     let whole = run_with(&mut ServerSession::new(config(mode), t0()), input, false);
     let bytes = run_with(&mut ServerSession::new(config(mode), t0()), input, true);
-    assert_eq!(whole, bytes, "byte-by-byte run differs for {:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        whole,
+        bytes,
+        "byte-by-byte run differs for {:?}",
+        String::from_utf8_lossy(input)
+    );
     whole
 }
 
@@ -86,30 +100,60 @@ fn full_transaction_with_dot_unstuffing() {
     input.extend_from_slice(TX);
     input.extend_from_slice(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n");
     let (out, events) = run(TlsMode::Off, &input);
-    assert_eq!(codes(&out), ["220", "250", "250", "250", "354", "250", "221"]);
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "250", "250", "354", "250", "221"]
+    );
     assert!(out.contains("250 2.0.0 Message accepted"), "{out}");
-    assert_eq!(messages(&events), [b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()]);
-    let ServerEvent::Message { envelope, .. } = &events[2] else { panic!("{events:?}") };
+    assert_eq!(
+        messages(&events),
+        [b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()]
+    );
+    let ServerEvent::Message { envelope, .. } = &events[2] else {
+        panic!("{events:?}")
+    };
     assert_eq!(envelope.from.to_string(), "<a@client.test>");
     assert_eq!(envelope.to[0].to_string(), "<b@mx.test>");
-    assert!(matches!(events.last(), Some(ServerEvent::Closed(SessionEnd { reason: CloseReason::Quit, messages_accepted: 1, .. }))));
+    assert!(matches!(
+        events.last(),
+        Some(ServerEvent::Closed(SessionEnd {
+            reason: CloseReason::Quit,
+            messages_accepted: 1,
+            ..
+        }))
+    ));
 }
 
 #[test]
 fn ehlo_offers_starttls_only_when_enabled_and_requiretls_only_after_tls() {
     let (off, _) = run(TlsMode::Off, b"EHLO c.test\r\n");
-    for ext in ["PIPELINING", "SIZE 10000", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8"] {
+    for ext in [
+        "PIPELINING",
+        "SIZE 10000",
+        "8BITMIME",
+        "ENHANCEDSTATUSCODES",
+        "SMTPUTF8",
+    ] {
         assert!(off.contains(ext), "{ext} missing: {off}");
     }
-    assert!(!off.contains("STARTTLS") && !off.contains("REQUIRETLS"), "{off}");
+    assert!(
+        !off.contains("STARTTLS") && !off.contains("REQUIRETLS"),
+        "{off}"
+    );
     let (pref, _) = run(TlsMode::Preferred, b"EHLO c.test\r\n");
-    assert!(pref.contains("250 STARTTLS\r\n") && !pref.contains("REQUIRETLS"), "{pref}");
+    assert!(
+        pref.contains("250 STARTTLS\r\n") && !pref.contains("REQUIRETLS"),
+        "{pref}"
+    );
 
     let mut s = ServerSession::new(config(TlsMode::Preferred), t0());
     run_with(&mut s, b"STARTTLS\r\n", false);
     s.handle_tls_established(t0(), tls_info()).unwrap();
     let (after, _) = run_with(&mut s, b"EHLO c.test\r\n", false);
-    assert!(after.contains("250 REQUIRETLS\r\n") && !after.contains("STARTTLS"), "{after}");
+    assert!(
+        after.contains("250 REQUIRETLS\r\n") && !after.contains("STARTTLS"),
+        "{after}"
+    );
 }
 
 #[test]
@@ -123,15 +167,27 @@ fn required_mode_refuses_every_command_but_ehlo_noop_starttls_quit() {
         "VRFY postmaster",
         "HELP",
     ] {
-        let (out, events) = run(TlsMode::Required, format!("EHLO c.test\r\n{cmd}\r\n").as_bytes());
-        assert!(out.ends_with("530 5.7.0 Must issue a STARTTLS command first\r\n"), "{cmd}: {out}");
-        assert!(!events.iter().any(|e| matches!(e, ServerEvent::Mail { .. })), "{cmd}");
+        let (out, events) = run(
+            TlsMode::Required,
+            format!("EHLO c.test\r\n{cmd}\r\n").as_bytes(),
+        );
+        assert!(
+            out.ends_with("530 5.7.0 Must issue a STARTTLS command first\r\n"),
+            "{cmd}: {out}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, ServerEvent::Mail { .. })),
+            "{cmd}"
+        );
     }
     let (out, _) = run(TlsMode::Required, b"NOOP\r\nEHLO c.test\r\nQUIT\r\n");
     assert_eq!(codes(&out), ["220", "250", "250", "221"]);
 
     // The mail log can say "client never started TLS".
-    let (_, events) = run(TlsMode::Required, b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nQUIT\r\n");
+    let (_, events) = run(
+        TlsMode::Required,
+        b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nQUIT\r\n",
+    );
     assert_eq!(
         events.last(),
         Some(&ServerEvent::Closed(SessionEnd {
@@ -168,8 +224,14 @@ fn starttls_twice_is_refused_and_not_offered_when_off() {
 
     let (out, _) = run(TlsMode::Off, b"EHLO c.test\r\nSTARTTLS\r\n");
     assert!(out.ends_with("502 5.5.1 STARTTLS not offered\r\n"), "{out}");
-    let (out, _) = run(TlsMode::Preferred, b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nSTARTTLS\r\n");
-    assert!(out.ends_with("503 5.5.1 STARTTLS not allowed during a mail transaction\r\n"), "{out}");
+    let (out, _) = run(
+        TlsMode::Preferred,
+        b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nSTARTTLS\r\n",
+    );
+    assert!(
+        out.ends_with("503 5.5.1 STARTTLS not allowed during a mail transaction\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -196,7 +258,11 @@ fn plaintext_pipelined_behind_starttls_never_reaches_the_tls_session() {
         // The session is back before EHLO: nothing injected survived.
         assert_eq!(s.helo(), None);
         assert_eq!(s.envelope(), None);
-        let (out, events) = run_with(&mut s, b"RCPT TO:<victim@mx.test>\r\nMAIL FROM:<a@c.test>\r\n", false);
+        let (out, events) = run_with(
+            &mut s,
+            b"RCPT TO:<victim@mx.test>\r\nMAIL FROM:<a@c.test>\r\n",
+            false,
+        );
         assert_eq!(codes(&out), ["503", "503"], "{out}");
         assert!(events.is_empty());
     }
@@ -210,17 +276,34 @@ fn no_injection_event_without_pipelined_bytes() {
 
 #[test]
 fn smuggling_variants_are_refused_and_smuggled_commands_never_run() {
-    for variant in [&b"\n.\n"[..], b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\n.\r\r\n"] {
+    for variant in [
+        &b"\n.\n"[..],
+        b"\r.\r",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r\n",
+        b"\n.\r\r\n",
+    ] {
         let mut input = b"EHLO c.test\r\n".to_vec();
         input.extend_from_slice(TX);
         input.extend_from_slice(b"Subject: first\r\n\r\nbody");
         input.extend_from_slice(variant);
         input.extend_from_slice(b"MAIL FROM:<admin@bank.test>\r\nRCPT TO:<victim@mx.test>\r\nDATA\r\nsmuggled\r\n.\r\nNOOP\r\n");
         let (out, events) = run(TlsMode::Off, &input);
-        assert_eq!(codes(&out), ["220", "250", "250", "250", "354", "554", "250"], "{variant:?}: {out}");
-        assert!(out.contains("554 5.6.0 Message refused: bare CR or LF"), "{out}");
+        assert_eq!(
+            codes(&out),
+            ["220", "250", "250", "250", "354", "554", "250"],
+            "{variant:?}: {out}"
+        );
+        assert!(
+            out.contains("554 5.6.0 Message refused: bare CR or LF"),
+            "{out}"
+        );
         assert!(messages(&events).is_empty(), "{variant:?}");
-        let mails = events.iter().filter(|e| matches!(e, ServerEvent::Mail { .. })).count();
+        let mails = events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::Mail { .. }))
+            .count();
         assert_eq!(mails, 1, "{variant:?}: smuggled MAIL was executed");
     }
 }
@@ -246,32 +329,58 @@ fn over_long_lines_are_refused_and_the_session_recovers() {
     input.extend(std::iter::repeat_n(b'y', 1200));
     input.extend_from_slice(b"\r\n.\r\n");
     let (out, events) = run(TlsMode::Off, &input);
-    assert!(out.ends_with("554 5.6.0 Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)\r\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "554 5.6.0 Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)\r\n"
+        ),
+        "{out}"
+    );
     assert!(messages(&events).is_empty());
 }
 
 #[test]
 fn eight_bit_data_needs_8bitmime_or_smtputf8() {
     let body = "Subject: caf\u{e9}\r\n\r\n\u{e9}t\u{e9}\r\n.\r\n";
-    let plain = format!("EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n{body}");
+    let plain =
+        format!("EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n{body}");
     let (out, events) = run(TlsMode::Off, plain.as_bytes());
-    assert!(out.ends_with("554 5.6.1 Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)\r\n"), "{out}");
+    assert!(
+        out.ends_with("554 5.6.1 Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)\r\n"),
+        "{out}"
+    );
     assert!(messages(&events).is_empty());
     for param in ["BODY=8BITMIME", "SMTPUTF8"] {
-        let ok = format!("EHLO c.test\r\nMAIL FROM:<a@c.test> {param}\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n{body}");
+        let ok = format!(
+            "EHLO c.test\r\nMAIL FROM:<a@c.test> {param}\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n{body}"
+        );
         let (out, events) = run(TlsMode::Off, ok.as_bytes());
-        assert!(out.ends_with("250 2.0.0 Message accepted for delivery\r\n"), "{param}: {out}");
+        assert!(
+            out.ends_with("250 2.0.0 Message accepted for delivery\r\n"),
+            "{param}: {out}"
+        );
         assert_eq!(messages(&events).len(), 1);
     }
 }
 
 #[test]
 fn smtputf8_addresses_need_the_smtputf8_parameter() {
-    let (out, events) = run(TlsMode::Off, "EHLO c.test\r\nMAIL FROM:<jösé@bücher.test>\r\n".as_bytes());
-    assert!(out.ends_with("553 5.6.7 Non-ASCII sender address needs the SMTPUTF8 parameter\r\n"), "{out}");
+    let (out, events) = run(
+        TlsMode::Off,
+        "EHLO c.test\r\nMAIL FROM:<jösé@bücher.test>\r\n".as_bytes(),
+    );
+    assert!(
+        out.ends_with("553 5.6.7 Non-ASCII sender address needs the SMTPUTF8 parameter\r\n"),
+        "{out}"
+    );
     assert!(events.is_empty());
-    let (out, _) = run(TlsMode::Off, "EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<δοκιμή@παράδειγμα.test>\r\n".as_bytes());
-    assert!(out.ends_with("553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 in MAIL FROM\r\n"), "{out}");
+    let (out, _) = run(
+        TlsMode::Off,
+        "EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<δοκιμή@παράδειγμα.test>\r\n".as_bytes(),
+    );
+    assert!(
+        out.ends_with("553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 in MAIL FROM\r\n"),
+        "{out}"
+    );
     let (out, events) = run(
         TlsMode::Off,
         "EHLO c.test\r\nMAIL FROM:<jösé@bücher.test> SMTPUTF8\r\nRCPT TO:<δοκιμή@παράδειγμα.test>\r\n".as_bytes(),
@@ -283,20 +392,57 @@ fn smtputf8_addresses_need_the_smtputf8_parameter() {
 #[test]
 fn sequence_errors() {
     let (out, _) = run(TlsMode::Off, b"MAIL FROM:<a@c.test>\r\n");
-    assert!(out.ends_with("503 5.5.1 Send EHLO or HELO first\r\n"), "{out}");
-    let (out, _) = run(TlsMode::Off, b"EHLO c.test\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n");
+    assert!(
+        out.ends_with("503 5.5.1 Send EHLO or HELO first\r\n"),
+        "{out}"
+    );
+    let (out, _) = run(
+        TlsMode::Off,
+        b"EHLO c.test\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n",
+    );
     assert_eq!(codes(&out), ["220", "250", "503", "503"]);
-    let (out, _) = run(TlsMode::Off, b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nMAIL FROM:<a@c.test>\r\nDATA\r\n");
+    let (out, _) = run(
+        TlsMode::Off,
+        b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nMAIL FROM:<a@c.test>\r\nDATA\r\n",
+    );
     assert_eq!(codes(&out), ["220", "250", "250", "503", "554"]);
-    let (out, _) = run(TlsMode::Off, b"HELO c.test\r\nMAIL FROM:<a@c.test> SIZE=10\r\n");
-    assert!(out.ends_with("555 5.5.4 MAIL parameters need EHLO, not HELO\r\n"), "{out}");
-    let (out, _) = run(TlsMode::Off, b"EHLO c.test\r\nMAIL FROM:<a@c.test> SIZE=99999999\r\n");
-    assert!(out.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"), "{out}");
-    let (out, _) = run(TlsMode::Preferred, b"EHLO c.test\r\nMAIL FROM:<a@c.test> REQUIRETLS\r\n");
-    assert!(out.contains("530 5.7.10 REQUIRETLS needs a TLS session"), "{out}");
-    let (out, _) = run(TlsMode::Off, b"VRFY bob\r\nHELP\r\nRSET\r\nNOOP x\r\nEXPN staff\r\nEHLO c.test\nNOOP\r\n");
-    assert_eq!(codes(&out), ["220", "252", "214", "250", "250", "500", "500", "250"], "{out}");
-    assert!(out.contains("500 5.5.2 Command line must end with CRLF"), "{out}");
+    let (out, _) = run(
+        TlsMode::Off,
+        b"HELO c.test\r\nMAIL FROM:<a@c.test> SIZE=10\r\n",
+    );
+    assert!(
+        out.ends_with("555 5.5.4 MAIL parameters need EHLO, not HELO\r\n"),
+        "{out}"
+    );
+    let (out, _) = run(
+        TlsMode::Off,
+        b"EHLO c.test\r\nMAIL FROM:<a@c.test> SIZE=99999999\r\n",
+    );
+    assert!(
+        out.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"),
+        "{out}"
+    );
+    let (out, _) = run(
+        TlsMode::Preferred,
+        b"EHLO c.test\r\nMAIL FROM:<a@c.test> REQUIRETLS\r\n",
+    );
+    assert!(
+        out.contains("530 5.7.10 REQUIRETLS needs a TLS session"),
+        "{out}"
+    );
+    let (out, _) = run(
+        TlsMode::Off,
+        b"VRFY bob\r\nHELP\r\nRSET\r\nNOOP x\r\nEXPN staff\r\nEHLO c.test\nNOOP\r\n",
+    );
+    assert_eq!(
+        codes(&out),
+        ["220", "252", "214", "250", "250", "500", "500", "250"],
+        "{out}"
+    );
+    assert!(
+        out.contains("500 5.5.2 Command line must end with CRLF"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -309,16 +455,33 @@ fn message_too_big_is_refused_after_the_terminator() {
     }
     input.extend_from_slice(b".\r\nNOOP\r\n");
     let (out, _) = run(TlsMode::Off, &input);
-    assert_eq!(codes(&out), ["220", "250", "250", "250", "354", "552", "250"], "{out}");
+    assert_eq!(
+        codes(&out),
+        ["220", "250", "250", "250", "354", "552", "250"],
+        "{out}"
+    );
 }
 
 #[test]
 fn too_many_errors_disconnects() {
     let input = "BOGUS\r\n".repeat(12);
     let (out, events) = run(TlsMode::Off, input.as_bytes());
-    assert_eq!(codes(&out).iter().filter(|c| **c == "500").count(), 9, "{out}");
-    assert!(out.ends_with("421 4.7.0 mx.test Too many errors, closing connection\r\n"), "{out}");
-    assert!(matches!(events.last(), Some(ServerEvent::Closed(SessionEnd { reason: CloseReason::TooManyErrors, .. }))));
+    assert_eq!(
+        codes(&out).iter().filter(|c| **c == "500").count(),
+        9,
+        "{out}"
+    );
+    assert!(
+        out.ends_with("421 4.7.0 mx.test Too many errors, closing connection\r\n"),
+        "{out}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(ServerEvent::Closed(SessionEnd {
+            reason: CloseReason::TooManyErrors,
+            ..
+        }))
+    ));
 }
 
 #[test]
@@ -329,21 +492,37 @@ fn embedder_decides_mail_rcpt_and_message() {
         .unwrap();
     assert!(s.is_decision_pending() && !s.wants_input());
     assert!(matches!(s.poll_event(), Some(ServerEvent::Mail { .. })));
-    assert_eq!(s.poll_event(), None, "no input is processed while a decision is pending");
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "no input is processed while a decision is pending"
+    );
     s.accept().unwrap();
-    assert!(matches!(s.poll_event(), Some(ServerEvent::Rcpt { to }) if to.to_string() == "<x@mx.test>"));
+    assert!(
+        matches!(s.poll_event(), Some(ServerEvent::Rcpt { to }) if to.to_string() == "<x@mx.test>")
+    );
     assert_eq!(s.envelope().unwrap().from.to_string(), "<a@c.test>");
-    assert!(matches!(s.reject(Reply::new(250, "", "ok").unwrap()), Err(Error::InvalidDecision(_))));
-    s.reject(Reply::new(550, "5.1.1", "No such user").unwrap()).unwrap();
+    assert!(matches!(
+        s.reject(Reply::new(250, "", "ok").unwrap()),
+        Err(Error::InvalidDecision(_))
+    ));
+    s.reject(Reply::new(550, "5.1.1", "No such user").unwrap())
+        .unwrap();
     assert!(matches!(s.poll_event(), Some(ServerEvent::Rcpt { .. })));
     s.accept().unwrap();
-    let Some(ServerEvent::Message { envelope, body }) = s.poll_event() else { panic!() };
+    let Some(ServerEvent::Message { envelope, body }) = s.poll_event() else {
+        panic!()
+    };
     assert_eq!(envelope.to.len(), 1);
     assert_eq!(body, b"hi\r\n");
-    s.accept_with(Reply::new(250, "2.0.0", "Queued as 1A2B").unwrap()).unwrap();
+    s.accept_with(Reply::new(250, "2.0.0", "Queued as 1A2B").unwrap())
+        .unwrap();
     let out = String::from_utf8(s.poll_transmit().unwrap()).unwrap();
     assert!(out.contains("550 5.1.1 No such user\r\n"), "{out}");
-    assert!(out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Queued as 1A2B\r\n"), "{out}");
+    assert!(
+        out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Queued as 1A2B\r\n"),
+        "{out}"
+    );
     assert_eq!(s.accept(), Err(Error::NoDecisionPending));
 }
 
@@ -356,13 +535,28 @@ fn timeout_eof_and_sticky_close() {
     assert!(!s.is_closed());
     s.handle_timeout(deadline);
     let out = String::from_utf8(s.poll_transmit().unwrap()).unwrap();
-    assert!(out.ends_with("421 4.4.2 mx.test Timeout, closing connection\r\n"), "{out}");
-    assert!(matches!(s.poll_event(), Some(ServerEvent::Closed(SessionEnd { reason: CloseReason::Timeout, .. }))));
+    assert!(
+        out.ends_with("421 4.4.2 mx.test Timeout, closing connection\r\n"),
+        "{out}"
+    );
+    assert!(matches!(
+        s.poll_event(),
+        Some(ServerEvent::Closed(SessionEnd {
+            reason: CloseReason::Timeout,
+            ..
+        }))
+    ));
     assert_eq!(s.handle_input(now, b"NOOP\r\n"), Err(Error::Closed));
     assert_eq!(s.accept(), Err(Error::Closed));
     assert_eq!(s.poll_timeout(), None);
 
     let mut s = ServerSession::new(config(TlsMode::Off), now);
     s.handle_eof();
-    assert!(matches!(s.poll_event(), Some(ServerEvent::Closed(SessionEnd { reason: CloseReason::PeerClosed, .. }))));
+    assert!(matches!(
+        s.poll_event(),
+        Some(ServerEvent::Closed(SessionEnd {
+            reason: CloseReason::PeerClosed,
+            ..
+        }))
+    ));
 }

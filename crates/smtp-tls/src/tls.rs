@@ -75,9 +75,15 @@ impl fmt::Display for TlsOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotAttempted => f.write_str("TLS was not attempted"),
-            Self::NoEsmtp => f.write_str("the server does not speak ESMTP (EHLO refused), so STARTTLS is impossible"),
+            Self::NoEsmtp => f.write_str(
+                "the server does not speak ESMTP (EHLO refused), so STARTTLS is impossible",
+            ),
             Self::StartTlsNotOffered => f.write_str("the server does not advertise STARTTLS"),
-            Self::StartTlsRefused(r) => write!(f, "the server answered STARTTLS with {}", r.to_string().trim_end()),
+            Self::StartTlsRefused(r) => write!(
+                f,
+                "the server answered STARTTLS with {}",
+                r.to_string().trim_end()
+            ),
             Self::HandshakeFailed(e) => write!(f, "the TLS handshake failed: {e}"),
             Self::Established(info) => write!(f, "TLS established: {info}"),
         }

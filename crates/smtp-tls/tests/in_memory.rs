@@ -56,7 +56,9 @@ impl Pair {
             while let Some(ev) = self.server.poll_event() {
                 moved = true;
                 match ev {
-                    ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } => self.server.accept().unwrap(),
+                    ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } => {
+                        self.server.accept().unwrap()
+                    }
                     ServerEvent::Message { envelope, body } => {
                         self.received.push((envelope, body));
                         self.server.accept().unwrap();
@@ -89,7 +91,10 @@ fn envelope() -> Envelope {
     Envelope {
         from: ReversePath::parse("<sender@client.test>").unwrap(),
         params: MailParams::default(),
-        to: vec![ForwardPath::parse("<rcpt@mx.test>").unwrap(), ForwardPath::parse("<postmaster>").unwrap()],
+        to: vec![
+            ForwardPath::parse("<rcpt@mx.test>").unwrap(),
+            ForwardPath::parse("<postmaster>").unwrap(),
+        ],
     }
 }
 
@@ -115,7 +120,9 @@ fn client_and_server_exchange_a_message_over_starttls() {
     assert!(p.client.capabilities().unwrap().requiretls);
     let mut env = envelope();
     env.params.requiretls = true;
-    p.client.send_message(env, b"Subject: hi\n\n.hidden dot\n").unwrap();
+    p.client
+        .send_message(env, b"Subject: hi\n\n.hidden dot\n")
+        .unwrap();
     p.pump();
     assert!(expect_done(&p).is_accepted());
     assert_eq!(p.received.len(), 1);

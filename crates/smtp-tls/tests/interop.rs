@@ -16,26 +16,45 @@ use common::*;
 use portcullis_smtp_tls::*;
 
 fn find_tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
     if found.is_none() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{name} is not installed; scripts/install-test-deps.sh must install it in CI");
         }
-        eprintln!("\n*** SKIPPING interop test: `{name}` is not installed (run scripts/install-test-deps.sh) ***\n");
+        eprintln!(
+            "\n*** SKIPPING interop test: `{name}` is not installed (run scripts/install-test-deps.sh) ***\n"
+        );
     }
     found
 }
 
 async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
 
 fn swaks(addr: std::net::SocketAddr, tls: bool) -> Option<Command> {
     let mut cmd = Command::new(find_tool("swaks")?);
     cmd.args(["--server", "127.0.0.1", "--port", &addr.port().to_string()])
-        .args(["--from", "sender@client.test", "--to", "rcpt@mx.test", "--helo", "client.test"])
-        .args(["--header", "Subject: interop via swaks", "--body", "hello from swaks"])
+        .args([
+            "--from",
+            "sender@client.test",
+            "--to",
+            "rcpt@mx.test",
+            "--helo",
+            "client.test",
+        ])
+        .args([
+            "--header",
+            "Subject: interop via swaks",
+            "--body",
+            "hello from swaks",
+        ])
         .args(["--timeout", "30"]);
     if tls {
         cmd.arg("--tls");
@@ -47,7 +66,10 @@ fn assert_received_swaks(got: &Received) {
     assert_eq!(got.messages.len(), 1, "{got:?}");
     let (env, body) = &got.messages[0];
     assert_eq!(env.from.to_string(), "<sender@client.test>");
-    assert_eq!(env.to.iter().map(ToString::to_string).collect::<Vec<_>>(), ["<rcpt@mx.test>"]);
+    assert_eq!(
+        env.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["<rcpt@mx.test>"]
+    );
     let body = String::from_utf8_lossy(body);
     assert!(body.contains("Subject: interop via swaks\r\n"), "{body}");
     assert!(body.contains("\r\n\r\nhello from swaks\r\n"), "{body}");
@@ -57,9 +79,15 @@ fn assert_received_swaks(got: &Received) {
 async fn swaks_plaintext_to_a_preferred_server() {
     let pki = Pki::new();
     let (addr, server) = serve_one(TlsMode::Preferred, &pki).await;
-    let Some(cmd) = swaks(addr, false) else { return };
+    let Some(cmd) = swaks(addr, false) else {
+        return;
+    };
     let out = run(cmd).await;
-    assert!(out.status.success(), "swaks failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "swaks failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let got = server.await.unwrap();
     assert_received_swaks(&got);
     assert!(got.tls.is_none());
@@ -73,7 +101,10 @@ async fn swaks_starttls_to_a_required_server() {
     let out = run(cmd).await;
     let transcript = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "swaks failed: {transcript}");
-    assert!(transcript.contains("<-  220 2.0.0 Ready to start TLS"), "{transcript}");
+    assert!(
+        transcript.contains("<-  220 2.0.0 Ready to start TLS"),
+        "{transcript}"
+    );
     let got = server.await.unwrap();
     assert_received_swaks(&got);
     let tls = got.tls.expect("the server saw TLS");
@@ -84,11 +115,16 @@ async fn swaks_starttls_to_a_required_server() {
 async fn swaks_without_tls_is_refused_by_a_required_server() {
     let pki = Pki::new();
     let (addr, server) = serve_one(TlsMode::Required, &pki).await;
-    let Some(cmd) = swaks(addr, false) else { return };
+    let Some(cmd) = swaks(addr, false) else {
+        return;
+    };
     let out = run(cmd).await;
     let transcript = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{transcript}");
-    assert!(transcript.contains("530 5.7.0 Must issue a STARTTLS command first"), "{transcript}");
+    assert!(
+        transcript.contains("530 5.7.0 Must issue a STARTTLS command first"),
+        "{transcript}"
+    );
     let got = server.await.unwrap();
     assert!(got.messages.is_empty());
     let end = got.end.unwrap();
@@ -113,7 +149,12 @@ print("cipher", s.sock.cipher())
 s.quit()
 "#;
 
-async fn python_starttls(sender: &str, rcpts: &[&str], body: &str, utf8: bool) -> Option<(Received, String)> {
+async fn python_starttls(
+    sender: &str,
+    rcpts: &[&str],
+    body: &str,
+    utf8: bool,
+) -> Option<(Received, String)> {
     let pki = Pki::new();
     let dir = tempfile::tempdir().unwrap();
     let cafile = dir.path().join("ca.pem");
@@ -125,14 +166,25 @@ async fn python_starttls(sender: &str, rcpts: &[&str], body: &str, utf8: bool) -
         .args([sender, &rcpts.join(","), body, if utf8 { "1" } else { "0" }]);
     let out = run(cmd).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "python smtplib failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python smtplib failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some((server.await.unwrap(), stdout))
 }
 
 #[tokio::test]
 async fn python_smtplib_starttls_with_verified_certificate() {
     let body = "Subject: interop via smtplib\r\n\r\n.starts with a dot\r\nbye\r\n";
-    let Some((got, stdout)) = python_starttls("sender@client.test", &["a@mx.test", "b@mx.test"], body, false).await else {
+    let Some((got, stdout)) = python_starttls(
+        "sender@client.test",
+        &["a@mx.test", "b@mx.test"],
+        body,
+        false,
+    )
+    .await
+    else {
         return;
     };
     assert!(stdout.contains("TLSv1."), "{stdout}");
@@ -140,14 +192,23 @@ async fn python_smtplib_starttls_with_verified_certificate() {
     assert_eq!(got.messages.len(), 1);
     let (env, received) = &got.messages[0];
     assert_eq!(env.to.len(), 2);
-    assert_eq!(String::from_utf8_lossy(received), body, "dot-stuffing by smtplib, unstuffing by us");
-    assert!(stdout.contains(tls.cipher.trim_start_matches("TLS13_")), "python cipher {stdout} vs ours {tls}");
+    assert_eq!(
+        String::from_utf8_lossy(received),
+        body,
+        "dot-stuffing by smtplib, unstuffing by us"
+    );
+    assert!(
+        stdout.contains(tls.cipher.trim_start_matches("TLS13_")),
+        "python cipher {stdout} vs ours {tls}"
+    );
 }
 
 #[tokio::test]
 async fn python_smtplib_smtputf8_and_8bit_body() {
     let body = "Subject: caf\u{e9}\r\n\r\n\u{3053}\u{3093}\u{306b}\u{3061}\u{306f}\r\n";
-    let Some((got, _)) = python_starttls("jösé@bücher.test", &["δοκιμή@παράδειγμα.test"], body, true).await else {
+    let Some((got, _)) =
+        python_starttls("jösé@bücher.test", &["δοκιμή@παράδειγμα.test"], body, true).await
+    else {
         return;
     };
     let (env, received) = &got.messages[0];

@@ -33,13 +33,22 @@ async fn cell(mode: TlsMode, requirement: TlsRequirement, expected: Expected) {
     match expected {
         Expected::Tls => {
             let d = result.unwrap_or_else(|e| panic!("{cell}: {e}"));
-            let TlsOutcome::Established(info) = &d.tls else { panic!("{cell}: {:?}", d.tls) };
+            let TlsOutcome::Established(info) = &d.tls else {
+                panic!("{cell}: {:?}", d.tls)
+            };
             assert!(info.protocol.starts_with("TLSv1_"), "{cell}: {info}");
-            assert_eq!(info.peer_certificates, [pki.cert.clone()], "{cell}: the client sees the server's chain");
+            assert_eq!(
+                info.peer_certificates,
+                std::slice::from_ref(&pki.cert),
+                "{cell}: the client sees the server's chain"
+            );
             assert!(d.result.is_accepted(), "{cell}");
             assert_eq!(got.messages.len(), 1, "{cell}");
             assert_eq!(got.messages[0].1, body, "{cell}");
-            let server_tls = got.tls.as_ref().unwrap_or_else(|| panic!("{cell}: server saw no TLS"));
+            let server_tls = got
+                .tls
+                .as_ref()
+                .unwrap_or_else(|| panic!("{cell}: server saw no TLS"));
             assert_eq!(server_tls.protocol, info.protocol, "{cell}");
             assert_eq!(server_tls.cipher, info.cipher, "{cell}");
         }
@@ -52,8 +61,15 @@ async fn cell(mode: TlsMode, requirement: TlsRequirement, expected: Expected) {
         }
         Expected::ClientRefuses => {
             let err = result.expect_err(&cell);
-            assert_eq!(err, Error::TlsRequired(TlsOutcome::StartTlsNotOffered), "{cell}");
-            assert!(err.to_string().contains("does not advertise STARTTLS"), "{err}");
+            assert_eq!(
+                err,
+                Error::TlsRequired(TlsOutcome::StartTlsNotOffered),
+                "{cell}"
+            );
+            assert!(
+                err.to_string().contains("does not advertise STARTTLS"),
+                "{err}"
+            );
             assert!(got.messages.is_empty(), "{cell}");
             assert_eq!(got.end.unwrap().reason, CloseReason::Quit, "{cell}");
         }
@@ -61,11 +77,17 @@ async fn cell(mode: TlsMode, requirement: TlsRequirement, expected: Expected) {
             let d = result.unwrap_or_else(|e| panic!("{cell}: {e}"));
             assert_eq!(d.tls, TlsOutcome::NotAttempted, "{cell}");
             assert_eq!(d.result.mail.code(), 530, "{cell}");
-            assert_eq!(d.result.mail.enhanced().map(|e| e.to_string()).as_deref(), Some("5.7.0"));
+            assert_eq!(
+                d.result.mail.enhanced().map(|e| e.to_string()).as_deref(),
+                Some("5.7.0")
+            );
             assert!(!d.result.is_accepted(), "{cell}");
             assert!(got.messages.is_empty(), "{cell}");
             let end = got.end.unwrap();
-            assert!(end.refused_without_tls >= 1 && end.messages_accepted == 0, "{cell}: {end:?}");
+            assert!(
+                end.refused_without_tls >= 1 && end.messages_accepted == 0,
+                "{cell}: {end:?}"
+            );
         }
     }
 }
@@ -79,23 +101,48 @@ fn not_attempted(o: &TlsOutcome) -> bool {
 
 #[tokio::test]
 async fn server_off() {
-    cell(TlsMode::Off, TlsRequirement::Required, Expected::ClientRefuses).await;
-    cell(TlsMode::Off, TlsRequirement::Preferred, Expected::Clear(not_offered)).await;
-    cell(TlsMode::Off, TlsRequirement::None, Expected::Clear(not_offered)).await;
+    cell(
+        TlsMode::Off,
+        TlsRequirement::Required,
+        Expected::ClientRefuses,
+    )
+    .await;
+    cell(
+        TlsMode::Off,
+        TlsRequirement::Preferred,
+        Expected::Clear(not_offered),
+    )
+    .await;
+    cell(
+        TlsMode::Off,
+        TlsRequirement::None,
+        Expected::Clear(not_offered),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn server_preferred() {
     cell(TlsMode::Preferred, TlsRequirement::Required, Expected::Tls).await;
     cell(TlsMode::Preferred, TlsRequirement::Preferred, Expected::Tls).await;
-    cell(TlsMode::Preferred, TlsRequirement::None, Expected::Clear(not_attempted)).await;
+    cell(
+        TlsMode::Preferred,
+        TlsRequirement::None,
+        Expected::Clear(not_attempted),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn server_required() {
     cell(TlsMode::Required, TlsRequirement::Required, Expected::Tls).await;
     cell(TlsMode::Required, TlsRequirement::Preferred, Expected::Tls).await;
-    cell(TlsMode::Required, TlsRequirement::None, Expected::ServerRefuses).await;
+    cell(
+        TlsMode::Required,
+        TlsRequirement::None,
+        Expected::ServerRefuses,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -104,12 +151,20 @@ async fn untrusted_certificate_is_a_typed_handshake_failure() {
     let other = Pki::new();
     let (addr, server) = serve_one(TlsMode::Required, &pki).await;
     let conn = client(addr, other.connector()).await;
-    let err = deliver(conn, TlsRequirement::Required, envelope(), b"x\r\n").await.unwrap_err();
-    let Error::TlsRequired(TlsOutcome::HandshakeFailed(why)) = &err else { panic!("{err:?}") };
+    let err = deliver(conn, TlsRequirement::Required, envelope(), b"x\r\n")
+        .await
+        .unwrap_err();
+    let Error::TlsRequired(TlsOutcome::HandshakeFailed(why)) = &err else {
+        panic!("{err:?}")
+    };
     assert!(why.contains("certificate"), "{why}");
     let got = server.await.unwrap();
     assert!(got.messages.is_empty());
-    assert!(matches!(got.error, Some(Error::Handshake(_))), "{:?}", got.error);
+    assert!(
+        matches!(got.error, Some(Error::Handshake(_))),
+        "{:?}",
+        got.error
+    );
 }
 
 /// CVE-2011-0411 over a real socket: plaintext pipelined behind STARTTLS is
@@ -143,7 +198,10 @@ async fn pipelined_plaintext_behind_starttls_is_discarded_over_real_tls() {
     tls.write_all(b"EHLO c.test\r\nQUIT\r\n").await.unwrap();
     let mut rest = String::new();
     tls.read_to_string(&mut rest).await.unwrap();
-    assert!(rest.contains("250 REQUIRETLS") && rest.contains("221 2.0.0"), "{rest}");
+    assert!(
+        rest.contains("250 REQUIRETLS") && rest.contains("221 2.0.0"),
+        "{rest}"
+    );
     let got = server.await.unwrap();
     assert_eq!(got.injected, injected.len());
     assert!(got.messages.is_empty());

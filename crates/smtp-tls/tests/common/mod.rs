@@ -20,7 +20,12 @@ pub struct Pki {
 
 impl Pki {
     pub fn new() -> Self {
-        let ck = rcgen::generate_simple_self_signed(vec!["mx.test".to_string(), "localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec![
+            "mx.test".to_string(),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .unwrap();
         Self {
             cert: ck.cert.der().clone(),
             cert_pem: ck.cert.pem(),
@@ -41,7 +46,9 @@ impl Pki {
     pub fn connector(&self) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.cert.clone()).unwrap();
-        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         TlsConnector::from(Arc::new(config))
     }
 }
@@ -57,7 +64,10 @@ pub struct Received {
 }
 
 /// Serves one connection on 127.0.0.1 (port 0), accepting every decision.
-pub async fn serve_one(mode: TlsMode, pki: &Pki) -> (SocketAddr, tokio::task::JoinHandle<Received>) {
+pub async fn serve_one(
+    mode: TlsMode,
+    pki: &Pki,
+) -> (SocketAddr, tokio::task::JoinHandle<Received>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = pki.acceptor();
@@ -105,5 +115,10 @@ pub fn envelope() -> Envelope {
 pub async fn client(addr: SocketAddr, connector: TlsConnector) -> ClientConnection<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let session = ClientSession::new(ClientConfig::new("client.test"), std::time::Instant::now());
-    ClientConnection::new(tcp, session, connector, ServerName::try_from("mx.test").unwrap())
+    ClientConnection::new(
+        tcp,
+        session,
+        connector,
+        ServerName::try_from("mx.test").unwrap(),
+    )
 }
