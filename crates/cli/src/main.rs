@@ -1,0 +1,63 @@
+//! The `portcullis` command: a thin clap front-end over the Portcullis crates.
+//! One module per command group (`cert_cmd`, `ca_cmd`), each with a `run` that
+//! returns the process exit code; `output` prints human text or JSON and the
+//! one-line errors. Adding a group is one enum variant and one match arm.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod ca_cmd;
+mod cert_cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Options every command understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Certificate store directory. Default: $PORTCULLIS_STORE, else
+    /// ./portcullis-data/certs. Commands that add something create it (mode
+    /// 0700) if missing; the others report that it is missing. Clear the
+    /// directory's owner-write bit (chmod u-w) to make the store read-only.
+    #[arg(long, global = true, env = "PORTCULLIS_STORE", default_value = "./portcullis-data/certs", value_name = "DIR")]
+    pub store: PathBuf,
+
+    /// Print JSON instead of text (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Portcullis SMTP security gateway: certificates and trusted CAs.
+///
+/// Typical flow for a public certificate: `cert create` (key + self-signed
+/// certificate), `cert csr` (send the request to your CA), `cert install-signed`
+/// (the certificate and intermediates the CA returned), `cert show` (check the
+/// chain and the warnings).
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Certificates the gateway presents: create, CSR, install, import, export, list, show, delete.
+    #[command(subcommand)]
+    Cert(cert_cmd::CertCommand),
+    /// CA lists the gateway trusts when it verifies peers (system and custom).
+    #[command(subcommand)]
+    Ca(ca_cmd::CaCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
+        Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
+    }
+}
