@@ -432,11 +432,25 @@ fn classify_error(name: &Name, rtype: RecordType, err: NetError) -> Answer<Vec<R
             },
             proof => Answer::NoRecords { proof },
         },
-        // hickory only returns a bare NoRecordsFound when no DNSSEC proof was
-        // available for the denial: an unsigned zone.
-        NetError::Dns(DnsError::NoRecordsFound(_)) => Answer::NoRecords {
-            proof: Proof::Insecure,
-        },
+        // A validated negative answer: the SOA and NSEC/NSEC3 records that
+        // prove it carry hickory's proof; the denial is as strong as the
+        // weakest of them.
+        NetError::Dns(DnsError::NoRecordsFound(nr)) => {
+            let proofs = nr.soa.iter().map(|soa| soa.proof).chain(
+                nr.authorities
+                    .iter()
+                    .flat_map(|a| a.iter().map(|r| r.proof)),
+            );
+            match proofs.min() {
+                Some(Proof::Bogus) => Answer::Bogus {
+                    detail: format!("the denial of {name} {rtype} does not validate"),
+                },
+                Some(proof @ (Proof::Secure | Proof::Insecure)) => Answer::NoRecords { proof },
+                Some(Proof::Indeterminate) | None => Answer::LookupFailed {
+                    detail: format!("{name} {rtype}: negative answer without proof"),
+                },
+            }
+        }
         NetError::Dns(DnsError::DnssecBogus) => Answer::Bogus {
             detail: format!("DNSSEC validation of {name} {rtype} failed"),
         },
