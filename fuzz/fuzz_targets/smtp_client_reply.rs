@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_smtp_tls::{
-    ClientConfig, ClientEvent, ClientSession, Envelope, ForwardPath, MailParams, Reply, ReversePath, TlsInfo,
+    ClientConfig, ClientEvent, ClientSession, Envelope, ForwardPath, MailParams, Reply,
+    ReversePath, TlsInfo,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -20,14 +21,19 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[used..];
     }
 
-    let Some((&selector, input)) = data.split_first() else { return };
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
     let chunk = usize::from(selector % 32) + 1;
     let mut now = Instant::now();
     let mut c = ClientSession::new(ClientConfig::new("client.fuzz"), now);
     let envelope = Envelope {
         from: ReversePath::parse("<a@client.fuzz>").unwrap(),
         params: MailParams::default(),
-        to: vec![ForwardPath::parse("<b@mx.fuzz>").unwrap(), ForwardPath::parse("<c@mx.fuzz>").unwrap()],
+        to: vec![
+            ForwardPath::parse("<b@mx.fuzz>").unwrap(),
+            ForwardPath::parse("<c@mx.fuzz>").unwrap(),
+        ],
     };
     let mut sent = 0;
     for piece in input.chunks(chunk) {
@@ -39,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
         while let Some(ev) = c.poll_event() {
             match ev {
                 ClientEvent::StartTls => {
-                    let info = TlsInfo { protocol: "TLSv1_3".into(), cipher: "x".into(), peer_certificates: vec![] };
+                    let info = TlsInfo {
+                        protocol: "TLSv1_3".into(),
+                        cipher: "x".into(),
+                        peer_certificates: vec![],
+                    };
                     c.handle_tls_established(now, info).unwrap();
                 }
                 ClientEvent::Ready(_) | ClientEvent::MessageDone(_) => {

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_smtp_tls::{Command, Reply, ServerConfig, ServerEvent, ServerSession, TlsInfo, TlsMode};
+use portcullis_smtp_tls::{
+    Command, Reply, ServerConfig, ServerEvent, ServerSession, TlsInfo, TlsMode,
+};
 
 fuzz_target!(|data: &[u8]| {
     for line in data.split(|&b| b == b'\n') {
@@ -16,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         match Command::parse(line) {
             Ok(cmd) => {
                 let again = Command::parse(cmd.to_string().as_bytes());
-                assert_eq!(again.as_ref(), Ok(&cmd), "round trip of {:?}", String::from_utf8_lossy(line));
+                assert_eq!(
+                    again.as_ref(),
+                    Ok(&cmd),
+                    "round trip of {:?}",
+                    String::from_utf8_lossy(line)
+                );
             }
             Err(e) => {
                 let _ = e.reply();
@@ -24,7 +31,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let Some((&selector, input)) = data.split_first() else { return };
+    let Some((&selector, input)) = data.split_first() else {
+        return;
+    };
     let mode = match selector % 3 {
         0 => TlsMode::Off,
         1 => TlsMode::Preferred,
@@ -45,14 +54,24 @@ fuzz_target!(|data: &[u8]| {
         }
         while let Some(ev) = s.poll_event() {
             match ev {
-                ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } | ServerEvent::Message { .. } => {
-                    let r = if accept { s.accept() } else { s.reject(Reply::new(550, "5.7.1", "no").unwrap()) };
+                ServerEvent::Mail { .. }
+                | ServerEvent::Rcpt { .. }
+                | ServerEvent::Message { .. } => {
+                    let r = if accept {
+                        s.accept()
+                    } else {
+                        s.reject(Reply::new(550, "5.7.1", "no").unwrap())
+                    };
                     r.unwrap();
                     accept = !accept;
                 }
                 ServerEvent::StartTls => {
                     assert!(mode != TlsMode::Off);
-                    let info = TlsInfo { protocol: "TLSv1_3".into(), cipher: "x".into(), peer_certificates: vec![] };
+                    let info = TlsInfo {
+                        protocol: "TLSv1_3".into(),
+                        cipher: "x".into(),
+                        peer_certificates: vec![],
+                    };
                     s.handle_tls_established(now, info).unwrap();
                 }
                 ServerEvent::InjectionAttempt { .. } | ServerEvent::Closed(_) => {}

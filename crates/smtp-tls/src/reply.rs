@@ -283,6 +283,9 @@ impl Reply {
     /// Splits an enhanced code off the text when the first line carries one
     /// of the reply's class; removes the same prefix from later lines.
     fn from_raw(code: u16, raw: Vec<String>) -> Self {
+        // Sanitize first: a control character turned into a space must not
+        // make the enhanced code appear only after a round trip.
+        let raw: Vec<String> = raw.iter().map(|l| sanitize(l)).collect();
         let enhanced = raw.first().and_then(|first| {
             let word = first.split(' ').next()?;
             let e = EnhancedCode::parse(word)?;
@@ -383,6 +386,15 @@ mod tests {
         let (r, _) = Reply::parse(b"250 5.0.0 odd\r\n").unwrap().unwrap();
         assert_eq!(r.enhanced(), None);
         assert_eq!(r.lines(), ["5.0.0 odd"]);
+    }
+
+    #[test]
+    fn control_character_after_enhanced_code_round_trips() {
+        // Found by the smtp_client_reply fuzz target.
+        let (r, _) = Reply::parse(b"250 2.1.0\x1cok\r\n").unwrap().unwrap();
+        assert_eq!(r.enhanced(), EnhancedCode::new(2, 1, 0));
+        let (again, _) = Reply::parse(&r.encode()).unwrap().unwrap();
+        assert_eq!(again, r);
     }
 
     #[test]
