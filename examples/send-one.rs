@@ -1,37 +1,23 @@
-//! Sends one message with `portcullis-smtp-tls` under a chosen TLS
-//! requirement, and prints the typed TLS outcome and per-recipient results.
+//! Sends one message with `portcullis-smtp-tls` under a TLS requirement
+//! (none, preferred, required); prints the typed TLS outcome and the replies.
 //!
 //!     cargo run -p portcullis-examples --example send-one -- required [127.0.0.1:2525 [FROM [TO]]]
 //!
-//! Like the `preferred` and `required` TLS levels of SPEC §2, this does not
-//! check the server's certificate (the receiver example's is self-signed);
-//! the handshake signatures are still verified.
+//! Like SPEC §2's `preferred`/`required` levels it does not check the server's
+//! certificate (the receiver's is self-signed); handshake signatures are checked.
 
 use std::{sync::Arc, time::Instant};
 
-use portcullis_smtp_tls::{
-    ClientConfig, ClientConnection, ClientSession, Envelope, ForwardPath, MailParams, ReversePath,
-    TlsRequirement, deliver,
-};
+use portcullis_smtp_tls::*;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{DigitallySignedStruct, SignatureScheme, crypto::CryptoProvider};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, Error as TlsError, SignatureScheme, crypto::CryptoProvider};
+use rustls_pki_types::{CertificateDer as Cert, ServerName, UnixTime};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_string());
-    let requirement = match arg(0, "preferred").as_str() {
-        "none" => TlsRequirement::None,
-        "preferred" => TlsRequirement::Preferred,
-        "required" => TlsRequirement::Required,
-        other => {
-            return Err(format!(
-                "unknown TLS requirement {other:?}: use none, preferred or required"
-            )
-            .into());
-        }
-    };
+    let arg = |i: usize, default: &str| args.get(i).map_or(default, |a| a.as_str()).to_string();
+    let requirement: TlsRequirement = arg(0, "preferred").parse()?;
     let server = arg(1, "127.0.0.1:2525");
     let envelope = Envelope {
         from: ReversePath::parse(&format!("<{}>", arg(2, "sender@example.org")))?,
@@ -49,30 +35,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(NoCertificateCheck(provider)))
         .with_no_client_auth();
+    let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+    let name = ServerName::try_from(host.to_string())?;
     let tcp = tokio::net::TcpStream::connect(&server).await?;
     let session = ClientSession::new(ClientConfig::new("client.example.org"), Instant::now());
-    let name = ServerName::try_from(
-        server
-            .rsplit_once(':')
-            .map_or(server.as_str(), |(h, _)| h)
-            .to_string(),
-    )?;
-    let conn = ClientConnection::new(
-        tcp,
-        session,
-        tokio_rustls::TlsConnector::from(Arc::new(tls)),
-        name,
-    );
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let conn = ClientConnection::new(tcp, session, connector, name);
 
     let delivery = deliver(conn, requirement, envelope, body).await?;
+    let show = |r: &Reply| r.to_string().trim_end().to_string();
     println!("TLS: {}", delivery.tls);
-    println!("MAIL: {}", delivery.result.mail.to_string().trim_end());
+    println!("MAIL: {}", show(&delivery.result.mail));
     for (rcpt, reply) in &delivery.result.recipients {
         println!(
             "RCPT {rcpt}: {}",
-            reply
-                .as_ref()
-                .map_or("not sent".into(), |r| r.to_string().trim_end().to_string())
+            reply.as_ref().map_or("not sent".into(), show)
         );
     }
     println!("accepted: {}", delivery.result.is_accepted());
@@ -86,39 +63,31 @@ struct NoCertificateCheck(Arc<CryptoProvider>);
 impl ServerCertVerifier for NoCertificateCheck {
     fn verify_server_cert(
         &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
+        _: &Cert<'_>,
+        _: &[Cert<'_>],
         _: &ServerName<'_>,
         _: &[u8],
         _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+    ) -> Result<ServerCertVerified, TlsError> {
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
         &self,
         msg: &[u8],
-        cert: &CertificateDer<'_>,
+        cert: &Cert<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            msg,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(msg, cert, dss, algs)
     }
     fn verify_tls13_signature(
         &self,
         msg: &[u8],
-        cert: &CertificateDer<'_>,
+        cert: &Cert<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            msg,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(msg, cert, dss, algs)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()

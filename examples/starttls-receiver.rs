@@ -19,16 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("{p:?} is not a port number"))?,
         None => 2525,
     };
-    let mode = match args.next().as_deref() {
-        None | Some("preferred") => TlsMode::Preferred,
-        Some("required") => TlsMode::Required,
-        Some("off") => TlsMode::Off,
-        Some(other) => {
-            return Err(
-                format!("unknown TLS mode {other:?}: use off, preferred or required").into(),
-            );
-        }
-    };
+    let mode: TlsMode = args.next().as_deref().unwrap_or("preferred").parse()?;
 
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));

@@ -291,6 +291,22 @@ pub enum TlsRequirement {
     Required,
 }
 
+impl std::str::FromStr for TlsRequirement {
+    type Err = String;
+
+    /// `none`, `preferred` or `required`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Self::None),
+            "preferred" => Ok(Self::Preferred),
+            "required" => Ok(Self::Required),
+            other => Err(format!(
+                "unknown TLS requirement {other:?}: expected none, preferred or required"
+            )),
+        }
+    }
+}
+
 /// The result of [`deliver`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

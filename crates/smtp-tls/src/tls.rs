@@ -89,3 +89,19 @@ impl fmt::Display for TlsOutcome {
         }
     }
 }
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+
+    /// `off`, `preferred` or `required`, as in the listener configuration.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(Self::Off),
+            "preferred" => Ok(Self::Preferred),
+            "required" => Ok(Self::Required),
+            other => Err(format!(
+                "unknown TLS mode {other:?}: expected off, preferred or required"
+            )),
+        }
+    }
+}
