@@ -428,11 +428,11 @@ pub struct DecisionInput<'a, T> {
 /// | R8 | DANE applies, TLSA secure usable | STARTTLS mandatory | DANE (TLSA set) | next host, then defer 4.7.4 / 4.7.5 | tlsa |
 /// | R9 | DANE applies, TLSA secure all-unusable | STARTTLS mandatory | PKIX local names if `required-verify*`, else none | next host, then defer | tlsa |
 /// | R10 | MTA-STS applies, `enforce`, MX listed | STARTTLS mandatory | PKIX: MX host ∩ local names | next host, then defer | sts |
-/// | R11 | `required*` level or requirement list | STARTTLS mandatory | PKIX local names if `required-verify*`, else none | next host, then defer | sts (testing) or no-policy-found |
-/// | R12 | exclusion list | cleartext | – | – | no-policy-found |
-/// | R13 | `tls = none` | cleartext | – | – | no-policy-found |
+/// | R11 | `required*` level or requirement list | STARTTLS mandatory | PKIX local names if `required-verify*`, else none | next host, then defer 4.7.4 / 4.7.5 | as governed |
+/// | R12 | exclusion list | cleartext | – | – | as governed |
+/// | R13 | `tls = none` (DANE and MTA-STS are off with it) | cleartext | – | – | no-policy-found |
 /// | R14 | host temporarily exempt | cleartext | – | – | as governed |
-/// | R15 | otherwise (`preferred`, `preferred-verify`) | STARTTLS if offered | attempted, report only: MTA-STS testing → MX host; `preferred-verify` → local names; else none | not offered: continue cleartext; handshake failed: retry cleartext + exempt host | sts (testing) or no-policy-found |
+/// | R15 | otherwise (`preferred`, `preferred-verify`) | STARTTLS if offered | attempted, report only: MTA-STS testing → MX host; `preferred-verify` → local names; else none | not offered: continue cleartext; handshake failed: retry cleartext + exempt host | as governed |
 /// | R16 | (R7/R10 with no name left) | skip host | – | next host, then bounce 5.7.10 (R7) / defer 4.7.5 (R10) | as governed |
 ///
 /// "As governed" = `tlsa` when DANE applies with secure TLSA records, `sts`
