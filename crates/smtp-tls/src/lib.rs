@@ -99,7 +99,9 @@ mod reply;
 mod server;
 mod tls;
 
-pub use address::{AddressError, ForwardPath, Mailbox, ReversePath};
+pub use address::{
+    AddressError, ForwardPath, MAX_DOMAIN, MAX_LOCAL_PART, MAX_PATH, Mailbox, ReversePath,
+};
 pub use client::{
     Capabilities, ClientConfig, ClientEvent, ClientSession, MessageResult, dot_stuff,
 };
@@ -109,6 +111,6 @@ pub use data::MAX_TEXT_LINE;
 pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, deliver};
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
-pub use reply::{EnhancedCode, Reply, ReplyError};
+pub use reply::{EnhancedCode, MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError};
 pub use server::{CloseReason, ServerConfig, ServerEvent, ServerSession, SessionEnd};
 pub use tls::{TlsInfo, TlsMode, TlsOutcome};
