@@ -7,7 +7,7 @@
 /// character, or `None` as offset when the number of digits is odd.
 pub(crate) fn decode(digits: &str) -> Result<Vec<u8>, HexError> {
     let bytes = digits.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(HexError::OddLength(bytes.len()));
     }
     let mut out = Vec::with_capacity(bytes.len() / 2);

@@ -270,11 +270,7 @@ pub fn match_chain(
     let mut best: Option<DaneMatch> = None;
     for r in usable.iter().filter(|r| r.usage() == Usage::DaneTa) {
         match ctx.dane_ta(r) {
-            Some(Ok(m)) => {
-                if best.as_ref().is_none_or(|b| m.depth < b.depth) {
-                    best = Some(m);
-                }
-            }
+            Some(Ok(m)) => keep_lowest(&mut best, m),
             Some(Err(f)) => failures.push(f),
             None => {}
         }
@@ -295,11 +291,7 @@ pub fn match_chain(
         let mut best: Option<DaneMatch> = None;
         for r in usable.iter().filter(|r| r.usage() == Usage::PkixTa) {
             match ctx.pkix(r, store, &usable) {
-                Some(Ok(m)) => {
-                    if best.as_ref().is_none_or(|b| m.depth < b.depth) {
-                        best = Some(m);
-                    }
-                }
+                Some(Ok(m)) => keep_lowest(&mut best, m),
                 Some(Err(f)) => failures.push(f),
                 None => {}
             }
@@ -325,6 +317,12 @@ pub fn match_chain(
                 usable: usable.len(),
             }),
     )
+}
+
+fn keep_lowest(best: &mut Option<DaneMatch>, m: DaneMatch) {
+    if best.as_ref().is_none_or(|b| m.depth < b.depth) {
+        *best = Some(m);
+    }
 }
 
 struct Ctx<'a> {

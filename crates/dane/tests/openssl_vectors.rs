@@ -123,7 +123,7 @@ fn openssl_outcome(v: &Verdict) -> (i32, i32) {
     }
 }
 
-fn run_file(dir: &PathBuf, file: &str, ca: &str, name: &str) -> usize {
+fn run_file(dir: &std::path::Path, file: &str, ca: &str, name: &str) -> usize {
     let text = std::fs::read_to_string(dir.join(file)).expect("read vectors");
     let ca = certs_from_pem_or_der(&std::fs::read(dir.join(ca)).expect("read CA")).expect("CA");
     let names = ReferenceNames::new([name]);

@@ -134,7 +134,7 @@ async fn dane_ee_3_1_1() {
     let p = pki();
     let chain = vec![p.leaf.clone(), p.intermediate.clone()];
     let good = tlsa_for_chain(&chain, 0, 3, 1, 1).unwrap();
-    let other = tlsa_for_chain(&[p.intermediate.clone()], 0, 3, 1, 1).unwrap();
+    let other = tlsa_for_chain(std::slice::from_ref(&p.intermediate), 0, 3, 1, 1).unwrap();
     for v in VERSIONS {
         let port = serve(chain.clone(), &p.leaf_key).await;
         // DANE-EE ignores names: a reference name the cert lacks is fine.
@@ -211,7 +211,8 @@ async fn dane_ta_2_1_1_through_intermediate() {
 
         // An anchor the chain does not lead to.
         let unrelated = pki();
-        let wrong = tlsa_for_chain(&[unrelated.intermediate.clone()], 0, 2, 1, 1).unwrap();
+        let wrong =
+            tlsa_for_chain(std::slice::from_ref(&unrelated.intermediate), 0, 2, 1, 1).unwrap();
         let port = serve(chain.clone(), &p.leaf_key).await;
         let err = connect(port, vec![wrong], &["mx.example.com"], v)
             .await
@@ -228,7 +229,7 @@ async fn dane_ta_2_0_0_anchor_not_sent() {
     let p = pki();
     // The server sends leaf + intermediate; the root only exists in DNS.
     let chain = vec![p.leaf.clone(), p.intermediate.clone()];
-    let ta = tlsa_for_chain(&[p.root.clone()], 0, 2, 0, 0).unwrap();
+    let ta = tlsa_for_chain(std::slice::from_ref(&p.root), 0, 2, 0, 0).unwrap();
     for v in VERSIONS {
         let port = serve(chain.clone(), &p.leaf_key).await;
         let ok = connect(port, vec![ta.clone()], &["mx.example.com"], v)
@@ -248,7 +249,7 @@ async fn dane_ta_2_0_0_anchor_not_sent() {
 
         // A different root published in DNS.
         let other = pki();
-        let wrong = tlsa_for_chain(&[other.root.clone()], 0, 2, 0, 0).unwrap();
+        let wrong = tlsa_for_chain(std::slice::from_ref(&other.root), 0, 2, 0, 0).unwrap();
         let port = serve(chain.clone(), &p.leaf_key).await;
         let err = connect(port, vec![wrong], &["mx.example.com"], v)
             .await
