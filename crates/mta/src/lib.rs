@@ -10,4 +10,5 @@
 )]
 
 pub mod dsn;
+pub mod mta_sts_fetch;
 pub mod spool;
