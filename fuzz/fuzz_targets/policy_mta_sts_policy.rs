@@ -11,9 +11,34 @@ use portcullis_policy::DomainName;
 use portcullis_policy::mta_sts::{MAX_MAX_AGE, StsMode, StsPolicy};
 
 const TOKENS: &[&str] = &[
-    "version", "mode", "max_age", "mx", ":", " ", "\t", "\n", "\r\n", "\r", "STSv1", "enforce",
-    "testing", "none", "*.", "example.com", "mx1.", "31557600", "31557601", "0", "ü", ".", "-",
-    "xn--bcher-kva", "version: STSv1\n", "mode: enforce\n", "max_age: 86400\n", "mx: ",
+    "version",
+    "mode",
+    "max_age",
+    "mx",
+    ":",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\r",
+    "STSv1",
+    "enforce",
+    "testing",
+    "none",
+    "*.",
+    "example.com",
+    "mx1.",
+    "31557600",
+    "31557601",
+    "0",
+    "ü",
+    ".",
+    "-",
+    "xn--bcher-kva",
+    "version: STSv1\n",
+    "mode: enforce\n",
+    "max_age: 86400\n",
+    "mx: ",
 ];
 
 fn expand(data: &[u8]) -> Vec<u8> {
@@ -39,7 +64,10 @@ fn check(data: &[u8]) {
         for m in p.mx() {
             // Every pattern's base is itself a valid name.
             let base = m.to_string();
-            assert!(DomainName::parse(base.trim_start_matches("*.")).is_ok(), "{base}");
+            assert!(
+                DomainName::parse(base.trim_start_matches("*.")).is_ok(),
+                "{base}"
+            );
         }
     }
 }

@@ -11,8 +11,19 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_policy::mta_sts::StsTxtRecord;
 
 const TOKENS: &[&[u8]] = &[
-    b"v=STSv1", b";", b" ", b"\t", b"id=", b"=", b"20240101T000000Z", b"ext", b"_a.b-c", b"\0",
-    b"v=STSv", b"ID=", b"x=y",
+    b"v=STSv1",
+    b";",
+    b" ",
+    b"\t",
+    b"id=",
+    b"=",
+    b"20240101T000000Z",
+    b"ext",
+    b"_a.b-c",
+    b"\0",
+    b"v=STSv",
+    b"ID=",
+    b"x=y",
 ];
 
 fn expand(data: &[u8]) -> Vec<u8> {

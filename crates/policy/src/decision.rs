@@ -423,7 +423,7 @@ pub struct DecisionInput<'a, T> {
 /// | R3 | MTA-STS applies, `enforce`, MX not listed | skip host | – | next host, then defer 4.7.5 | sts, validation-failure |
 /// | R4 | exclusion list, and TLS demanded (REQUIRETLS, DANE secure, MTA-STS enforce, `required*`, requirement list) | skip host | – | next host, then defer 4.7.4 | as governed |
 /// | R5 | REQUIRETLS, `tls = none`, not on requirement list | skip host | – | next host, then bounce 5.7.10 | as governed |
-/// | R6 | REQUIRETLS, MX from insecure DNS and not listed in an MTA-STS policy | skip host | – | next host, then bounce 5.7.10 | as governed |
+/// | R6 | REQUIRETLS, MX from insecure DNS and not listed in an MTA-STS policy | skip host | – | next host, then bounce 5.7.10 (defer 4.7.10 while the domain's MTA-STS policy cannot be fetched) | as governed |
 /// | R7 | REQUIRETLS | STARTTLS mandatory, REQUIRETLS must be offered | DANE (TLSA set) if secure usable, else PKIX: MX host ∩ local names | next host, then bounce 5.7.10 / 5.7.30 | as governed |
 /// | R8 | DANE applies, TLSA secure usable | STARTTLS mandatory | DANE (TLSA set) | next host, then defer 4.7.4 / 4.7.5 | tlsa |
 /// | R9 | DANE applies, TLSA secure all-unusable | STARTTLS mandatory | PKIX local names if `required-verify*`, else none | next host, then defer | tlsa |
@@ -579,8 +579,17 @@ pub fn decide<T: Clone>(input: &DecisionInput<'_, T>) -> HopRequirement<T> {
             MxOrigin::Insecure => sts_policy.is_some_and(sts_lists_mx),
         };
         if !mx_secure {
+            // A policy that could not be fetched may be fetchable later: a
+            // transient failure must not become a permanent bounce.
+            let (disposition, status) = match input.mta_sts {
+                MtaStsFacts::Unavailable(_) => (
+                    Disposition::Defer,
+                    EnhancedStatus::ENCRYPTION_NEEDED.with_class(StatusClass::Transient),
+                ),
+                _ => (Disposition::Bounce, EnhancedStatus::ENCRYPTION_NEEDED),
+            };
             return out(
-                skip(Disposition::Bounce, EnhancedStatus::ENCRYPTION_NEEDED),
+                skip(disposition, status),
                 Rule::RequireTlsInsecureMx,
                 policy_type,
                 known_failure,

@@ -25,14 +25,16 @@ pub struct CachedPolicy {
 }
 
 impl CachedPolicy {
-    /// When it stops being valid.
-    pub fn expires_at(&self) -> SystemTime {
-        self.fetched_at + Duration::from_secs(u64::from(self.policy.max_age()))
+    /// When it stops being valid (`None` only if that lies beyond what
+    /// `SystemTime` can represent).
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.fetched_at
+            .checked_add(Duration::from_secs(u64::from(self.policy.max_age())))
     }
 
     /// Valid at `now` (a `max_age` of 0 is valid only at the fetch instant).
     pub fn is_valid(&self, now: SystemTime) -> bool {
-        now <= self.expires_at()
+        self.expires_at().is_none_or(|t| now <= t)
     }
 }
 
