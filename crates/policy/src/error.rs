@@ -21,6 +21,11 @@ pub enum NameError {
         "{0:?} is not a valid host or domain name (letters, digits and hyphens, labels of 1-63 characters, 253 at most; IDN is allowed)"
     )]
     Invalid(String),
+    /// The last label is all digits: an address, not a name.
+    #[error(
+        "{0:?} is not a host or domain name: its last label is all digits (write IP addresses as such)"
+    )]
+    Numeric(String),
     /// `*.example.com` where only `.example.com` is understood.
     #[error(
         "{0:?}: wildcards are not used here; write .example.com to match every name below example.com"

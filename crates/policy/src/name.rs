@@ -56,6 +56,16 @@ impl DomainName {
         {
             return Err(NameError::Invalid(input.to_owned()));
         }
+        // An all-numeric top label is never a host name (RFC 3696 §2); it is
+        // an address written oddly (`８`, soft hyphens and other code points
+        // that IDNA mapping removes or folds to digits).
+        if ascii
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(NameError::Numeric(input.to_owned()));
+        }
         Ok(DomainName(ascii.into_owned()))
     }
 
@@ -209,6 +219,14 @@ mod tests {
         let long_label = format!("{}.example", "a".repeat(64));
         assert!(DomainName::parse(&long_label).is_err());
         let long_name = ["abcdefghi"; 30].join(".");
+        // Fuzzer find: a soft hyphen vanishes in IDNA mapping, leaving "8".
+        assert_eq!(
+            DomainName::parse("\u{ad}8"),
+            Err(NameError::Numeric("\u{ad}8".to_owned()))
+        );
+        assert!(DomainName::parse("１９２.０.２.１").is_err());
+        assert!(DomainName::parse("mx.123").is_err());
+        assert!(DomainName::parse("123.example").is_ok());
         assert!(DomainName::parse(&long_name).is_err());
     }
 

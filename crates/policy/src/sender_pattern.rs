@@ -245,6 +245,9 @@ mod tests {
         assert!(SenderPattern::parse("*.example.com").is_err());
         assert!(SenderPattern::parse("").is_err());
         assert!(SenderPattern::parse("bad_name.example").is_err());
+        // Fuzzer find (policy_hat_pattern): soft hyphen + "8" parsed as host
+        // "8", whose display form then failed to re-parse.
+        assert!(SenderPattern::parse("\u{ad}8").is_err());
     }
 
     #[test]

@@ -10,7 +10,9 @@ fn label() -> impl Strategy<Value = String> {
 }
 
 fn domain() -> impl Strategy<Value = String> {
-    prop::collection::vec(label(), 2..5).prop_map(|v| v.join("."))
+    // The top label starts with a letter: all-numeric ones are addresses.
+    (prop::collection::vec(label(), 1..4), "[a-z][a-z0-9]{0,5}")
+        .prop_map(|(v, tld)| format!("{}.{tld}", v.join(".")))
 }
 
 fn mx_pattern() -> impl Strategy<Value = String> {
