@@ -6,6 +6,7 @@
 
 mod ca_cmd;
 mod cert_cmd;
+mod dane_cmd;
 mod output;
 
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ enum Command {
     /// CA lists the gateway trusts when it verifies peers (system and custom).
     #[command(subcommand)]
     Ca(ca_cmd::CaCommand),
+    /// DANE: print TLSA records for a certificate, check a chain against TLSA records.
+    #[command(subcommand)]
+    Dane(dane_cmd::DaneCommand),
 }
 
 fn main() -> ExitCode {
@@ -59,5 +63,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
         Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
+        Command::Dane(cmd) => dane_cmd::run(cmd),
     }
 }
