@@ -25,6 +25,7 @@ pub(crate) struct ParsedCert {
     /// Subject common name(s), lower-cased; used only when there is no SAN.
     pub(crate) common_names: Vec<String>,
     pub(crate) has_san: bool,
+    pub(crate) san_unreadable: bool,
 }
 
 impl ParsedCert {
@@ -38,17 +39,23 @@ impl ParsedCert {
             .map_err(|e| bad(e.to_string()))?;
         let mut dns_names = Vec::new();
         let mut has_san = false;
+        let mut san_unreadable = false;
         // A malformed SAN extension is treated as "no usable names" rather
         // than as a reason to fall back to the CN.
-        if let Ok(Some((_, san))) = tbs.get_extension::<SubjectAltName>() {
-            has_san = true;
-            for name in san.0 {
-                if let GeneralName::DnsName(n) = name {
-                    dns_names.push(n.as_str().to_ascii_lowercase());
+        match tbs.get_extension::<SubjectAltName>() {
+            Ok(Some((_, san))) => {
+                has_san = true;
+                for name in san.0 {
+                    if let GeneralName::DnsName(n) = name {
+                        dns_names.push(n.as_str().to_ascii_lowercase());
+                    }
                 }
             }
-        } else if tbs.get_extension::<SubjectAltName>().is_err() {
-            has_san = true;
+            Ok(None) => {}
+            Err(_) => {
+                has_san = true;
+                san_unreadable = true;
+            }
         }
         let mut common_names = Vec::new();
         for atv in tbs.subject().iter() {
@@ -64,13 +71,15 @@ impl ParsedCert {
             dns_names,
             common_names,
             has_san,
+            san_unreadable,
         })
     }
 
     /// The names the RFC 7672 §3.2.3 check compares: SAN dNSNames, or the
-    /// subject CN only when the certificate has no SAN extension.
+    /// subject CN only when the certificate has no dNSName at all. A SAN
+    /// extension that cannot be decoded yields no names (no CN fallback).
     pub(crate) fn presented_names(&self) -> Vec<String> {
-        if self.has_san {
+        if !self.dns_names.is_empty() || (self.has_san && self.san_unreadable) {
             self.dns_names.clone()
         } else {
             self.common_names.clone()

@@ -166,6 +166,11 @@ pub struct TlsaLookup {
     pub base_domain: String,
     /// Reference names for DANE-TA: the MX host name and the TLSA base domain.
     pub reference_names: Vec<String>,
+    /// DNSSEC status of the host's address lookup (with CNAME expansion).
+    /// RFC 7672 §2.2: TLSA records only apply when this is secure; callers
+    /// must treat anything else as "no DANE" for this host (or defer when
+    /// it is bogus or failed).
+    pub address_status: DnssecStatus,
 }
 
 /// A DNSSEC-validating resolver for DANE lookups (tokio).
@@ -342,11 +347,19 @@ impl DaneResolver {
     pub async fn tlsa(&self, host: &str, port: u16) -> Result<TlsaLookup, DnsSetupError> {
         let original = parse_name(host)?.to_lowercase();
         let mut base = original.clone();
-        if let Answer::Records(p) = self.query(original.clone(), RecordType::A).await
+        let mut addr = self.query(original.clone(), RecordType::A).await;
+        if matches!(addr, Answer::NoRecords { .. }) {
+            addr = self.query(original.clone(), RecordType::AAAA).await;
+        }
+        let address_status = addr.status();
+        if let Answer::Records(p) = addr
             && p.proof().is_secure()
         {
             let (_, records) = p.into_parts();
-            if let Some(r) = records.iter().find(|r| matches!(r.data, RData::A(_))) {
+            if let Some(r) = records
+                .iter()
+                .find(|r| matches!(r.data, RData::A(_) | RData::AAAA(_)))
+            {
                 base = r.name.to_lowercase();
             }
         }
@@ -364,6 +377,7 @@ impl DaneResolver {
             answer,
             base_domain: trim(&base),
             reference_names,
+            address_status,
         })
     }
 

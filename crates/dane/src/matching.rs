@@ -605,3 +605,125 @@ fn webpki_message(e: &webpki::Error) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair};
+
+    fn self_signed(sans: Vec<String>, cn: &str) -> CertificateDer<'static> {
+        let mut p = CertificateParams::new(sans).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn set(records: &[&str]) -> TlsaSet {
+        records
+            .iter()
+            .map(|r| r.parse::<TlsaRecord>().unwrap())
+            .collect()
+    }
+
+    fn run(set: &TlsaSet, chain: &[CertificateDer<'_>], names: &[&str]) -> Verdict {
+        match_chain(
+            set,
+            chain,
+            &ReferenceNames::new(names),
+            UnixTime::now(),
+            &MatchOptions::default(),
+        )
+    }
+
+    #[test]
+    fn empty_set_is_not_unusable_set() {
+        let leaf = self_signed(vec!["mx.example.com".into()], "x");
+        assert_eq!(
+            run(&TlsaSet::default(), &[leaf.clone()], &["mx.example.com"]),
+            Verdict::NoRecords
+        );
+        let v = run(
+            &set(&["4 0 0 00", "3 1 1 00"]),
+            &[leaf],
+            &["mx.example.com"],
+        );
+        let Verdict::NoUsableRecords { unusable } = v else {
+            panic!("{v}")
+        };
+        assert_eq!(unusable.len(), 2);
+    }
+
+    #[test]
+    fn empty_chain_and_garbage_leaf_are_failures() {
+        let s = set(&[&format!("3 1 1 {}", "00".repeat(32))]);
+        assert_eq!(
+            run(&s, &[], &["a.example"]),
+            Verdict::Failed(MatchFailure::EmptyChain)
+        );
+        let v = run(
+            &s,
+            &[CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00])],
+            &["a.example"],
+        );
+        assert!(
+            matches!(v, Verdict::Failed(MatchFailure::BadLeaf(_))),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn self_signed_leaf_as_dane_ta_checks_names() {
+        let leaf = self_signed(vec!["mx.example.com".into()], "x");
+        let r = crate::generate::tlsa_for_chain(std::slice::from_ref(&leaf), 0, 2, 0, 1).unwrap();
+        let s: TlsaSet = [r].into_iter().collect();
+        assert_eq!(
+            run(&s, std::slice::from_ref(&leaf), &["mx.example.com"])
+                .matched()
+                .map(|m| m.depth()),
+            Some(0)
+        );
+        let v = run(&s, &[leaf], &["other.example.com"]);
+        assert!(
+            matches!(
+                v,
+                Verdict::Failed(MatchFailure::NameMismatch { depth: 0, .. })
+            ),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn cn_is_used_only_without_dns_sans() {
+        let cn_only = self_signed(vec![], "mx.example.com");
+        let r =
+            crate::generate::tlsa_for_chain(std::slice::from_ref(&cn_only), 0, 2, 1, 1).unwrap();
+        let s: TlsaSet = [r].into_iter().collect();
+        assert!(
+            run(&s, std::slice::from_ref(&cn_only), &["mx.example.com"])
+                .matched()
+                .is_some()
+        );
+        let both = self_signed(vec!["other.example.com".into()], "mx.example.com");
+        let r = crate::generate::tlsa_for_chain(std::slice::from_ref(&both), 0, 2, 1, 1).unwrap();
+        let s: TlsaSet = [r].into_iter().collect();
+        assert!(run(&s, &[both], &["mx.example.com"]).matched().is_none());
+    }
+
+    #[test]
+    fn dane_ee_ignores_names_by_default_and_digest_agility_applies() {
+        let leaf = self_signed(vec!["mx.example.com".into()], "x");
+        let good256 =
+            crate::generate::tlsa_for_chain(std::slice::from_ref(&leaf), 0, 3, 1, 1).unwrap();
+        let bad512 = format!("3 1 2 {}", "00".repeat(64));
+        // A matching SHA-256 record is ignored when a SHA-512 record exists.
+        let s = set(&[&good256.to_string(), &bad512]);
+        assert!(matches!(
+            run(&s, std::slice::from_ref(&leaf), &["x"]),
+            Verdict::Failed(MatchFailure::NoMatch { usable: 1 })
+        ));
+        let s = set(&[&good256.to_string()]);
+        assert!(run(&s, &[leaf], &["unrelated.example"]).matched().is_some());
+    }
+}

@@ -243,6 +243,7 @@ async fn dnssec_signed_zone_classification() {
     assert_eq!(mx, vec![(10, "mx.example.test.".to_string())]);
     let t = resolver.tlsa("mx.example.test", 25).await.unwrap();
     assert_eq!(t.answer.status(), DnssecStatus::Secure, "{:?}", t.answer);
+    assert_eq!(t.address_status, DnssecStatus::Secure);
     let Answer::Records(set) = t.answer else {
         unreachable!()
     };
@@ -280,6 +281,7 @@ async fn dnssec_signed_zone_classification() {
     // Unsigned child zone (delegation without DS): records, but insecure.
     let t = resolver.tlsa("mx.insecure.test", 25).await.unwrap();
     assert_eq!(t.answer.status(), DnssecStatus::Insecure, "{:?}", t.answer);
+    assert_eq!(t.address_status, DnssecStatus::Insecure);
     let Answer::Records(set) = t.answer else {
         unreachable!()
     };
