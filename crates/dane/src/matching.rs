@@ -641,7 +641,11 @@ mod tests {
     fn empty_set_is_not_unusable_set() {
         let leaf = self_signed(vec!["mx.example.com".into()], "x");
         assert_eq!(
-            run(&TlsaSet::default(), &[leaf.clone()], &["mx.example.com"]),
+            run(
+                &TlsaSet::default(),
+                std::slice::from_ref(&leaf),
+                &["mx.example.com"]
+            ),
             Verdict::NoRecords
         );
         let v = run(
