@@ -87,8 +87,7 @@ pub fn run(cmd: DaneCommand) -> ExitCode {
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     certs_from_pem_or_der(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -21,7 +21,8 @@ fn stdout(o: &Output) -> String {
 /// Writes leaf.pem (leaf only) and chain.pem (leaf + CA) for mx.example.com.
 fn write_chain(dir: &Path) {
     let mut cap = CertificateParams::new(Vec::<String>::new()).unwrap();
-    cap.distinguished_name.push(DnType::CommonName, "CLI Test CA");
+    cap.distinguished_name
+        .push(DnType::CommonName, "CLI Test CA");
     cap.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(cap, KeyPair::generate().unwrap()).unwrap();
     let leaf = CertificateParams::new(vec!["mx.example.com".to_string()])
@@ -34,7 +35,12 @@ fn write_chain(dir: &Path) {
 
 /// `dane tlsa` output: "<owner> IN TLSA u s m hex"; returns "u s m hex".
 fn record_of(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout(out);
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.len(), 7, "{line:?}");
@@ -48,18 +54,37 @@ fn tlsa_prints_zone_line() {
     write_chain(dir.path());
     let leaf = dir.path().join("leaf.pem");
     let out = portcullis(&[
-        "dane", "tlsa", "--usage", "3", "--selector", "1", "--matching", "1",
-        "--name", "_25._tcp.mx.example.com", leaf.to_str().unwrap(),
+        "dane",
+        "tlsa",
+        "--usage",
+        "3",
+        "--selector",
+        "1",
+        "--matching",
+        "1",
+        "--name",
+        "_25._tcp.mx.example.com",
+        leaf.to_str().unwrap(),
     ]);
     let line = stdout(&out);
-    assert!(line.starts_with("_25._tcp.mx.example.com. IN TLSA 3 1 1 "), "{line}");
+    assert!(
+        line.starts_with("_25._tcp.mx.example.com. IN TLSA 3 1 1 "),
+        "{line}"
+    );
     let hex = line.split_whitespace().last().unwrap();
     assert_eq!(hex.len(), 64);
     // SHA-512 gives 128 hex digits.
     let out = portcullis(&["dane", "tlsa", "--matching", "2", leaf.to_str().unwrap()]);
-    assert_eq!(record_of(&out).split_whitespace().last().unwrap().len(), 128);
+    assert_eq!(
+        record_of(&out).split_whitespace().last().unwrap().len(),
+        128
+    );
     // Unreadable input is exit 2.
-    let out = portcullis(&["dane", "tlsa", dir.path().join("missing.pem").to_str().unwrap()]);
+    let out = portcullis(&[
+        "dane",
+        "tlsa",
+        dir.path().join("missing.pem").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -73,44 +98,137 @@ fn verify_exit_codes() {
     // Usage 2 defaults to the top of the chain: the CA.
     let ta = record_of(&portcullis(&["dane", "tlsa", "--usage", "2", chain]));
 
-    let out = portcullis(&["dane", "verify", "--tlsa", &ee, "--chain", chain, "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &ee,
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("depth 0"), "{}", stdout(&out));
 
-    let out = portcullis(&["dane", "verify", "--tlsa", &ta, "--chain", chain, "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &ta,
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("depth 1"), "{}", stdout(&out));
 
     // DANE-TA with the wrong name: no match, exit 1, names in the message.
-    let out = portcullis(&["dane", "verify", "--tlsa", &ta, "--chain", chain, "--name", "mx.other.net"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &ta,
+        "--chain",
+        chain,
+        "--name",
+        "mx.other.net",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("mx.other.net"), "{}", stdout(&out));
 
     // DANE-EE with a wrong name: OpenSSL-style check by default, RFC 7672 with the flag.
-    let out = portcullis(&["dane", "verify", "--tlsa", &ee, "--chain", chain, "--name", "mx.other.net"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &ee,
+        "--chain",
+        chain,
+        "--name",
+        "mx.other.net",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let out = portcullis(&[
-        "dane", "verify", "--tlsa", &ee, "--chain", chain, "--name", "mx.other.net", "--no-ee-namecheck",
+        "dane",
+        "verify",
+        "--tlsa",
+        &ee,
+        "--chain",
+        chain,
+        "--name",
+        "mx.other.net",
+        "--no-ee-namecheck",
     ]);
     assert_eq!(out.status.code(), Some(0));
 
     // A set of several records, one matching.
     let wrong = format!("3 1 1 {}", "00".repeat(32));
     let out = portcullis(&[
-        "dane", "verify", "--tlsa", &wrong, "--tlsa", &ee, "--chain", chain, "--name", "mx.example.com",
+        "dane",
+        "verify",
+        "--tlsa",
+        &wrong,
+        "--tlsa",
+        &ee,
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let out = portcullis(&["dane", "verify", "--tlsa", &wrong, "--chain", chain, "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &wrong,
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(1));
 
     // All-unusable set: exit 1 with the RFC 7672 wording.
-    let out = portcullis(&["dane", "verify", "--tlsa", "3 1 1 00", "--chain", chain, "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        "3 1 1 00",
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("TLS is mandatory"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("TLS is mandatory"),
+        "{}",
+        stdout(&out)
+    );
 
     // Bad input: exit 2.
-    let out = portcullis(&["dane", "verify", "--tlsa", "3 1 1 xyz", "--chain", chain, "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        "3 1 1 xyz",
+        "--chain",
+        chain,
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    let out = portcullis(&["dane", "verify", "--tlsa", &ee, "--chain", "/nonexistent.pem", "--name", "mx.example.com"]);
+    let out = portcullis(&[
+        "dane",
+        "verify",
+        "--tlsa",
+        &ee,
+        "--chain",
+        "/nonexistent.pem",
+        "--name",
+        "mx.example.com",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
