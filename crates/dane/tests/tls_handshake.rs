@@ -92,14 +92,20 @@ async fn connect(
         TlsaSet::new(records),
         ReferenceNames::new(names),
     ));
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_protocol_versions(&[version])
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(verifier.clone())
-    .with_no_client_auth();
+    // TLS 1.3 goes through the crate's own `client_config` (both versions
+    // offered; the server picks 1.3); TLS 1.2 is forced explicitly.
+    let config = if version == &rustls::version::TLS13 {
+        verifier.client_config().unwrap()
+    } else {
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth()
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     // SNI deliberately differs from the reference names: DANE ignores it.
