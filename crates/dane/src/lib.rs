@@ -11,7 +11,7 @@
 //! on them:
 //! - an empty TLSA set ([`Verdict::NoRecords`]) is not an all-unusable set
 //!   ([`Verdict::NoUsableRecords`]: TLS mandatory, no authentication);
-//! - a bogus or failed DNS answer is never "no TLSA" ([`dns::Lookup`]);
+//! - a bogus or failed DNS answer is never "no TLSA" ([`dns::Answer`]);
 //! - a verified peer is a [`DaneVerified`] token only [`DaneVerifier`] makes.
 //!
 //! ```
