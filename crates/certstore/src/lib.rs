@@ -75,5 +75,12 @@ pub use names::{check_entry_name, check_fqdn};
 pub use store::{ExpiryNotice, ExpirySeverity, InstallReport, Store};
 pub use tls::{TlsSettings, TlsVersion};
 
+/// Put `others` behind `leaf` in issuer order, reporting duplicate, unrelated
+/// and missing intermediates (none counts as trusted: the store passes its CA
+/// lists when it installs a chain).
+pub fn order_chain(leaf: CertificateDer<'static>, others: Vec<CertificateDer<'static>>) -> Result<OrderedChain> {
+    chain::order(leaf, others, &|_| false)
+}
+
 /// Re-exported so users can name the certificate type of the API.
 pub use rustls_pki_types::CertificateDer;

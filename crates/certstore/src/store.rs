@@ -315,12 +315,11 @@ impl Store {
             }
         }
         let Some((leaf_index, key, is_new)) = found else {
-            let first = CertInfo::from_der(&certs[0], what)?;
-            let leaf = certs
-                .iter()
-                .filter_map(|c| CertInfo::from_der(c, what).ok())
-                .find(|i| !i.is_ca)
-                .unwrap_or(first);
+            // Name the certificate the operator most likely meant: the first non-CA one.
+            let infos = certs.iter().map(|c| CertInfo::from_der(c, what)).collect::<Result<Vec<_>>>()?;
+            let Some(leaf) = infos.iter().find(|i| !i.is_ca).or(infos.first()).cloned() else {
+                return Err(Error::bad_input(what, "contains no certificate"));
+            };
             return Err(Error::KeyMismatch {
                 entry: name.to_owned(),
                 subject: leaf.label(),
