@@ -10,5 +10,9 @@
 )]
 
 pub mod dsn;
+pub mod engine;
+mod inbound;
+pub mod maillog;
 pub mod mta_sts_fetch;
+mod outbound;
 pub mod spool;

@@ -1,0 +1,337 @@
+//! One inbound SMTP session: limits and HAT at connect, the smtp-tls server
+//! session with the TLS mode of the client's sender group, the RAT on every
+//! `RCPT`, and the spool on every message. The client hears `250` only once
+//! the spool's commit has resolved (the message is on stable storage); then
+//! the message goes to the scheduler with its body still in memory.
+//!
+//! Every step that matters to an operator is one mail-log line: the
+//! connection and its HAT verdict, TLS success or failure, each message
+//! queued, and the close, including "TLS was required but the client left
+//! without starting it".
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_policy::{ClientFacts, ConnectionAction, InboundTls, RcptVerdict, canonical_ip};
+use portcullis_smtp_tls::{
+    BodyType, CloseReason, Error as SmtpError, ForwardPath, Reply, ServerConfig, ServerConnection,
+    ServerEvent, ServerSession, SessionEnd, TlsMode,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::ListenerContext;
+use super::limits::Refusal;
+use super::received::{Trace, header};
+use crate::maillog::{Icid, reply_text};
+use crate::outbound::NewMessage;
+use crate::spool::{Envelope, EnvelopeFlags};
+
+/// A reply from this module's own constants (codes and enhanced codes are
+/// fixed or come from policy's typed statuses; only the text varies, and
+/// `Reply::new` sanitises text rather than refusing it).
+fn fixed(code: u16, enhanced: &str, text: &str) -> Reply {
+    Reply::new(code, enhanced, text)
+        .or_else(|_| Reply::new(code, "", text))
+        .or_else(|_| Reply::new(451, "", text))
+        .unwrap_or_else(|_| unreachable!("451 without an enhanced code is always valid"))
+}
+
+/// Writes one reply and closes: for refusals before the SMTP session starts.
+async fn refuse(mut stream: TcpStream, reply: Reply) {
+    let _ = stream.write_all(&reply.encode()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn tls_word(t: InboundTls) -> &'static str {
+    match t {
+        InboundTls::Off => "off",
+        InboundTls::Preferred => "preferred",
+        InboundTls::Required => "required",
+    }
+}
+
+/// The recipient's domain for the RAT: `<Postmaster>` is the listener's own.
+fn rcpt_domain<'a>(to: &'a ForwardPath, own: &'a str) -> &'a str {
+    match to.mailbox() {
+        Some(m) => m.domain(),
+        None => own,
+    }
+}
+
+fn path_text(to: &ForwardPath, own: &str) -> String {
+    match to.mailbox() {
+        Some(m) => m.to_string(),
+        None => format!("postmaster@{own}"),
+    }
+}
+
+pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: SocketAddr) {
+    let icid = Icid::next();
+    let log = &ctx.log;
+    let l = &ctx.settings;
+    let ip = canonical_ip(peer.ip());
+    let hat = l.access.connect(&ClientFacts { ip, fcrdns: None });
+    let group = hat.group.unwrap_or("(no sender group matched)");
+    let policy = hat.policy;
+    let action = match policy.action {
+        ConnectionAction::Accept => "ACCEPTED",
+        ConnectionAction::Relay => "RELAYED",
+        ConnectionAction::Reject => "REJECTED",
+        ConnectionAction::TcpRefuse => "TCP-REFUSED",
+    };
+    log.line(format_args!(
+        "{icid} new from {peer} on listener {:?} sender-group {group} policy {action} tls={}",
+        l.name,
+        tls_word(policy.tls)
+    ));
+    match policy.action {
+        ConnectionAction::TcpRefuse => {
+            log.line(format_args!("{icid} close: connection refused by the HAT"));
+            return;
+        }
+        ConnectionAction::Reject => {
+            refuse(
+                stream,
+                fixed(554, "5.7.1", &format!("{} Access denied", l.hostname)),
+            )
+            .await;
+            log.line(format_args!(
+                "{icid} close: rejected by the HAT (554 5.7.1)"
+            ));
+            return;
+        }
+        ConnectionAction::Accept | ConnectionAction::Relay => {}
+    }
+    let _slot = match ctx
+        .limits
+        .acquire(ip, policy.limits.max_connections_per_host)
+    {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let why = match refusal {
+                Refusal::ListenerFull { max } => {
+                    format!("listener has its maximum of {max} sessions open")
+                }
+                Refusal::HostFull { max } => {
+                    format!("client has its maximum of {max} sessions open")
+                }
+            };
+            refuse(
+                stream,
+                fixed(
+                    421,
+                    "4.7.0",
+                    &format!("{} Too many connections, try again later", l.hostname),
+                ),
+            )
+            .await;
+            log.line(format_args!("{icid} close: refused with 421: {why}"));
+            return;
+        }
+    };
+    let mut mode = match policy.tls {
+        InboundTls::Off => TlsMode::Off,
+        InboundTls::Preferred => TlsMode::Preferred,
+        InboundTls::Required => TlsMode::Required,
+    };
+    if mode != TlsMode::Off && ctx.acceptor.is_none() {
+        if mode == TlsMode::Required {
+            refuse(
+                stream,
+                fixed(421, "4.7.0", &format!("{} TLS not available", l.hostname)),
+            )
+            .await;
+            log.warn(format_args!(
+                "{icid} close: TLS is required for sender-group {group} but listener {:?} has no certificate (421 4.7.0)",
+                l.name
+            ));
+            return;
+        }
+        log.warn(format_args!(
+            "{icid} STARTTLS not offered: listener {:?} has no certificate",
+            l.name
+        ));
+        mode = TlsMode::Off;
+    }
+    let mut config = ServerConfig::new(l.hostname.clone());
+    config.tls = mode;
+    config.max_message_size = policy.limits.max_message_size;
+    config.max_recipients = policy.limits.max_recipients_per_message as usize;
+    config.idle_timeout = l.idle_timeout;
+    config.max_errors = l.max_errors;
+    let session = ServerSession::new(config, Instant::now());
+    let mut conn = ServerConnection::new(stream, session, ctx.acceptor.clone());
+    let mut abort = ctx.abort.clone();
+    let mut tls_logged = false;
+    loop {
+        let event = tokio::select! {
+            ev = conn.next_event() => ev,
+            _ = abort.wait_for(|a| *a) => {
+                log.line(format_args!("{icid} close: the gateway is shutting down (grace delay over)"));
+                return;
+            }
+        };
+        if !tls_logged && let Some(info) = conn.session().tls() {
+            tls_logged = true;
+            log.line(format_args!(
+                "{icid} TLS success protocol {} cipher {}",
+                info.protocol, info.cipher
+            ));
+        }
+        let result = match event {
+            Ok(ServerEvent::Mail { .. }) => conn.accept(),
+            Ok(ServerEvent::Rcpt { to }) => {
+                let domain = rcpt_domain(&to, &l.hostname);
+                match l.access.recipient(&hat, domain) {
+                    RcptVerdict::Accept | RcptVerdict::Relay => conn.accept(),
+                    RcptVerdict::Refuse { status, reason } => {
+                        log.line(format_args!(
+                            "{icid} RCPT {to} refused: {reason} ({status})"
+                        ));
+                        let code = if status.is_transient() { 450 } else { 550 };
+                        conn.reject(fixed(code, &status.to_string(), &reason))
+                    }
+                }
+            }
+            Ok(ServerEvent::Message { envelope, body }) => {
+                let reply = queue_message(&ctx, icid, ip, &conn, envelope, body).await;
+                match reply {
+                    Ok(r) => conn.accept_with(r),
+                    Err(r) => conn.reject(r),
+                }
+            }
+            Ok(ServerEvent::StartTls) => Ok(()),
+            Ok(ServerEvent::InjectionAttempt { discarded }) => {
+                log.warn(format_args!(
+                    "{icid} discarded {discarded} bytes of plaintext sent behind STARTTLS (command injection attempt, CVE-2011-0411)"
+                ));
+                Ok(())
+            }
+            Ok(ServerEvent::Closed(end)) => {
+                log_close(&ctx, icid, policy.tls, &end);
+                return;
+            }
+            Err(SmtpError::Handshake(e)) => {
+                log.warn(format_args!("{icid} TLS failed: handshake error: {e}"));
+                log.line(format_args!("{icid} close: TLS handshake failed"));
+                return;
+            }
+            Err(e) => {
+                log.line(format_args!("{icid} close: {e}"));
+                return;
+            }
+        };
+        if let Err(e) = result {
+            log.line(format_args!("{icid} close: {e}"));
+            return;
+        }
+    }
+}
+
+fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEnd) {
+    let reason = match end.reason {
+        CloseReason::Quit => "client sent QUIT",
+        CloseReason::PeerClosed => "client closed the connection",
+        CloseReason::TooManyErrors => "too many errors (421 4.7.0)",
+        CloseReason::Timeout => "idle timeout (421 4.4.2)",
+    };
+    if tls == InboundTls::Required && !end.tls_active && end.messages_accepted == 0 {
+        ctx.log.warn(format_args!(
+            "{icid} TLS required but client left without STARTTLS: no message delivered, {} command(s) refused with 530 5.7.0",
+            end.refused_without_tls
+        ));
+    }
+    ctx.log.line(format_args!(
+        "{icid} close: {reason}; {} message(s) accepted, tls={}",
+        end.messages_accepted,
+        if end.tls_active { "yes" } else { "no" }
+    ));
+}
+
+/// Spools one message; the reply is `250` only after the commit resolved.
+async fn queue_message(
+    ctx: &ListenerContext,
+    icid: Icid,
+    ip: std::net::IpAddr,
+    conn: &ServerConnection<TcpStream>,
+    envelope: portcullis_smtp_tls::Envelope,
+    body: Vec<u8>,
+) -> Result<Reply, Reply> {
+    let own = &ctx.settings.hostname;
+    let sender = envelope
+        .from
+        .mailbox()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let recipients: Vec<String> = envelope.to.iter().map(|t| path_text(t, own)).collect();
+    let single = (recipients.len() == 1).then(|| format!("<{}>", recipients[0]));
+    let trace = header(
+        &Trace {
+            helo: conn.session().helo(),
+            client: ip,
+            by: &ctx.gateway_hostname,
+            tls: conn.session().tls(),
+            utf8: envelope.params.smtputf8,
+            icid: icid.get(),
+            single_recipient: single.as_deref(),
+        },
+        time::OffsetDateTime::now_utc(),
+    );
+    let mut message = Vec::with_capacity(trace.len() + body.len());
+    message.extend_from_slice(trace.as_bytes());
+    message.extend_from_slice(&body);
+    drop(body);
+    let received_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let spool_envelope = Envelope {
+        sender,
+        recipients,
+        received_at,
+        flags: EnvelopeFlags {
+            requiretls: envelope.params.requiretls,
+            smtputf8: envelope.params.smtputf8,
+            eight_bit: envelope.params.body == Some(BodyType::EightBitMime),
+        },
+    };
+    let (id, commit) = ctx.spool.enqueue(spool_envelope.clone(), &message);
+    match commit.await {
+        Ok(()) => {
+            ctx.log.line(format_args!(
+                "MID {id} queued from <{}> to {} recipient(s) ({} bytes) {icid}{}",
+                spool_envelope.sender,
+                spool_envelope.recipients.len(),
+                message.len(),
+                if spool_envelope.flags.requiretls {
+                    " REQUIRETLS"
+                } else {
+                    ""
+                }
+            ));
+            let reply = fixed(250, "2.0.0", &format!("Ok: queued as {id}"));
+            ctx.outbound.submit(NewMessage {
+                id,
+                envelope: Arc::new(spool_envelope),
+                body: Arc::new(message),
+            });
+            Ok(reply)
+        }
+        Err(e) => {
+            ctx.log.warn(format_args!(
+                "{icid} message from <{}> NOT queued: {e}",
+                spool_envelope.sender
+            ));
+            let r = fixed(
+                451,
+                "4.3.0",
+                "Requested action aborted: local error in processing",
+            );
+            ctx.log
+                .line(format_args!("{icid} answered {}", reply_text(&r)));
+            Err(r)
+        }
+    }
+}

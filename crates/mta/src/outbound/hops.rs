@@ -1,0 +1,273 @@
+//! Next hops of a destination domain: an SMTP route when one matches, else
+//! the MX records from the DNSSEC-validating resolver (implicit MX when
+//! there are none; a null MX refuses mail), in preference order, each with
+//! its addresses and the facts policy needs: how the hop was learned
+//! ([`MxOrigin`]) and its TLSA lookup ([`TlsaFacts`]). TLSA records are
+//! looked up only where RFC 7672 §2.2 says they count: a secure MX answer
+//! (or implicit MX) and a secure address answer.
+
+use std::net::{IpAddr, SocketAddr};
+
+use portcullis_dane::TlsaSet;
+use portcullis_dane::dns::{Answer, DaneResolver};
+use portcullis_policy::{DestinationKey, DomainName, HopHost, MxOrigin, NextHop, TlsaFacts};
+use rustls::pki_types::ServerName;
+
+use super::delivery::{Context, Shortfall};
+use crate::engine::SmtpRoute;
+use crate::spool::MessageId;
+
+/// One next-hop host.
+#[derive(Debug, Clone)]
+pub(crate) struct Hop {
+    pub hop: NextHop,
+    pub addrs: Vec<SocketAddr>,
+    pub tlsa: TlsaFacts<TlsaSet>,
+    /// SNI and the name rustls is given (the verifier decides what counts).
+    pub server_name: ServerName<'static>,
+}
+
+pub(crate) enum NextHops {
+    Hops(Vec<Hop>),
+    None(Shortfall),
+}
+
+/// The most specific route for `domain`.
+pub(crate) fn route_for<'a>(routes: &'a [SmtpRoute], domain: &DomainName) -> Option<&'a SmtpRoute> {
+    routes
+        .iter()
+        .filter(|r| match &r.key {
+            DestinationKey::Default => true,
+            DestinationKey::Entry(p) => p.matches(domain),
+        })
+        .max_by_key(|r| match &r.key {
+            DestinationKey::Default => (0, (false, 0)),
+            DestinationKey::Entry(p) => (1, p.specificity()),
+        })
+}
+
+fn server_name(host: &HopHost) -> ServerName<'static> {
+    match host {
+        HopHost::Name(n) => ServerName::try_from(n.as_str().to_owned())
+            .unwrap_or(ServerName::IpAddress(IpAddr::from([0, 0, 0, 0]).into())),
+        HopHost::Ip(ip) => ServerName::IpAddress((*ip).into()),
+    }
+}
+
+pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -> NextHops {
+    if let Some(route) = route_for(&ctx.settings.routes, domain) {
+        let mut hops = Vec::new();
+        for h in &route.hosts {
+            let addrs = match (&h.address, &h.host) {
+                (Some(ip), _) => vec![SocketAddr::new(*ip, h.port)],
+                (None, HopHost::Ip(ip)) => vec![SocketAddr::new(*ip, h.port)],
+                (None, HopHost::Name(n)) => match &ctx.resolver {
+                    Some(r) => match r.addresses(n.as_str()).await {
+                        Ok(Answer::Records(p)) => {
+                            let (_, (_, ips)) = p.into_parts();
+                            ips.into_iter()
+                                .map(|ip| SocketAddr::new(ip, h.port))
+                                .collect()
+                        }
+                        _ => Vec::new(),
+                    },
+                    None => tokio::net::lookup_host((n.as_str(), h.port))
+                        .await
+                        .map(|it| it.collect())
+                        .unwrap_or_default(),
+                },
+            };
+            if addrs.is_empty() {
+                ctx.log.line(format_args!(
+                    "MID {id} to {domain}: route host {} has no address",
+                    h.host
+                ));
+                continue;
+            }
+            hops.push(Hop {
+                hop: NextHop {
+                    host: h.host.clone(),
+                    address: None,
+                    origin: MxOrigin::SmtpRoute,
+                },
+                addrs,
+                tlsa: TlsaFacts::NotApplicable,
+                server_name: server_name(&h.host),
+            });
+        }
+        if hops.is_empty() {
+            return NextHops::None(Shortfall::defer(
+                "4.4.4",
+                format!("no host of the SMTP route for {domain} has an address"),
+            ));
+        }
+        return NextHops::Hops(hops);
+    }
+    let Some(resolver) = &ctx.resolver else {
+        return NextHops::None(Shortfall::defer(
+            "4.4.3",
+            format!("no SMTP route for {domain} and no DNS resolver configured for MX lookups"),
+        ));
+    };
+    mx_hops(ctx, resolver, id, domain).await
+}
+
+async fn mx_hops(
+    ctx: &Context,
+    resolver: &DaneResolver,
+    id: MessageId,
+    domain: &DomainName,
+) -> NextHops {
+    let mx = match resolver.mx(domain.as_str()).await {
+        Ok(a) => a,
+        Err(e) => return NextHops::None(Shortfall::defer("4.4.3", e.to_string())),
+    };
+    let (secure, hosts): (bool, Vec<(u16, String)>) = match mx {
+        Answer::Records(p) => {
+            let (proof, list) = p.into_parts();
+            (proof.is_secure(), list)
+        }
+        // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
+        Answer::NoRecords { proof } => (proof.is_secure(), vec![(0, domain.to_string())]),
+        Answer::Bogus { detail } => {
+            return NextHops::None(Shortfall::defer(
+                "4.7.5",
+                format!("MX lookup for {domain} is bogus (DNSSEC validation failed): {detail}"),
+            ));
+        }
+        Answer::LookupFailed { detail } => {
+            return NextHops::None(Shortfall::defer(
+                "4.4.3",
+                format!("MX lookup for {domain} failed: {detail}"),
+            ));
+        }
+    };
+    if hosts.len() == 1 && hosts.first().is_some_and(|(_, h)| h == "." || h.is_empty()) {
+        return NextHops::None(Shortfall {
+            disposition: portcullis_policy::Disposition::Bounce,
+            status: "5.1.10".into(),
+            diagnostic: format!("{domain} publishes a null MX: it accepts no mail"),
+            remote: None,
+        });
+    }
+    ctx.log.line(format_args!(
+        "MID {id} MX for {domain} ({}): {}",
+        if secure { "DNSSEC secure" } else { "insecure" },
+        hosts
+            .iter()
+            .map(|(p, h)| format!("{p} {h}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut hops = Vec::new();
+    for (_, host) in hosts {
+        let Ok(name) = DomainName::parse(host.trim_end_matches('.')) else {
+            ctx.log.line(format_args!(
+                "MID {id} MX host {host:?} is not a valid name; skipped"
+            ));
+            continue;
+        };
+        let (addr_secure, ips) = match resolver.addresses(name.as_str()).await {
+            Ok(Answer::Records(p)) => {
+                let (proof, (_, ips)) = p.into_parts();
+                (proof.is_secure(), ips)
+            }
+            Ok(Answer::Bogus { detail }) => {
+                ctx.log.warn(format_args!(
+                    "MID {id} addresses of MX {name} are bogus ({detail}); host skipped"
+                ));
+                continue;
+            }
+            Ok(other) => {
+                ctx.log.line(format_args!(
+                    "MID {id} MX {name} has no usable address ({:?}); host skipped",
+                    other.status()
+                ));
+                continue;
+            }
+            Err(e) => {
+                ctx.log
+                    .line(format_args!("MID {id} MX {name}: {e}; host skipped"));
+                continue;
+            }
+        };
+        let tlsa = if secure && addr_secure {
+            tlsa_facts(ctx, resolver, id, &name).await
+        } else {
+            TlsaFacts::NotApplicable
+        };
+        let host = HopHost::Name(name.clone());
+        hops.push(Hop {
+            server_name: server_name(&host),
+            hop: NextHop::mx(
+                name,
+                if secure {
+                    MxOrigin::DnssecSecure
+                } else {
+                    MxOrigin::Insecure
+                },
+            ),
+            addrs: ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, ctx.settings.mx_port))
+                .collect(),
+            tlsa,
+        });
+    }
+    if hops.is_empty() {
+        return NextHops::None(Shortfall::defer(
+            "4.4.4",
+            format!("no MX host of {domain} has a usable address"),
+        ));
+    }
+    NextHops::Hops(hops)
+}
+
+async fn tlsa_facts(
+    ctx: &Context,
+    resolver: &DaneResolver,
+    id: MessageId,
+    host: &DomainName,
+) -> TlsaFacts<TlsaSet> {
+    let lookup = match resolver.tlsa(host.as_str(), ctx.settings.mx_port).await {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.log.line(format_args!(
+                "MID {id} TLSA _{}._tcp.{host}: {e}",
+                ctx.settings.mx_port
+            ));
+            return TlsaFacts::Failed;
+        }
+    };
+    let (facts, what) = match lookup.answer {
+        Answer::Records(p) if p.proof().is_secure() => {
+            let (_, set) = p.into_parts();
+            let usable: Vec<_> = set.usable(false).into_iter().cloned().collect();
+            if usable.is_empty() {
+                (
+                    TlsaFacts::SecureAllUnusable,
+                    format!("secure, {} record(s), none usable", set.records().len()),
+                )
+            } else {
+                let text = usable
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (
+                    TlsaFacts::SecureUsable(TlsaSet::new(usable)),
+                    format!("secure usable: {text}"),
+                )
+            }
+        }
+        Answer::Records(_) => (TlsaFacts::Insecure, "insecure records (ignored)".into()),
+        Answer::NoRecords { proof } => (TlsaFacts::Insecure, format!("no records ({proof})")),
+        Answer::Bogus { detail } => (TlsaFacts::Bogus, format!("bogus: {detail}")),
+        Answer::LookupFailed { detail } => (TlsaFacts::Failed, format!("lookup failed: {detail}")),
+    };
+    ctx.log.line(format_args!(
+        "MID {id} DANE TLSA _{}._tcp.{} {what}",
+        ctx.settings.mx_port, lookup.base_domain
+    ));
+    facts
+}

@@ -1,0 +1,363 @@
+//! The certificate check of one outbound hop, as the policy decision
+//! demands it: none, PKIX against the enabled CA lists with the decision's
+//! reference names (which may differ from the SNI/MX name: the destination
+//! domain, `.domain`, the MX host), or DANE with the decision's TLSA set.
+//!
+//! One [`HopVerifier`] serves one connection. It records what it found —
+//! which name or TLSA record authenticated the peer, or which check failed
+//! — so the mail log can say exactly why; when the check is only reported
+//! (opportunistic TLS) it records the failure and lets the handshake go on.
+
+use std::sync::{Arc, Mutex};
+
+use portcullis_dane::{DaneVerifier, ReferenceNames, TlsaSet};
+use portcullis_policy::{Authentication, DomainName, DomainPattern};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
+
+/// What the verifier concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthResult {
+    /// No check was asked for.
+    NotChecked,
+    /// Passed: how (`pkix name=mx.example.com`, `dane 3 1 1 … depth 0`).
+    Passed(String),
+    /// Failed: which check and why.
+    Failed(String),
+}
+
+/// The check kind, for log lines (`auth=pkix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthKind {
+    None,
+    Pkix,
+    Dane,
+}
+
+impl AuthKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AuthKind::None => "none",
+            AuthKind::Pkix => "pkix",
+            AuthKind::Dane => "dane",
+        }
+    }
+}
+
+enum Check {
+    None,
+    Pkix(Vec<DomainPattern>),
+    Dane(Arc<DaneVerifier>),
+}
+
+/// A rustls verifier for one hop.
+pub(crate) struct HopVerifier {
+    check: Check,
+    enforce: bool,
+    pkix: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+    outcome: Mutex<AuthResult>,
+}
+
+impl std::fmt::Debug for HopVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HopVerifier")
+            .field("kind", &self.kind())
+            .field("enforce", &self.enforce)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HopVerifier {
+    /// `enforce`: a failed check fails the handshake (mandatory TLS);
+    /// otherwise it is only recorded (opportunistic TLS).
+    pub(crate) fn new(
+        auth: &Authentication<TlsaSet>,
+        enforce: bool,
+        pkix: Arc<WebPkiServerVerifier>,
+        provider: Arc<CryptoProvider>,
+    ) -> Self {
+        let check = match auth {
+            Authentication::None => Check::None,
+            Authentication::Pkix { reference_names } => Check::Pkix(reference_names.clone()),
+            Authentication::Dane {
+                tlsa,
+                reference_names,
+            } => Check::Dane(Arc::new(DaneVerifier::new(
+                tlsa.clone(),
+                ReferenceNames::new(reference_names.iter().map(DomainName::as_str)),
+            ))),
+        };
+        HopVerifier {
+            check,
+            enforce,
+            pkix,
+            provider,
+            outcome: Mutex::new(AuthResult::NotChecked),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> AuthKind {
+        match self.check {
+            Check::None => AuthKind::None,
+            Check::Pkix(_) => AuthKind::Pkix,
+            Check::Dane(_) => AuthKind::Dane,
+        }
+    }
+
+    /// What the last handshake found.
+    pub(crate) fn result(&self) -> AuthResult {
+        self.outcome
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or(AuthResult::NotChecked)
+    }
+
+    fn record(&self, r: AuthResult) {
+        if let Ok(mut g) = self.outcome.lock() {
+            *g = r;
+        }
+    }
+
+    fn pkix_check(
+        &self,
+        names: &[DomainPattern],
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<String, String> {
+        let presented = presented_names(end_entity);
+        let mut candidates: Vec<(String, String)> = Vec::new();
+        for pattern in names {
+            match pattern {
+                DomainPattern::Exact(n) => candidates.push((n.as_str().to_owned(), n.to_string())),
+                DomainPattern::Subdomains(base) => {
+                    for p in &presented {
+                        // A wildcard `*.x.base` covers names strictly under
+                        // base; check the chain with one such name.
+                        let name = match p.strip_prefix("*.") {
+                            Some(rest) => format!("wildcard.{rest}"),
+                            None => p.clone(),
+                        };
+                        if DomainName::parse(&name).is_ok_and(|n| n.is_strictly_under(base)) {
+                            candidates.push((name, format!(".{base}")));
+                        }
+                    }
+                }
+            }
+        }
+        let mut chain_error = None;
+        for (name, label) in &candidates {
+            let Ok(server_name) = ServerName::try_from(name.as_str()) else {
+                continue;
+            };
+            match self
+                .pkix
+                .verify_server_cert(end_entity, intermediates, &server_name, &[], now)
+            {
+                Ok(_) => return Ok(format!("pkix name={label}")),
+                Err(Error::InvalidCertificate(CertificateError::NotValidForName))
+                | Err(Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                    ..
+                })) => {}
+                Err(e) => chain_error = Some(describe(&e)),
+            }
+        }
+        if let Some(e) = chain_error {
+            return Err(e);
+        }
+        // No candidate matched by name: say so, after checking the chain
+        // alone so a bad chain is not reported as a name problem.
+        let wanted: Vec<String> = names.iter().map(ToString::to_string).collect();
+        if let Some(any) = presented.first().map(|p| p.replace('*', "wildcard"))
+            && let Ok(sn) = ServerName::try_from(any)
+            && let Err(e) = self
+                .pkix
+                .verify_server_cert(end_entity, intermediates, &sn, &[], now)
+            && !matches!(
+                e,
+                Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. }
+                )
+            )
+        {
+            return Err(describe(&e));
+        }
+        Err(format!(
+            "certificate name mismatch: presented names [{}] do not match [{}]",
+            presented.join(", "),
+            wanted.join(", ")
+        ))
+    }
+}
+
+/// The DNS names a certificate presents (subjectAltName dNSName entries).
+fn presented_names(end_entity: &CertificateDer<'_>) -> Vec<String> {
+    webpki::EndEntityCert::try_from(end_entity)
+        .map(|c| c.valid_dns_names().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Which PKIX check failed, in an operator's words.
+fn describe(e: &Error) -> String {
+    match e {
+        Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => {
+                "certificate chain does not end at a trusted CA (unknown issuer)".into()
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                format!("certificate has expired ({c:?})")
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                format!("certificate is not yet valid ({c:?})")
+            }
+            CertificateError::BadSignature => "certificate signature is invalid".into(),
+            CertificateError::UnsupportedSignatureAlgorithmContext { .. } => {
+                "certificate uses an unacceptable signature algorithm".into()
+            }
+            CertificateError::Revoked => "certificate is revoked".into(),
+            other => format!("certificate rejected: {other:?}"),
+        },
+        other => format!("certificate rejected: {other}"),
+    }
+}
+
+impl ServerCertVerifier for HopVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let result = match &self.check {
+            Check::None => Ok("none".to_owned()),
+            Check::Pkix(names) => self.pkix_check(names, end_entity, intermediates, now),
+            Check::Dane(v) => {
+                match v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(_) => match v.take_verified() {
+                        Some(Ok(token)) => Ok(format!(
+                            "dane record {} at depth {}",
+                            token.matched().record(),
+                            token.matched().depth()
+                        )),
+                        _ => Ok("dane".to_owned()),
+                    },
+                    Err(e) => Err(match v.take_verified() {
+                        Some(Err(verdict)) => format!("DANE: {verdict}"),
+                        _ => format!("DANE: {e}"),
+                    }),
+                }
+            }
+        };
+        match result {
+            Ok(how) => {
+                self.record(if matches!(self.check, Check::None) {
+                    AuthResult::NotChecked
+                } else {
+                    AuthResult::Passed(how)
+                });
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(why) => {
+                self.record(AuthResult::Failed(why.clone()));
+                if self.enforce {
+                    Err(Error::InvalidCertificate(CertificateError::Other(
+                        OtherError(Arc::new(Rejected(why))),
+                    )))
+                } else {
+                    Ok(ServerCertVerified::assertion())
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+struct Rejected(String);
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+/// The verifier as the trait object rustls wants, and the handle to read
+/// its result.
+pub(crate) fn client_config(
+    verifier: Arc<HopVerifier>,
+    tls: &crate::engine::OutboundTls,
+) -> Result<rustls::ClientConfig, Error> {
+    let builder = rustls::ClientConfig::builder_with_provider(tls.provider.clone())
+        .with_protocol_versions(&tls.versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    Ok(match &tls.client_certificate {
+        Some(key) => builder.with_client_cert_resolver(Arc::new(ClientCert(key.clone()))),
+        None => builder.with_no_client_auth(),
+    })
+}
+
+#[derive(Debug)]
+struct ClientCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
