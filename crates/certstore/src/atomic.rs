@@ -39,7 +39,13 @@ pub(crate) fn write_atomic(target: &Path, bytes: &[u8], mode: u32) -> Result<()>
     result
 }
 
-fn write_tmp_and_rename(tmp: &Path, target: &Path, bytes: &[u8], mode: u32, dir: &Path) -> Result<()> {
+fn write_tmp_and_rename(
+    tmp: &Path,
+    target: &Path,
+    bytes: &[u8],
+    mode: u32,
+    dir: &Path,
+) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -103,7 +109,11 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"new");
         let mode = fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
@@ -116,7 +126,11 @@ mod tests {
         fs::write(target.join("inside"), b"old").unwrap();
         assert!(write_atomic(&target, b"new", 0o600).is_err());
         assert_eq!(fs::read(target.join("inside")).unwrap(), b"old");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1, "temporary file left behind: {names:?}");
     }
 
@@ -126,7 +140,11 @@ mod tests {
         fs::write(dir.path().join(".tmp-1-2-x.json"), b"half").unwrap();
         fs::write(dir.path().join("x.json"), b"whole").unwrap();
         clean_stale_tmp(dir.path());
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.json")]);
     }
 }

@@ -92,7 +92,13 @@ struct SystemUpdate {
 
 impl Default for CaFile {
     fn default() -> Self {
-        CaFile { format: 1, system_enabled: true, custom_enabled: true, system_update: None, custom_pem: Vec::new() }
+        CaFile {
+            format: 1,
+            system_enabled: true,
+            custom_enabled: true,
+            system_update: None,
+            custom_pem: Vec::new(),
+        }
     }
 }
 
@@ -101,7 +107,11 @@ fn to_entries(certs: Vec<CertificateDer<'static>>, what: &str) -> Result<Vec<CaE
         .into_iter()
         .enumerate()
         .map(|(i, der)| {
-            Ok(CaEntry { index: i + 1, info: CertInfo::from_der(&der, &format!("{what}, certificate {}", i + 1))?, der })
+            Ok(CaEntry {
+                index: i + 1,
+                info: CertInfo::from_der(&der, &format!("{what}, certificate {}", i + 1))?,
+                der,
+            })
         })
         .collect()
 }
@@ -110,7 +120,10 @@ impl Store {
     fn ca_file(&self) -> Result<CaFile> {
         let path = self.path().join(CA_FILE);
         match fs::read_to_string(&path) {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Corrupt { path, reason: e.to_string() }),
+            Ok(t) => serde_json::from_str(&t).map_err(|e| Error::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CaFile::default()),
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
@@ -118,7 +131,8 @@ impl Store {
 
     fn save_ca_file(&self, f: &CaFile) -> Result<()> {
         self.check_writable()?;
-        let json = serde_json::to_vec_pretty(f).map_err(|e| Error::Crypto(format!("cannot serialise CA lists: {e}")))?;
+        let json = serde_json::to_vec_pretty(f)
+            .map_err(|e| Error::Crypto(format!("cannot serialise CA lists: {e}")))?;
         write_atomic(&self.path().join(CA_FILE), &json, FILE_MODE)
     }
 
@@ -135,10 +149,19 @@ impl Store {
                     ),
                     Some(u) => (
                         crate::pem::parse_certs(u.certs_pem.as_bytes(), &path)?,
-                        format!("updated from {} on {}", u.source, Timestamp { unix: u.updated }),
+                        format!(
+                            "updated from {} on {}",
+                            u.source,
+                            Timestamp { unix: u.updated }
+                        ),
                     ),
                 };
-                Ok(CaList { kind, enabled: f.system_enabled, source, certs: to_entries(certs, &path)? })
+                Ok(CaList {
+                    kind,
+                    enabled: f.system_enabled,
+                    source,
+                    certs: to_entries(certs, &path)?,
+                })
             }
             CaListKind::Custom => {
                 let mut certs = Vec::new();
@@ -169,10 +192,18 @@ impl Store {
     pub fn ca_import_custom(&self, input: &[u8], what: &str) -> Result<CaImportReport> {
         let certs = crate::pem::parse_certs(input, what)?;
         let mut f = self.ca_file()?;
-        let mut present: HashSet<String> =
-            self.ca_list(CaListKind::Custom)?.certs.into_iter().map(|c| c.info.sha256).collect();
+        let mut present: HashSet<String> = self
+            .ca_list(CaListKind::Custom)?
+            .certs
+            .into_iter()
+            .map(|c| c.info.sha256)
+            .collect();
         let now = Timestamp::now();
-        let mut report = CaImportReport { added: Vec::new(), already_present: 0, warnings: Vec::new() };
+        let mut report = CaImportReport {
+            added: Vec::new(),
+            already_present: 0,
+            warnings: Vec::new(),
+        };
         for (i, der) in certs.into_iter().enumerate() {
             let info = CertInfo::from_der(&der, &format!("{what}, certificate {}", i + 1))?;
             if !present.insert(info.sha256.clone()) {
@@ -186,7 +217,9 @@ impl Store {
                 ));
             }
             if now > info.not_after {
-                report.warnings.push(format!("{} expired on {}", info.label(), info.not_after));
+                report
+                    .warnings
+                    .push(format!("{} expired on {}", info.label(), info.not_after));
             }
             f.custom_pem.push(crate::pem::encode("CERTIFICATE", &der));
             report.added.push(info);
@@ -204,7 +237,10 @@ impl Store {
         let matches: Vec<&CaEntry> = if let Ok(index) = selector.trim().parse::<usize>() {
             list.certs.iter().filter(|c| c.index == index).collect()
         } else if wanted.len() >= 8 && wanted.chars().all(|c| c.is_ascii_hexdigit()) {
-            list.certs.iter().filter(|c| normalise(&c.info.sha256).starts_with(&wanted)).collect()
+            list.certs
+                .iter()
+                .filter(|c| normalise(&c.info.sha256).starts_with(&wanted))
+                .collect()
         } else {
             return Err(Error::InvalidRequest(format!(
                 "{selector:?} is neither an index from `ca list --custom` nor a SHA-256 fingerprint (at least 8 hex digits)"
@@ -258,7 +294,10 @@ impl Store {
         let list = self.ca_list(kind)?;
         let mut out = String::new();
         for c in &list.certs {
-            out.push_str(&format!("# {}\n# SHA-256 {}\n", c.info.subject, c.info.sha256));
+            out.push_str(&format!(
+                "# {}\n# SHA-256 {}\n",
+                c.info.subject, c.info.sha256
+            ));
             out.push_str(&crate::pem::encode("CERTIFICATE", &c.der));
         }
         Ok(out)

@@ -107,17 +107,16 @@ pub fn order(
 
     let mut certs = vec![leaf];
     let mut infos = vec![leaf_info];
-    loop {
-        let Some(current) = infos.last() else { break };
-        if current.self_signed {
-            break;
-        }
+    // Walk up from the leaf; a self-signed certificate is the top.
+    while let Some(current) = infos.last().filter(|c| !c.self_signed) {
         let Some(pos) = pool.iter().position(|(_, cand)| current.issued_by(cand)) else {
             break;
         };
         let (der, info) = pool.remove(pos);
         if !info.is_ca {
-            problems.push(ChainProblem::NotACa { subject: info.label() });
+            problems.push(ChainProblem::NotACa {
+                subject: info.label(),
+            });
         }
         certs.push(der);
         infos.push(info);
@@ -137,7 +136,11 @@ pub fn order(
             sha256: info.sha256,
         });
     }
-    Ok(OrderedChain { certs, infos, problems })
+    Ok(OrderedChain {
+        certs,
+        infos,
+        problems,
+    })
 }
 
 #[cfg(test)]
@@ -145,7 +148,10 @@ mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
-    fn ca(name: &str, parent: Option<&CertifiedIssuer<'static, KeyPair>>) -> CertifiedIssuer<'static, KeyPair> {
+    fn ca(
+        name: &str,
+        parent: Option<&CertifiedIssuer<'static, KeyPair>>,
+    ) -> CertifiedIssuer<'static, KeyPair> {
         let mut p = CertificateParams::default();
         p.distinguished_name.push(DnType::CommonName, name);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -158,7 +164,8 @@ mod tests {
 
     fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>) -> CertificateDer<'static> {
         let mut p = CertificateParams::new(vec!["mx1.example.com".into()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, "mx1.example.com");
+        p.distinguished_name
+            .push(DnType::CommonName, "mx1.example.com");
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         p.signed_by(&key, issuer).unwrap().der().clone()
     }
@@ -175,11 +182,20 @@ mod tests {
         let other = ca("Other CA", None);
         let leaf = leaf(&mid2);
         let trusted = |i: &CertInfo| i.issuer == "CN=Root";
-        let got = order(leaf.clone(), vec![der(&mid1), der(&other), der(&mid2), der(&mid1)], &trusted).unwrap();
+        let got = order(
+            leaf.clone(),
+            vec![der(&mid1), der(&other), der(&mid2), der(&mid1)],
+            &trusted,
+        )
+        .unwrap();
         assert_eq!(got.certs, vec![leaf.clone(), der(&mid2), der(&mid1)]);
         assert_eq!(got.problems.len(), 2, "{:?}", got.problems);
-        assert!(matches!(&got.problems[0], ChainProblem::Duplicate { subject, .. } if subject == "CN=Intermediate 1"));
-        assert!(matches!(&got.problems[1], ChainProblem::Unrelated { subject, .. } if subject == "CN=Other CA"));
+        assert!(
+            matches!(&got.problems[0], ChainProblem::Duplicate { subject, .. } if subject == "CN=Intermediate 1")
+        );
+        assert!(
+            matches!(&got.problems[1], ChainProblem::Unrelated { subject, .. } if subject == "CN=Other CA")
+        );
 
         let got = order(leaf, vec![der(&mid2)], &trusted).unwrap();
         assert_eq!(

@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use der::Decode;
-use rcgen::{CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType};
+use rcgen::{
+    CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType,
+};
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use x509_cert::ext::pkix::name::DirectoryString;
@@ -67,7 +69,9 @@ impl SelfSignedRequest {
     /// Check everything an operator typed; no key is generated before this passes.
     pub fn validate(&self) -> Result<()> {
         if self.common_name.trim().is_empty() {
-            return Err(Error::InvalidRequest("the common name must not be empty".into()));
+            return Err(Error::InvalidRequest(
+                "the common name must not be empty".into(),
+            ));
         }
         if self.check_fqdn {
             check_fqdn("common name", &self.common_name, false)?;
@@ -111,14 +115,11 @@ impl SelfSignedRequest {
         if self.check_fqdn {
             check_fqdn("subject alternative name", value, true)?;
         }
-        let ia5 = value
-            .to_owned()
-            .try_into()
-            .map_err(|_| Error::NotFqdn {
-                field: "subject alternative name",
-                value: value.to_owned(),
-                reason: "it contains characters that are not allowed in a DNS name".into(),
-            })?;
+        let ia5 = value.to_owned().try_into().map_err(|_| Error::NotFqdn {
+            field: "subject alternative name",
+            value: value.to_owned(),
+            reason: "it contains characters that are not allowed in a DNS name".into(),
+        })?;
         if value.is_empty() || value.contains(char::is_whitespace) {
             return Err(Error::NotFqdn {
                 field: "subject alternative name",
@@ -134,7 +135,10 @@ impl SelfSignedRequest {
         let mut p = CertificateParams::default();
         let dn = &mut p.distinguished_name;
         if let Some(c) = &self.country {
-            dn.push(DnType::CountryName, DnValue::PrintableString(c.clone().try_into()?));
+            dn.push(
+                DnType::CountryName,
+                DnValue::PrintableString(c.clone().try_into()?),
+            );
         }
         for (ty, value) in [
             (DnType::StateOrProvinceName, &self.state),
@@ -148,7 +152,12 @@ impl SelfSignedRequest {
         }
         dn.push(DnType::CommonName, self.common_name.as_str());
         let mut names = vec![self.common_name.clone()];
-        names.extend(self.sans.iter().filter(|s| **s != self.common_name).cloned());
+        names.extend(
+            self.sans
+                .iter()
+                .filter(|s| **s != self.common_name)
+                .cloned(),
+        );
         for name in &names {
             p.subject_alt_names.push(self.san(name)?);
         }
@@ -167,11 +176,16 @@ fn server_usages(p: &mut CertificateParams, key: KeySpec) {
         p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     // An MTA is a TLS server (inbound) and a TLS client (outbound).
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    p.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
 }
 
 /// Generate a key and a self-signed certificate for `req`.
-pub(crate) fn self_signed(req: &SelfSignedRequest) -> Result<(PrivateKey, CertificateDer<'static>)> {
+pub(crate) fn self_signed(
+    req: &SelfSignedRequest,
+) -> Result<(PrivateKey, CertificateDer<'static>)> {
     let params = req.params()?;
     let key = PrivateKey::generate(req.key)?;
     let cert = params.self_signed(&key.key_pair()?)?;
@@ -188,8 +202,17 @@ pub(crate) fn csr_from_cert(cert: &CertificateDer<'_>, key: &PrivateKey) -> Resu
     for atv in parsed.tbs_certificate().subject().iter() {
         let text = DirectoryString::try_from(&atv.value)
             .map(|d| d.value().into_owned())
-            .or_else(|_| atv.value.decode_as::<der::asn1::Ia5String>().map(|s| s.to_string()))
-            .map_err(|e| Error::bad_input("stored certificate", format!("subject attribute {} cannot be read: {e}", atv.oid)))?;
+            .or_else(|_| {
+                atv.value
+                    .decode_as::<der::asn1::Ia5String>()
+                    .map(|s| s.to_string())
+            })
+            .map_err(|e| {
+                Error::bad_input(
+                    "stored certificate",
+                    format!("subject attribute {} cannot be read: {e}", atv.oid),
+                )
+            })?;
         let ty = match atv.oid.to_string().as_str() {
             "2.5.4.6" => DnType::CountryName,
             "2.5.4.7" => DnType::LocalityName,
@@ -208,7 +231,8 @@ pub(crate) fn csr_from_cert(cert: &CertificateDer<'_>, key: &PrivateKey) -> Resu
     }
     for san in &info.sans {
         if let Some(dns) = san.strip_prefix("DNS:") {
-            p.subject_alt_names.push(SanType::DnsName(dns.to_owned().try_into()?));
+            p.subject_alt_names
+                .push(SanType::DnsName(dns.to_owned().try_into()?));
         } else if let Some(ip) = san.strip_prefix("IP:").and_then(|ip| ip.parse().ok()) {
             p.subject_alt_names.push(SanType::IpAddress(ip));
         }
@@ -235,9 +259,20 @@ mod tests {
         let (key, der) = self_signed(&req()).unwrap();
         let info = CertInfo::from_der(&der, "t").unwrap();
         for part in ["CN=mx1.example.com", "O=Example GmbH", "C=DE"] {
-            assert!(info.subject.split(',').any(|p| p == part), "{part} in {}", info.subject);
+            assert!(
+                info.subject.split(',').any(|p| p == part),
+                "{part} in {}",
+                info.subject
+            );
         }
-        assert_eq!(info.sans, vec!["DNS:mx1.example.com", "DNS:mail.example.com", "IP:192.0.2.1"]);
+        assert_eq!(
+            info.sans,
+            vec![
+                "DNS:mx1.example.com",
+                "DNS:mail.example.com",
+                "IP:192.0.2.1"
+            ]
+        );
         assert_eq!(info.spki_sha256, key.spki_sha256());
         let days = info.not_before.days_until(info.not_after);
         assert!((365..=366).contains(&days), "{days}");
@@ -268,10 +303,15 @@ mod tests {
         let pem = csr_from_cert(&der, &key).unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
         use rustls_pki_types::pem::PemObject;
-        let der = rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let der =
+            rustls_pki_types::CertificateSigningRequestDer::from_pem_slice(pem.as_bytes()).unwrap();
         // The subject and the SAN names travel in the request.
         let bytes = der.as_ref();
-        for needle in [&b"mx1.example.com"[..], b"mail.example.com", b"Example GmbH"] {
+        for needle in [
+            &b"mx1.example.com"[..],
+            b"mail.example.com",
+            b"Example GmbH",
+        ] {
             assert!(bytes.windows(needle.len()).any(|w| w == needle));
         }
     }

@@ -103,7 +103,12 @@ impl Entry {
             .chain
             .iter()
             .enumerate()
-            .map(|(i, c)| CertInfo::from_der(c, &format!("certificate {} of entry {:?}", i + 1, self.name)))
+            .map(|(i, c)| {
+                CertInfo::from_der(
+                    c,
+                    &format!("certificate {} of entry {:?}", i + 1, self.name),
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         let mut warnings = Vec::new();
         if self.demo {
@@ -113,10 +118,17 @@ impl Entry {
             });
         }
         for (i, info) in chain.iter().enumerate() {
-            let what = if i == 0 { "certificate".to_owned() } else { format!("intermediate {}", info.label()) };
+            let what = if i == 0 {
+                "certificate".to_owned()
+            } else {
+                format!("intermediate {}", info.label())
+            };
             let days_left = now.days_until(info.not_after);
             if now > info.not_after {
-                warnings.push(Warning { kind: "expired", message: format!("{what} expired on {}", info.not_after) });
+                warnings.push(Warning {
+                    kind: "expired",
+                    message: format!("{what} expired on {}", info.not_after),
+                });
             } else if now < info.not_before {
                 warnings.push(Warning {
                     kind: "not-yet-valid",
@@ -139,7 +151,10 @@ impl Entry {
             });
         }
         for p in &self.chain_problems {
-            warnings.push(Warning { kind: "chain", message: p.to_string() });
+            warnings.push(Warning {
+                kind: "chain",
+                message: p.to_string(),
+            });
         }
         if let Some(p) = &self.pending {
             warnings.push(Warning {
@@ -215,7 +230,10 @@ impl EntryFile {
 
     pub(crate) fn into_entry(self, what: &str) -> Result<Entry> {
         if self.format != ENTRY_FORMAT {
-            return Err(Error::bad_input(what, format!("unknown entry format {}", self.format)));
+            return Err(Error::bad_input(
+                what,
+                format!("unknown entry format {}", self.format),
+            ));
         }
         let key = load_key(&self.key_pem, what)?;
         let chain = crate::pem::parse_certs(self.chain_pem.as_bytes(), what)?;

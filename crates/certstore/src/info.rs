@@ -10,7 +10,9 @@ use serde::Serialize;
 use spki::ObjectIdentifier;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, SubjectAltName, SubjectKeyIdentifier,
+};
 
 use crate::error::{Error, Result};
 use crate::fingerprint::sha256_hex;
@@ -57,7 +59,8 @@ impl Timestamp {
 
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
         match time::OffsetDateTime::from_unix_timestamp(self.unix)
             .ok()
             .and_then(|t| t.format(&fmt).ok())
@@ -127,7 +130,9 @@ impl CertInfo {
     pub fn from_der(der: &[u8], what: &str) -> Result<Self> {
         let cert = Certificate::from_der(der)
             .map_err(|e| Error::bad_input(what, format!("not a valid X.509 certificate: {e}")))?;
-        let bad = |e: der::Error| Error::bad_input(what, format!("certificate field cannot be decoded: {e}"));
+        let bad = |e: der::Error| {
+            Error::bad_input(what, format!("certificate field cannot be decoded: {e}"))
+        };
         let tbs = cert.tbs_certificate();
         let subject_der = tbs.subject().to_der().map_err(bad)?;
         let issuer_der = tbs.issuer().to_der().map_err(bad)?;
@@ -139,8 +144,12 @@ impl CertInfo {
                 match name {
                     GeneralName::DnsName(n) => sans.push(format!("DNS:{}", n.as_str())),
                     GeneralName::Rfc822Name(n) => sans.push(format!("email:{}", n.as_str())),
-                    GeneralName::UniformResourceIdentifier(n) => sans.push(format!("URI:{}", n.as_str())),
-                    GeneralName::IpAddress(ip) => sans.push(format!("IP:{}", ip_text(ip.as_bytes()))),
+                    GeneralName::UniformResourceIdentifier(n) => {
+                        sans.push(format!("URI:{}", n.as_str()))
+                    }
+                    GeneralName::IpAddress(ip) => {
+                        sans.push(format!("IP:{}", ip_text(ip.as_bytes())))
+                    }
                     _ => {}
                 }
             }
@@ -154,7 +163,12 @@ impl CertInfo {
             _ => None,
         };
         let is_ca = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
-        let common_name = tbs.subject().common_name().ok().flatten().map(|cn| cn.value().into_owned());
+        let common_name = tbs
+            .subject()
+            .common_name()
+            .ok()
+            .flatten()
+            .map(|cn| cn.value().into_owned());
 
         Ok(CertInfo {
             subject: tbs.subject().to_string(),
@@ -223,7 +237,10 @@ impl CertInfo {
 
 /// Algorithm and size of a DER SubjectPublicKeyInfo.
 pub fn describe_spki(spki_der: &[u8]) -> KeyDescription {
-    let unknown = |alg: String| KeyDescription { algorithm: alg, bits: 0 };
+    let unknown = |alg: String| KeyDescription {
+        algorithm: alg,
+        bits: 0,
+    };
     let Ok(spki) = spki::SubjectPublicKeyInfoRef::from_der(spki_der) else {
         return unknown("unparsable key".into());
     };
@@ -244,14 +261,26 @@ pub fn describe_spki(spki_der: &[u8]) -> KeyDescription {
             .parameters
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
         match curve {
-            Some(c) if c == P256 => KeyDescription { algorithm: "ECDSA P-256".into(), bits: 256 },
-            Some(c) if c == P384 => KeyDescription { algorithm: "ECDSA P-384".into(), bits: 384 },
-            Some(c) if c == P521 => KeyDescription { algorithm: "ECDSA P-521".into(), bits: 521 },
+            Some(c) if c == P256 => KeyDescription {
+                algorithm: "ECDSA P-256".into(),
+                bits: 256,
+            },
+            Some(c) if c == P384 => KeyDescription {
+                algorithm: "ECDSA P-384".into(),
+                bits: 384,
+            },
+            Some(c) if c == P521 => KeyDescription {
+                algorithm: "ECDSA P-521".into(),
+                bits: 521,
+            },
             Some(c) => unknown(format!("ECDSA curve {c}")),
             None => unknown("ECDSA (unknown curve)".into()),
         }
     } else if oid == ED25519 {
-        KeyDescription { algorithm: "Ed25519".into(), bits: 256 }
+        KeyDescription {
+            algorithm: "Ed25519".into(),
+            bits: 256,
+        }
     } else {
         unknown(oid.to_string())
     }
@@ -291,10 +320,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn cert(spec: crate::KeySpec) -> Vec<u8> {
-        let key = crate::PrivateKey::generate(spec).unwrap().key_pair().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(vec!["mx1.example.com".to_owned(), "192.0.2.7".to_owned()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, "mx1.example.com");
+        let key = crate::PrivateKey::generate(spec)
+            .unwrap()
+            .key_pair()
+            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![
+            "mx1.example.com".to_owned(),
+            "192.0.2.7".to_owned(),
+        ])
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "mx1.example.com");
         params.self_signed(&key).unwrap().der().to_vec()
     }
 
@@ -313,13 +350,24 @@ mod tests {
     #[test]
     fn rsa_size_is_reported() {
         let info = CertInfo::from_der(&cert(crate::KeySpec::Rsa2048), "t").unwrap();
-        assert_eq!(info.key, KeyDescription { algorithm: "RSA".into(), bits: 2048 });
+        assert_eq!(
+            info.key,
+            KeyDescription {
+                algorithm: "RSA".into(),
+                bits: 2048
+            }
+        );
     }
 
     #[test]
     fn timestamps_format() {
         assert_eq!(Timestamp { unix: 0 }.to_string(), "1970-01-01 00:00:00 UTC");
-        assert_eq!(Timestamp { unix: 0 }.days_until(Timestamp { unix: 86_400 * 3 + 5 }), 3);
+        assert_eq!(
+            Timestamp { unix: 0 }.days_until(Timestamp {
+                unix: 86_400 * 3 + 5
+            }),
+            3
+        );
         assert_eq!(Timestamp { unix: 10 }.days_until(Timestamp { unix: 0 }), -1);
     }
 

@@ -83,9 +83,15 @@ impl PrivateKey {
     /// Generate a fresh key.
     pub fn generate(spec: KeySpec) -> Result<Self> {
         let pair = match spec {
-            KeySpec::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?,
-            KeySpec::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)?,
-            KeySpec::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)?,
+            KeySpec::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?
+            }
+            KeySpec::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)?
+            }
+            KeySpec::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)?
+            }
             KeySpec::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
             KeySpec::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
         };
@@ -112,7 +118,9 @@ impl PrivateKey {
         let pair = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| {
             Error::bad_input(
                 what,
-                format!("not a usable private key (RSA, ECDSA P-256/P-384 or Ed25519 expected): {e}"),
+                format!(
+                    "not a usable private key (RSA, ECDSA P-256/P-384 or Ed25519 expected): {e}"
+                ),
             )
         })?;
         Ok(PrivateKey {
@@ -163,8 +171,13 @@ fn pkcs1_to_pkcs8(der: &[u8], what: &str) -> Result<Vec<u8>> {
 }
 
 fn sec1_to_pkcs8(der: &[u8], what: &str) -> Result<Vec<u8>> {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair};
-    for alg in [&ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P384_SHA384_ASN1_SIGNING] {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+    };
+    for alg in [
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+    ] {
         if let Ok(pair) = EcdsaKeyPair::from_private_key_der(alg, der) {
             let doc = pair
                 .to_pkcs8v1()
@@ -184,7 +197,13 @@ mod tests {
 
     #[test]
     fn spec_names_round_trip() {
-        for spec in [KeySpec::Rsa2048, KeySpec::Rsa3072, KeySpec::Rsa4096, KeySpec::EcdsaP256, KeySpec::EcdsaP384] {
+        for spec in [
+            KeySpec::Rsa2048,
+            KeySpec::Rsa3072,
+            KeySpec::Rsa4096,
+            KeySpec::EcdsaP256,
+            KeySpec::EcdsaP384,
+        ] {
             assert_eq!(spec.to_string().parse::<KeySpec>().unwrap(), spec);
         }
         assert!("dsa1024".parse::<KeySpec>().is_err());
@@ -200,7 +219,12 @@ mod tests {
 
     #[test]
     fn garbage_key_is_refused() {
-        let err = PrivateKey::from_pkcs8(vec![0x30, 0x03, 0x02, 0x01, 0x00], "key.pem").unwrap_err();
-        assert!(err.to_string().starts_with("key.pem: not a usable private key"), "{err}");
+        let err =
+            PrivateKey::from_pkcs8(vec![0x30, 0x03, 0x02, 0x01, 0x00], "key.pem").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("key.pem: not a usable private key"),
+            "{err}"
+        );
     }
 }

@@ -44,7 +44,10 @@
 //! let _server = store.server_config("mx1", &TlsSettings::default())?;
 //! # Ok(()) }
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod atomic;
 mod calist;
@@ -78,7 +81,10 @@ pub use tls::{TlsSettings, TlsVersion};
 /// Put `others` behind `leaf` in issuer order, reporting duplicate, unrelated
 /// and missing intermediates (none counts as trusted: the store passes its CA
 /// lists when it installs a chain).
-pub fn order_chain(leaf: CertificateDer<'static>, others: Vec<CertificateDer<'static>>) -> Result<OrderedChain> {
+pub fn order_chain(
+    leaf: CertificateDer<'static>,
+    others: Vec<CertificateDer<'static>>,
+) -> Result<OrderedChain> {
     chain::order(leaf, others, &|_| false)
 }
 

@@ -50,10 +50,15 @@ pub fn check_fqdn(field: &'static str, value: &str, allow_wildcard: bool) -> Res
         return bad("it is empty".into());
     }
     if value.len() > 253 {
-        return bad(format!("it is {} characters long, the limit is 253", value.len()));
+        return bad(format!(
+            "it is {} characters long, the limit is 253",
+            value.len()
+        ));
     }
     if !value.is_ascii() {
-        return bad("it contains non-ASCII characters; give the IDNA A-label form (xn--...)".into());
+        return bad(
+            "it contains non-ASCII characters; give the IDNA A-label form (xn--...)".into(),
+        );
     }
     if value.ends_with('.') {
         return bad("it ends with a dot; certificates carry names without the root dot".into());
@@ -75,11 +80,17 @@ pub fn check_fqdn(field: &'static str, value: &str, allow_wildcard: bool) -> Res
         if label.starts_with('-') || label.ends_with('-') {
             return bad(format!("label {label:?} starts or ends with a hyphen"));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
             return bad(format!("label {label:?} contains {c:?}"));
         }
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return bad("the top-level label is numeric (is it an IP address?)".into());
     }
     Ok(())
@@ -95,20 +106,43 @@ mod tests {
         for ok in ["mx1", "mx1.example.com", "smtp_in-2026", "a"] {
             check_entry_name(ok).unwrap();
         }
-        for bad in ["", "../etc", "a/b", ".hidden", "-x", "a b", "ä", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "../etc",
+            "a/b",
+            ".hidden",
+            "-x",
+            "a b",
+            "ä",
+            &"x".repeat(65),
+        ] {
             assert!(check_entry_name(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn fqdns() {
-        for ok in ["mx1.example.com", "a.b", "xn--bcher-kva.example", "a-b.example.org"] {
+        for ok in [
+            "mx1.example.com",
+            "a.b",
+            "xn--bcher-kva.example",
+            "a-b.example.org",
+        ] {
             check_fqdn("CN", ok, false).unwrap();
         }
         check_fqdn("SAN", "*.example.com", true).unwrap();
         for bad in [
-            "localhost", "mx1", "", "mx1.example.com.", "-a.example", "a..b", "a_b.example",
-            "10.0.0.1", "*.example.com", "mx1.bücher.de", "a.*.example",
+            "localhost",
+            "mx1",
+            "",
+            "mx1.example.com.",
+            "-a.example",
+            "a..b",
+            "a_b.example",
+            "10.0.0.1",
+            "*.example.com",
+            "mx1.bücher.de",
+            "a.*.example",
         ] {
             assert!(check_fqdn("CN", bad, false).is_err(), "{bad:?}");
         }

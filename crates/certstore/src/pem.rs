@@ -6,7 +6,9 @@
 
 use der::Decode;
 use rustls_pki_types::pem::{PemObject, SectionKind};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+};
 
 use crate::error::{Error, Result};
 
@@ -28,10 +30,14 @@ pub fn parse(input: &[u8], what: &str) -> Result<Parsed> {
         if x509_cert::Certificate::from_der(input).is_ok() {
             out.certs.push(CertificateDer::from(input.to_vec()));
         } else if pkcs8_head(input) {
-            out.keys.push(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(input.to_vec())));
+            out.keys.push(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                input.to_vec(),
+            )));
         } else {
             let reason = match x509_cert::Certificate::from_der(input) {
-                Err(e) => format!("binary (DER) input is neither an X.509 certificate nor a PKCS#8 key ({e})"),
+                Err(e) => format!(
+                    "binary (DER) input is neither an X.509 certificate nor a PKCS#8 key ({e})"
+                ),
                 Ok(_) => "binary (DER) input is not understood".to_owned(),
             };
             return Err(Error::bad_input(what, reason));
@@ -46,17 +52,28 @@ pub fn parse(input: &[u8], what: &str) -> Result<Parsed> {
         ));
     }
     for (n, item) in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(text).enumerate() {
-        let (kind, der) = item.map_err(|e| Error::bad_input(what, format!("PEM block {}: {}", n + 1, pem_error(&e))))?;
+        let (kind, der) = item.map_err(|e| {
+            Error::bad_input(what, format!("PEM block {}: {}", n + 1, pem_error(&e)))
+        })?;
         match kind {
             SectionKind::Certificate => {
                 x509_cert::Certificate::from_der(&der).map_err(|e| {
-                    Error::bad_input(what, format!("PEM block {} is not a valid X.509 certificate: {e}", n + 1))
+                    Error::bad_input(
+                        what,
+                        format!("PEM block {} is not a valid X.509 certificate: {e}", n + 1),
+                    )
                 })?;
                 out.certs.push(CertificateDer::from(der));
             }
-            SectionKind::PrivateKey => out.keys.push(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
-            SectionKind::RsaPrivateKey => out.keys.push(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
-            SectionKind::EcPrivateKey => out.keys.push(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
+            SectionKind::PrivateKey => out
+                .keys
+                .push(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))),
+            SectionKind::RsaPrivateKey => out
+                .keys
+                .push(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))),
+            SectionKind::EcPrivateKey => out
+                .keys
+                .push(PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))),
             // CSRs, CRLs, public keys: not ours to import; ignoring them lets an
             // operator hand us a bundle a CA mailed without editing it.
             _ => {}
@@ -89,7 +106,10 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 
 /// Certificates as concatenated PEM blocks.
 pub fn encode_certs<'a>(certs: impl IntoIterator<Item = &'a CertificateDer<'a>>) -> String {
-    certs.into_iter().map(|c| encode("CERTIFICATE", c)).collect()
+    certs
+        .into_iter()
+        .map(|c| encode("CERTIFICATE", c))
+        .collect()
 }
 
 fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
@@ -99,7 +119,9 @@ fn pem_error(e: &rustls_pki_types::pem::Error) -> String {
             "truncated: the closing line {} is missing",
             String::from_utf8_lossy(end_marker)
         ),
-        E::IllegalSectionStart { line } => format!("malformed BEGIN line {:?}", String::from_utf8_lossy(line)),
+        E::IllegalSectionStart { line } => {
+            format!("malformed BEGIN line {:?}", String::from_utf8_lossy(line))
+        }
         E::Base64Decode(m) => format!("damaged base64 content ({m})"),
         other => other.to_string(),
     }
@@ -143,7 +165,11 @@ mod tests {
     fn pem_round_trip_and_der() {
         let der = sample_cert();
         let pem = encode("CERTIFICATE", &der);
-        let parsed = parse(format!("junk before\n{pem}text between\n{pem}").as_bytes(), "t").unwrap();
+        let parsed = parse(
+            format!("junk before\n{pem}text between\n{pem}").as_bytes(),
+            "t",
+        )
+        .unwrap();
         assert_eq!(parsed.certs.len(), 2);
         assert_eq!(parsed.certs[0].as_ref(), der.as_slice());
         let parsed = parse(&der, "t").unwrap();
@@ -154,21 +180,29 @@ mod tests {
     fn truncated_and_garbage_are_clear_errors() {
         let pem = encode("CERTIFICATE", &sample_cert());
         let truncated = &pem[..pem.len() / 2];
-        let err = parse(truncated.as_bytes(), "cert.pem").unwrap_err().to_string();
-        assert!(err.contains("cert.pem") && err.contains("truncated"), "{err}");
+        let err = parse(truncated.as_bytes(), "cert.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cert.pem") && err.contains("truncated"),
+            "{err}"
+        );
 
         let err = parse(b"hello world", "cert.pem").unwrap_err().to_string();
         assert!(err.contains("no certificate or private key found"), "{err}");
 
         let der = sample_cert();
-        let err = parse(&der[..der.len() - 10], "cert.der").unwrap_err().to_string();
+        let err = parse(&der[..der.len() - 10], "cert.der")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("neither an X.509 certificate"), "{err}");
 
         let bad = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
         let err = parse(bad.as_bytes(), "c").unwrap_err().to_string();
         assert!(err.contains("PEM block 1"), "{err}");
 
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let err = parse(enc.as_bytes(), "k").unwrap_err().to_string();
         assert!(err.contains("encrypted"), "{err}");
     }

@@ -24,7 +24,8 @@ pub struct Pkcs12Contents {
 
 /// Read a PKCS#12 file. `what` names it in error messages.
 pub fn read(data: &[u8], passphrase: &str, what: &str) -> Result<Pkcs12Contents> {
-    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(data, passphrase).map_err(|e| map_error(e, what))?;
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(data, passphrase)
+        .map_err(|e| map_error(e, what))?;
     let mut keys = archive.keys.into_iter();
     let key_bag = keys
         .next()
@@ -70,7 +71,8 @@ pub fn write(
             "refusing to export a private key with an empty passphrase".into(),
         ));
     }
-    let to_p12 = |e: p12_keystore::error::Error| Error::Crypto(format!("cannot build PKCS#12: {e}"));
+    let to_p12 =
+        |e: p12_keystore::error::Error| Error::Crypto(format!("cannot build PKCS#12: {e}"));
     let p12_key = p12_keystore::PrivateKey::from_der(key.pkcs8_der()).map_err(to_p12)?;
     let certs = chain
         .iter()
@@ -79,7 +81,13 @@ pub fn write(
         .map_err(to_p12)?;
     // The local key id ties the key bag to its certificate bag; OpenSSL uses
     // the certificate's SHA-1, any stable bytes will do.
-    let key_id = key.spki_der().iter().rev().take(20).copied().collect::<Vec<u8>>();
+    let key_id = key
+        .spki_der()
+        .iter()
+        .rev()
+        .take(20)
+        .copied()
+        .collect::<Vec<u8>>();
     let mut store = KeyStore::new();
     store.add_entry(
         friendly_name,
@@ -97,8 +105,13 @@ pub fn write(
 fn map_error(e: p12_keystore::error::Error, what: &str) -> Error {
     use p12_keystore::error::Error as E;
     match e {
-        E::MacError(_) | E::UnpadError => Error::WrongPassphrase { what: what.to_owned() },
-        E::DerError(d) => Error::bad_input(what, format!("not a PKCS#12 file, or it is truncated or damaged ({d})")),
+        E::MacError(_) | E::UnpadError => Error::WrongPassphrase {
+            what: what.to_owned(),
+        },
+        E::DerError(d) => Error::bad_input(
+            what,
+            format!("not a PKCS#12 file, or it is truncated or damaged ({d})"),
+        ),
         other => Error::bad_input(what, format!("cannot read PKCS#12: {other}")),
     }
 }
@@ -135,7 +148,10 @@ mod tests {
         let err = read(&p12[..p12.len() / 2], "s3cret", "t.p12").unwrap_err();
         assert!(err.to_string().starts_with("t.p12: "), "{err}");
         assert!(read(b"garbage", "x", "t.p12").is_err());
-        assert!(write(&key, &[], "", "x", false).is_err(), "empty passphrase must be refused");
+        assert!(
+            write(&key, &[], "", "x", false).is_err(),
+            "empty passphrase must be refused"
+        );
     }
 
     proptest! {

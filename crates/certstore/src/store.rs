@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 
-use crate::atomic::{clean_stale_tmp, remove_durable, write_atomic, TMP_PREFIX};
+use crate::atomic::{TMP_PREFIX, clean_stale_tmp, remove_durable, write_atomic};
 use crate::chain::{self, ChainProblem};
 use crate::create::{self, SelfSignedRequest};
 use crate::entry::{DEMO_ENTRY, Entry, EntryFile, EntryView, Pending};
@@ -90,10 +90,15 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let root = dir.as_ref().to_owned();
         match fs::metadata(&root) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::StoreMissing { path: root }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::StoreMissing { path: root });
+            }
             Err(e) => return Err(Error::io("cannot access", &root, e)),
             Ok(m) if !m.is_dir() => {
-                return Err(Error::NotAStore { path: root, reason: "it is not a directory".into() });
+                return Err(Error::NotAStore {
+                    path: root,
+                    reason: "it is not a directory".into(),
+                });
             }
             Ok(_) => {}
         }
@@ -105,10 +110,15 @@ impl Store {
             },
             _ => Error::io("cannot read", &marker, e),
         })?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt { path: marker.clone(), reason: e.to_string() })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path: marker.clone(),
+            reason: e.to_string(),
+        })?;
         if v.get("format").and_then(|f| f.as_u64()) != Some(1) {
-            return Err(Error::Corrupt { path: marker, reason: "unknown store format".into() });
+            return Err(Error::Corrupt {
+                path: marker,
+                reason: "unknown store format".into(),
+            });
         }
         Ok(Store { root })
     }
@@ -127,7 +137,9 @@ impl Store {
             if non_empty {
                 return Err(Error::NotAStore {
                     path: root,
-                    reason: format!("the directory is not empty and has no {MARKER}; refusing to use it"),
+                    reason: format!(
+                        "the directory is not empty and has no {MARKER}; refusing to use it"
+                    ),
                 });
             }
         }
@@ -149,10 +161,14 @@ impl Store {
 
     /// Refuse to write when the store directory's owner-write bit is clear.
     pub(crate) fn check_writable(&self) -> Result<()> {
-        let meta = fs::metadata(&self.root).map_err(|e| Error::io("cannot access", &self.root, e))?;
+        let meta =
+            fs::metadata(&self.root).map_err(|e| Error::io("cannot access", &self.root, e))?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o200 == 0 {
-            return Err(Error::StoreReadOnly { path: self.root.clone(), mode });
+            return Err(Error::StoreReadOnly {
+                path: self.root.clone(),
+                mode,
+            });
         }
         let entries = self.root.join(ENTRIES);
         if !entries.exists() {
@@ -195,11 +211,15 @@ impl Store {
         let path = self.entry_path(name);
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NoSuchEntry(name.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchEntry(name.to_owned()));
+            }
             Err(e) => return Err(Error::io("cannot read", &path, e)),
         };
-        let file: EntryFile = serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        let file: EntryFile = serde_json::from_str(&text).map_err(|e| Error::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         file.into_entry(&path.display().to_string())
     }
 
@@ -279,13 +299,17 @@ impl Store {
     pub fn make_csr(&self, name: &str, new_key: Option<KeySpec>) -> Result<String> {
         let mut entry = self.entry(name)?;
         self.check_writable()?;
-        let leaf = entry
-            .chain
-            .first()
-            .ok_or_else(|| Error::Corrupt { path: self.entry_path(name), reason: "empty chain".into() })?;
+        let leaf = entry.chain.first().ok_or_else(|| Error::Corrupt {
+            path: self.entry_path(name),
+            reason: "empty chain".into(),
+        })?;
         let fresh = new_key.map(PrivateKey::generate).transpose()?;
         let csr = create::csr_from_cert(leaf, fresh.as_ref().unwrap_or(&entry.key))?;
-        entry.pending = Some(Pending { created: Timestamp::now(), csr_pem: csr.clone(), new_key: fresh });
+        entry.pending = Some(Pending {
+            created: Timestamp::now(),
+            csr_pem: csr.clone(),
+            new_key: fresh,
+        });
         entry.updated = Timestamp::now();
         self.save(&entry)?;
         Ok(csr)
@@ -316,7 +340,10 @@ impl Store {
         }
         let Some((leaf_index, key, is_new)) = found else {
             // Name the certificate the operator most likely meant: the first non-CA one.
-            let infos = certs.iter().map(|c| CertInfo::from_der(c, what)).collect::<Result<Vec<_>>>()?;
+            let infos = certs
+                .iter()
+                .map(|c| CertInfo::from_der(c, what))
+                .collect::<Result<Vec<_>>>()?;
             let Some(leaf) = infos.iter().find(|i| !i.is_ca).or(infos.first()).cloned() else {
                 return Err(Error::bad_input(what, "contains no certificate"));
             };
@@ -324,7 +351,11 @@ impl Store {
                 entry: name.to_owned(),
                 subject: leaf.label(),
                 cert_spki: leaf.spki_sha256,
-                entry_spki: keys.iter().map(|(k, _)| k.spki_sha256()).collect::<Vec<_>>().join(" or "),
+                entry_spki: keys
+                    .iter()
+                    .map(|(k, _)| k.spki_sha256())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             });
         };
         let mut others = certs;
@@ -337,12 +368,22 @@ impl Store {
         entry.demo = false;
         entry.updated = Timestamp::now();
         self.save(&entry)?;
-        Ok(InstallReport { entry: entry.view(Timestamp::now(), 30)?, problems: ordered.problems, switched_to_new_key: is_new })
+        Ok(InstallReport {
+            entry: entry.view(Timestamp::now(), 30)?,
+            problems: ordered.problems,
+            switched_to_new_key: is_new,
+        })
     }
 
-    fn order_and_check(&self, leaf: CertificateDer<'static>, others: Vec<CertificateDer<'static>>) -> Result<chain::OrderedChain> {
+    fn order_and_check(
+        &self,
+        leaf: CertificateDer<'static>,
+        others: Vec<CertificateDer<'static>>,
+    ) -> Result<chain::OrderedChain> {
         let known = self.known_ca_subjects()?;
-        let ordered = chain::order(leaf, others, &|top: &CertInfo| known.contains(&top.issuer_der))?;
+        let ordered = chain::order(leaf, others, &|top: &CertInfo| {
+            known.contains(&top.issuer_der)
+        })?;
         let now = Timestamp::now();
         for info in &ordered.infos {
             info.check_valid_at(now)?;
@@ -352,7 +393,14 @@ impl Store {
 
     /// Import a key and its chain from PEM/DER input (`certs` may also hold the
     /// key; otherwise pass `key`). With `replace`, an existing entry is replaced.
-    pub fn import_pem(&self, name: &str, certs: &[u8], key: Option<&[u8]>, what: &str, replace: bool) -> Result<InstallReport> {
+    pub fn import_pem(
+        &self,
+        name: &str,
+        certs: &[u8],
+        key: Option<&[u8]>,
+        what: &str,
+        replace: bool,
+    ) -> Result<InstallReport> {
         check_entry_name(name)?;
         let parsed = crate::pem::parse(certs, what)?;
         let mut keys = parsed.keys;
@@ -361,14 +409,31 @@ impl Store {
         }
         let key = match keys.as_slice() {
             [one] => PrivateKey::from_der(one, what)?,
-            [] => return Err(Error::bad_input(what, "no private key found; give the key file too (--key)")),
-            _ => return Err(Error::bad_input(what, "more than one private key found; give exactly one")),
+            [] => {
+                return Err(Error::bad_input(
+                    what,
+                    "no private key found; give the key file too (--key)",
+                ));
+            }
+            _ => {
+                return Err(Error::bad_input(
+                    what,
+                    "more than one private key found; give exactly one",
+                ));
+            }
         };
         self.import_parts(name, key, parsed.certs, what, replace)
     }
 
     /// Import a PKCS#12 file protected by `passphrase`.
-    pub fn import_pkcs12(&self, name: &str, data: &[u8], passphrase: &str, what: &str, replace: bool) -> Result<InstallReport> {
+    pub fn import_pkcs12(
+        &self,
+        name: &str,
+        data: &[u8],
+        passphrase: &str,
+        what: &str,
+        replace: bool,
+    ) -> Result<InstallReport> {
         check_entry_name(name)?;
         let contents = crate::pkcs12::read(data, passphrase, what)?;
         let mut certs = vec![contents.leaf];
@@ -376,7 +441,14 @@ impl Store {
         self.import_parts(name, contents.key, certs, what, replace)
     }
 
-    fn import_parts(&self, name: &str, key: PrivateKey, certs: Vec<CertificateDer<'static>>, what: &str, replace: bool) -> Result<InstallReport> {
+    fn import_parts(
+        &self,
+        name: &str,
+        key: PrivateKey,
+        certs: Vec<CertificateDer<'static>>,
+        what: &str,
+        replace: bool,
+    ) -> Result<InstallReport> {
         self.check_writable()?;
         if !replace && self.contains(name) {
             return Err(Error::EntryExists(name.to_owned()));
@@ -392,7 +464,10 @@ impl Store {
             }
         }
         let Some(leaf) = leaf else {
-            return Err(Error::bad_input(what, "no certificate matches the private key"));
+            return Err(Error::bad_input(
+                what,
+                "no certificate matches the private key",
+            ));
         };
         let ordered = self.order_and_check(leaf, others)?;
         let now = Timestamp::now();
@@ -407,7 +482,11 @@ impl Store {
             pending: None,
         };
         self.save(&entry)?;
-        Ok(InstallReport { entry: entry.view(now, 30)?, problems: ordered.problems, switched_to_new_key: false })
+        Ok(InstallReport {
+            entry: entry.view(now, 30)?,
+            problems: ordered.problems,
+            switched_to_new_key: false,
+        })
     }
 
     /// The chain as PEM, leaf first, followed by the private key when `with_key`.
@@ -442,7 +521,9 @@ impl Store {
         let mut out = Vec::new();
         for name in self.names()? {
             let entry = self.entry(&name)?;
-            let Some(leaf) = entry.chain.first() else { continue };
+            let Some(leaf) = entry.chain.first() else {
+                continue;
+            };
             let info = CertInfo::from_der(leaf, &name)?;
             let days_left = now.days_until(info.not_after);
             let severity = if now > info.not_after {
@@ -454,7 +535,13 @@ impl Store {
             } else {
                 continue;
             };
-            out.push(ExpiryNotice { name, subject: info.label(), not_after: info.not_after, days_left, severity });
+            out.push(ExpiryNotice {
+                name,
+                subject: info.label(),
+                not_after: info.not_after,
+                days_left,
+                severity,
+            });
         }
         out.sort_by_key(|n| n.not_after);
         Ok(out)

@@ -35,7 +35,10 @@ pub struct TlsSettings {
 
 impl Default for TlsSettings {
     fn default() -> Self {
-        TlsSettings { versions: vec![TlsVersion::Tls12, TlsVersion::Tls13], cipher_suites: Vec::new() }
+        TlsSettings {
+            versions: vec![TlsVersion::Tls12, TlsVersion::Tls13],
+            cipher_suites: Vec::new(),
+        }
     }
 }
 
@@ -44,15 +47,24 @@ impl TlsSettings {
     pub fn provider(&self) -> Result<Arc<CryptoProvider>> {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !self.cipher_suites.is_empty() {
-            let known: Vec<String> = provider.cipher_suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+            let known: Vec<String> = provider
+                .cipher_suites
+                .iter()
+                .map(|s| format!("{:?}", s.suite()))
+                .collect();
             for name in &self.cipher_suites {
                 if !known.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-                    return Err(Error::Tls(format!("unknown cipher suite {name:?}; known suites: {}", known.join(", "))));
+                    return Err(Error::Tls(format!(
+                        "unknown cipher suite {name:?}; known suites: {}",
+                        known.join(", ")
+                    )));
                 }
             }
-            provider
-                .cipher_suites
-                .retain(|s| self.cipher_suites.iter().any(|n| n.eq_ignore_ascii_case(&format!("{:?}", s.suite()))));
+            provider.cipher_suites.retain(|s| {
+                self.cipher_suites
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&format!("{:?}", s.suite())))
+            });
         }
         for v in &self.versions {
             let has = provider.cipher_suites.iter().any(|s| match v {
@@ -60,7 +72,9 @@ impl TlsSettings {
                 TlsVersion::Tls13 => s.tls13().is_some(),
             });
             if !has {
-                return Err(Error::Tls(format!("no configured cipher suite can be used with {v:?}")));
+                return Err(Error::Tls(format!(
+                    "no configured cipher suite can be used with {v:?}"
+                )));
             }
         }
         Ok(Arc::new(provider))
@@ -68,7 +82,9 @@ impl TlsSettings {
 
     fn versions(&self) -> Result<Vec<&'static SupportedProtocolVersion>> {
         if self.versions.is_empty() {
-            return Err(Error::Tls("no TLS version is enabled; enable TLSv1.2 and/or TLSv1.3".into()));
+            return Err(Error::Tls(
+                "no TLS version is enabled; enable TLSv1.2 and/or TLSv1.3".into(),
+            ));
         }
         Ok(self
             .versions
@@ -106,7 +122,11 @@ impl Store {
 
     /// A client configuration that verifies servers against the enabled CA
     /// lists, optionally presenting the named entry as client certificate.
-    pub fn client_config(&self, settings: &TlsSettings, client_cert: Option<&str>) -> Result<Arc<ClientConfig>> {
+    pub fn client_config(
+        &self,
+        settings: &TlsSettings,
+        client_cert: Option<&str>,
+    ) -> Result<Arc<ClientConfig>> {
         let roots = self.root_store()?;
         if roots.is_empty() {
             return Err(Error::Tls(
@@ -136,13 +156,33 @@ mod tests {
 
     #[test]
     fn cipher_suite_filtering() {
-        let s = TlsSettings { versions: vec![TlsVersion::Tls13], cipher_suites: vec!["TLS13_AES_256_GCM_SHA384".into()] };
+        let s = TlsSettings {
+            versions: vec![TlsVersion::Tls13],
+            cipher_suites: vec!["TLS13_AES_256_GCM_SHA384".into()],
+        };
         assert_eq!(s.provider().unwrap().cipher_suites.len(), 1);
-        let s = TlsSettings { versions: vec![TlsVersion::Tls12], cipher_suites: vec!["TLS13_AES_256_GCM_SHA384".into()] };
-        assert!(s.provider().is_err(), "a TLS 1.3 suite cannot serve TLS 1.2");
-        let s = TlsSettings { versions: vec![TlsVersion::Tls13], cipher_suites: vec!["RC4_MD5".into()] };
-        assert!(s.provider().unwrap_err().to_string().contains("unknown cipher suite"));
-        let s = TlsSettings { versions: vec![], cipher_suites: vec![] };
+        let s = TlsSettings {
+            versions: vec![TlsVersion::Tls12],
+            cipher_suites: vec!["TLS13_AES_256_GCM_SHA384".into()],
+        };
+        assert!(
+            s.provider().is_err(),
+            "a TLS 1.3 suite cannot serve TLS 1.2"
+        );
+        let s = TlsSettings {
+            versions: vec![TlsVersion::Tls13],
+            cipher_suites: vec!["RC4_MD5".into()],
+        };
+        assert!(
+            s.provider()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown cipher suite")
+        );
+        let s = TlsSettings {
+            versions: vec![],
+            cipher_suites: vec![],
+        };
         assert!(s.versions().is_err());
     }
 }

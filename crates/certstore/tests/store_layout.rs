@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use portcullis_certstore::{CaListKind, DEMO_ENTRY, ExpirySeverity, KeySpec, SelfSignedRequest, Store, Timestamp};
+use portcullis_certstore::{
+    CaListKind, DEMO_ENTRY, ExpirySeverity, KeySpec, SelfSignedRequest, Store, Timestamp,
+};
 
 fn req(cn: &str, days: u32) -> SelfSignedRequest {
     let mut r = SelfSignedRequest::new(cn);
@@ -17,14 +19,20 @@ fn req(cn: &str, days: u32) -> SelfSignedRequest {
 fn files_are_owner_only_and_one_per_entry() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
-    store.create_self_signed("mx1", &req("mx1.example.com", 30)).unwrap();
+    store
+        .create_self_signed("mx1", &req("mx1.example.com", 30))
+        .unwrap();
     store.ca_set_enabled(CaListKind::System, false).unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(store.path()), 0o700);
     assert_eq!(mode(&store.path().join("entries")), 0o700);
     assert_eq!(mode(&store.path().join("entries/mx1.json")), 0o600);
     assert_eq!(mode(&store.path().join("ca.json")), 0o600);
-    let names: Vec<_> = std::fs::read_dir(store.path().join("entries")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(store.path().join("entries"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("mx1.json")]);
 }
 
@@ -32,12 +40,18 @@ fn files_are_owner_only_and_one_per_entry() {
 fn interrupted_write_leaves_old_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
-    store.create_self_signed("mx1", &req("mx1.example.com", 30)).unwrap();
+    store
+        .create_self_signed("mx1", &req("mx1.example.com", 30))
+        .unwrap();
     let before = store.show("mx1", 30).unwrap();
     // A crash after writing the temporary file and before the rename leaves
     // exactly this behind: a half-written temp file next to the old entry.
     let tmp = store.path().join("entries/.tmp-4242-0-mx1.json");
-    std::fs::write(&tmp, b"{\"format\":1,\"name\":\"mx1\",\"key_pem\":\"-----BEGIN PRI").unwrap();
+    std::fs::write(
+        &tmp,
+        b"{\"format\":1,\"name\":\"mx1\",\"key_pem\":\"-----BEGIN PRI",
+    )
+    .unwrap();
     let after = store.show("mx1", 30).unwrap();
     assert_eq!(after.chain[0].sha256, before.chain[0].sha256);
     assert_eq!(store.names().unwrap(), vec!["mx1".to_owned()]);
@@ -50,7 +64,11 @@ fn interrupted_write_leaves_old_state() {
 fn damaged_entry_file_is_reported_not_panicked_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
-    std::fs::write(store.path().join("entries/bad.json"), b"{\"format\": 1, \"name\"").unwrap();
+    std::fs::write(
+        store.path().join("entries/bad.json"),
+        b"{\"format\": 1, \"name\"",
+    )
+    .unwrap();
     let err = store.show("bad", 30).unwrap_err();
     assert!(err.to_string().contains("is damaged"), "{err}");
 }
@@ -64,27 +82,57 @@ fn demo_certificate_is_created_once_and_flagged() {
     assert!(first.demo);
     assert_eq!(first.chain, again.chain, "generated on first use only");
     let view = store.show(DEMO_ENTRY, 30).unwrap();
-    assert!(view.warnings.iter().any(|w| w.kind == "demo"), "{:?}", view.warnings);
+    assert!(
+        view.warnings.iter().any(|w| w.kind == "demo"),
+        "{:?}",
+        view.warnings
+    );
     // Usable as a server certificate.
-    store.server_config(DEMO_ENTRY, &Default::default()).unwrap();
+    store
+        .server_config(DEMO_ENTRY, &Default::default())
+        .unwrap();
 }
 
 #[test]
 fn expiry_query_sorts_and_grades() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
-    store.create_self_signed("soon", &req("a.example.com", 3)).unwrap();
-    store.create_self_signed("later", &req("b.example.com", 20)).unwrap();
-    store.create_self_signed("fine", &req("c.example.com", 365)).unwrap();
+    store
+        .create_self_signed("soon", &req("a.example.com", 3))
+        .unwrap();
+    store
+        .create_self_signed("later", &req("b.example.com", 20))
+        .unwrap();
+    store
+        .create_self_signed("fine", &req("c.example.com", 365))
+        .unwrap();
     let now = Timestamp::now();
     let got = store.expiring_within(30, now).unwrap();
     let names: Vec<_> = got.iter().map(|n| (n.name.as_str(), n.severity)).collect();
-    assert_eq!(names, vec![("soon", ExpirySeverity::Critical), ("later", ExpirySeverity::Warning)]);
+    assert_eq!(
+        names,
+        vec![
+            ("soon", ExpirySeverity::Critical),
+            ("later", ExpirySeverity::Warning)
+        ]
+    );
     // A year from now everything has expired.
-    let later = Timestamp { unix: now.unix + 400 * 86_400 };
-    assert!(store.expiring_within(30, later).unwrap().iter().all(|n| n.severity == ExpirySeverity::Expired));
+    let later = Timestamp {
+        unix: now.unix + 400 * 86_400,
+    };
+    assert!(
+        store
+            .expiring_within(30, later)
+            .unwrap()
+            .iter()
+            .all(|n| n.severity == ExpirySeverity::Expired)
+    );
     let view = store.show("soon", 30).unwrap();
-    assert!(view.warnings.iter().any(|w| w.kind == "expiring"), "{:?}", view.warnings);
+    assert!(
+        view.warnings.iter().any(|w| w.kind == "expiring"),
+        "{:?}",
+        view.warnings
+    );
 }
 
 #[test]
@@ -92,12 +140,27 @@ fn system_list_can_be_disabled_updated_reset_and_exported() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
     let shipped = store.ca_list(CaListKind::System).unwrap();
-    assert!(shipped.enabled && shipped.certs.len() > 100, "{}", shipped.certs.len());
+    assert!(
+        shipped.enabled && shipped.certs.len() > 100,
+        "{}",
+        shipped.certs.len()
+    );
     let exported = store.ca_export(CaListKind::System).unwrap();
-    assert_eq!(exported.matches("-----BEGIN CERTIFICATE-----").count(), shipped.certs.len());
+    assert_eq!(
+        exported.matches("-----BEGIN CERTIFICATE-----").count(),
+        shipped.certs.len()
+    );
     // Update from a bundle holding the first 10 roots.
-    let ten: String = exported.split_inclusive("-----END CERTIFICATE-----\n").take(10).collect();
-    assert_eq!(store.ca_update_system(ten.as_bytes(), "bundle.pem").unwrap(), 10);
+    let ten: String = exported
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .take(10)
+        .collect();
+    assert_eq!(
+        store
+            .ca_update_system(ten.as_bytes(), "bundle.pem")
+            .unwrap(),
+        10
+    );
     let updated = store.ca_list(CaListKind::System).unwrap();
     assert_eq!(updated.certs.len(), 10);
     assert!(updated.source.contains("bundle.pem"));
@@ -106,7 +169,10 @@ fn system_list_can_be_disabled_updated_reset_and_exported() {
     assert!(store.trusted_cas().unwrap().is_empty());
     store.ca_reset_system().unwrap();
     store.ca_set_enabled(CaListKind::System, true).unwrap();
-    assert_eq!(store.ca_list(CaListKind::System).unwrap().certs.len(), shipped.certs.len());
+    assert_eq!(
+        store.ca_list(CaListKind::System).unwrap().certs.len(),
+        shipped.certs.len()
+    );
 }
 
 #[test]
@@ -114,10 +180,17 @@ fn custom_list_import_dedupes_and_deletes_by_index_or_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("s")).unwrap();
     let system = store.ca_export(CaListKind::System).unwrap();
-    let three: String = system.split_inclusive("-----END CERTIFICATE-----\n").take(3).collect();
-    let report = store.ca_import_custom(three.as_bytes(), "three.pem").unwrap();
+    let three: String = system
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .take(3)
+        .collect();
+    let report = store
+        .ca_import_custom(three.as_bytes(), "three.pem")
+        .unwrap();
     assert_eq!(report.added.len(), 3);
-    let report = store.ca_import_custom(three.as_bytes(), "three.pem").unwrap();
+    let report = store
+        .ca_import_custom(three.as_bytes(), "three.pem")
+        .unwrap();
     assert_eq!((report.added.len(), report.already_present), (0, 3));
     let list = store.ca_list(CaListKind::Custom).unwrap();
     let second = list.certs[1].info.clone();
@@ -129,5 +202,11 @@ fn custom_list_import_dedupes_and_deletes_by_index_or_fingerprint() {
     assert_eq!(left.certs.len(), 1);
     assert_eq!(left.certs[0].info.sha256, list.certs[0].info.sha256);
     assert!(store.ca_delete_custom("7").is_err());
-    assert!(store.ca_delete_custom("xyz").unwrap_err().to_string().contains("neither an index"));
+    assert!(
+        store
+            .ca_delete_custom("xyz")
+            .unwrap_err()
+            .to_string()
+            .contains("neither an index")
+    );
 }

@@ -19,38 +19,53 @@ struct Pki {
 
 fn private_pki() -> Pki {
     let mut ca = CertificateParams::default();
-    ca.distinguished_name.push(DnType::CommonName, "Portcullis Test Private CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Portcullis Test Private CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()).unwrap();
+    let ca = CertifiedIssuer::self_signed(
+        ca,
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+    )
+    .unwrap();
     let mut leaf = CertificateParams::new(vec!["mx1.example.test".to_owned()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "mx1.example.test");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "mx1.example.test");
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let leaf = leaf.signed_by(&key, &ca).unwrap();
-    Pki { ca_pem: ca.as_ref().pem(), leaf_pem: leaf.pem(), key_pem: key.serialize_pem() }
+    Pki {
+        ca_pem: ca.as_ref().pem(),
+        leaf_pem: leaf.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
 
 /// Handshake once: server built from `store` entry `mx1`, client from the store's CA lists.
 async fn handshake(store: &Store, settings: &TlsSettings) -> Result<String, String> {
-    let server_cfg = store.server_config("mx1", settings).map_err(|e| e.to_string())?;
-    let client_cfg = store.client_config(settings, None).map_err(|e| e.to_string())?;
+    let server_cfg = store
+        .server_config("mx1", settings)
+        .map_err(|e| e.to_string())?;
+    let client_cfg = store
+        .client_config(settings, None)
+        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        match acceptor.accept(tcp).await {
-            Ok(mut tls) => {
-                let mut buf = [0u8; 4];
-                tls.read_exact(&mut buf).await.unwrap();
-                tls.write_all(b"250 ").await.unwrap();
-                tls.shutdown().await.ok();
-            }
-            Err(_) => {} // the client refused us; the client side reports why
+        // An Err means the client refused us; the client side reports why.
+        if let Ok(mut tls) = acceptor.accept(tcp).await {
+            let mut buf = [0u8; 4];
+            tls.read_exact(&mut buf).await.unwrap();
+            tls.write_all(b"250 ").await.unwrap();
+            tls.shutdown().await.ok();
         }
     });
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(&client_cfg));
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let result = match connector.connect(ServerName::try_from("mx1.example.test").unwrap(), tcp).await {
+    let result = match connector
+        .connect(ServerName::try_from("mx1.example.test").unwrap(), tcp)
+        .await
+    {
         Ok(mut tls) => {
             tls.write_all(b"EHLO").await.unwrap();
             let mut buf = [0u8; 4];
@@ -69,25 +84,50 @@ async fn handshake_trusts_custom_list_and_fails_when_it_is_disabled() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     let pki = private_pki();
-    store.import_pem("mx1", pki.leaf_pem.as_bytes(), Some(pki.key_pem.as_bytes()), "leaf.pem", false).unwrap();
-    store.ca_import_custom(pki.ca_pem.as_bytes(), "ca.pem").unwrap();
+    store
+        .import_pem(
+            "mx1",
+            pki.leaf_pem.as_bytes(),
+            Some(pki.key_pem.as_bytes()),
+            "leaf.pem",
+            false,
+        )
+        .unwrap();
+    store
+        .ca_import_custom(pki.ca_pem.as_bytes(), "ca.pem")
+        .unwrap();
 
-    for versions in [vec![TlsVersion::Tls13], vec![TlsVersion::Tls12], vec![TlsVersion::Tls12, TlsVersion::Tls13]] {
-        let settings = TlsSettings { versions: versions.clone(), cipher_suites: Vec::new() };
+    for versions in [
+        vec![TlsVersion::Tls13],
+        vec![TlsVersion::Tls12],
+        vec![TlsVersion::Tls12, TlsVersion::Tls13],
+    ] {
+        let settings = TlsSettings {
+            versions: versions.clone(),
+            cipher_suites: Vec::new(),
+        };
         let got = handshake(&store, &settings).await.unwrap();
-        let expect = if versions == [TlsVersion::Tls12] { "TLSv1_2" } else { "TLSv1_3" };
+        let expect = if versions == [TlsVersion::Tls12] {
+            "TLSv1_2"
+        } else {
+            "TLSv1_3"
+        };
         assert!(got.starts_with(&format!("Some({expect})")), "{got}");
         assert!(got.ends_with("250 "), "{got}");
     }
 
     // Custom list off, system list (Mozilla roots) on: our private CA is unknown.
     store.ca_set_enabled(CaListKind::Custom, false).unwrap();
-    let err = handshake(&store, &TlsSettings::default()).await.unwrap_err();
+    let err = handshake(&store, &TlsSettings::default())
+        .await
+        .unwrap_err();
     assert!(err.contains("UnknownIssuer"), "{err}");
 
     // Both off: the client configuration itself is refused with a reason.
     store.ca_set_enabled(CaListKind::System, false).unwrap();
-    let err = handshake(&store, &TlsSettings::default()).await.unwrap_err();
+    let err = handshake(&store, &TlsSettings::default())
+        .await
+        .unwrap_err();
     assert!(err.contains("no CA list is enabled"), "{err}");
 
     // Re-enabled: works again.
@@ -95,10 +135,15 @@ async fn handshake_trusts_custom_list_and_fails_when_it_is_disabled() {
     handshake(&store, &TlsSettings::default()).await.unwrap();
 
     // Deleting the CA from the custom list also ends trust.
-    let fp = store.ca_list(CaListKind::Custom).unwrap().certs[0].info.sha256.clone();
+    let fp = store.ca_list(CaListKind::Custom).unwrap().certs[0]
+        .info
+        .sha256
+        .clone();
     store.ca_delete_custom(&fp[..20]).unwrap();
     store.ca_set_enabled(CaListKind::System, true).unwrap();
-    let err = handshake(&store, &TlsSettings::default()).await.unwrap_err();
+    let err = handshake(&store, &TlsSettings::default())
+        .await
+        .unwrap_err();
     assert!(err.contains("UnknownIssuer"), "{err}");
 }
 
@@ -107,8 +152,18 @@ async fn configured_cipher_suite_is_the_only_one_offered() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     let pki = private_pki();
-    store.import_pem("mx1", format!("{}{}", pki.leaf_pem, pki.key_pem).as_bytes(), None, "all.pem", false).unwrap();
-    store.ca_import_custom(pki.ca_pem.as_bytes(), "ca.pem").unwrap();
+    store
+        .import_pem(
+            "mx1",
+            format!("{}{}", pki.leaf_pem, pki.key_pem).as_bytes(),
+            None,
+            "all.pem",
+            false,
+        )
+        .unwrap();
+    store
+        .ca_import_custom(pki.ca_pem.as_bytes(), "ca.pem")
+        .unwrap();
     let settings = TlsSettings {
         versions: vec![TlsVersion::Tls13],
         cipher_suites: vec!["TLS13_CHACHA20_POLY1305_SHA256".into()],

@@ -102,7 +102,13 @@ fn dispatch(global: &Global, cmd: CaCommand) -> CmdResult {
                 .iter()
                 .map(|l| serde_json::json!({ "list": l.kind, "enabled": l.enabled, "count": l.certs.len(), "source": l.source }))
                 .collect();
-            emit(json, &summary, || lists.iter().map(summary_line).collect::<Vec<_>>().join("\n"))
+            emit(json, &summary, || {
+                lists
+                    .iter()
+                    .map(summary_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
         }
         CaCommand::List { which: Some(which) } => {
             let list = open()?.ca_list(which.into()).map_err(reason)?;
@@ -122,7 +128,9 @@ fn dispatch(global: &Global, cmd: CaCommand) -> CmdResult {
             let data = read_file(&file)?;
             let what = file.display().to_string();
             portcullis_certstore::pem::parse_certs(&data, &what).map_err(reason)?;
-            let report = open_or_create()?.ca_import_custom(&data, &what).map_err(reason)?;
+            let report = open_or_create()?
+                .ca_import_custom(&data, &what)
+                .map_err(reason)?;
             emit(json, &report, || {
                 let mut s = format!(
                     "added {} CA certificate(s) to the custom list ({} already present)\n",
@@ -144,38 +152,80 @@ fn dispatch(global: &Global, cmd: CaCommand) -> CmdResult {
             if out.as_os_str() == "-" {
                 return Ok(());
             }
-            emit(json, &serde_json::json!({ "list": CaListKind::from(which), "file": out }), || {
-                format!("exported the {} list to {}", CaListKind::from(which), out.display())
-            })
+            emit(
+                json,
+                &serde_json::json!({ "list": CaListKind::from(which), "file": out }),
+                || {
+                    format!(
+                        "exported the {} list to {}",
+                        CaListKind::from(which),
+                        out.display()
+                    )
+                },
+            )
         }
         CaCommand::Enable { which } | CaCommand::Disable { which } => {
             let enable = matches!(cmd, CaCommand::Enable { .. });
-            open_or_create()?.ca_set_enabled(which.into(), enable).map_err(reason)?;
-            emit(json, &serde_json::json!({ "list": CaListKind::from(which), "enabled": enable }), || {
-                format!("{} list {}", CaListKind::from(which), if enable { "enabled" } else { "disabled" })
-            })
+            open_or_create()?
+                .ca_set_enabled(which.into(), enable)
+                .map_err(reason)?;
+            emit(
+                json,
+                &serde_json::json!({ "list": CaListKind::from(which), "enabled": enable }),
+                || {
+                    format!(
+                        "{} list {}",
+                        CaListKind::from(which),
+                        if enable { "enabled" } else { "disabled" }
+                    )
+                },
+            )
         }
         CaCommand::Delete { selector } => {
             let removed = open()?.ca_delete_custom(&selector).map_err(reason)?;
-            emit(json, &removed, || format!("deleted {} (SHA-256 {}) from the custom list", removed.subject, removed.sha256))
+            emit(json, &removed, || {
+                format!(
+                    "deleted {} (SHA-256 {}) from the custom list",
+                    removed.subject, removed.sha256
+                )
+            })
         }
         CaCommand::Update { file, shipped } => {
             let store = open_or_create()?;
             if shipped {
                 store.ca_reset_system().map_err(reason)?;
-                let n = store.ca_list(CaListKind::System).map_err(reason)?.certs.len();
-                return emit(json, &serde_json::json!({ "list": "system", "count": n, "source": "shipped" }), || {
-                    format!("system list reset to the {n} CA certificates shipped with portcullis")
-                });
+                let n = store
+                    .ca_list(CaListKind::System)
+                    .map_err(reason)?
+                    .certs
+                    .len();
+                return emit(
+                    json,
+                    &serde_json::json!({ "list": "system", "count": n, "source": "shipped" }),
+                    || {
+                        format!(
+                            "system list reset to the {n} CA certificates shipped with portcullis"
+                        )
+                    },
+                );
             }
             let Some(file) = file else {
                 return Err("give a PEM bundle file or --shipped".into());
             };
             let data = read_file(&file)?;
-            let n = store.ca_update_system(&data, &file.display().to_string()).map_err(reason)?;
-            emit(json, &serde_json::json!({ "list": "system", "count": n, "source": file }), || {
-                format!("system list replaced by the {n} CA certificates of {}", file.display())
-            })
+            let n = store
+                .ca_update_system(&data, &file.display().to_string())
+                .map_err(reason)?;
+            emit(
+                json,
+                &serde_json::json!({ "list": "system", "count": n, "source": file }),
+                || {
+                    format!(
+                        "system list replaced by the {n} CA certificates of {}",
+                        file.display()
+                    )
+                },
+            )
         }
     }
 }

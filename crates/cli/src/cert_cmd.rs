@@ -41,7 +41,8 @@ impl Passphrase {
             return Ok(text.lines().next().unwrap_or("").to_owned());
         }
         if let Some(var) = &self.passphrase_env {
-            return std::env::var(var).map_err(|_| format!("environment variable {var} is not set"));
+            return std::env::var(var)
+                .map_err(|_| format!("environment variable {var} is not set"));
         }
         Err("a PKCS#12 file needs a passphrase: give --passphrase-file FILE or --passphrase-env VAR".into())
     }
@@ -207,7 +208,19 @@ fn open_or_create(global: &Global) -> Result<Store, String> {
 fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
     let json = global.json;
     match cmd {
-        CertCommand::Create { name, cn, org, unit, locality, state, country, days, sans, key, no_fqdn_check } => {
+        CertCommand::Create {
+            name,
+            cn,
+            org,
+            unit,
+            locality,
+            state,
+            country,
+            days,
+            sans,
+            key,
+            no_fqdn_check,
+        } => {
             let req = SelfSignedRequest {
                 common_name: cn,
                 organization: org,
@@ -238,11 +251,22 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
             match out {
                 Some(path) => {
                     write_output(&path, csr.as_bytes(), false)?;
-                    emit(json, &serde_json::json!({ "name": name, "csr_file": path, "new_key": new_key.is_some() }), || {
-                        format!("wrote the CSR for {name:?} to {}; send it to your CA, then run `portcullis cert install-signed {name} FILE...`", path.display())
-                    })
+                    emit(
+                        json,
+                        &serde_json::json!({ "name": name, "csr_file": path, "new_key": new_key.is_some() }),
+                        || {
+                            format!(
+                                "wrote the CSR for {name:?} to {}; send it to your CA, then run `portcullis cert install-signed {name} FILE...`",
+                                path.display()
+                            )
+                        },
+                    )
                 }
-                None if json => emit(true, &serde_json::json!({ "name": name, "csr_pem": csr }), String::new),
+                None if json => emit(
+                    true,
+                    &serde_json::json!({ "name": name, "csr_pem": csr }),
+                    String::new,
+                ),
                 None => {
                     print!("{csr}");
                     Ok(())
@@ -256,10 +280,17 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                 input.extend(read_file(f)?);
                 input.push(b'\n');
             }
-            let what = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+            let what = files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             let report = store.install_signed(&name, &input, &what).map_err(reason)?;
             emit(json, &report, || {
-                let mut s = format!("installed the signed certificate for {name:?} (chain of {})\n", report.entry.chain.len());
+                let mut s = format!(
+                    "installed the signed certificate for {name:?} (chain of {})\n",
+                    report.entry.chain.len()
+                );
                 if report.switched_to_new_key {
                     s.push_str("the renewal key made by `cert csr --new-key` is now in use\n");
                 }
@@ -268,7 +299,14 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                 s
             })
         }
-        CertCommand::Import { name, file, key, format, passphrase, replace } => {
+        CertCommand::Import {
+            name,
+            file,
+            key,
+            format,
+            passphrase,
+            replace,
+        } => {
             let data = read_file(&file)?;
             let what = file.display().to_string();
             let format = format.unwrap_or_else(|| guess_format(&data));
@@ -281,7 +319,9 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
             // bad input must not leave an empty store behind.
             if Store::open(&global.store).is_err() {
                 match format {
-                    Format::Pkcs12 => portcullis_certstore::pkcs12::read(&data, &pass, &what).map(drop),
+                    Format::Pkcs12 => {
+                        portcullis_certstore::pkcs12::read(&data, &pass, &what).map(drop)
+                    }
                     Format::Pem => portcullis_certstore::pem::parse(&data, &what).map(drop),
                 }
                 .map_err(reason)?;
@@ -292,21 +332,53 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                 Format::Pem => store.import_pem(&name, &data, key_data.as_deref(), &what, replace),
             }
             .map_err(reason)?;
-            emit(json, &report, || format!("imported {name:?}\n\n{}", describe(&report.entry)))
+            emit(json, &report, || {
+                format!("imported {name:?}\n\n{}", describe(&report.entry))
+            })
         }
-        CertCommand::Export { name, out, format, with_key, legacy, passphrase } => {
+        CertCommand::Export {
+            name,
+            out,
+            format,
+            with_key,
+            legacy,
+            passphrase,
+        } => {
             let store = open(global)?;
             let (bytes, secret) = match format {
-                Format::Pem => (store.export_pem(&name, with_key).map_err(reason)?.into_bytes(), with_key),
-                Format::Pkcs12 => (store.export_pkcs12(&name, &passphrase.get()?, legacy).map_err(reason)?, true),
+                Format::Pem => (
+                    store
+                        .export_pem(&name, with_key)
+                        .map_err(reason)?
+                        .into_bytes(),
+                    with_key,
+                ),
+                Format::Pkcs12 => (
+                    store
+                        .export_pkcs12(&name, &passphrase.get()?, legacy)
+                        .map_err(reason)?,
+                    true,
+                ),
             };
             write_output(&out, &bytes, secret)?;
             if out.as_os_str() == "-" {
                 return Ok(());
             }
-            emit(json, &serde_json::json!({ "name": name, "file": out, "format": format!("{format:?}").to_lowercase(), "with_key": secret }), || {
-                format!("exported {name:?} to {}{}", out.display(), if secret { " (contains the private key; keep it safe)" } else { "" })
-            })
+            emit(
+                json,
+                &serde_json::json!({ "name": name, "file": out, "format": format!("{format:?}").to_lowercase(), "with_key": secret }),
+                || {
+                    format!(
+                        "exported {name:?} to {}{}",
+                        out.display(),
+                        if secret {
+                            " (contains the private key; keep it safe)"
+                        } else {
+                            ""
+                        }
+                    )
+                },
+            )
         }
         CertCommand::List { warn_days } => {
             let store = open(global)?;
@@ -315,7 +387,10 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                 if views.is_empty() {
                     return "no certificates in the store (create one with `portcullis cert create`)".into();
                 }
-                let mut s = format!("{:<20} {:<32} {:<24} {:<16} WARNINGS\n", "NAME", "SUBJECT CN", "EXPIRES", "KEY");
+                let mut s = format!(
+                    "{:<20} {:<32} {:<24} {:<16} WARNINGS\n",
+                    "NAME", "SUBJECT CN", "EXPIRES", "KEY"
+                );
                 for v in &views {
                     let leaf = v.leaf();
                     s.push_str(&format!(
@@ -324,13 +399,21 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                         leaf.and_then(|l| l.common_name.clone()).unwrap_or_default(),
                         leaf.map(|l| l.not_after.to_string()).unwrap_or_default(),
                         v.key.to_string(),
-                        v.warnings.iter().map(|w| w.kind).collect::<Vec<_>>().join(",")
+                        v.warnings
+                            .iter()
+                            .map(|w| w.kind)
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ));
                 }
                 s
             })
         }
-        CertCommand::Show { name, warn_days, csr } => {
+        CertCommand::Show {
+            name,
+            warn_days,
+            csr,
+        } => {
             let store = open(global)?;
             let view = store.show(&name, warn_days).map_err(reason)?;
             emit(json, &view, || {
@@ -345,14 +428,17 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
         CertCommand::Delete { name } => {
             let store = open(global)?;
             store.delete(&name).map_err(reason)?;
-            emit(json, &serde_json::json!({ "deleted": name }), || format!("deleted {name:?}"))
+            emit(json, &serde_json::json!({ "deleted": name }), || {
+                format!("deleted {name:?}")
+            })
         }
         CertCommand::Expiring { .. } => Ok(()),
     }
 }
 
 fn expiring(global: &Global, days: u32) -> ExitCode {
-    let result = open(global).and_then(|s| s.expiring_within(days, Timestamp::now()).map_err(reason));
+    let result =
+        open(global).and_then(|s| s.expiring_within(days, Timestamp::now()).map_err(reason));
     match result {
         Err(e) => finish(Err(e)),
         Ok(notices) => {
@@ -362,7 +448,16 @@ fn expiring(global: &Global, days: u32) -> ExitCode {
                 }
                 notices
                     .iter()
-                    .map(|n| format!("{:<9} {:<20} {} expires {} ({} days)", format!("{:?}", n.severity).to_lowercase(), n.name, n.subject, n.not_after, n.days_left))
+                    .map(|n| {
+                        format!(
+                            "{:<9} {:<20} {} expires {} ({} days)",
+                            format!("{:?}", n.severity).to_lowercase(),
+                            n.name,
+                            n.subject,
+                            n.not_after,
+                            n.days_left
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -387,17 +482,39 @@ fn guess_format(data: &[u8]) -> Format {
 
 /// The text `show` prints for an entry.
 pub fn describe(v: &EntryView) -> String {
-    let mut s = format!("Name:        {}{}\n", v.name, if v.demo { " (demonstration certificate)" } else { "" });
-    s.push_str(&format!("Key:         {} (SPKI SHA-256 {})\n", v.key, v.key_spki_sha256));
+    let mut s = format!(
+        "Name:        {}{}\n",
+        v.name,
+        if v.demo {
+            " (demonstration certificate)"
+        } else {
+            ""
+        }
+    );
+    s.push_str(&format!(
+        "Key:         {} (SPKI SHA-256 {})\n",
+        v.key, v.key_spki_sha256
+    ));
     for (i, c) in v.chain.iter().enumerate() {
-        let role = if i == 0 { "Certificate".to_owned() } else { format!("Chain [{i}]") };
+        let role = if i == 0 {
+            "Certificate".to_owned()
+        } else {
+            format!("Chain [{i}]")
+        };
         s.push_str(&format!("{role}:\n"));
         s.push_str(&format!("  Subject:   {}\n", c.subject));
         if !c.sans.is_empty() {
             s.push_str(&format!("  SANs:      {}\n", c.sans.join(", ")));
         }
-        s.push_str(&format!("  Issuer:    {}{}\n", c.issuer, if c.self_signed { " (self-signed)" } else { "" }));
-        s.push_str(&format!("  Valid:     {} to {}\n", c.not_before, c.not_after));
+        s.push_str(&format!(
+            "  Issuer:    {}{}\n",
+            c.issuer,
+            if c.self_signed { " (self-signed)" } else { "" }
+        ));
+        s.push_str(&format!(
+            "  Valid:     {} to {}\n",
+            c.not_before, c.not_after
+        ));
         s.push_str(&format!("  Key:       {}\n", c.key));
         s.push_str(&format!("  SHA-256:   {}\n", c.sha256));
         s.push_str(&format!("  SPKI SHA-256: {}\n", c.spki_sha256));

@@ -2,7 +2,10 @@
 //! One module per command group (`cert_cmd`, `ca_cmd`), each with a `run` that
 //! returns the process exit code; `output` prints human text or JSON and the
 //! one-line errors. Adding a group is one enum variant and one match arm.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod ca_cmd;
 mod cert_cmd;
@@ -21,7 +24,13 @@ pub struct Global {
     /// ./portcullis-data/certs. Commands that add something create it (mode
     /// 0700) if missing; the others report that it is missing. Clear the
     /// directory's owner-write bit (chmod u-w) to make the store read-only.
-    #[arg(long, global = true, env = "PORTCULLIS_STORE", default_value = "./portcullis-data/certs", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_STORE",
+        default_value = "./portcullis-data/certs",
+        value_name = "DIR"
+    )]
     pub store: PathBuf,
 
     /// Print JSON instead of text (for scripts).

@@ -11,7 +11,8 @@ pub type CmdResult = Result<(), String>;
 /// Print `value` as pretty JSON, or the text `human` builds.
 pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> CmdResult {
     if json {
-        let text = serde_json::to_string_pretty(value).map_err(|e| format!("cannot print JSON: {e}"))?;
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| format!("cannot print JSON: {e}"))?;
         println!("{text}");
     } else {
         let text = human();

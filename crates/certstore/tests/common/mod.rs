@@ -25,8 +25,15 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
 
 /// Run `openssl` expecting failure; returns its output.
 pub fn openssl_fails(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
-    assert!(!out.status.success(), "openssl {args:?} unexpectedly succeeded");
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        !out.status.success(),
+        "openssl {args:?} unexpectedly succeeded"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -41,23 +48,63 @@ pub fn openssl_ca(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "root.key",
-            "-out", "root.pem", "-subj", "/O=Interop Test/CN=Interop Test Root", "-days", "30", "-addext",
-            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-subj",
+            "/O=Interop Test/CN=Interop Test Root",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
     openssl(
         dir,
         &[
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "int.key",
-            "-out", "int.csr", "-subj", "/O=Interop Test/CN=Interop Test Intermediate",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "int.key",
+            "-out",
+            "int.csr",
+            "-subj",
+            "/O=Interop Test/CN=Interop Test Intermediate",
         ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-days",
-            "20", "-extfile", "ca.ext", "-out", "int.pem",
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "ca.ext",
+            "-out",
+            "int.pem",
         ],
     );
     std::fs::write(
@@ -72,8 +119,23 @@ pub fn openssl_sign(dir: &Path, csr_file: &str, out: &str, days: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", csr_file, "-CA", "int.pem", "-CAkey", "int.key", "-CAcreateserial", "-days", days,
-            "-copy_extensions", "copy", "-extfile", "leaf.ext", "-out", out,
+            "x509",
+            "-req",
+            "-in",
+            csr_file,
+            "-CA",
+            "int.pem",
+            "-CAkey",
+            "int.key",
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-copy_extensions",
+            "copy",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            out,
         ],
     );
 }
@@ -91,7 +153,10 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
                 todo.push(p.clone());
                 out.insert(p, (Vec::new(), meta.permissions().mode()));
             } else {
-                out.insert(p.clone(), (std::fs::read(&p).unwrap(), meta.permissions().mode()));
+                out.insert(
+                    p.clone(),
+                    (std::fs::read(&p).unwrap(), meta.permissions().mode()),
+                );
             }
         }
     }
