@@ -49,7 +49,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
     /// Machine-readable kind: `expired`, `expiring`, `not-yet-valid`,
-    /// `self-signed`, `demo`, `chain`, `pending-csr`.
+    /// `self-signed`, `demo`, `chain`, `pending-csr`, `untrusted`.
     pub kind: &'static str,
     /// What to tell the operator.
     pub message: String,

@@ -64,6 +64,7 @@ pub mod pem;
 pub mod pkcs12;
 mod store;
 mod tls;
+mod verify;
 
 pub use calist::{CaEntry, CaImportReport, CaList, CaListKind};
 pub use chain::{ChainProblem, OrderedChain};

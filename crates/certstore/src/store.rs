@@ -237,15 +237,39 @@ impl Store {
 
     /// The view of one entry, with warnings for certificates expiring within `warn_days`.
     pub fn show(&self, name: &str, warn_days: u32) -> Result<EntryView> {
-        self.entry(name)?.view(Timestamp::now(), warn_days)
+        let trusted = self.trusted_cas()?;
+        self.view_with_trust(&self.entry(name)?, Timestamp::now(), warn_days, &trusted)
+    }
+
+    /// The entry's view plus a warning when a verifying peer would reject the chain.
+    fn view_with_trust(
+        &self,
+        entry: &Entry,
+        now: Timestamp,
+        warn_days: u32,
+        trusted: &[CertificateDer<'static>],
+    ) -> Result<EntryView> {
+        let mut view = entry.view(now, warn_days)?;
+        // Self-signed certificates already carry their own warning.
+        let self_signed = view.leaf().is_some_and(|l| l.self_signed);
+        if !self_signed
+            && let Some(problem) = crate::verify::chain_problem(&entry.chain, trusted, now)
+        {
+            view.warnings.push(crate::entry::Warning {
+                kind: "untrusted",
+                message: problem,
+            });
+        }
+        Ok(view)
     }
 
     /// Views of all entries.
     pub fn list(&self, warn_days: u32) -> Result<Vec<EntryView>> {
         let now = Timestamp::now();
+        let trusted = self.trusted_cas()?;
         self.names()?
             .iter()
-            .map(|n| self.entry(n)?.view(now, warn_days))
+            .map(|n| self.view_with_trust(&self.entry(n)?, now, warn_days, &trusted))
             .collect()
     }
 

@@ -151,6 +151,15 @@ fn openssl_ca_signs_our_csr_and_we_install_the_chain() {
             .iter()
             .any(|p| matches!(p, ChainProblem::MissingIntermediate { .. }))
     );
+    // ... and a verifying peer would reject it.
+    let view = store.show("mx1", 5).unwrap();
+    assert!(
+        view.warnings
+            .iter()
+            .any(|w| w.kind == "untrusted" && w.message.contains("UnknownIssuer")),
+        "{:?}",
+        view.warnings
+    );
 
     // openssl verifies the chain we export, leaf first.
     std::fs::write(d.join("chain.pem"), store.export_pem("mx1", false).unwrap()).unwrap();
