@@ -1,0 +1,260 @@
+//! Reading the file: TOML syntax, then types and unknown keys, with every
+//! error reported rather than the first.
+//!
+//! Syntax errors come from toml's recovering parser, all at once. serde
+//! stops at the first type error, so the loader repeats: deserialize, and on
+//! an error record it, remove the offending key (or array element) from the
+//! parsed document, and try again until the rest deserializes. An error
+//! caused only by an earlier removal (`missing field` for a key that was
+//! removed because its value was wrong) is not reported twice. Semantic
+//! checks run only on a document free of these errors.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::de::DeTable;
+
+use super::report::{ConfigIssue, ConfigReport};
+use super::schema::Config;
+use super::source::{KeyPath, Segment, SpanIndex, line_col, remove_at};
+
+/// A configuration and the text it was read from (for error positions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedConfig {
+    /// The file name as the operator gave it, or `<built-in default>`.
+    pub source_name: String,
+    /// The file's text; empty for the built-in default.
+    pub text: String,
+    /// The parsed configuration.
+    pub config: Config,
+}
+
+/// Name used in reports about the built-in default.
+pub const BUILTIN: &str = "<built-in default>";
+
+/// Most errors reported from one file; past this the file is probably not a
+/// Portcullis configuration at all.
+const MAX_ERRORS: usize = 200;
+
+impl LoadedConfig {
+    /// Reads and parses a file (syntax, types, unknown keys). Semantic
+    /// validation is [`LoadedConfig::validate`].
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigReport> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigReport::single(&name, "", format!("cannot read the file: {e}")))?;
+        LoadedConfig::parse(&name, &text)
+    }
+
+    /// Parses configuration text; `name` is used in error reports.
+    pub fn parse(name: &str, text: &str) -> Result<LoadedConfig, ConfigReport> {
+        let config = parse_config(name, text)?;
+        Ok(LoadedConfig {
+            source_name: name.to_owned(),
+            text: text.to_owned(),
+            config,
+        })
+    }
+
+    /// The built-in default (see [`Config::builtin_default`]).
+    pub fn builtin() -> LoadedConfig {
+        LoadedConfig {
+            source_name: BUILTIN.to_owned(),
+            text: String::new(),
+            config: Config::builtin_default(),
+        }
+    }
+
+    /// Turns semantic problems (key path, message) into a report with the
+    /// position of each key in the text (or of the nearest enclosing table
+    /// the text writes).
+    pub(crate) fn report(&self, problems: Vec<(KeyPath, String)>) -> ConfigReport {
+        let index = if self.text.is_empty() {
+            SpanIndex::default()
+        } else {
+            let (doc, _) = DeTable::parse_recoverable(&self.text);
+            SpanIndex::new(&doc)
+        };
+        let mut report = ConfigReport {
+            source: self.source_name.clone(),
+            issues: problems
+                .into_iter()
+                .map(|(path, message)| ConfigIssue {
+                    position: index
+                        .span_of(&path)
+                        .map(|s| line_col(&self.text, s.start)),
+                    path: path.to_string(),
+                    message,
+                })
+                .collect(),
+        };
+        report.sort();
+        report
+    }
+}
+
+fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
+    let mut report = ConfigReport {
+        source: name.to_owned(),
+        issues: Vec::new(),
+    };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let index = SpanIndex::new(&doc);
+    let issue = |span: Option<std::ops::Range<usize>>, message: &str| {
+        let (position, path) = match span {
+            Some(s) => (Some(line_col(text, s.start)), index.path_at(&s).to_string()),
+            None => (None, String::new()),
+        };
+        ConfigIssue {
+            position,
+            path,
+            message: message.trim().to_owned(),
+        }
+    };
+    if !syntax.is_empty() {
+        report.issues = syntax
+            .iter()
+            .take(MAX_ERRORS)
+            .map(|e| {
+                let mut i = issue(e.span(), e.message());
+                // A syntax error is not about a key; the key before it only
+                // helps to find the place.
+                if !i.path.is_empty() {
+                    i.message = format!("TOML syntax error: {} (after key {})", i.message, i.path);
+                } else {
+                    i.message = format!("TOML syntax error: {}", i.message);
+                }
+                i.path = String::new();
+                i
+            })
+            .collect();
+        report.sort();
+        return Err(report);
+    }
+
+    let mut working = doc.clone();
+    let mut removed: BTreeSet<KeyPath> = BTreeSet::new();
+    loop {
+        let attempt = Config::deserialize(toml::de::Deserializer::from(working.clone()));
+        let err = match attempt {
+            Ok(config) if report.issues.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        let Some(span) = err.span() else {
+            report.issues.push(issue(None, err.message()));
+            break;
+        };
+        // Where the error is in the original text (for the report) and in
+        // the working copy (for the removal: indices shift as elements go).
+        let original = index.path_at(&span);
+        let working_path = SpanIndex::new(&working).path_at(&span);
+        let artifact = missing_field(err.message())
+            .is_some_and(|field| removed.contains(&original.key(field)));
+        if !artifact {
+            report.issues.push(issue(Some(span), err.message()));
+        }
+        if working_path.0.is_empty()
+            || report.issues.len() >= MAX_ERRORS
+            || !remove_at(working.get_mut(), &working_path.0)
+        {
+            break;
+        }
+        // Removing an array element shifts the ones after it; remember the
+        // original path only for keys, which is what `missing field` names.
+        if matches!(original.0.last(), Some(Segment::Key(_))) {
+            removed.insert(original);
+        }
+    }
+    report.sort();
+    Err(report)
+}
+
+/// The field name of serde's `missing field `x`` message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        let r = LoadedConfig::parse("t.toml", text).unwrap_err();
+        r.to_string().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn empty_file_is_a_valid_parse() {
+        let c = LoadedConfig::parse("t.toml", "").unwrap();
+        assert_eq!(c.config.hostname, "localhost");
+        assert_eq!(c.config.shutdown_grace_seconds, 30);
+    }
+
+    #[test]
+    fn every_type_error_is_reported_with_its_line() {
+        let e = errors(
+            "hostname = 5\n\
+             [[listener]]\n\
+             name = \"a\"\n\
+             address = \"127.0.0.1:25\"\n\
+             max-concurrency = \"lots\"\n\
+             colour = \"blue\"\n\
+             [[listener]]\n\
+             address = \"127.0.0.1:26\"\n\
+             [log]\n\
+             level = 3\n",
+        );
+        assert_eq!(e.len(), 5, "{e:#?}");
+        assert!(e[0].starts_with("t.toml:1:12: hostname: invalid type"), "{e:#?}");
+        assert!(
+            e[1].starts_with("t.toml:5:19: listener[0].max-concurrency: invalid type"),
+            "{e:#?}"
+        );
+        assert!(
+            e[2].starts_with("t.toml:6:1: listener[0].colour: unknown field `colour`"),
+            "{e:#?}"
+        );
+        assert!(
+            e[3].starts_with("t.toml:7:1: listener[1]: missing field `name`"),
+            "{e:#?}"
+        );
+        assert!(e[4].starts_with("t.toml:10:9: log.level: invalid type"), "{e:#?}");
+    }
+
+    #[test]
+    fn removed_required_key_is_not_reported_twice() {
+        let e = errors("[[route]]\ndomain = 7\nhosts = [\"a\"]\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(e[0].starts_with("t.toml:2:10: route[0].domain:"), "{e:#?}");
+    }
+
+    #[test]
+    fn syntax_errors_all_reported() {
+        let e = errors("hostname = \"x\nport = \n[log\n");
+        assert!(e.len() >= 2, "{e:#?}");
+        assert!(e.iter().all(|l| l.contains("TOML syntax error")), "{e:#?}");
+        assert!(e[0].starts_with("t.toml:1:"), "{e:#?}");
+    }
+
+    #[test]
+    fn policy_types_are_checked_inside_listeners() {
+        let e = errors(
+            "[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:25\"\n\
+             [[listener.hat.sender-group]]\nname = \"ALL\"\nmatch = [\"ALL\"]\npolicy = \"A\"\n\
+             [listener.hat.policy.A]\naction = \"accept\"\ntls = \"maybe\"\nmax-message-size = \"big\"\n",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(
+            e[0].starts_with("t.toml:10:7: listener[0].hat.policy.A.tls: unknown variant"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].starts_with("t.toml:11:20: listener[0].hat.policy.A.max-message-size: invalid type"),
+            "{e:#?}"
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Broken configurations and the exact line, column and key path each
+//! problem is reported at; the example file and the built-in default pass.
+
+use super::LoadedConfig;
+
+const LISTENER: &str = "[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n";
+
+/// Runs parse + validate and returns the report lines.
+fn problems(text: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    // Keep the store lookups inside the temporary directory.
+    let text = format!("data-dir = {:?}\n{text}", dir.path().display().to_string());
+    let report = match LoadedConfig::parse("c.toml", &text) {
+        Ok(l) => l.validate().unwrap_err(),
+        Err(r) => r,
+    };
+    report.to_string().lines().map(str::to_owned).collect()
+}
+
+fn has(lines: &[String], prefix: &str, words: &str) {
+    assert!(
+        lines.iter().any(|l| l.starts_with(prefix) && l.contains(words)),
+        "no line starting {prefix:?} containing {words:?} in\n{}",
+        lines.join("\n")
+    );
+}
+
+#[test]
+fn bad_cidr_and_unknown_policy_in_hat() {
+    let p = problems(&format!(
+        "{LISTENER}[[listener.hat.sender-group]]\nname = \"NET\"\nmatch = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\npolicy = \"NOPE\"\n"
+    ));
+    has(&p, "c.toml:8:24: listener[0].hat.sender-group[0].match[1]:", "10.0.0.1/8");
+    has(&p, "c.toml:9:1: listener[0].hat.sender-group[0].policy:", "no mail flow policy named \"NOPE\"");
+    assert_eq!(p.len(), 2, "{p:#?}");
+}
+
+#[test]
+fn open_relay_is_refused_at_its_sender_group() {
+    let p = problems(
+        "[[listener]]\nname = \"in\"\naddress = \"0.0.0.0:25\"\nrat.accept = [\"example.com\"]\n\
+         [[listener.hat.sender-group]]\nname = \"EVERYONE\"\nmatch = [\"0.0.0.0/0\"]\npolicy = \"R\"\n\
+         [listener.hat.policy.R]\naction = \"relay\"\n",
+    );
+    // The group's header line: that is where the sender group is written.
+    has(&p, "c.toml:6:1: listener[0].hat.sender-group[0]:", "open relay");
+    assert_eq!(p.len(), 1, "{p:#?}");
+}
+
+#[test]
+fn contradictory_destinations_and_lists() {
+    let p = problems(&format!(
+        "{LISTENER}[[outbound.destination]]\ndomain = \"bank.example\"\ntls = \"required-verify\"\n\
+         [[outbound.destination]]\ndomain = \"BANK.example.\"\n\
+         [outbound.starttls]\nexclude = [\"bank.example\"]\nrequire = [\"bank.example\"]\n"
+    ));
+    has(&p, "c.toml:10:1: outbound.destination[1].domain:", "already configured by destination[0]");
+    has(&p, "c.toml:12:12: outbound.starttls.exclude[0]:", "contradicts starttls.require[0]");
+    let p = problems(&format!(
+        "{LISTENER}[[outbound.destination]]\ndomain = \".bank.example\"\ntls = \"required-verify\"\n\
+         [outbound.starttls]\nexclude = [\"legacy.example\", \"mx.bank.example\"]\n"
+    ));
+    has(&p, "c.toml:10:30: outbound.starttls.exclude[1]:", "contradicts destination[0] \".bank.example\" tls = \"required-verify\"");
+    assert_eq!(p.len(), 1, "{p:#?}");
+}
+
+#[test]
+fn unknown_certificate_names() {
+    let p = problems(&format!(
+        "{LISTENER}certificate = \"mx1\"\n[tls.outbound]\nclient-certificate = \"client\"\n"
+    ));
+    has(&p, "c.toml:6:1: listener[0].certificate:", "no certificate named \"mx1\"");
+    has(&p, "c.toml:8:1: tls.outbound.client-certificate:", "no certificate named \"client\"");
+}
+
+#[test]
+fn certificate_must_exist_in_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = portcullis_certstore::Store::open_or_create(dir.path().join("certs")).unwrap();
+    let req = portcullis_certstore::SelfSignedRequest::new("mx1.example.com");
+    store.create_self_signed("mx1", &req).unwrap();
+    let text = format!(
+        "data-dir = {:?}\n{LISTENER}certificate = \"mx1\"\n",
+        dir.path().display().to_string()
+    );
+    LoadedConfig::parse("c.toml", &text).unwrap().validate().unwrap();
+    let text = text.replace("\"mx1\"", "\"mx2\"");
+    let r = LoadedConfig::parse("c.toml", &text).unwrap().validate().unwrap_err();
+    assert!(r.to_string().contains("(certificates: mx1)"), "{r}");
+}
+
+#[test]
+fn addresses_names_and_numbers() {
+    let p = problems(
+        "hostname = \"bad..host\"\n\
+         [[listener]]\nname = \"a\"\naddress = \"localhost:25\"\n\
+         [[listener]]\nname = \"a\"\naddress = \"127.0.0.1:26\"\nmax-concurrency = 0\n\
+         [[route]]\ndomain = \"example.com\"\nhosts = [\"mx.example.com:0\"]\n\
+         [dns]\nresolvers = [\"dns.example\"]\n\
+         [queue]\nretry-first-seconds = 600\nretry-max-seconds = 60\n\
+         [log]\nlevel = \"loud\"\n",
+    );
+    has(&p, "c.toml:2:1: hostname:", "bad..host");
+    has(&p, "c.toml:5:1: listener[0].address:", "not an IP address and port");
+    has(&p, "c.toml:7:1: listener[1].name:", "already the name of listener[0]");
+    has(&p, "c.toml:9:1: listener[1].max-concurrency:", "at least 1");
+    has(&p, "c.toml:12:10: route[0].hosts[0]:", "port");
+    has(&p, "c.toml:14:14: dns.resolvers[0]:", "not an IP address");
+    has(&p, "c.toml:17:1: queue.retry-max-seconds:", "shorter than retry-first-seconds");
+    has(&p, "c.toml:19:1: log.level:", "\"loud\"");
+    assert_eq!(p.len(), 8, "{p:#?}");
+}
+
+#[test]
+fn no_listener_and_bad_cipher_suite() {
+    let p = problems("[tls.inbound]\ncipher-suites = [\"RC4_MD5\"]\n");
+    has(&p, "c.toml: listener:", "no listener is configured");
+    has(&p, "c.toml:3:1: tls.inbound.cipher-suites:", "unknown cipher suite");
+}
+
+#[test]
+fn the_annotated_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/portcullis.toml");
+    let loaded = LoadedConfig::load(std::path::Path::new(path)).unwrap();
+    // Its data directory does not exist here: only the demo certificate may
+    // be named, and the example names none.
+    loaded.validate().unwrap();
+    assert!(loaded.config.listener.len() >= 2);
+}
+
+#[test]
+fn builtin_default_is_valid() {
+    LoadedConfig::builtin().validate().unwrap();
+}
