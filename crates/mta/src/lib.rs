@@ -9,6 +9,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod config;
 pub mod dsn;
 pub mod engine;
 mod inbound;
