@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use der::Decode;
 use rcgen::{
-    CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType,
+    CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose,
+    KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
@@ -133,6 +134,9 @@ impl SelfSignedRequest {
     pub(crate) fn params(&self) -> Result<CertificateParams> {
         self.validate()?;
         let mut p = CertificateParams::default();
+        // rcgen's default name holds a placeholder CN that would fix the CN's
+        // position first; start empty so the order is C, ST, L, O, OU, CN.
+        p.distinguished_name = DistinguishedName::new();
         let dn = &mut p.distinguished_name;
         if let Some(c) = &self.country {
             dn.push(
@@ -199,6 +203,7 @@ pub(crate) fn csr_from_cert(cert: &CertificateDer<'_>, key: &PrivateKey) -> Resu
         .map_err(|e| Error::bad_input("stored certificate", format!("cannot be parsed: {e}")))?;
     let info = CertInfo::from_der(cert, "stored certificate")?;
     let mut p = CertificateParams::default();
+    p.distinguished_name = DistinguishedName::new();
     for atv in parsed.tbs_certificate().subject().iter() {
         let text = DirectoryString::try_from(&atv.value)
             .map(|d| d.value().into_owned())
@@ -258,13 +263,8 @@ mod tests {
     fn creates_certificate_with_requested_names() {
         let (key, der) = self_signed(&req()).unwrap();
         let info = CertInfo::from_der(&der, "t").unwrap();
-        for part in ["CN=mx1.example.com", "O=Example GmbH", "C=DE"] {
-            assert!(
-                info.subject.split(',').any(|p| p == part),
-                "{part} in {}",
-                info.subject
-            );
-        }
+        // RFC 4514 prints the most specific RDN first; encoded order is C, O, CN.
+        assert_eq!(info.subject, "CN=mx1.example.com,O=Example GmbH,C=DE");
         assert_eq!(
             info.sans,
             vec![

@@ -5,7 +5,6 @@
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::ChainProblem;
 use crate::error::{Error, Result};
 use crate::info::{CertInfo, KeyDescription, Timestamp, describe_spki};
 use crate::key::PrivateKey;
@@ -39,8 +38,6 @@ pub struct Entry {
     pub key: PrivateKey,
     /// Leaf first, then intermediates.
     pub chain: Vec<CertificateDer<'static>>,
-    /// Problems found when the chain was installed.
-    pub chain_problems: Vec<ChainProblem>,
     /// Outstanding CSR.
     pub pending: Option<Pending>,
 }
@@ -150,12 +147,6 @@ impl Entry {
                 message: "the certificate is self-signed: peers that verify certificates will reject it; send the CSR to a CA".into(),
             });
         }
-        for p in &self.chain_problems {
-            warnings.push(Warning {
-                kind: "chain",
-                message: p.to_string(),
-            });
-        }
         if let Some(p) = &self.pending {
             warnings.push(Warning {
                 kind: "pending-csr",
@@ -197,8 +188,6 @@ pub(crate) struct EntryFile {
     updated: i64,
     key_pem: String,
     chain_pem: String,
-    #[serde(default)]
-    chain_problems: Vec<ChainProblem>,
     pending: Option<PendingFile>,
 }
 
@@ -219,7 +208,6 @@ impl EntryFile {
             updated: e.updated.unix,
             key_pem: e.key.to_pem(),
             chain_pem: crate::pem::encode_certs(e.chain.iter()),
-            chain_problems: e.chain_problems.clone(),
             pending: e.pending.as_ref().map(|p| PendingFile {
                 created: p.created.unix,
                 csr_pem: p.csr_pem.clone(),
@@ -252,7 +240,6 @@ impl EntryFile {
             updated: Timestamp { unix: self.updated },
             key,
             chain,
-            chain_problems: self.chain_problems,
             pending,
         })
     }

@@ -52,7 +52,9 @@ pub struct Store {
 pub struct InstallReport {
     /// The entry as it is now.
     pub entry: EntryView,
-    /// Problems found in the supplied chain (also kept in `entry.warnings`).
+    /// Problems found in the supplied bundle. Duplicates and unrelated
+    /// certificates were dropped and are reported only here; a missing
+    /// intermediate also shows in `entry.warnings` until it is fixed.
     pub problems: Vec<ChainProblem>,
     /// The certificate was for a renewal key made by `csr --new-key`, which is now the entry's key.
     pub switched_to_new_key: bool,
@@ -250,6 +252,21 @@ impl Store {
         trusted: &[CertificateDer<'static>],
     ) -> Result<EntryView> {
         let mut view = entry.view(now, warn_days)?;
+        // Chain problems are judged against the CA lists as they are now: a
+        // chain that was incomplete at install time is complete once its root
+        // is imported.
+        if let Some((leaf, rest)) = entry.chain.split_first() {
+            let known = self.known_ca_subjects()?;
+            let ordered = chain::order(leaf.clone(), rest.to_vec(), &|top: &CertInfo| {
+                known.contains(&top.issuer_der)
+            })?;
+            for p in ordered.problems {
+                view.warnings.push(crate::entry::Warning {
+                    kind: "chain",
+                    message: p.to_string(),
+                });
+            }
+        }
         // Self-signed certificates already carry their own warning.
         let self_signed = view.leaf().is_some_and(|l| l.self_signed);
         if !self_signed
@@ -294,7 +311,6 @@ impl Store {
             updated: now,
             key,
             chain: vec![cert],
-            chain_problems: Vec::new(),
             pending: None,
         };
         self.save(&entry)?;
@@ -387,13 +403,12 @@ impl Store {
         let ordered = self.order_and_check(leaf, others)?;
         entry.key = key;
         entry.chain = ordered.certs;
-        entry.chain_problems = ordered.problems.clone();
         entry.pending = None;
         entry.demo = false;
         entry.updated = Timestamp::now();
         self.save(&entry)?;
         Ok(InstallReport {
-            entry: entry.view(Timestamp::now(), 30)?,
+            entry: self.view_with_trust(&entry, Timestamp::now(), 30, &self.trusted_cas()?)?,
             problems: ordered.problems,
             switched_to_new_key: is_new,
         })
@@ -502,12 +517,11 @@ impl Store {
             updated: now,
             key,
             chain: ordered.certs,
-            chain_problems: ordered.problems.clone(),
             pending: None,
         };
         self.save(&entry)?;
         Ok(InstallReport {
-            entry: entry.view(now, 30)?,
+            entry: self.view_with_trust(&entry, now, 30, &self.trusted_cas()?)?,
             problems: ordered.problems,
             switched_to_new_key: false,
         })

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
-use portcullis_certstore::{EntryView, KeySpec, SelfSignedRequest, Store, Timestamp};
+use portcullis_certstore::{ChainProblem, EntryView, KeySpec, SelfSignedRequest, Store, Timestamp};
 
 use crate::Global;
 use crate::output::{CmdResult, emit, finish, read_file, reason, write_output};
@@ -291,6 +291,14 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                     "installed the signed certificate for {name:?} (chain of {})\n",
                     report.entry.chain.len()
                 );
+                for p in &report.problems {
+                    if matches!(
+                        p,
+                        ChainProblem::Duplicate { .. } | ChainProblem::Unrelated { .. }
+                    ) {
+                        s.push_str(&format!("note: {p}\n"));
+                    }
+                }
                 if report.switched_to_new_key {
                     s.push_str("the renewal key made by `cert csr --new-key` is now in use\n");
                 }
