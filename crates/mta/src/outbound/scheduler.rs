@@ -288,9 +288,9 @@ async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86400 && s % 86400 == 0 {
+    if s >= 86400 && s.is_multiple_of(86400) {
         format!("{} day(s)", s / 86400)
-    } else if s >= 3600 && s % 3600 == 0 {
+    } else if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} hour(s)", s / 3600)
     } else {
         format!("{s}s")
