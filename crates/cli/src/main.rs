@@ -9,8 +9,11 @@
 
 mod ca_cmd;
 mod cert_cmd;
+mod config_cmd;
 mod dane_cmd;
 mod output;
+mod queue_cmd;
+mod run_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +41,8 @@ pub struct Global {
     pub json: bool,
 }
 
-/// Portcullis SMTP security gateway: certificates and trusted CAs.
+/// Portcullis SMTP security gateway: run it, check its configuration and queue,
+/// manage its certificates and trusted CAs.
 ///
 /// Typical flow for a public certificate: `cert create` (key + self-signed
 /// certificate), `cert csr` (send the request to your CA), `cert install-signed`
@@ -56,6 +60,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway in the foreground until SIGTERM or SIGINT (then stop
+    /// accepting and let open sessions finish within the grace delay, 30 s by
+    /// default). Without --config: a loopback listener on 127.0.0.1:2525 with a
+    /// demonstration certificate, data in ./portcullis-data.
+    Run(run_cmd::RunArgs),
+    /// Configuration file: validate one, or print the built-in default.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// The queue of accepted messages not yet delivered (works while the gateway runs).
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCommand),
     /// Certificates the gateway presents: create, CSR, install, import, export, list, show, delete.
     #[command(subcommand)]
     Cert(cert_cmd::CertCommand),
@@ -70,6 +85,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => run_cmd::run(args),
+        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd),
         Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
         Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
         Command::Dane(cmd) => dane_cmd::run(cmd),

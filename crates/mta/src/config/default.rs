@@ -98,13 +98,19 @@ mod tests {
             fcrdns: None,
         };
         let m = l.access.connect(&local);
-        assert_eq!(l.access.recipient(&m, "anywhere.example"), portcullis_policy::RcptVerdict::Relay);
+        assert_eq!(
+            l.access.recipient(&m, "anywhere.example"),
+            portcullis_policy::RcptVerdict::Relay
+        );
         let m = l.access.connect(&remote);
         assert!(matches!(
             l.access.recipient(&m, "anywhere.example"),
             portcullis_policy::RcptVerdict::Refuse { .. }
         ));
-        assert_eq!(l.access.recipient(&m, "example.com"), portcullis_policy::RcptVerdict::Accept);
+        assert_eq!(
+            l.access.recipient(&m, "example.com"),
+            portcullis_policy::RcptVerdict::Accept
+        );
     }
 
     #[test]

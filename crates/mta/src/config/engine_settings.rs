@@ -20,8 +20,7 @@ use super::report::ConfigReport;
 use super::source::KeyPath;
 use super::validate::{self, Problem, parse_resolver, tls_settings};
 use crate::engine::{
-    DeliverySettings, EngineSettings, ListenerSettings, MtaStsSettings, OutboundTls,
-    RetrySchedule,
+    DeliverySettings, EngineSettings, ListenerSettings, MtaStsSettings, OutboundTls, RetrySchedule,
 };
 
 const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -36,7 +35,10 @@ impl LoadedConfig {
         let root = KeyPath::root();
         let store_dir = c.store_dir();
         let store = Store::open_or_create(&store_dir).map_err(|e| {
-            self.report(vec![(root.key("data-dir"), format!("certificate store: {e}"))])
+            self.report(vec![(
+                root.key("data-dir"),
+                format!("certificate store: {e}"),
+            )])
         })?;
         let missing = validate::check_certificates(c, Some(&store), &store_dir);
         if !missing.is_empty() {
@@ -128,7 +130,8 @@ impl LoadedConfig {
             max: Duration::from_secs(c.queue.retry_max_seconds),
         };
         delivery.queue_lifetime = Duration::from_secs(c.queue.lifetime_seconds);
-        delivery.max_connections = usize::try_from(c.delivery.max_connections).unwrap_or(usize::MAX);
+        delivery.max_connections =
+            usize::try_from(c.delivery.max_connections).unwrap_or(usize::MAX);
         delivery.max_connections_per_destination =
             usize::try_from(c.delivery.max_connections_per_destination).unwrap_or(usize::MAX);
         delivery.mx_port = c.delivery.mx_port;
@@ -149,7 +152,11 @@ impl LoadedConfig {
 
 /// The store entry as a rustls client certificate, signed with the outbound
 /// provider's key loader.
-fn client_certificate(store: &Store, name: &str, tls: &OutboundTls) -> Result<Arc<CertifiedKey>, String> {
+fn client_certificate(
+    store: &Store,
+    name: &str,
+    tls: &OutboundTls,
+) -> Result<Arc<CertifiedKey>, String> {
     let entry = store.entry(name).map_err(|e| e.to_string())?;
     let key = tls
         .provider

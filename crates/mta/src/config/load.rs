@@ -81,9 +81,7 @@ impl LoadedConfig {
             issues: problems
                 .into_iter()
                 .map(|(path, message)| ConfigIssue {
-                    position: index
-                        .span_of(&path)
-                        .map(|s| line_col(&self.text, s.start)),
+                    position: index.span_of(&path).map(|s| line_col(&self.text, s.start)),
                     path: path.to_string(),
                     message,
                 })
@@ -209,7 +207,10 @@ mod tests {
              level = 3\n",
         );
         assert_eq!(e.len(), 5, "{e:#?}");
-        assert!(e[0].starts_with("t.toml:1:12: hostname: invalid type"), "{e:#?}");
+        assert!(
+            e[0].starts_with("t.toml:1:12: hostname: invalid type"),
+            "{e:#?}"
+        );
         assert!(
             e[1].starts_with("t.toml:5:19: listener[0].max-concurrency: invalid type"),
             "{e:#?}"
@@ -222,7 +223,10 @@ mod tests {
             e[3].starts_with("t.toml:7:1: listener[1]: missing field `name`"),
             "{e:#?}"
         );
-        assert!(e[4].starts_with("t.toml:10:9: log.level: invalid type"), "{e:#?}");
+        assert!(
+            e[4].starts_with("t.toml:10:9: log.level: invalid type"),
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -253,7 +257,9 @@ mod tests {
             "{e:#?}"
         );
         assert!(
-            e[1].starts_with("t.toml:11:20: listener[0].hat.policy.A.max-message-size: invalid type"),
+            e[1].starts_with(
+                "t.toml:11:20: listener[0].hat.policy.A.max-message-size: invalid type"
+            ),
             "{e:#?}"
         );
     }

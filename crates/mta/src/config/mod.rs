@@ -105,7 +105,11 @@ impl LoadedConfig {
         } else {
             None
         };
-        problems.extend(validate::check_certificates(&self.config, store.as_ref(), &dir));
+        problems.extend(validate::check_certificates(
+            &self.config,
+            store.as_ref(),
+            &dir,
+        ));
         if problems.is_empty() {
             Ok(())
         } else {

@@ -358,7 +358,12 @@ mod tests {
         let (doc, errs) = DeTable::parse_recoverable(text);
         assert!(errs.is_empty());
         let idx = SpanIndex::new(&doc);
-        let p = KeyPath::root().key("listener").index(0).key("hat").key("k").index(1);
+        let p = KeyPath::root()
+            .key("listener")
+            .index(0)
+            .key("hat")
+            .key("k")
+            .index(1);
         let span = idx.span_of(&p).unwrap();
         assert_eq!(line_col(text, span.start), (5, 9));
         assert_eq!(idx.path_at(&span), p);
@@ -373,8 +378,17 @@ mod tests {
         let (mut doc, _) = DeTable::parse_recoverable(text);
         let p = KeyPath::root().key("l").index(1).key("b");
         assert!(remove_at(doc.get_mut(), &p.0));
-        assert!(remove_at(doc.get_mut(), &KeyPath::root().key("l").index(0).0));
-        let arr = doc.get_ref().get("l").unwrap().get_ref().as_array().unwrap();
+        assert!(remove_at(
+            doc.get_mut(),
+            &KeyPath::root().key("l").index(0).0
+        ));
+        let arr = doc
+            .get_ref()
+            .get("l")
+            .unwrap()
+            .get_ref()
+            .as_array()
+            .unwrap();
         assert_eq!(arr.len(), 1);
         assert!(!remove_at(doc.get_mut(), &KeyPath::root().key("zz").0));
     }

@@ -66,7 +66,10 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
         Ok(o) => Some(o),
         Err(errors) => {
             for e in errors.0 {
-                p.push((policy_location(&root().key("outbound"), &e.location), e.message));
+                p.push((
+                    policy_location(&root().key("outbound"), &e.location),
+                    e.message,
+                ));
             }
             None
         }
@@ -132,7 +135,10 @@ fn check_listeners(config: &Config, p: &mut Vec<Problem>) -> Vec<CheckedListener
                 None
             }
         };
-        let hostname = l.hostname.clone().unwrap_or_else(|| config.hostname.clone());
+        let hostname = l
+            .hostname
+            .clone()
+            .unwrap_or_else(|| config.hostname.clone());
         if let Some(h) = &l.hostname
             && let Err(e) = DomainName::parse(h)
         {
@@ -217,7 +223,10 @@ fn check_routes(config: &Config, p: &mut Vec<Problem>) -> Vec<SmtpRoute> {
             ));
         }
         if r.hosts.is_empty() {
-            p.push((at.key("hosts"), "lists no host; a route needs at least one".into()));
+            p.push((
+                at.key("hosts"),
+                "lists no host; a route needs at least one".into(),
+            ));
         }
         let mut hosts = Vec::new();
         for (j, h) in r.hosts.iter().enumerate() {
@@ -349,17 +358,32 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
     let d = root().key("delivery");
     let checks = [
         (q.key("lifetime-seconds"), config.queue.lifetime_seconds),
-        (q.key("retry-first-seconds"), config.queue.retry_first_seconds),
+        (
+            q.key("retry-first-seconds"),
+            config.queue.retry_first_seconds,
+        ),
         (q.key("retry-max-seconds"), config.queue.retry_max_seconds),
-        (d.key("max-connections"), u64::from(config.delivery.max_connections)),
+        (
+            d.key("max-connections"),
+            u64::from(config.delivery.max_connections),
+        ),
         (
             d.key("max-connections-per-destination"),
             u64::from(config.delivery.max_connections_per_destination),
         ),
         (d.key("mx-port"), u64::from(config.delivery.mx_port)),
-        (d.key("connect-timeout-seconds"), config.delivery.connect_timeout_seconds),
-        (d.key("command-timeout-seconds"), config.delivery.command_timeout_seconds),
-        (d.key("data-timeout-seconds"), config.delivery.data_timeout_seconds),
+        (
+            d.key("connect-timeout-seconds"),
+            config.delivery.connect_timeout_seconds,
+        ),
+        (
+            d.key("command-timeout-seconds"),
+            config.delivery.command_timeout_seconds,
+        ),
+        (
+            d.key("data-timeout-seconds"),
+            config.delivery.data_timeout_seconds,
+        ),
     ];
     for (path, v) in checks {
         if v == 0 {
@@ -381,7 +405,10 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
     for (path, v) in [
         (q.key("lifetime-seconds"), config.queue.lifetime_seconds),
         (q.key("retry-max-seconds"), config.queue.retry_max_seconds),
-        (root().key("shutdown-grace-seconds"), config.shutdown_grace_seconds),
+        (
+            root().key("shutdown-grace-seconds"),
+            config.shutdown_grace_seconds,
+        ),
     ] {
         if v > CENTURY {
             p.push((path, format!("{v} seconds is more than a century")));
@@ -390,7 +417,10 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
 }
 
 /// The certstore settings of a service.
-pub(crate) fn tls_settings(versions: &[portcullis_certstore::TlsVersion], suites: &[String]) -> TlsSettings {
+pub(crate) fn tls_settings(
+    versions: &[portcullis_certstore::TlsVersion],
+    suites: &[String],
+) -> TlsSettings {
     TlsSettings {
         versions: versions.to_vec(),
         cipher_suites: suites.to_vec(),
@@ -401,11 +431,17 @@ fn check_tls(config: &Config, p: &mut Vec<Problem>) {
     let services = [
         (
             root().key("tls").key("inbound"),
-            tls_settings(&config.tls.inbound.versions, &config.tls.inbound.cipher_suites),
+            tls_settings(
+                &config.tls.inbound.versions,
+                &config.tls.inbound.cipher_suites,
+            ),
         ),
         (
             root().key("tls").key("outbound"),
-            tls_settings(&config.tls.outbound.versions, &config.tls.outbound.cipher_suites),
+            tls_settings(
+                &config.tls.outbound.versions,
+                &config.tls.outbound.cipher_suites,
+            ),
         ),
     ];
     for (at, settings) in services {
@@ -415,14 +451,21 @@ fn check_tls(config: &Config, p: &mut Vec<Problem>) {
                 "no TLS version is enabled; list \"TLSv1.2\" and/or \"TLSv1.3\"".into(),
             ));
         } else if let Err(e) = settings.provider() {
-            let field = if settings.cipher_suites.is_empty() { "versions" } else { "cipher-suites" };
+            let field = if settings.cipher_suites.is_empty() {
+                "versions"
+            } else {
+                "cipher-suites"
+            };
             p.push((at.key(field), e.to_string()));
         }
     }
     if let Some(c) = &config.tls.outbound.client_certificate
         && let Err(e) = check_entry_name(c)
     {
-        p.push((root().key("tls").key("outbound").key("client-certificate"), e.to_string()));
+        p.push((
+            root().key("tls").key("outbound").key("client-certificate"),
+            e.to_string(),
+        ));
     }
 }
 
@@ -431,7 +474,11 @@ fn check_log(config: &Config, p: &mut Vec<Problem>) {
     if !LOG_LEVELS.contains(&config.log.level.to_ascii_lowercase().as_str()) {
         p.push((
             at.key("level"),
-            format!("{:?} is not one of {}", config.log.level, LOG_LEVELS.join(", ")),
+            format!(
+                "{:?} is not one of {}",
+                config.log.level,
+                LOG_LEVELS.join(", ")
+            ),
         ));
     }
     if let Some(f) = &config.log.file {
@@ -462,7 +509,11 @@ fn check_readable_file(f: &Path, at: KeyPath, p: &mut Vec<Problem>) {
 /// store. `store` is `None` when the store directory does not exist yet:
 /// then only the demonstration certificate (created on first start) can be
 /// used.
-pub(crate) fn check_certificates(config: &Config, store: Option<&Store>, store_dir: &Path) -> Vec<Problem> {
+pub(crate) fn check_certificates(
+    config: &Config,
+    store: Option<&Store>,
+    store_dir: &Path,
+) -> Vec<Problem> {
     let mut p = Vec::new();
     let mut named: Vec<(KeyPath, &str)> = config
         .listener
@@ -475,7 +526,10 @@ pub(crate) fn check_certificates(config: &Config, store: Option<&Store>, store_d
         })
         .collect();
     if let Some(c) = &config.tls.outbound.client_certificate {
-        named.push((root().key("tls").key("outbound").key("client-certificate"), c));
+        named.push((
+            root().key("tls").key("outbound").key("client-certificate"),
+            c,
+        ));
     }
     for (at, name) in named {
         if check_entry_name(name).is_err() {
@@ -515,7 +569,10 @@ mod tests {
     #[test]
     fn route_hosts() {
         let h = parse_route_host("127.0.0.1:2526").unwrap();
-        assert_eq!((h.address, h.port), (Some("127.0.0.1".parse().unwrap()), 2526));
+        assert_eq!(
+            (h.address, h.port),
+            (Some("127.0.0.1".parse().unwrap()), 2526)
+        );
         let h = parse_route_host("[::1]:26").unwrap();
         assert_eq!((h.address, h.port), (Some("::1".parse().unwrap()), 26));
         let h = parse_route_host("[192.0.2.1]").unwrap();
@@ -527,15 +584,29 @@ mod tests {
         assert_eq!((h.address, h.port), (None, 587));
         let h = parse_route_host("mx.example.net").unwrap();
         assert_eq!(h.port, 25);
-        for bad in ["mx..example", "mx.example:0", "mx.example:http", "[::1", "[x]:25", "[::1]x", ""] {
+        for bad in [
+            "mx..example",
+            "mx.example:0",
+            "mx.example:http",
+            "[::1",
+            "[x]:25",
+            "[::1]x",
+            "",
+        ] {
             assert!(parse_route_host(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn resolvers() {
-        assert_eq!(parse_resolver("192.0.2.1"), Some("192.0.2.1:53".parse().unwrap()));
-        assert_eq!(parse_resolver("127.0.0.1:5353"), Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            parse_resolver("192.0.2.1"),
+            Some("192.0.2.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_resolver("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
         assert_eq!(parse_resolver("::1"), Some("[::1]:53".parse().unwrap()));
         assert_eq!(parse_resolver("dns.example"), None);
     }

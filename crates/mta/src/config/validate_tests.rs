@@ -3,7 +3,8 @@
 
 use super::LoadedConfig;
 
-const LISTENER: &str = "[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n";
+const LISTENER: &str =
+    "[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n";
 
 /// Runs parse + validate and returns the report lines.
 fn problems(text: &str) -> Vec<String> {
@@ -19,7 +20,9 @@ fn problems(text: &str) -> Vec<String> {
 
 fn has(lines: &[String], prefix: &str, words: &str) {
     assert!(
-        lines.iter().any(|l| l.starts_with(prefix) && l.contains(words)),
+        lines
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(words)),
         "no line starting {prefix:?} containing {words:?} in\n{}",
         lines.join("\n")
     );
@@ -30,8 +33,16 @@ fn bad_cidr_and_unknown_policy_in_hat() {
     let p = problems(&format!(
         "{LISTENER}[[listener.hat.sender-group]]\nname = \"NET\"\nmatch = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\npolicy = \"NOPE\"\n"
     ));
-    has(&p, "c.toml:8:24: listener[0].hat.sender-group[0].match[1]:", "10.0.0.1/8");
-    has(&p, "c.toml:9:1: listener[0].hat.sender-group[0].policy:", "no mail flow policy named \"NOPE\"");
+    has(
+        &p,
+        "c.toml:8:24: listener[0].hat.sender-group[0].match[1]:",
+        "10.0.0.1/8",
+    );
+    has(
+        &p,
+        "c.toml:9:1: listener[0].hat.sender-group[0].policy:",
+        "no mail flow policy named \"NOPE\"",
+    );
     assert_eq!(p.len(), 2, "{p:#?}");
 }
 
@@ -43,7 +54,11 @@ fn open_relay_is_refused_at_its_sender_group() {
          [listener.hat.policy.R]\naction = \"relay\"\n",
     );
     // The group's header line: that is where the sender group is written.
-    has(&p, "c.toml:6:1: listener[0].hat.sender-group[0]:", "open relay");
+    has(
+        &p,
+        "c.toml:6:1: listener[0].hat.sender-group[0]:",
+        "open relay",
+    );
     assert_eq!(p.len(), 1, "{p:#?}");
 }
 
@@ -54,13 +69,25 @@ fn contradictory_destinations_and_lists() {
          [[outbound.destination]]\ndomain = \"BANK.example.\"\n\
          [outbound.starttls]\nexclude = [\"bank.example\"]\nrequire = [\"bank.example\"]\n"
     ));
-    has(&p, "c.toml:10:1: outbound.destination[1].domain:", "already configured by destination[0]");
-    has(&p, "c.toml:12:12: outbound.starttls.exclude[0]:", "contradicts starttls.require[0]");
+    has(
+        &p,
+        "c.toml:10:1: outbound.destination[1].domain:",
+        "already configured by destination[0]",
+    );
+    has(
+        &p,
+        "c.toml:12:12: outbound.starttls.exclude[0]:",
+        "contradicts starttls.require[0]",
+    );
     let p = problems(&format!(
         "{LISTENER}[[outbound.destination]]\ndomain = \".bank.example\"\ntls = \"required-verify\"\n\
          [outbound.starttls]\nexclude = [\"legacy.example\", \"mx.bank.example\"]\n"
     ));
-    has(&p, "c.toml:10:30: outbound.starttls.exclude[1]:", "contradicts destination[0] \".bank.example\" tls = \"required-verify\"");
+    has(
+        &p,
+        "c.toml:10:30: outbound.starttls.exclude[1]:",
+        "contradicts destination[0] \".bank.example\" tls = \"required-verify\"",
+    );
     assert_eq!(p.len(), 1, "{p:#?}");
 }
 
@@ -69,8 +96,16 @@ fn unknown_certificate_names() {
     let p = problems(&format!(
         "{LISTENER}certificate = \"mx1\"\n[tls.outbound]\nclient-certificate = \"client\"\n"
     ));
-    has(&p, "c.toml:6:1: listener[0].certificate:", "no certificate named \"mx1\"");
-    has(&p, "c.toml:8:1: tls.outbound.client-certificate:", "no certificate named \"client\"");
+    has(
+        &p,
+        "c.toml:6:1: listener[0].certificate:",
+        "no certificate named \"mx1\"",
+    );
+    has(
+        &p,
+        "c.toml:8:1: tls.outbound.client-certificate:",
+        "no certificate named \"client\"",
+    );
 }
 
 #[test]
@@ -83,9 +118,15 @@ fn certificate_must_exist_in_an_existing_store() {
         "data-dir = {:?}\n{LISTENER}certificate = \"mx1\"\n",
         dir.path().display().to_string()
     );
-    LoadedConfig::parse("c.toml", &text).unwrap().validate().unwrap();
+    LoadedConfig::parse("c.toml", &text)
+        .unwrap()
+        .validate()
+        .unwrap();
     let text = text.replace("\"mx1\"", "\"mx2\"");
-    let r = LoadedConfig::parse("c.toml", &text).unwrap().validate().unwrap_err();
+    let r = LoadedConfig::parse("c.toml", &text)
+        .unwrap()
+        .validate()
+        .unwrap_err();
     assert!(r.to_string().contains("(certificates: mx1)"), "{r}");
 }
 
@@ -101,12 +142,24 @@ fn addresses_names_and_numbers() {
          [log]\nlevel = \"loud\"\n",
     );
     has(&p, "c.toml:2:1: hostname:", "bad..host");
-    has(&p, "c.toml:5:1: listener[0].address:", "not an IP address and port");
-    has(&p, "c.toml:7:1: listener[1].name:", "already the name of listener[0]");
+    has(
+        &p,
+        "c.toml:5:1: listener[0].address:",
+        "not an IP address and port",
+    );
+    has(
+        &p,
+        "c.toml:7:1: listener[1].name:",
+        "already the name of listener[0]",
+    );
     has(&p, "c.toml:9:1: listener[1].max-concurrency:", "at least 1");
     has(&p, "c.toml:12:10: route[0].hosts[0]:", "port");
     has(&p, "c.toml:14:14: dns.resolvers[0]:", "not an IP address");
-    has(&p, "c.toml:17:1: queue.retry-max-seconds:", "shorter than retry-first-seconds");
+    has(
+        &p,
+        "c.toml:17:1: queue.retry-max-seconds:",
+        "shorter than retry-first-seconds",
+    );
     has(&p, "c.toml:19:1: log.level:", "\"loud\"");
     assert_eq!(p.len(), 8, "{p:#?}");
 }
@@ -115,12 +168,19 @@ fn addresses_names_and_numbers() {
 fn no_listener_and_bad_cipher_suite() {
     let p = problems("[tls.inbound]\ncipher-suites = [\"RC4_MD5\"]\n");
     has(&p, "c.toml: listener:", "no listener is configured");
-    has(&p, "c.toml:3:1: tls.inbound.cipher-suites:", "unknown cipher suite");
+    has(
+        &p,
+        "c.toml:3:1: tls.inbound.cipher-suites:",
+        "unknown cipher suite",
+    );
 }
 
 #[test]
 fn the_annotated_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/portcullis.toml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/portcullis.toml"
+    );
     let loaded = LoadedConfig::load(std::path::Path::new(path)).unwrap();
     // Its data directory does not exist here: only the demo certificate may
     // be named, and the example names none.

@@ -1,0 +1,159 @@
+//! `portcullis run`: start the gateway and keep it running until SIGTERM or
+//! SIGINT, then stop accepting, let open sessions and deliveries finish
+//! within the grace delay, and exit 0. Nothing queued is lost: what was not
+//! delivered stays in the spool for the next start.
+//!
+//! Without --config the built-in default runs (a loopback listener on
+//! 127.0.0.1:2525 with a demonstration certificate). An invalid
+//! configuration is reported line by line and nothing starts; a listener
+//! that cannot bind (port taken, no permission) is one error line; either
+//! way the exit status is 1.
+
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use portcullis_mta::config::{DEFAULT_LISTENER, LoadedConfig};
+use portcullis_mta::engine::Engine;
+use tracing_subscriber::EnvFilter;
+
+use crate::output::finish;
+
+/// Options of `portcullis run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// The configuration file (TOML; see examples/portcullis.toml). Without
+    /// it the built-in default runs: a listener on 127.0.0.1:2525 with
+    /// STARTTLS and a demonstration certificate, data in ./portcullis-data.
+    #[arg(long, value_name = "FILE", env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Use this data directory instead of the configured one.
+    #[arg(long, value_name = "DIR", env = "PORTCULLIS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the built-in default's listener (default 127.0.0.1:2525;
+    /// port 0 picks a free port, printed at start). Only without --config.
+    #[arg(long, value_name = "IP:PORT", env = "PORTCULLIS_LISTEN")]
+    pub listen: Option<String>,
+}
+
+/// Runs the gateway in the foreground.
+pub fn run(args: RunArgs) -> ExitCode {
+    let mut loaded = match &args.config {
+        Some(file) => match LoadedConfig::load(file) {
+            Ok(l) => l,
+            Err(report) => return invalid(&report),
+        },
+        None => LoadedConfig::builtin(),
+    };
+    if let Some(listen) = &args.listen {
+        if args.config.is_some() {
+            return finish(Err(
+                "--listen only changes the built-in default's listener; set listener addresses in the configuration file"
+                    .into(),
+            ));
+        }
+        for l in &mut loaded.config.listener {
+            if l.name == DEFAULT_LISTENER {
+                l.address = listen.clone();
+            }
+        }
+    }
+    if let Some(dir) = &args.data_dir {
+        loaded.config.data_dir = dir.clone();
+    }
+    if let Err(report) = loaded.validate() {
+        return invalid(&report);
+    }
+    if let Err(e) = init_logging(&loaded) {
+        return finish(Err(e));
+    }
+    let settings = match loaded.to_engine_settings() {
+        Ok(s) => s,
+        Err(report) => return invalid(&report),
+    };
+    let grace = Duration::from_secs(loaded.config.shutdown_grace_seconds);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return finish(Err(format!("cannot start the async runtime: {e}"))),
+    };
+    finish(runtime.block_on(async move {
+        let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            target: "portcullis",
+            "portcullis {} started from {}; SIGTERM or SIGINT stops it",
+            env!("CARGO_PKG_VERSION"),
+            loaded.source_name
+        );
+        let signal = wait_for_signal().await?;
+        tracing::info!(
+            target: "portcullis",
+            "{signal} received: no longer accepting connections; open sessions and deliveries have {} s to finish",
+            grace.as_secs()
+        );
+        engine.shutdown(grace).await;
+        tracing::info!(target: "portcullis", "stopped; everything not yet delivered stays queued for the next start");
+        Ok(())
+    }))
+}
+
+/// Prints every problem (one per line), then the one-line error.
+fn invalid(report: &portcullis_mta::config::ConfigReport) -> ExitCode {
+    eprintln!("{report}");
+    finish(Err(format!(
+        "{} has {} problem(s); nothing was started",
+        report.source,
+        report.issues.len()
+    )))
+}
+
+async fn wait_for_signal() -> Result<&'static str, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch for SIGINT: {e}"))?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// The mail log and the gateway's own messages go to standard error, or to
+/// `log.file` (appended). `PORTCULLIS_LOG` (a tracing filter such as
+/// `maillog=info,warn`) overrides `log.level`.
+fn init_logging(loaded: &LoadedConfig) -> Result<(), String> {
+    let filter = match std::env::var("PORTCULLIS_LOG") {
+        Ok(f) => EnvFilter::try_new(&f).map_err(|e| format!("PORTCULLIS_LOG={f:?}: {e}"))?,
+        Err(_) => EnvFilter::try_new(&loaded.config.log.level)
+            .map_err(|e| format!("log.level {:?}: {e}", loaded.config.log.level))?,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
+    let result = match &loaded.config.log.file {
+        Some(path) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the log file {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .try_init()
+        }
+        None => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init()
+        }
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
