@@ -100,9 +100,6 @@ mod tests {
         );
         drop(s1);
         assert!(l.acquire(a, 2).is_ok());
-        assert_eq!(
-            l.acquire(b, 0).unwrap_err(),
-            Refusal::ListenerFull { max: 3 }
-        );
+        assert_eq!(l.acquire(b, 0).unwrap_err(), Refusal::HostFull { max: 0 });
     }
 }
