@@ -174,6 +174,42 @@ mod tests {
         i.as_ref().der().clone()
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever order and duplication an operator pastes a chain in, the
+        /// result is leaf, then each issuer in turn, with one duplicate note per extra copy.
+        #[test]
+        fn any_permutation_with_duplicates_is_ordered(
+            depth in 1usize..4,
+            shuffle in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..8),
+            dups in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3),
+        ) {
+            let root = ca("Root", None);
+            let mut cas = vec![root];
+            for i in 0..depth {
+                let next = ca(&format!("Intermediate {i}"), cas.last());
+                cas.push(next);
+            }
+            let leaf = leaf(cas.last().unwrap());
+            let mut bundle: Vec<CertificateDer<'static>> = cas[1..].iter().map(der).collect();
+            for d in &dups {
+                let extra = bundle[usize::from(*d) % bundle.len()].clone();
+                bundle.push(extra);
+            }
+            for (i, s) in shuffle.iter().enumerate() {
+                let n = bundle.len();
+                bundle.swap(i % n, usize::from(*s) % n);
+            }
+            let got = order(leaf.clone(), bundle, &|i: &CertInfo| i.issuer == "CN=Root").unwrap();
+            let mut want = vec![leaf];
+            want.extend(cas[1..].iter().rev().map(der));
+            proptest::prop_assert_eq!(&got.certs, &want);
+            let dup_notes = got.problems.iter().filter(|p| matches!(p, ChainProblem::Duplicate { .. })).count();
+            proptest::prop_assert_eq!(dup_notes, dups.len());
+            proptest::prop_assert_eq!(got.problems.len(), dups.len());
+        }
+    }
+
     #[test]
     fn orders_shuffled_bundle_and_flags_problems() {
         let root = ca("Root", None);

@@ -6,7 +6,7 @@
 //! <store>/                      mode 0700
 //!   portcullis-store.json       marker and format version
 //!   entries/<name>.json         one file per entry, mode 0600: private key (PKCS#8 PEM),
-//!                               chain (PEM, leaf first), chain problems, pending CSR
+//!                               chain (PEM, leaf first), pending CSR
 //!                               (and the new key of a renewal), demo flag, timestamps
 //!   ca.json                     CA lists: enable flags, custom CAs, system-list update
 //!   .tmp-*                      temporary files of an interrupted write (ignored, cleaned)
@@ -18,6 +18,9 @@
 //! key). The owner-write bit of the store directory is the store's write
 //! switch: clear it (`chmod u-w`) and every change is refused before anything
 //! is touched, even for root, who ignores permission bits.
+//!
+//! There is no lock file: two processes changing the same file at the same
+//! moment each write a complete file, and the later rename wins.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
