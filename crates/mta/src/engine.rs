@@ -138,7 +138,8 @@ pub struct DeliverySettings {
 impl DeliverySettings {
     /// Defaults around the given policy and trust settings: no routes, no
     /// DNS, MTA-STS off, 5-minute first retry doubling up to 1 hour, 5-day
-    /// lifetime, 100 connections (20 per destination), port 25.
+    /// lifetime, 100 connections (at most 50 per destination; the destination
+    /// entry's `max-connections` applies below that), port 25.
     pub fn new(policy: OutboundPolicy, tls: OutboundTls) -> Self {
         DeliverySettings {
             policy,
@@ -149,7 +150,7 @@ impl DeliverySettings {
             retry: RetrySchedule::default(),
             queue_lifetime: Duration::from_secs(5 * 24 * 3600),
             max_connections: 100,
-            max_connections_per_destination: 20,
+            max_connections_per_destination: 50,
             mx_port: 25,
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),

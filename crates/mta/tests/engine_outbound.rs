@@ -375,3 +375,38 @@ async fn queue_lifetime_expiry_bounces_and_null_sender_is_not_bounced() {
     assert_eq!(home.received().len(), 1);
     r.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_burst_to_one_destination_is_delivered_completely_over_tls() {
+    // Consecutive messages to one hop may share a connection (the idle
+    // pool); whichever connection carries them, each arrives once, over
+    // TLS with the verified peer the decision demands.
+    let ca = Ca::new("CA");
+    let sink = tls_sink(&ca.leaf(&["mx.example.net"], false)).await;
+    let r = gateway(
+        ca,
+        &level("required-verify"),
+        vec![route("example.net", "mx.example.net", sink.addr)],
+        |_| {},
+    )
+    .await;
+    for i in 0..5 {
+        r.send("a@local.test", &[&format!("u{i}@example.net")])
+            .await;
+    }
+    let got = sink.wait_for(5).await;
+    assert_eq!(got.len(), 5, "{}", r.log.dump());
+    assert!(got.iter().all(|m| m.tls.is_some()));
+    let mut to: Vec<String> = got.iter().map(|m| m.to[0].clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 5);
+    for i in 0..5 {
+        let l = r
+            .log
+            .wait_for(&[&format!("delivered to <u{i}@example.net>")])
+            .await;
+        assert!(l.contains("tls=TLSv1_3") && l.contains("auth=pkix"), "{l}");
+    }
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}

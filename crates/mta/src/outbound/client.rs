@@ -34,6 +34,7 @@ pub(crate) enum Conversation {
     Sent {
         tls: TlsOutcome,
         result: MessageResult,
+        auth: String,
     },
     /// Nothing was sent because of TLS; the connection is closed.
     TlsShortfall {
@@ -71,29 +72,110 @@ fn failure_of(outcome: &TlsOutcome) -> PeerFailure {
     }
 }
 
-/// Runs one conversation. `injected` counts plaintext discarded behind the
-/// server's `220` to STARTTLS.
+/// A connection that reached the point of sending mail (greeting, EHLO,
+/// STARTTLS as demanded), idle between messages.
+pub(crate) struct Open {
+    conn: ClientConnection<TcpStream>,
+    pub tls: TlsOutcome,
+    /// How the peer was authenticated: `none`, `pkix`, `dane`, or
+    /// `pkix-failed(report-only)` when opportunistic TLS went on anyway.
+    pub auth: String,
+    /// Messages sent on it so far.
+    pub sent: u32,
+}
+
+impl std::fmt::Debug for Open {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Open")
+            .field("tls", &self.tls)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs one conversation on a new connection, leaving it open for reuse
+/// when the message went through. `injected` counts plaintext discarded
+/// behind the server's `220` to STARTTLS.
 pub(crate) async fn converse(
     a: &Attempt<'_>,
     envelope: Envelope,
     body: &[u8],
     injected: &mut usize,
-) -> Conversation {
+) -> (Conversation, Option<Open>) {
+    let mut open = match open(a, injected).await {
+        Ok(o) => o,
+        Err(c) => return (c, None),
+    };
+    match send(&mut open, envelope, body).await {
+        c @ Conversation::Sent { .. } => (c, Some(open)),
+        other => {
+            close(open).await;
+            (other, None)
+        }
+    }
+}
+
+/// Sends one message on an open connection.
+pub(crate) async fn send(open: &mut Open, envelope: Envelope, body: &[u8]) -> Conversation {
+    if let Err(e) = open.conn.session_mut().send_message(envelope, body) {
+        return match e {
+            SmtpError::ExtensionNotOffered(_) => Conversation::Unsendable {
+                detail: e.to_string(),
+            },
+            e => Conversation::Failed {
+                detail: e.to_string(),
+            },
+        };
+    }
+    loop {
+        match open.conn.next_event().await {
+            Ok(ClientEvent::MessageDone(result)) => {
+                open.sent = open.sent.saturating_add(1);
+                return Conversation::Sent {
+                    tls: open.tls.clone(),
+                    result,
+                    auth: open.auth.clone(),
+                };
+            }
+            Ok(ClientEvent::Closed { error }) => {
+                return Conversation::Failed {
+                    detail: error
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "the server closed the connection".into()),
+                };
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Conversation::Failed {
+                    detail: e.to_string(),
+                };
+            }
+        }
+    }
+}
+
+/// Says QUIT and waits for the close.
+pub(crate) async fn close(mut open: Open) {
+    quit(&mut open.conn).await;
+}
+
+/// Connects and runs greeting, EHLO and STARTTLS as `a.starttls` demands.
+async fn open(a: &Attempt<'_>, injected: &mut usize) -> Result<Open, Conversation> {
     let tcp = match tokio::time::timeout(a.connect_timeout, TcpStream::connect(a.addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return Conversation::Failed {
+            return Err(Conversation::Failed {
                 detail: format!("connect to {} failed: {e}", a.addr),
-            };
+            });
         }
         Err(_) => {
-            return Conversation::Failed {
+            return Err(Conversation::Failed {
                 detail: format!(
                     "connect to {} timed out after {}s",
                     a.addr,
                     a.connect_timeout.as_secs()
                 ),
-            };
+            });
         }
     };
     let _ = tcp.set_nodelay(true);
@@ -103,14 +185,13 @@ pub(crate) async fn converse(
     let session = ClientSession::new(config, Instant::now());
     let mut conn = ClientConnection::new(tcp, session, a.connector.clone(), a.server_name.clone());
     let mut tls_tried = a.starttls == StartTls::Never;
-    let mut envelope = Some(envelope);
     loop {
         let event = match conn.next_event().await {
             Ok(ev) => ev,
             Err(e) => {
-                return Conversation::Failed {
+                return Err(Conversation::Failed {
                     detail: e.to_string(),
-                };
+                });
             }
         };
         match event {
@@ -122,9 +203,9 @@ pub(crate) async fn converse(
                         Ok(()) => continue,
                         Err(SmtpError::TlsUnavailable(_)) => {}
                         Err(e) => {
-                            return Conversation::Failed {
+                            return Err(Conversation::Failed {
                                 detail: e.to_string(),
-                            };
+                            });
                         }
                     }
                 }
@@ -132,45 +213,39 @@ pub(crate) async fn converse(
                 if let StartTls::Required { requiretls } = a.starttls {
                     if !outcome.is_established() {
                         quit(&mut conn).await;
-                        return Conversation::TlsShortfall {
+                        return Err(Conversation::TlsShortfall {
                             failure: failure_of(&outcome),
                             detail: outcome.to_string(),
-                        };
+                        });
                     }
                     if requiretls && !caps.requiretls {
                         quit(&mut conn).await;
-                        return Conversation::TlsShortfall {
+                        return Err(Conversation::TlsShortfall {
                             failure: PeerFailure::RequireTlsNotOffered,
                             detail: "the server does not advertise REQUIRETLS after STARTTLS"
                                 .into(),
-                        };
+                        });
                     }
                 }
-                let Some(env) = envelope.take() else {
-                    quit(&mut conn).await;
-                    return Conversation::Failed {
-                        detail: "the server asked for a second transaction".into(),
-                    };
+                let auth = match (&a.verifier, outcome.is_established()) {
+                    (Some(v), true) => match v.result() {
+                        super::verify::AuthResult::NotChecked => "none".to_owned(),
+                        super::verify::AuthResult::Passed(_) => v.kind().as_str().to_owned(),
+                        super::verify::AuthResult::Failed(_) => {
+                            format!("{}-failed(report-only)", v.kind().as_str())
+                        }
+                    },
+                    _ => "none".to_owned(),
                 };
-                if let Err(e) = conn.session_mut().send_message(env, body) {
-                    quit(&mut conn).await;
-                    return match e {
-                        SmtpError::ExtensionNotOffered(_) => Conversation::Unsendable {
-                            detail: e.to_string(),
-                        },
-                        e => Conversation::Failed {
-                            detail: e.to_string(),
-                        },
-                    };
-                }
+                return Ok(Open {
+                    conn,
+                    tls: outcome,
+                    auth,
+                    sent: 0,
+                });
             }
             ClientEvent::InjectionAttempt { discarded } => *injected += discarded,
-            ClientEvent::StartTls => {}
-            ClientEvent::MessageDone(result) => {
-                let tls = conn.session_mut().tls_outcome();
-                quit(&mut conn).await;
-                return Conversation::Sent { tls, result };
-            }
+            ClientEvent::StartTls | ClientEvent::MessageDone(_) => {}
             ClientEvent::Closed { error } => {
                 let enforced_auth_failure = a.verifier.as_ref().and_then(|v| match v.result() {
                     super::verify::AuthResult::Failed(why) if a.starttls != StartTls::IfOffered => {
@@ -178,7 +253,7 @@ pub(crate) async fn converse(
                     }
                     _ => None,
                 });
-                return match (error, enforced_auth_failure) {
+                return Err(match (error, enforced_auth_failure) {
                     (Some(SmtpError::Handshake(_)), Some(why)) => {
                         Conversation::AuthFailed { detail: why }
                     }
@@ -192,7 +267,7 @@ pub(crate) async fn converse(
                     (None, _) => Conversation::Failed {
                         detail: "the server closed the connection".into(),
                     },
-                };
+                });
             }
         }
     }

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
 use super::OutboundHandle;
-use super::client::{Attempt, Conversation, StartTls, converse};
+use super::client::{Attempt, Conversation, Open, StartTls, close, converse, send};
 use super::hops::{Hop, NextHops, resolve};
 use super::mta_sts::StsState;
 use super::verify::{AuthKind, AuthResult, HopVerifier, client_config};
@@ -48,6 +48,63 @@ pub(crate) struct Context {
     pub per_destination: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     pub resolver: Option<portcullis_dane::dns::DaneResolver>,
     pub sts: StsState,
+    pub pool: Arc<Pool>,
+}
+
+/// Idle outbound connections kept for the next message to the same hop
+/// under the same decision (address, host, STARTTLS and authentication
+/// demands), so a burst to one destination pays one TCP connection and one
+/// TLS handshake, not one per message. An idle connection is closed with
+/// QUIT after [`IDLE`].
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    next: std::sync::atomic::AtomicU64,
+    idle: Mutex<std::collections::HashMap<String, Vec<IdleConnection>>>,
+}
+
+/// Pool entry: its id (for the idle timer), the connection id, the connection.
+type IdleConnection = (u64, Dcid, Open);
+
+const IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Pool {
+    fn take(&self, key: &str) -> Option<(Dcid, Open)> {
+        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = g.get_mut(key)?;
+        let (_, dcid, open) = list.pop()?;
+        if list.is_empty() {
+            g.remove(key);
+        }
+        Some((dcid, open))
+    }
+
+    fn take_id(&self, key: &str, id: u64) -> Option<Open> {
+        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = g.get_mut(key)?;
+        let pos = list.iter().position(|(i, _, _)| *i == id)?;
+        let (_, _, open) = list.swap_remove(pos);
+        if list.is_empty() {
+            g.remove(key);
+        }
+        Some(open)
+    }
+
+    fn put(self: &Arc<Self>, key: String, dcid: Dcid, open: Open) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .push((id, dcid, open));
+        let pool = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(IDLE).await;
+            if let Some(open) = pool.take_id(&key, id) {
+                close(open).await;
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -104,20 +161,28 @@ impl Context {
             per_destination: Mutex::default(),
             resolver,
             sts: StsState::new(settings)?,
+            pool: Arc::default(),
         })
     }
 
-    fn destination_slots(&self, domain: &str) -> Arc<Semaphore> {
+    /// Connection slots of one destination: the destination entry's
+    /// `max-connections`, capped by the engine-wide per-destination limit.
+    fn destination_slots(&self, domain: &DomainName) -> Arc<Semaphore> {
+        let limit = (self
+            .settings
+            .policy
+            .destinations()
+            .lookup(domain)
+            .limits
+            .max_connections as usize)
+            .min(self.settings.max_connections_per_destination)
+            .max(1);
         let mut map = self
             .per_destination
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        map.entry(domain.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.settings.max_connections_per_destination.max(1),
-                ))
-            })
+        map.entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
             .clone()
     }
 }
@@ -295,7 +360,7 @@ pub(crate) async fn deliver_domain(
             )));
         }
     };
-    let slots = ctx.destination_slots(domain);
+    let slots = ctx.destination_slots(&name);
     let Ok(_dest_permit) = slots.acquire_owned().await else {
         return all(RcptOutcome::Deferred(failure(
             "4.3.0",
@@ -418,6 +483,48 @@ async fn try_hop(
             );
         }
     };
+    let pool_key = match &req.action {
+        HopAction::Skip { .. } => String::new(),
+        HopAction::Cleartext => format!("{addr}|{}|clear", hop.hop.host),
+        HopAction::Opportunistic {
+            report_authentication,
+            ..
+        } => format!("{addr}|{}|opp|{report_authentication:?}", hop.hop.host),
+        HopAction::Mandatory {
+            authentication,
+            require_requiretls,
+            ..
+        } => format!(
+            "{addr}|{}|mandatory|{require_requiretls}|{authentication:?}",
+            hop.hop.host
+        ),
+    };
+    let per_connection = ctx
+        .settings
+        .policy
+        .destinations()
+        .lookup(domain)
+        .limits
+        .max_messages_per_connection;
+    while let Some((old, mut open)) = ctx.pool.take(&pool_key) {
+        match send(&mut open, smtp_env.clone(), body).await {
+            Conversation::Sent { tls, result, auth } => {
+                ctx.log.line(format_args!(
+                    "{old} MID {id} to {domain} via {label} rule={rule} ({}) on the open connection (message {} on it)",
+                    req.rule, open.sent
+                ));
+                let out = outcomes(ctx, id, old, &label, &rule, &tls, &auth, list, &result);
+                if open.sent < per_connection {
+                    ctx.pool.put(pool_key, old, open);
+                } else {
+                    close(open).await;
+                }
+                return HopResult::Done(out);
+            }
+            // The server closed it meanwhile: use a fresh connection.
+            _ => close(open).await,
+        }
+    }
     ctx.log.line(format_args!(
         "{dcid} MID {id} to {domain} via {label} rule={rule} ({}) starttls={}",
         req.rule,
@@ -461,7 +568,14 @@ async fn try_hop(
         data_timeout: ctx.settings.data_timeout,
     };
     let mut injected = 0;
-    let conv = converse(&attempt, smtp_env.clone(), body, &mut injected).await;
+    let (conv, open) = converse(&attempt, smtp_env.clone(), body, &mut injected).await;
+    if let Some(open) = open {
+        if open.sent < per_connection && !pool_key.is_empty() {
+            ctx.pool.put(pool_key.clone(), dcid, open);
+        } else {
+            close(open).await;
+        }
+    }
     if injected > 0 {
         ctx.log.warn(format_args!(
             "{dcid} {label} sent {injected} bytes of plaintext behind its 220 to STARTTLS; discarded (injection attempt)"
@@ -472,7 +586,7 @@ async fn try_hop(
         .map(|v| v.kind())
         .unwrap_or(AuthKind::None);
     match conv {
-        Conversation::Sent { tls, result } => {
+        Conversation::Sent { tls, result, auth } => {
             log_tls(
                 ctx,
                 dcid,
@@ -483,7 +597,7 @@ async fn try_hop(
                 starttls,
             );
             HopResult::Done(outcomes(
-                ctx, id, dcid, &label, &rule, &tls, kind, list, &result,
+                ctx, id, dcid, &label, &rule, &tls, &auth, list, &result,
             ))
         }
         Conversation::AuthFailed { detail } => {
@@ -532,17 +646,13 @@ async fn try_hop(
                         ..attempt
                     };
                     let mut inj = 0;
-                    match converse(&retry, smtp_env, body, &mut inj).await {
-                        Conversation::Sent { tls, result } => HopResult::Done(outcomes(
-                            ctx,
-                            id,
-                            dcid2,
-                            &label,
-                            &rule,
-                            &tls,
-                            AuthKind::None,
-                            list,
-                            &result,
+                    let (conv, open) = converse(&retry, smtp_env, body, &mut inj).await;
+                    if let Some(open) = open {
+                        close(open).await;
+                    }
+                    match conv {
+                        Conversation::Sent { tls, result, .. } => HopResult::Done(outcomes(
+                            ctx, id, dcid2, &label, &rule, &tls, "none", list, &result,
                         )),
                         other => connection_failed(ctx, dcid2, &label, other),
                     }
@@ -672,18 +782,13 @@ fn outcomes(
     label: &str,
     rule: &str,
     tls: &TlsOutcome,
-    kind: AuthKind,
+    auth: &str,
     list: &[(u32, String)],
     result: &MessageResult,
 ) -> Vec<(u32, RcptOutcome)> {
     let tls_word = match tls {
         TlsOutcome::Established(i) => i.protocol.clone(),
         _ => "none".to_owned(),
-    };
-    let auth = if tls.is_established() {
-        kind.as_str()
-    } else {
-        "none"
     };
     let judge = |reply: &Reply| -> RcptOutcome {
         let status = reply.enhanced().map(|e| e.to_string()).unwrap_or_else(|| {

@@ -361,3 +361,108 @@ impl rustls::client::ResolvesClientCert for ClientCert {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_dane::generate::tlsa_for_chain;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    struct Pki {
+        chain: Vec<CertificateDer<'static>>,
+        roots: Arc<rustls::RootCertStore>,
+    }
+
+    fn pki(names: &[&str]) -> Pki {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        Pki {
+            chain: vec![leaf.der().clone(), ca.der().clone()],
+            roots: Arc::new(roots),
+        }
+    }
+
+    fn verifier(p: &Pki, auth: &Authentication<TlsaSet>, enforce: bool) -> HopVerifier {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let pkix = WebPkiServerVerifier::builder_with_provider(p.roots.clone(), provider.clone())
+            .build()
+            .unwrap();
+        HopVerifier::new(auth, enforce, pkix, provider)
+    }
+
+    fn run(v: &HopVerifier, p: &Pki) -> Result<ServerCertVerified, Error> {
+        let sni = ServerName::try_from("sni.unrelated.test").unwrap();
+        v.verify_server_cert(&p.chain[0], &p.chain[1..], &sni, &[], UnixTime::now())
+    }
+
+    #[test]
+    fn pkix_uses_the_decision_names_not_the_sni() {
+        let p = pki(&["mx1.example.net"]);
+        let exact = Authentication::Pkix {
+            reference_names: vec![DomainPattern::parse("mx1.example.net").unwrap()],
+        };
+        let v = verifier(&p, &exact, true);
+        assert!(run(&v, &p).is_ok());
+        assert_eq!(
+            v.result(),
+            AuthResult::Passed("pkix name=mx1.example.net".into())
+        );
+        let sub = Authentication::Pkix {
+            reference_names: vec![
+                DomainPattern::parse("example.net").unwrap(),
+                DomainPattern::parse(".example.net").unwrap(),
+            ],
+        };
+        let v = verifier(&p, &sub, true);
+        assert!(run(&v, &p).is_ok());
+        assert_eq!(
+            v.result(),
+            AuthResult::Passed("pkix name=.example.net".into())
+        );
+        let other = Authentication::Pkix {
+            reference_names: vec![DomainPattern::parse("example.org").unwrap()],
+        };
+        let v = verifier(&p, &other, true);
+        assert!(run(&v, &p).is_err());
+        let AuthResult::Failed(why) = v.result() else {
+            panic!()
+        };
+        assert!(why.contains("presented names [mx1.example.net]"), "{why}");
+        // Report only: the handshake goes on, the failure is recorded.
+        let v = verifier(&p, &other, false);
+        assert!(run(&v, &p).is_ok());
+        assert!(matches!(v.result(), AuthResult::Failed(_)));
+    }
+
+    #[test]
+    fn dane_matches_the_tlsa_set_and_names_the_record() {
+        let p = pki(&["mx.example.net"]);
+        let good = tlsa_for_chain(&p.chain, 0, 3, 1, 1).unwrap();
+        let auth = Authentication::Dane {
+            tlsa: TlsaSet::new(vec![good.clone()]),
+            reference_names: vec![DomainName::parse("mx.example.net").unwrap()],
+        };
+        let v = verifier(&p, &auth, true);
+        assert!(run(&v, &p).is_ok());
+        let AuthResult::Passed(how) = v.result() else {
+            panic!("{:?}", v.result())
+        };
+        assert!(how.starts_with("dane record 3 1 1 "), "{how}");
+        // A record for another certificate does not match.
+        let q = pki(&["mx.example.net"]);
+        let v = verifier(&q, &auth, true);
+        assert!(run(&v, &q).is_err());
+        let AuthResult::Failed(why) = v.result() else {
+            panic!()
+        };
+        assert!(why.starts_with("DANE: "), "{why}");
+    }
+}
