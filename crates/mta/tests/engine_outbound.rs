@@ -410,3 +410,70 @@ async fn a_burst_to_one_destination_is_delivered_completely_over_tls() {
     }
     r.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+async fn send_requiretls(r: &Rig, to: &str) {
+    let params = portcullis_smtp_tls::MailParams {
+        requiretls: true,
+        ..Default::default()
+    };
+    let d = send_with(
+        r.engine.local_addrs()[0],
+        r.ca.connector(),
+        TlsRequirement::Required,
+        "alice@local.test",
+        &[to],
+        BODY,
+        params,
+    )
+    .await
+    .unwrap();
+    assert!(d.result.is_accepted(), "{d:?}");
+}
+
+#[tokio::test]
+async fn requiretls_message_goes_only_over_verified_tls_with_requiretls() {
+    let ca = Ca::new("CA");
+    let sink = tls_sink(&ca.leaf(&["mx.example.net"], false)).await;
+    let r = gateway(
+        ca,
+        &level("preferred"),
+        vec![route("example.net", "mx.example.net", sink.addr)],
+        |_| {},
+    )
+    .await;
+    send_requiretls(&r, "b@example.net").await;
+    let got = sink.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{}", r.log.dump());
+    assert!(got[0].tls.is_some());
+    assert!(got[0].requiretls, "REQUIRETLS must be passed on");
+    r.log
+        .wait_for(&["rule=R7", "starttls=required+REQUIRETLS"])
+        .await;
+    let l = r.log.wait_for(&["delivered to <b@example.net>"]).await;
+    assert!(l.contains("auth=pkix"), "{l}");
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn requiretls_message_to_a_cleartext_peer_is_returned_to_the_sender() {
+    let plain = Sink::start(SinkOptions::default()).await;
+    let home = Sink::start(SinkOptions::default()).await;
+    let r = gateway(
+        Ca::new("CA"),
+        &level("preferred"),
+        vec![
+            route("example.net", "mx.example.net", plain.addr),
+            route("local.test", "mail.local.test", home.addr),
+        ],
+        |_| {},
+    )
+    .await;
+    send_requiretls(&r, "b@example.net").await;
+    let got = home.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{}", r.log.dump());
+    let dsn = String::from_utf8_lossy(&got[0].body);
+    assert!(dsn.contains("5.7.10"), "{dsn}");
+    assert!(plain.received().is_empty());
+    r.log.wait_for(&["bounced <b@example.net>", "5.7.10"]).await;
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -333,6 +333,28 @@ pub async fn send(
     to: &[&str],
     body: &[u8],
 ) -> Result<Delivery, portcullis_smtp_tls::Error> {
+    send_with(
+        addr,
+        connector,
+        requirement,
+        from,
+        to,
+        body,
+        MailParams::default(),
+    )
+    .await
+}
+
+/// [`send`] with MAIL parameters (e.g. REQUIRETLS).
+pub async fn send_with(
+    addr: SocketAddr,
+    connector: TlsConnector,
+    requirement: TlsRequirement,
+    from: &str,
+    to: &[&str],
+    body: &[u8],
+    params: MailParams,
+) -> Result<Delivery, portcullis_smtp_tls::Error> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let session = ClientSession::new(ClientConfig::new("client.test"), std::time::Instant::now());
     let conn = ClientConnection::new(
@@ -343,7 +365,7 @@ pub async fn send(
     );
     let envelope = Envelope {
         from: ReversePath::parse(&format!("<{from}>")).unwrap(),
-        params: MailParams::default(),
+        params,
         to: to
             .iter()
             .map(|t| ForwardPath::parse(&format!("<{t}>")).unwrap())
