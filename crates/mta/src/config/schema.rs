@@ -42,7 +42,7 @@ pub struct Config {
     #[serde(default)]
     pub delivery: DeliveryConfig,
     /// SMTP routes: explicit next hops instead of MX lookup.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub route: Vec<RouteConfig>,
     /// DNS resolvers and DNSSEC trust anchor.
     #[serde(default)]

@@ -192,3 +192,72 @@ fn the_annotated_example_is_valid() {
 fn builtin_default_is_valid() {
     LoadedConfig::builtin().validate().unwrap();
 }
+
+mod mutated {
+    //! The loader on damaged text: never panics, always terminates, and
+    //! every reported position lies inside the text.
+
+    use proptest::prelude::*;
+
+    use super::super::LoadedConfig;
+    use super::super::validate::check;
+
+    const EXAMPLE: &str = include_str!("../../../../examples/portcullis.toml");
+
+    fn check_text(text: &str) {
+        match LoadedConfig::parse("m.toml", text) {
+            Ok(loaded) => {
+                if let Err(problems) = check(&loaded.config) {
+                    let report = loaded.report(problems);
+                    assert!(!report.issues.is_empty());
+                    positions_inside(text, &report);
+                }
+            }
+            Err(report) => {
+                assert!(!report.issues.is_empty());
+                positions_inside(text, &report);
+            }
+        }
+    }
+
+    fn positions_inside(text: &str, report: &super::super::ConfigReport) {
+        let lines = text.split('\n').count();
+        for i in &report.issues {
+            if let Some((line, col)) = i.position {
+                assert!(line >= 1 && line <= lines, "{i:?}");
+                assert!(col >= 1, "{i:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn edits_of_the_example(
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0usize..3, prop::sample::select(vec![
+                    "", "\"", "[", "]", "=", "\n", "x", "0", "-1", "[[listener]]\n", "{", "}", ".", "é", "ALL", ",", "#",
+                ])),
+                1..6,
+            )
+        ) {
+            let mut text: Vec<char> = EXAMPLE.chars().collect();
+            for (at, delete, insert) in edits {
+                if text.is_empty() {
+                    break;
+                }
+                let at = at.index(text.len());
+                let end = (at + delete).min(text.len());
+                text.splice(at..end, insert.chars());
+            }
+            let text: String = text.into_iter().collect();
+            check_text(&text);
+        }
+
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,300}") {
+            check_text(&text);
+        }
+    }
+}
