@@ -135,11 +135,21 @@ impl Store {
             return Self::open(root);
         }
         if root.exists() {
-            let non_empty = fs::read_dir(&root)
+            // A crash while creating a store leaves an empty `entries/` (and
+            // maybe a temporary marker): finish the job instead of refusing.
+            let foreign = fs::read_dir(&root)
                 .map_err(|e| Error::io("cannot read", &root, e))?
-                .next()
-                .is_some();
-            if non_empty {
+                .flatten()
+                .any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    let empty_entries = name == ENTRIES
+                        && fs::read_dir(e.path())
+                            .map(|mut d| d.next().is_none())
+                            .unwrap_or(false);
+                    !(empty_entries || name.starts_with(TMP_PREFIX))
+                });
+            if foreign {
                 return Err(Error::NotAStore {
                     path: root,
                     reason: format!(

@@ -210,3 +210,18 @@ fn custom_list_import_dedupes_and_deletes_by_index_or_fingerprint() {
             .contains("neither an index")
     );
 }
+
+#[test]
+fn store_creation_interrupted_before_the_marker_is_finished_next_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    // What a crash between mkdir and writing the marker leaves behind.
+    std::fs::create_dir_all(root.join("entries")).unwrap();
+    std::fs::write(root.join(".tmp-1-0-portcullis-store.json"), b"{\"for").unwrap();
+    assert!(Store::open(&root).is_err());
+    let store = Store::open_or_create(&root).unwrap();
+    store
+        .create_self_signed("mx1", &req("mx1.example.com", 30))
+        .unwrap();
+    assert!(!root.join(".tmp-1-0-portcullis-store.json").exists());
+}
