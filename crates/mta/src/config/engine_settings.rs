@@ -188,6 +188,107 @@ fn system_resolvers(path: &Path) -> Vec<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn builtin_default_generates_the_demo_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::builtin_default();
+        c.data_dir = dir.path().join("data");
+        let s = c.to_engine_settings().unwrap();
+        let l = &s.listeners[0];
+        assert!(l.tls.is_some());
+        assert!(
+            l.demo_certificate,
+            "the SPEC §1 warning depends on this flag"
+        );
+        assert_eq!(l.max_concurrency, 1000);
+        assert_eq!(l.backlog, 50);
+        assert_eq!(s.spool_dir, dir.path().join("data/spool"));
+        let store = Store::open(dir.path().join("data/certs")).unwrap();
+        assert!(store.entry(DEMO_ENTRY).unwrap().demo);
+        // A second start reuses it.
+        c.to_engine_settings().unwrap();
+        assert_eq!(store.names().unwrap(), vec![DEMO_ENTRY.to_owned()]);
+    }
+
+    #[test]
+    fn named_certificates_routes_and_numbers_are_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let anchor = dir.path().join("anchor.key");
+        std::fs::write(&anchor, ". IN DNSKEY 257 3 8 AwEAAQ==\n").unwrap();
+        let store = Store::open_or_create(data.join("certs")).unwrap();
+        let req = portcullis_certstore::SelfSignedRequest::new("mx1.example.com");
+        store.create_self_signed("mx1", &req).unwrap();
+        let text = format!(
+            r#"
+            hostname = "mx1.example.com"
+            data-dir = {data:?}
+            [[listener]]
+            name = "in"
+            address = "127.0.0.1:0"
+            certificate = "mx1"
+            max-concurrency = 7
+            rat.accept = ["example.com"]
+            [[listener.hat.sender-group]]
+            name = "ALL"
+            match = ["ALL"]
+            policy = "P"
+            [listener.hat.policy.P]
+            action = "accept"
+            tls = "required"
+            [[listener]]
+            name = "plain"
+            address = "127.0.0.1:0"
+            rat.accept = ["example.com"]
+            [[route]]
+            domain = "example.com"
+            hosts = ["127.0.0.1:2526", "mx.example.net"]
+            [dns]
+            resolvers = ["127.0.0.1:5353"]
+            trust-anchor-file = {anchor:?}
+            [queue]
+            lifetime-seconds = 60
+            retry-first-seconds = 2
+            retry-max-seconds = 8
+            [tls.outbound]
+            client-certificate = "mx1"
+            versions = ["TLSv1.3"]
+            "#,
+            data = data.display().to_string(),
+            anchor = anchor.display().to_string(),
+        );
+        let s = crate::config::LoadedConfig::parse("t.toml", &text)
+            .unwrap()
+            .to_engine_settings()
+            .unwrap();
+        assert!(s.listeners[0].tls.is_some());
+        assert!(!s.listeners[0].demo_certificate);
+        assert_eq!(s.listeners[0].max_concurrency, 7);
+        assert!(
+            s.listeners[1].tls.is_none(),
+            "TLS off everywhere: no certificate needed"
+        );
+        let d = &s.delivery;
+        assert_eq!(d.routes.len(), 1);
+        assert_eq!(d.routes[0].hosts.len(), 2);
+        assert_eq!(d.routes[0].hosts[0].port, 2526);
+        let dns = d.dns.as_ref().unwrap();
+        assert_eq!(
+            dns.servers,
+            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert!(dns.trust_anchor_file.is_some());
+        assert_eq!(d.queue_lifetime, Duration::from_secs(60));
+        assert_eq!(d.retry.delay(10), Duration::from_secs(8));
+        assert!(d.tls.client_certificate.is_some());
+        assert_eq!(d.tls.versions.len(), 1);
+        assert!(
+            !store.contains(DEMO_ENTRY),
+            "no demo certificate when none is needed"
+        );
+    }
 
     #[test]
     fn resolv_conf_parsing() {

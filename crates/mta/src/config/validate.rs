@@ -116,7 +116,10 @@ fn check_listeners(config: &Config, p: &mut Vec<Problem>) -> Vec<CheckedListener
         }
         let address = match l.address.parse::<SocketAddr>() {
             Ok(a) => {
-                if let Some(first) = addresses.insert(a, i) {
+                // Port 0 asks the system for a free port: never a clash.
+                if a.port() != 0
+                    && let Some(first) = addresses.insert(a, i)
+                {
                     p.push((
                         at.key("address"),
                         format!("{a} is already the address of listener[{first}]"),
