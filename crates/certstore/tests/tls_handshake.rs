@@ -172,3 +172,66 @@ async fn configured_cipher_suite_is_the_only_one_offered() {
     assert_eq!(server.crypto_provider().cipher_suites.len(), 1);
     handshake(&store, &settings).await.unwrap();
 }
+
+#[tokio::test]
+async fn client_config_presents_the_named_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_or_create(dir.path().join("store")).unwrap();
+    let pki = private_pki();
+    store
+        .import_pem(
+            "mx1",
+            pki.leaf_pem.as_bytes(),
+            Some(pki.key_pem.as_bytes()),
+            "leaf.pem",
+            false,
+        )
+        .unwrap();
+    store
+        .ca_import_custom(pki.ca_pem.as_bytes(), "ca.pem")
+        .unwrap();
+    let settings = TlsSettings::default();
+    let entry = store.entry("mx1").unwrap();
+
+    // A server that demands a client certificate from the same private CA.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(store.root_store().unwrap()),
+        settings.provider().unwrap(),
+    )
+    .build()
+    .unwrap();
+    let server_cfg = rustls::ServerConfig::builder_with_provider(settings.provider().unwrap())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(entry.chain.clone(), entry.key.to_rustls())
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let peer = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        tls.write_all(b"ok").await.unwrap();
+        tls.shutdown().await.ok();
+        peer
+    });
+    let client_cfg = store.client_config(&settings, Some("mx1")).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_cfg);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("mx1.example.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2];
+    tls.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ok");
+    assert_eq!(
+        server.await.unwrap(),
+        entry.chain[0],
+        "the server saw our client certificate"
+    );
+
+    assert!(store.client_config(&settings, Some("nope")).is_err());
+}
