@@ -9,7 +9,7 @@
 //! queued message is due at once (the spool's documented behaviour).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -82,6 +82,11 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Bodies kept in memory for messages waiting to start; beyond this, a
+/// waiting message's body is dropped and read back from the spool when its
+/// attempt starts (the spool already made it durable).
+const BODY_BUDGET: usize = 64 << 20;
+
 async fn run(
     ctx: Arc<Context>,
     recovered: Vec<QueuedMessage>,
@@ -90,23 +95,23 @@ async fn run(
 ) {
     let mut waiting: HashMap<MessageId, Queued> = HashMap::new();
     let mut due: BinaryHeap<Reverse<(Instant, MessageId)>> = BinaryHeap::new();
+    // Messages ready to start, oldest first; at most `max_inflight`
+    // attempts run at once, so a burst waits here (bounded memory) instead
+    // of as tasks each holding a body.
+    let mut ready: VecDeque<Queued> = VecDeque::new();
+    let mut held_bytes = 0usize;
+    let max_inflight = ctx.settings.max_connections.max(1).saturating_mul(2);
     let mut inflight: JoinSet<Queued> = JoinSet::new();
-    let now = Instant::now();
     for m in recovered {
-        due.push(Reverse((now, m.id)));
-        waiting.insert(
-            m.id,
-            Queued {
-                id: m.id,
-                envelope: m.envelope,
-                pending: m.pending,
-                body: None,
-                attempts: 0,
-            },
-        );
+        ready.push_back(Queued {
+            id: m.id,
+            envelope: m.envelope,
+            pending: m.pending,
+            body: None,
+            attempts: 0,
+        });
     }
     loop {
-        // Start everything that is due.
         let now = Instant::now();
         while let Some(Reverse((at, id))) = due.peek().copied() {
             if at > now {
@@ -114,22 +119,31 @@ async fn run(
             }
             due.pop();
             if let Some(q) = waiting.remove(&id) {
-                inflight.spawn(attempt(ctx.clone(), q));
+                ready.push_back(q);
             }
+        }
+        while inflight.len() < max_inflight
+            && let Some(q) = ready.pop_front()
+        {
+            held_bytes = held_bytes.saturating_sub(q.body.as_ref().map_or(0, |b| b.len()));
+            inflight.spawn(attempt(ctx.clone(), q));
         }
         let next = due.peek().map(|Reverse((at, _))| *at);
         tokio::select! {
             _ = stop.changed() => break,
             new = rx.recv() => match new {
                 Some(m) => {
-                    let q = Queued {
+                    let keep = held_bytes.saturating_add(m.body.len()) <= BODY_BUDGET;
+                    if keep {
+                        held_bytes += m.body.len();
+                    }
+                    ready.push_back(Queued {
                         id: m.id,
                         pending: (0..m.envelope.recipients.len() as u32).collect(),
                         envelope: m.envelope,
-                        body: Some(m.body),
+                        body: keep.then_some(m.body),
                         attempts: 0,
-                    };
-                    inflight.spawn(attempt(ctx.clone(), q));
+                    });
                 }
                 None => break,
             },
