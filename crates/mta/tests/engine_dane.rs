@@ -154,3 +154,67 @@ async fn dane_outcomes_per_destination() {
     log.wait_for(&["deferred 3 recipient(s)"]).await;
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_name_sender_groups_match_the_forward_confirmed_name() {
+    // 127.0.0.1 reverse-resolves to `localhost`, which resolves back to
+    // 127.0.0.1 (RFC 6761 names answered by the resolver itself): the
+    // client's confirmed name is `localhost`. A suffix group for another
+    // domain must not match; the `localhost` host group must.
+    let zone = ZoneBuilder::new()
+        .a("client.relay.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("CA");
+    let gw = ca.leaf(&["gw.test"], false);
+    let log = LogCapture::default();
+    let mut s = settings(
+        dir.path(),
+        access(
+            r#"
+            kind = "private"
+            rat.accept = ["local.test"]
+            [[hat.sender-group]]
+            name = "RELAY-TEST"
+            match = [".relay.test"]
+            policy = "RELAYED"
+            [[hat.sender-group]]
+            name = "LOCALNAME"
+            match = ["localhost"]
+            policy = "ACCEPTED"
+            [hat.policy.RELAYED]
+            action = "relay"
+            tls = "preferred"
+            [hat.policy.ACCEPTED]
+            action = "accept"
+            tls = "required"
+            "#,
+        ),
+        Some(gw.server_config()),
+        policy("[[destination]]\ndomain = \"default\"\ntls = \"preferred\"\n"),
+        ca.roots(),
+        &log,
+    );
+    let mut dns = ResolverSettings::new(vec![zone.authoritative_addr()]);
+    dns.timeout = Duration::from_secs(2);
+    s.delivery.dns = Some(dns);
+    let engine = Engine::start(s).await.unwrap();
+    let d = send(
+        engine.local_addrs()[0],
+        ca.connector(),
+        TlsRequirement::Required,
+        "a@local.test",
+        &["b@example.net"],
+        b"Subject: x\r\n\r\nx\r\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.result.recipients[0].1.as_ref().unwrap().code(), 550);
+    log.wait_for(&[
+        "(localhost, forward-confirmed)",
+        "sender-group LOCALNAME policy ACCEPTED tls=required",
+    ])
+    .await;
+    engine.shutdown(Duration::from_secs(5)).await;
+}

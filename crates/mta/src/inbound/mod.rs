@@ -4,6 +4,7 @@
 //! task. Shutdown stops the accept loops at once, gives open sessions a
 //! grace delay to finish, then closes the rest.
 
+pub(crate) mod fcrdns;
 mod limits;
 mod received;
 mod session;
@@ -34,6 +35,8 @@ pub(crate) struct ListenerContext {
     pub limits: Limits,
     /// Flips to true when sessions must close now (grace delay over).
     pub abort: watch::Receiver<bool>,
+    /// For HATs with host-name patterns: resolver and deadline for FCrDNS.
+    pub names: Option<(hickory_resolver::TokioResolver, Duration)>,
 }
 
 impl std::fmt::Debug for ListenerContext {
@@ -109,6 +112,28 @@ impl Inbound {
                     "none"
                 }
             ));
+            let names = if fcrdns::needs_names(l.access.hat()) {
+                match &settings.delivery.dns {
+                    Some(dns) => Some((
+                        fcrdns::plain_resolver(dns).map_err(|e| {
+                            StartError::Setup(format!(
+                                "listener {:?}: DNS resolver for reverse lookups: {e}",
+                                l.name
+                            ))
+                        })?,
+                        dns.timeout,
+                    )),
+                    None => {
+                        log.warn(format_args!(
+                            "listener {:?}: the HAT has host-name sender groups but no DNS resolver is configured; they match no client",
+                            l.name
+                        ));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let ctx = Arc::new(ListenerContext {
                 settings: l.clone(),
                 acceptor: l.tls.clone().map(tokio_rustls::TlsAcceptor::from),
@@ -118,6 +143,7 @@ impl Inbound {
                 log: log.clone(),
                 limits: Limits::new(l.max_concurrency),
                 abort: abort_rx.clone(),
+                names,
             });
             loops.spawn(accept_loop(ctx, listener, stop.subscribe()));
         }

@@ -72,7 +72,14 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     let log = &ctx.log;
     let l = &ctx.settings;
     let ip = canonical_ip(peer.ip());
-    let hat = l.access.connect(&ClientFacts { ip, fcrdns: None });
+    let fcrdns = match &ctx.names {
+        Some((resolver, deadline)) => super::fcrdns::lookup(resolver, ip, *deadline).await,
+        None => None,
+    };
+    let hat = l.access.connect(&ClientFacts {
+        ip,
+        fcrdns: fcrdns.clone(),
+    });
     let group = hat.group.unwrap_or("(no sender group matched)");
     let policy = hat.policy;
     let action = match policy.action {
@@ -82,7 +89,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         ConnectionAction::TcpRefuse => "TCP-REFUSED",
     };
     log.line(format_args!(
-        "{icid} new from {peer} on listener {:?} sender-group {group} policy {action} tls={}",
+        "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={}",
+        match (&ctx.names, &fcrdns) {
+            (Some(_), Some(n)) => format!(" ({n}, forward-confirmed)"),
+            (Some(_), None) => " (no forward-confirmed name)".to_owned(),
+            (None, _) => String::new(),
+        },
         l.name,
         tls_word(policy.tls)
     ));

@@ -12,8 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use portcullis_policy::DomainName;
 use portcullis_policy::mta_sts::{
@@ -71,26 +69,7 @@ impl StsState {
                 "MTA-STS is enabled but no DNS resolver is configured: the _mta-sts TXT record cannot be looked up".into(),
             ));
         };
-        let servers = dns
-            .servers
-            .iter()
-            .map(|addr| {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-            })
-            .collect();
-        let mut builder = TokioResolver::builder_with_config(
-            ResolverConfig::from_name_servers(servers),
-            TokioRuntimeProvider::default(),
-        );
-        let opts = builder.options_mut();
-        opts.use_hosts_file = ResolveHosts::Never;
-        opts.timeout = dns.timeout;
-        let resolver = builder
-            .build()
+        let resolver = crate::inbound::fcrdns::plain_resolver(dns)
             .map_err(|e| StartError::Setup(format!("MTA-STS DNS resolver: {e}")))?;
         let https = rustls::ClientConfig::builder_with_provider(d.tls.provider.clone())
             .with_protocol_versions(&d.tls.versions)
