@@ -68,7 +68,7 @@ pub struct ListenerSettings {
     pub access: ListenerAccess,
     /// The certificate presented on STARTTLS. `None` means STARTTLS cannot
     /// be offered: sender groups with TLS `preferred` get no STARTTLS, and
-    /// `required` groups are refused with `454 4.7.0` at connect, both logged.
+    /// `required` groups are refused with `421 4.7.0` at connect, both logged.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The certificate is the built-in demonstration certificate: log the
     /// SPEC §1 warning at start.

@@ -92,4 +92,30 @@ mod tests {
         assert!(h.ends_with("1970 00:00:00 +0000\r\n"), "{h}");
         assert_eq!(h.matches("\r\n").count(), 5);
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends as HELO, the header keeps its shape: one
+        /// header field, folded at fixed places, nothing injected.
+        #[test]
+        fn any_helo_yields_one_well_formed_field(helo in proptest::prelude::any::<String>()) {
+            let h = header(
+                &Trace {
+                    helo: Some(&helo),
+                    client: "192.0.2.7".parse().unwrap(),
+                    by: "mx.example.org",
+                    tls: None,
+                    utf8: false,
+                    icid: 1,
+                    single_recipient: None,
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            );
+            proptest::prop_assert!(h.starts_with("Received: from "));
+            proptest::prop_assert_eq!(h.matches("\r\n").count(), 3);
+            for line in h.trim_end_matches("\r\n").split("\r\n").skip(1) {
+                proptest::prop_assert!(line.starts_with('\t'));
+            }
+            proptest::prop_assert!(!h.contains('\n') || h.matches('\n').count() == 3);
+        }
+    }
 }

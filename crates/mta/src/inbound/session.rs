@@ -331,6 +331,13 @@ async fn queue_message(
             });
             Ok(reply)
         }
+        Err(e @ crate::spool::SpoolError::TooLarge(_)) => {
+            ctx.log.line(format_args!(
+                "{icid} message from <{}> NOT queued: {e}",
+                spool_envelope.sender
+            ));
+            Err(fixed(552, "5.3.4", "Message too big for the queue"))
+        }
         Err(e) => {
             ctx.log.warn(format_args!(
                 "{icid} message from <{}> NOT queued: {e}",

@@ -861,4 +861,12 @@ mod tests {
         assert_eq!(tls_required_header(b"Subject: y\r\n\r\nbody"), None);
         assert_eq!(tls_required_header(b""), None);
     }
+
+    proptest::proptest! {
+        /// Message bytes come from the network: never a panic.
+        #[test]
+        fn header_scan_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = tls_required_header(&body);
+        }
+    }
 }
