@@ -92,10 +92,20 @@ pub fn run(args: RunArgs) -> ExitCode {
         let signal = wait_for_signal().await?;
         tracing::info!(
             target: "portcullis",
-            "{signal} received: no longer accepting connections; open sessions and deliveries have {} s to finish",
+            "{signal} received: no longer accepting connections; open sessions and deliveries have {} s to finish (a second signal stops at once)",
             grace.as_secs()
         );
-        engine.shutdown(grace).await;
+        // A second signal cuts the grace short: what was answered 250 is on
+        // disk already, so stopping now loses nothing accepted.
+        tokio::select! {
+            () = engine.shutdown(grace) => {}
+            second = wait_for_signal() => {
+                let second = second?;
+                return Err(format!(
+                    "{second} received during the grace delay: stopped without waiting for open sessions; every accepted message stays queued"
+                ));
+            }
+        }
         tracing::info!(target: "portcullis", "stopped; everything not yet delivered stays queued for the next start");
         Ok(())
     }))

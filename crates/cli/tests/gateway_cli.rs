@@ -196,7 +196,7 @@ impl Gateway {
 
     /// SIGTERM, then the exit status (waiting at most the 30 s grace plus
     /// slack; a gateway that does not stop is killed and the test fails).
-    fn terminate(mut self) -> std::process::ExitStatus {
+    fn terminate(self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -205,6 +205,11 @@ impl Gateway {
                 .unwrap()
                 .success()
         );
+        self.terminate_after_signal()
+    }
+
+    /// The exit status once the gateway stops by itself (after a signal).
+    fn terminate_after_signal(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -364,4 +369,96 @@ fn invalid_config_and_taken_port_fail_with_one_line() {
             && last.contains(&addr),
         "{err}"
     );
+}
+
+/// Reads one SMTP reply (all its lines) and returns the last line.
+fn reply(r: &mut BufReader<std::net::TcpStream>) -> String {
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "connection closed");
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn sigterm_lets_an_open_session_finish_and_a_second_signal_stops_at_once() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let args = [
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+
+    // First signal: the session that is open delivers its message, then exit 0.
+    let mut gw = Gateway::start(&args, d);
+    let port = gw.port();
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut w = stream.try_clone().unwrap();
+    let mut r = BufReader::new(stream);
+    assert!(reply(&mut r).starts_with("220"));
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.wait_for("1 open session");
+    let mut last = String::new();
+    for (cmd, code) in [
+        ("EHLO client.example\r\n", "250"),
+        ("MAIL FROM:<a@example.net>\r\n", "250"),
+        ("RCPT TO:<b@example.com>\r\n", "250"),
+        ("DATA\r\n", "354"),
+        ("Subject: during shutdown\r\n\r\nhello\r\n.\r\n", "250"),
+    ] {
+        w.write_all(cmd.as_bytes()).unwrap();
+        let line = reply(&mut r);
+        assert!(line.starts_with(code), "{cmd:?} -> {line:?}");
+        last = line;
+    }
+    // Accepted during the grace delay: on disk, in the log.
+    let id = last.trim().rsplit(' ').next().unwrap().to_owned();
+    gw.wait_for(&format!("MID {id} queued"));
+    w.write_all(b"QUIT\r\n").unwrap();
+    drop((w, r));
+    let status = gw.terminate_after_signal();
+    assert!(status.success(), "exit status {status}");
+
+    // Second signal during the grace delay: stop at once, exit 1, say why.
+    let mut gw = Gateway::start(&args, d);
+    let port = gw.port();
+    let held = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.wait_for("1 open session");
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    gw.wait_for("SIGINT received during the grace delay");
+    let status = gw.terminate_after_signal();
+    assert_eq!(status.code(), Some(1));
+    drop(held);
 }
