@@ -477,3 +477,40 @@ async fn requiretls_message_to_a_cleartext_peer_is_returned_to_the_sender() {
     r.log.wait_for(&["bounced <b@example.net>", "5.7.10"]).await;
     r.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn tls13_rejection_after_the_handshake_counts_as_a_handshake_failure() {
+    // With TLS 1.3 a server that demands a client certificate says so only
+    // after the client finished its side of the handshake: at `preferred`
+    // this is still a failed handshake, retried in cleartext.
+    let ca = Ca::new("CA");
+    let leaf = ca.leaf(&["mx.example.net"], false);
+    let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(ca.roots()))
+        .build()
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(leaf.chain.clone(), leaf.key())
+        .unwrap();
+    let sink = Sink::start(SinkOptions {
+        tls: Some(Arc::new(config)),
+        ..Default::default()
+    })
+    .await;
+    let r = gateway(
+        ca,
+        &level("preferred"),
+        vec![route("example.net", "mx.example.net", sink.addr)],
+        |_| {},
+    )
+    .await;
+    r.send("a@local.test", &["b@example.net"]).await;
+    let got = sink.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{}", r.log.dump());
+    assert!(got[0].tls.is_none());
+    r.log
+        .wait_for(&["TLS failed: handshake error", "CertificateRequired"])
+        .await;
+    r.log.wait_for(&["retrying in cleartext"]).await;
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -188,11 +188,7 @@ async fn open(a: &Attempt<'_>, injected: &mut usize) -> Result<Open, Conversatio
     loop {
         let event = match conn.next_event().await {
             Ok(ev) => ev,
-            Err(e) => {
-                return Err(Conversation::Failed {
-                    detail: e.to_string(),
-                });
-            }
+            Err(e) => return Err(failed_after(&mut conn, e.to_string())),
         };
         match event {
             ClientEvent::Ready(caps) => {
@@ -261,15 +257,28 @@ async fn open(a: &Attempt<'_>, injected: &mut usize) -> Result<Open, Conversatio
                         failure: PeerFailure::HandshakeFailed,
                         detail: format!("the TLS handshake failed: {e}"),
                     },
-                    (Some(e), _) => Conversation::Failed {
-                        detail: e.to_string(),
-                    },
-                    (None, _) => Conversation::Failed {
-                        detail: "the server closed the connection".into(),
-                    },
+                    (Some(e), _) => failed_after(&mut conn, e.to_string()),
+                    (None, _) => failed_after(&mut conn, "the server closed the connection".into()),
                 });
             }
         }
+    }
+}
+
+/// A failure while opening. Once TLS is up, `open` returns at the first
+/// post-TLS EHLO; a failure before that is the TLS session failing as it
+/// starts (with TLS 1.3 the server's verdict on the handshake, e.g. a
+/// demanded client certificate, arrives only then), so it counts as a
+/// handshake failure and gets the decision's handshake rule (cleartext
+/// retry at `preferred`, next host when TLS is mandatory).
+fn failed_after(conn: &mut ClientConnection<TcpStream>, detail: String) -> Conversation {
+    if conn.session_mut().tls_outcome().is_established() {
+        Conversation::TlsShortfall {
+            failure: PeerFailure::HandshakeFailed,
+            detail: format!("the TLS session failed as it started: {detail}"),
+        }
+    } else {
+        Conversation::Failed { detail }
     }
 }
 
