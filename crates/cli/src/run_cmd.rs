@@ -82,6 +82,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(e) => return finish(Err(format!("cannot start the async runtime: {e}"))),
     };
     finish(runtime.block_on(async move {
+        // Watch for signals before anything starts: a SIGTERM that arrives
+        // while the listeners bind must stop the gateway gracefully, not
+        // kill it with the default action.
+        let mut signals = Signals::new()?;
         let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
         tracing::info!(
             target: "portcullis",
@@ -89,7 +93,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             env!("CARGO_PKG_VERSION"),
             loaded.source_name
         );
-        let signal = wait_for_signal().await?;
+        let signal = signals.recv().await;
         tracing::info!(
             target: "portcullis",
             "{signal} received: no longer accepting connections; open sessions and deliveries have {} s to finish (a second signal stops at once)",
@@ -99,8 +103,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         // disk already, so stopping now loses nothing accepted.
         tokio::select! {
             () = engine.shutdown(grace) => {}
-            second = wait_for_signal() => {
-                let second = second?;
+            second = signals.recv() => {
                 return Err(format!(
                     "{second} received during the grace delay: stopped without waiting for open sessions; every accepted message stays queued"
                 ));
@@ -121,16 +124,30 @@ fn invalid(report: &portcullis_mta::config::ConfigReport) -> ExitCode {
     )))
 }
 
-async fn wait_for_signal() -> Result<&'static str, String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch for SIGINT: {e}"))?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, registered once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())
+                .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?,
+            int: signal(SignalKind::interrupt())
+                .map_err(|e| format!("cannot watch for SIGINT: {e}"))?,
+        })
+    }
+
+    /// The name of the next signal.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// The mail log and the gateway's own messages go to standard error, or to

@@ -6,8 +6,15 @@
 //! an error record it, remove the offending key (or array element) from the
 //! parsed document, and try again until the rest deserializes. An error
 //! caused only by an earlier removal (`missing field` for a key that was
-//! removed because its value was wrong) is not reported twice. Semantic
-//! checks run only on a document free of these errors.
+//! removed because its value was wrong) is not reported twice. The
+//! semantic checks then run on what is left, and their problems are kept
+//! for the sections (top-level tables, elements of `[[listener]]`/`[[route]]`)
+//! that had no type error, where they cannot be follow-on errors.
+//!
+//! Limits, reported on the next run rather than guessed: once a required
+//! key of a table is wrong (`action = "bounce"`), the rest of that table is
+//! set aside; and once a whole `[[…]]` element is set aside, the semantic
+//! pass waits (later elements' indices would no longer match the file).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -133,11 +140,33 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
 
     let mut working = doc.clone();
     let mut removed: BTreeSet<KeyPath> = BTreeSet::new();
+    let mut sections: BTreeSet<Section> = BTreeSet::new();
+    let mut element_removed = false;
     loop {
         let attempt = Config::deserialize(toml::de::Deserializer::from(working.clone()));
         let err = match attempt {
             Ok(config) if report.issues.is_empty() => return Ok(config),
-            Ok(_) => break,
+            Ok(rest) => {
+                // What is left parsed: its semantic problems are real as
+                // long as they are in sections that had no type error (the
+                // removals there would cause artifacts). When a whole array
+                // element went, later elements' indices no longer match the
+                // file, so the semantic pass waits for the next run.
+                if !element_removed && let Err(problems) = super::validate::check(&rest) {
+                    for (path, message) in problems {
+                        if sections.contains(&section(&path)) {
+                            continue;
+                        }
+                        let span = index.span_of(&path);
+                        report.issues.push(ConfigIssue {
+                            position: span.map(|s| line_col(text, s.start)),
+                            path: path.to_string(),
+                            message,
+                        });
+                    }
+                }
+                break;
+            }
             Err(e) => e,
         };
         let Some(span) = err.span() else {
@@ -153,6 +182,8 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
         if !artifact {
             report.issues.push(issue(Some(span), err.message()));
         }
+        sections.insert(section(&original));
+        element_removed |= matches!(working_path.0.last(), Some(Segment::Index(_)));
         if working_path.0.is_empty()
             || report.issues.len() >= MAX_ERRORS
             || !remove_at(working.get_mut(), &working_path.0)
@@ -167,6 +198,18 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
     }
     report.sort();
     Err(report)
+}
+
+/// A top-level table, or one element of a top-level array of tables: the
+/// unit within which a removed key can cause follow-on semantic problems.
+type Section = (String, Option<usize>);
+
+fn section(path: &KeyPath) -> Section {
+    match path.0.as_slice() {
+        [Segment::Key(k), Segment::Index(i), ..] => (k.clone(), Some(*i)),
+        [Segment::Key(k), ..] => (k.clone(), None),
+        _ => (String::new(), None),
+    }
 }
 
 /// The field name of serde's `missing field `x`` message.
@@ -227,6 +270,34 @@ mod tests {
             e[4].starts_with("t.toml:10:9: log.level: invalid type"),
             "{e:#?}"
         );
+    }
+
+    #[test]
+    fn semantic_problems_in_untouched_sections_come_with_type_errors() {
+        let e = errors(
+            "[[listener]]\nname = \"in\"\naddress = \"nowhere\"\nrat.accept = [\"example.com\"]\n\
+             [queue]\nlifetime-seconds = \"long\"\n\
+             [[route]]\ndomain = \"bad..example\"\nhosts = [\"127.0.0.1\"]\n",
+        );
+        assert_eq!(e.len(), 3, "{e:#?}");
+        assert!(
+            e[0].starts_with("t.toml:3:1: listener[0].address: \"nowhere\""),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].starts_with("t.toml:6:20: queue.lifetime-seconds: invalid type"),
+            "{e:#?}"
+        );
+        assert!(e[2].starts_with("t.toml:8:1: route[0].domain:"), "{e:#?}");
+        // A type error inside the listener hides that listener's semantic
+        // problems (they could be follow-on errors) but not the route's.
+        let e = errors(
+            "[[listener]]\nname = \"in\"\naddress = \"nowhere\"\nbacklog = \"x\"\n\
+             [[route]]\ndomain = \"bad..example\"\nhosts = [\"127.0.0.1\"]\n",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e[0].contains("listener[0].backlog"), "{e:#?}");
+        assert!(e[1].contains("route[0].domain"), "{e:#?}");
     }
 
     #[test]
