@@ -514,3 +514,40 @@ async fn tls13_rejection_after_the_handshake_counts_as_a_handshake_failure() {
     r.log.wait_for(&["retrying in cleartext"]).await;
     r.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `required` against a testkit sink with the given STARTTLS behaviour:
+/// nothing is sent and the log names the reason class.
+async fn required_against(tls: portcullis_testkit::sink::SinkTls, expect: &[&str]) {
+    use portcullis_testkit::sink::{Sink as KitSink, SinkOptions as KitOptions};
+    let sink = KitSink::start(KitOptions::new(tls)).await.unwrap();
+    let r = gateway(
+        Ca::new("CA"),
+        &level("required"),
+        vec![route("example.net", "mx.example.net", sink.addr())],
+        |_| {},
+    )
+    .await;
+    r.send("a@local.test", &["b@example.net"]).await;
+    let mut parts = vec!["rule=R11"];
+    parts.extend_from_slice(expect);
+    r.log.wait_for(&parts).await;
+    r.log.wait_for(&["deferred 1 recipient(s)"]).await;
+    assert!(sink.messages().is_empty());
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn required_reason_classes_starttls_refused_no_esmtp_handshake() {
+    use portcullis_testkit::sink::SinkTls;
+    required_against(
+        SinkTls::Refused("454 4.7.0 TLS not available due to local problem".into()),
+        &["TLS failed: STARTTLS refused", "454 4.7.0"],
+    )
+    .await;
+    required_against(
+        SinkTls::NoEsmtp,
+        &["TLS failed: STARTTLS not available", "does not speak ESMTP"],
+    )
+    .await;
+    required_against(SinkTls::HandshakeFails, &["TLS failed: handshake error"]).await;
+}
