@@ -11,16 +11,23 @@
 //! for the sections (top-level tables, elements of `[[listener]]`/`[[route]]`)
 //! that had no type error, where they cannot be follow-on errors.
 //!
-//! Limits, reported on the next run rather than guessed: once a required
-//! key of a table is wrong (`action = "bounce"`), the rest of that table is
-//! set aside; and once a whole `[[…]]` element is set aside, the semantic
-//! pass waits (later elements' indices would no longer match the file).
+//! A required key that is missing or was set aside gets a placeholder of a
+//! type it accepts (a string, a boolean, an array or a table), so the rest
+//! of its table is still checked. Limits, reported on the next run rather
+//! than guessed: when no placeholder fits (a required enum such as a mail
+//! flow policy's `action`), the table is set aside; and once a whole `[[…]]`
+//! element is set aside, the semantic pass waits (later elements' indices
+//! would no longer match the file).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use serde::Deserialize;
-use toml::de::DeTable;
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
 
 use super::report::{ConfigIssue, ConfigReport};
 use super::schema::Config;
@@ -142,6 +149,7 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
     let mut removed: BTreeSet<KeyPath> = BTreeSet::new();
     let mut sections: BTreeSet<Section> = BTreeSet::new();
     let mut element_removed = false;
+    let mut rounds = 0;
     loop {
         let attempt = Config::deserialize(toml::de::Deserializer::from(working.clone()));
         let err = match attempt {
@@ -180,14 +188,24 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
         let artifact = missing_field(err.message())
             .is_some_and(|field| removed.contains(&original.key(field)));
         if !artifact {
-            report.issues.push(issue(Some(span), err.message()));
+            report.issues.push(issue(Some(span.clone()), err.message()));
         }
         sections.insert(section(&original));
-        element_removed |= matches!(working_path.0.last(), Some(Segment::Index(_)));
-        if working_path.0.is_empty()
-            || report.issues.len() >= MAX_ERRORS
-            || !remove_at(working.get_mut(), &working_path.0)
+        rounds += 1;
+        if report.issues.len() >= MAX_ERRORS || rounds > MAX_ROUNDS {
+            break;
+        }
+        // A required key is missing (or was set aside above): give it a
+        // placeholder of a type it accepts, so the rest of its table is
+        // still checked; only when none fits is the table set aside.
+        if let Some(field) = missing_field(err.message())
+            && let Some(filled) = fill_placeholder(&working, &working_path, field, &span)
         {
+            working = filled;
+            continue;
+        }
+        element_removed |= matches!(working_path.0.last(), Some(Segment::Index(_)));
+        if working_path.0.is_empty() || !remove_at(working.get_mut(), &working_path.0) {
             break;
         }
         // Removing an array element shifts the ones after it; remember the
@@ -198,6 +216,73 @@ fn parse_config(name: &str, text: &str) -> Result<Config, ConfigReport> {
     }
     report.sort();
     Err(report)
+}
+
+/// Deserialization attempts per file at most (each sets one key aside or
+/// fills one placeholder, so a real file needs far fewer).
+const MAX_ROUNDS: usize = 2000;
+
+/// The document with `field` added to the table at `table` as a
+/// placeholder its type accepts, or `None` when no placeholder fits.
+fn fill_placeholder<'i>(
+    working: &Spanned<DeTable<'i>>,
+    table: &KeyPath,
+    field: &str,
+    span: &Range<usize>,
+) -> Option<Spanned<DeTable<'i>>> {
+    let at = table.key(field);
+    // An empty span at the end of the table: no key of the file starts
+    // there, so errors about the table itself (its span starts earlier) are
+    // never attributed to the placeholder, and errors about the placeholder
+    // are recognised.
+    let span = span.end..span.end;
+    let candidates = [
+        DeValue::String(Cow::Borrowed("")),
+        DeValue::Boolean(false),
+        DeValue::Array(DeArray::new()),
+        DeValue::Table(DeTable::new()),
+    ];
+    for value in candidates {
+        let mut doc = working.clone();
+        let t = table_at(doc.get_mut(), &table.0)?;
+        t.insert(
+            Spanned::new(span.clone(), Cow::Owned(field.to_owned())),
+            Spanned::new(span.clone(), value),
+        );
+        match Config::deserialize(toml::de::Deserializer::from(doc.clone())) {
+            Ok(_) => return Some(doc),
+            Err(e) => {
+                let other_missing = missing_field(e.message()).is_some_and(|f| f != field);
+                let about_placeholder = !other_missing
+                    && e.span()
+                        .is_some_and(|s| SpanIndex::new(&doc).path_at(&s) == at);
+                if !about_placeholder {
+                    return Some(doc);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The table at `path` (the root for an empty path).
+fn table_at<'a, 'i>(doc: &'a mut DeTable<'i>, path: &[Segment]) -> Option<&'a mut DeTable<'i>> {
+    let mut value: Option<&'a mut DeValue<'i>> = None;
+    let mut table: Option<&'a mut DeTable<'i>> = Some(doc);
+    for seg in path {
+        let next = match (seg, table.take(), value.take()) {
+            (Segment::Key(k), Some(t), _) => t.get_mut(k.as_str()).map(|v| v.get_mut()),
+            (Segment::Index(i), None, Some(DeValue::Array(a))) => {
+                a.get_mut(*i).map(|v| v.get_mut())
+            }
+            _ => None,
+        }?;
+        match next {
+            DeValue::Table(t) => table = Some(t),
+            other => value = Some(other),
+        }
+    }
+    table
 }
 
 /// A top-level table, or one element of a top-level array of tables: the
@@ -301,10 +386,36 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_required_key_does_not_hide_the_rest_of_its_table() {
+        let e = errors(
+            "[[listener]]\naddress = 25\nbacklog = \"x\"\n[[listener]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\nrat.accept = [\"ALL\"]\n",
+        );
+        assert_eq!(e.len(), 4, "{e:#?}");
+        assert!(
+            e[0].starts_with("t.toml:1:1: listener[0]: missing field `name`"),
+            "{e:#?}"
+        );
+        assert!(
+            e[1].starts_with("t.toml:2:11: listener[0].address: invalid type"),
+            "{e:#?}"
+        );
+        assert!(
+            e[2].starts_with("t.toml:3:11: listener[0].backlog: invalid type"),
+            "{e:#?}"
+        );
+        // The second listener had no type error: its open relay is reported.
+        assert!(
+            e[3].starts_with("t.toml:7:5: listener[1].rat.accept: ALL"),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn removed_required_key_is_not_reported_twice() {
         let e = errors("[[route]]\ndomain = 7\nhosts = [\"a\"]\n");
-        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e.len(), 2, "{e:#?}");
         assert!(e[0].starts_with("t.toml:2:10: route[0].domain:"), "{e:#?}");
+        assert!(e[1].starts_with("t.toml: listener: no listener"), "{e:#?}");
     }
 
     #[test]
