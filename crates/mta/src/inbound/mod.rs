@@ -168,6 +168,9 @@ impl Inbound {
                 all.push(set);
             }
         }
+        for set in &mut all {
+            while set.try_join_next().is_some() {}
+        }
         let open: usize = all.iter().map(JoinSet::len).sum();
         self.log.line(format_args!(
             "listeners stopped; {open} open session(s), waiting up to {}s for them to finish",
