@@ -14,6 +14,8 @@
 //!   validated by unbound on request), with insecure, bogus, CNAME and
 //!   TLSA records built from the sinks' certificates.
 //! - [`mta_sts_server`]: an HTTPS server for MTA-STS policy files.
+//! - [`gateway`]: a gateway under test (data dir, certificates imported
+//!   with the CLI, generated configuration).
 //! - [`runner`]: runs the `portcullis` binary with a config and reads its
 //!   mail log; SIGTERM or SIGKILL on demand.
 //!
@@ -45,6 +47,7 @@
 
 pub mod dns_zone;
 mod error;
+pub mod gateway;
 pub mod loadgen;
 pub mod mta_sts_server;
 pub mod pki;

@@ -28,6 +28,8 @@ pub struct LoadOptions {
     pub target: SocketAddr,
     /// Total messages.
     pub messages: usize,
+    /// Sequence number of the first message (the others follow).
+    pub first_seq: usize,
     /// Concurrent connections.
     pub connections: usize,
     /// Messages per connection before QUIT (1 = a connection per message).
@@ -50,6 +52,7 @@ impl LoadOptions {
         Self {
             target,
             messages: 100,
+            first_seq: 0,
             connections: 10,
             per_connection: 1,
             size: 2000,
@@ -161,7 +164,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, Error> {
                     break;
                 }
                 let last = (first + options.per_connection.max(1)).min(options.messages);
-                let seqs: Vec<usize> = (first..last).collect();
+                let seqs: Vec<usize> = (first..last).map(|i| i + options.first_seq).collect();
                 let run = tokio::time::timeout(
                     options.timeout,
                     connection(&options, connector.clone(), &name, &envelope, &seqs),

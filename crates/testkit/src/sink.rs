@@ -282,6 +282,18 @@ impl Sink {
         Ok(self.sessions())
     }
 
+    /// Waits until `done` holds for the messages accepted so far.
+    pub async fn wait_until_messages(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&[ReceivedMessage]) -> bool,
+    ) -> Result<Vec<ReceivedMessage>, Error> {
+        self.wait_until(timeout, what, |r| done(&r.messages))
+            .await?;
+        Ok(self.messages())
+    }
+
     async fn wait_until(
         &self,
         timeout: Duration,
