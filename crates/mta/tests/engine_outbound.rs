@@ -551,3 +551,26 @@ async fn required_reason_classes_starttls_refused_no_esmtp_handshake() {
     .await;
     required_against(SinkTls::HandshakeFails, &["TLS failed: handshake error"]).await;
 }
+
+#[tokio::test]
+async fn requiretls_local_part_tag_flags_the_message_and_is_removed() {
+    let ca = Ca::new("CA");
+    let sink = tls_sink(&ca.leaf(&["mx.example.net"], false)).await;
+    let r = gateway(
+        ca,
+        &level("preferred"),
+        vec![route("example.net", "mx.example.net", sink.addr)],
+        |_| {},
+    )
+    .await;
+    r.send("a@local.test", &["bob+requiretls@example.net"])
+        .await;
+    let got = sink.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{}", r.log.dump());
+    assert_eq!(got[0].to, ["<bob@example.net>"], "the tag is not passed on");
+    assert!(got[0].requiretls && got[0].tls.is_some());
+    r.log
+        .wait_for(&["rule=R7", "starttls=required+REQUIRETLS"])
+        .await;
+    r.engine.shutdown(Duration::from_secs(5)).await;
+}
