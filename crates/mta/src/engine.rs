@@ -9,6 +9,38 @@
 //! does not re-validate them; it opens the spool, binds the listeners and
 //! starts the delivery scheduler, and reports anything that cannot start as
 //! a [`StartError`] for the operator.
+//!
+//! ```
+//! use std::time::Duration;
+//! use portcullis_mta::engine::*;
+//! use portcullis_policy::{ListenerAccess, ListenerAccessConfig, OutboundPolicy};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let access: ListenerAccessConfig = toml::from_str(r#"
+//!     kind = "private"
+//!     [[hat.sender-group]]
+//!     name = "LOOPBACK"
+//!     match = ["127.0.0.1"]
+//!     policy = "RELAYED"
+//!     [hat.policy.RELAYED]
+//!     action = "relay"
+//! "#).unwrap();
+//! let access = ListenerAccess::from_config(&access, "loopback").unwrap();
+//! let tls = OutboundTls::new(rustls::RootCertStore::empty(), &Default::default()).unwrap();
+//! let settings = EngineSettings {
+//!     hostname: "gw.example".into(),
+//!     listeners: vec![ListenerSettings::new("loopback", "127.0.0.1:0".parse().unwrap(), access)],
+//!     spool_dir: dir.path().join("spool"),
+//!     data_dir: dir.path().join("data"),
+//!     delivery: DeliverySettings::new(OutboundPolicy::default(), tls),
+//!     log_observer: None,
+//! };
+//! let engine = Engine::start(settings).await.unwrap();
+//! assert_ne!(engine.local_addrs()[0].port(), 0);
+//! engine.shutdown(Duration::from_secs(1)).await;
+//! # });
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -41,7 +41,7 @@ pub(crate) struct Context {
     pub log: MailLog,
     pub handle: OutboundHandle,
     pub exemptions: Mutex<TlsExemptions>,
-    pub pkix: Arc<WebPkiServerVerifier>,
+    pub pkix: Option<Arc<WebPkiServerVerifier>>,
     /// A connector for hops that need no certificate check.
     pub plain_connector: TlsConnector,
     pub connections: Arc<Semaphore>,
@@ -123,16 +123,25 @@ impl Context {
         handle: OutboundHandle,
     ) -> Result<Context, StartError> {
         let d = &settings.delivery;
-        let pkix = WebPkiServerVerifier::builder_with_provider(
-            d.tls.roots.clone(),
-            d.tls.provider.clone(),
-        )
-        .build()
-        .map_err(|e| {
-            StartError::Setup(format!(
-                "outbound TLS: cannot verify certificates with the configured CA lists: {e}"
-            ))
-        })?;
+        let pkix = if d.tls.roots.is_empty() {
+            log.warn(format_args!(
+                "outbound TLS: no CA list is enabled; every certificate verification (required-verify, MTA-STS enforce, REQUIRETLS) will fail"
+            ));
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(
+                    d.tls.roots.clone(),
+                    d.tls.provider.clone(),
+                )
+                .build()
+                .map_err(|e| {
+                    StartError::Setup(format!(
+                        "outbound TLS: cannot verify certificates with the configured CA lists: {e}"
+                    ))
+                })?,
+            )
+        };
         let none = Arc::new(HopVerifier::new(
             &portcullis_policy::Authentication::None,
             false,

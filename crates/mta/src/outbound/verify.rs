@@ -57,7 +57,8 @@ enum Check {
 pub(crate) struct HopVerifier {
     check: Check,
     enforce: bool,
-    pkix: Arc<WebPkiServerVerifier>,
+    /// `None` when no CA list is enabled: every PKIX check fails.
+    pkix: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
     outcome: Mutex<AuthResult>,
 }
@@ -77,7 +78,7 @@ impl HopVerifier {
     pub(crate) fn new(
         auth: &Authentication<TlsaSet>,
         enforce: bool,
-        pkix: Arc<WebPkiServerVerifier>,
+        pkix: Option<Arc<WebPkiServerVerifier>>,
         provider: Arc<CryptoProvider>,
     ) -> Self {
         let check = match auth {
@@ -129,6 +130,12 @@ impl HopVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<String, String> {
+        let Some(pkix) = &self.pkix else {
+            return Err(
+                "no CA list is enabled, so no certificate can be verified (enable the system or custom CA list)"
+                    .into(),
+            );
+        };
         let presented = presented_names(end_entity);
         let mut candidates: Vec<(String, String)> = Vec::new();
         for pattern in names {
@@ -154,10 +161,7 @@ impl HopVerifier {
             let Ok(server_name) = ServerName::try_from(name.as_str()) else {
                 continue;
             };
-            match self
-                .pkix
-                .verify_server_cert(end_entity, intermediates, &server_name, &[], now)
-            {
+            match pkix.verify_server_cert(end_entity, intermediates, &server_name, &[], now) {
                 Ok(_) => return Ok(format!("pkix name={label}")),
                 Err(Error::InvalidCertificate(CertificateError::NotValidForName))
                 | Err(Error::InvalidCertificate(CertificateError::NotValidForNameContext {
@@ -174,9 +178,7 @@ impl HopVerifier {
         let wanted: Vec<String> = names.iter().map(ToString::to_string).collect();
         if let Some(any) = presented.first().map(|p| p.replace('*', "wildcard"))
             && let Ok(sn) = ServerName::try_from(any)
-            && let Err(e) = self
-                .pkix
-                .verify_server_cert(end_entity, intermediates, &sn, &[], now)
+            && let Err(e) = pkix.verify_server_cert(end_entity, intermediates, &sn, &[], now)
             && !matches!(
                 e,
                 Error::InvalidCertificate(
@@ -395,7 +397,7 @@ mod tests {
         let pkix = WebPkiServerVerifier::builder_with_provider(p.roots.clone(), provider.clone())
             .build()
             .unwrap();
-        HopVerifier::new(auth, enforce, pkix, provider)
+        HopVerifier::new(auth, enforce, Some(pkix), provider)
     }
 
     fn run(v: &HopVerifier, p: &Pki) -> Result<ServerCertVerified, Error> {
