@@ -13,6 +13,9 @@ use engine_support::*;
 use portcullis_mta::engine::Engine;
 use portcullis_testkit::loadgen::{LoadOptions, run};
 
+/// Ten connections from one host whose policy allows exactly ten: a client
+/// reconnecting right after `221` must not be refused (see
+/// `Limits::acquire_within`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_load_over_tls_arrives_exactly_once() {
     let ca = Ca::new("Load CA");
@@ -36,7 +39,7 @@ async fn concurrent_load_over_tls_arrives_exactly_once() {
             [hat.policy.RELAYED]
             action = "relay"
             tls = "required"
-            max-connections-per-host = 100
+            max-connections-per-host = 10
             "#,
         ),
         Some(gw.server_config()),

@@ -7,13 +7,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug)]
 pub(crate) struct Limits {
     total: Arc<Semaphore>,
     max_total: usize,
     per_host: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    freed: Arc<Notify>,
 }
 
 /// Why a connection was not given a place.
@@ -28,9 +29,10 @@ pub(crate) enum Refusal {
 /// One session's place; released on drop.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     ip: IpAddr,
     per_host: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    freed: Arc<Notify>,
 }
 
 impl Drop for Slot {
@@ -42,6 +44,9 @@ impl Drop for Slot {
                 map.remove(&self.ip);
             }
         }
+        drop(map);
+        drop(self.permit.take());
+        self.freed.notify_waiters();
     }
 }
 
@@ -52,6 +57,31 @@ impl Limits {
             total: Arc::new(Semaphore::new(max_total)),
             max_total,
             per_host: Arc::default(),
+            freed: Arc::default(),
+        }
+    }
+
+    /// Like [`Limits::acquire`], but waits up to `patience` for a place to
+    /// free up. A client that reconnects right after its previous session
+    /// said `221` can arrive before that session's task has released its
+    /// place; refusing it would be a race, not a limit.
+    pub(crate) async fn acquire_within(
+        &self,
+        ip: IpAddr,
+        per_host: u32,
+        patience: std::time::Duration,
+    ) -> Result<Slot, Refusal> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let freed = self.freed.notified();
+            match self.acquire(ip, per_host) {
+                Ok(slot) => return Ok(slot),
+                Err(refusal) => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return Err(refusal);
+                    }
+                }
+            }
         }
     }
 
@@ -74,9 +104,10 @@ impl Limits {
         }
         *n += 1;
         Ok(Slot {
-            _permit: permit,
+            permit: Some(permit),
             ip,
             per_host: self.per_host.clone(),
+            freed: self.freed.clone(),
         })
     }
 }
@@ -101,5 +132,26 @@ mod tests {
         drop(s1);
         assert!(l.acquire(a, 2).is_ok());
         assert_eq!(l.acquire(b, 0).unwrap_err(), Refusal::HostFull { max: 0 });
+    }
+
+    #[tokio::test]
+    async fn a_place_freed_meanwhile_is_taken() {
+        let l = Arc::new(Limits::new(1));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let held = l.acquire(a, 1).unwrap();
+        let releaser = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            drop(held);
+        });
+        let slot = l
+            .acquire_within(a, 1, std::time::Duration::from_secs(30))
+            .await;
+        assert!(slot.is_ok());
+        releaser.await.unwrap();
+        // Nobody frees anything: refused once the patience is spent.
+        let refused = l
+            .acquire_within(a, 1, std::time::Duration::from_millis(10))
+            .await;
+        assert_eq!(refused.unwrap_err(), Refusal::ListenerFull { max: 1 });
     }
 }

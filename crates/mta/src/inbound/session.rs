@@ -118,7 +118,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     }
     let _slot = match ctx
         .limits
-        .acquire(ip, policy.limits.max_connections_per_host)
+        .acquire_within(
+            ip,
+            policy.limits.max_connections_per_host,
+            std::time::Duration::from_millis(250),
+        )
+        .await
     {
         Ok(slot) => slot,
         Err(refusal) => {
