@@ -378,14 +378,18 @@ impl Engine {
         &self.spool
     }
 
-    /// Stops accepting connections, lets open sessions finish for up to
+    /// Stops accepting connections, lets open sessions finish within
     /// `grace`, then closes them (a message not yet answered `250` was
-    /// never accepted); then stops delivery, waiting up to `grace` for
-    /// deliveries in flight. Nothing queued is lost: what was not delivered
-    /// stays in the spool for the next start.
+    /// never accepted); deliveries in flight get what is left of `grace`
+    /// (at least a second) before they are abandoned. Nothing queued is
+    /// lost: what was not delivered stays in the spool for the next start.
     pub async fn shutdown(self, grace: Duration) {
+        let started = std::time::Instant::now();
         self.inbound.shutdown(grace).await;
-        self.outbound.shutdown(grace).await;
+        let left = grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        self.outbound.shutdown(left).await;
     }
 }
 

@@ -46,10 +46,7 @@ impl Running {
     pub(crate) async fn shutdown(self, grace: Duration) {
         let _ = self.stop.send(true);
         let mut task = self.task;
-        if tokio::time::timeout(grace + Duration::from_secs(1), &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
             task.abort();
         }
     }
