@@ -137,6 +137,9 @@ impl HopVerifier {
             );
         };
         let presented = presented_names(end_entity);
+        if presented.is_empty() {
+            return cn_fallback(pkix, names, end_entity, intermediates, now);
+        }
         let mut candidates: Vec<(String, String)> = Vec::new();
         for pattern in names {
             match pattern {
@@ -194,6 +197,73 @@ impl HopVerifier {
             presented.join(", "),
             wanted.join(", ")
         ))
+    }
+}
+
+/// SPEC §2: only when a certificate has no subjectAltName dNSName does
+/// its subject CN count as the presented identity (webpki ignores the CN,
+/// so the name check is done here; the chain check is still webpki's: a
+/// name-only error from it means the chain itself verified).
+fn cn_fallback(
+    pkix: &WebPkiServerVerifier,
+    names: &[DomainPattern],
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<String, String> {
+    use x509_cert::der::Decode;
+    let cn = x509_cert::Certificate::from_der(end_entity.as_ref())
+        .ok()
+        .and_then(|c| c.tbs_certificate().subject().common_name().ok().flatten())
+        .map(|d| String::from(d).trim_end_matches('.').to_ascii_lowercase());
+    let Some(cn) = cn else {
+        return Err("certificate has neither subjectAltName DNS names nor a subject CN".into());
+    };
+    let probe = names
+        .iter()
+        .find_map(|p| match p {
+            DomainPattern::Exact(n) | DomainPattern::Subdomains(n) => {
+                ServerName::try_from(n.as_str().to_owned()).ok()
+            }
+        })
+        .ok_or_else(|| "no reference name to check".to_owned())?;
+    match pkix.verify_server_cert(end_entity, intermediates, &probe, &[], now) {
+        Ok(_)
+        | Err(Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => {}
+        Err(e) => return Err(describe(&e)),
+    }
+    match names.iter().find(|p| cn_matches(&cn, p)) {
+        Some(p) => Ok(format!(
+            "pkix name={p} (subject CN {cn}, no subjectAltName)"
+        )),
+        None => Err(format!(
+            "certificate name mismatch: subject CN {cn} (no subjectAltName) does not match [{}]",
+            names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// RFC 6125 matching of one presented name (a wildcard covers exactly one
+/// left-most label) against a reference pattern.
+fn cn_matches(cn: &str, pattern: &DomainPattern) -> bool {
+    let (wild, rest) = match cn.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, cn),
+    };
+    let Ok(rest) = DomainName::parse(rest) else {
+        return false;
+    };
+    match (pattern, wild) {
+        (DomainPattern::Exact(n), false) => *n == rest,
+        (DomainPattern::Exact(n), true) => n.parent().is_some_and(|p| p == rest),
+        (DomainPattern::Subdomains(base), false) => rest.is_strictly_under(base),
+        (DomainPattern::Subdomains(base), true) => rest == *base || rest.is_strictly_under(base),
     }
 }
 
@@ -442,6 +512,49 @@ mod tests {
         let v = verifier(&p, &other, false);
         assert!(run(&v, &p).is_ok());
         assert!(matches!(v.result(), AuthResult::Failed(_)));
+    }
+
+    #[test]
+    fn subject_cn_counts_only_without_subject_alt_names() {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        lp.distinguished_name
+            .push(rcgen::DnType::CommonName, "*.example.net");
+        let leaf = lp.signed_by(&key, &ca).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let p = Pki {
+            chain: vec![leaf.der().clone(), ca.der().clone()],
+            roots: Arc::new(roots),
+        };
+        let auth = |n: &str| Authentication::Pkix {
+            reference_names: vec![DomainPattern::parse(n).unwrap()],
+        };
+        let v = verifier(&p, &auth("mx.example.net"), true);
+        assert!(run(&v, &p).is_ok(), "{:?}", v.result());
+        let AuthResult::Passed(how) = v.result() else {
+            panic!()
+        };
+        assert!(how.contains("subject CN *.example.net"), "{how}");
+        let v = verifier(&p, &auth("a.b.example.net"), true);
+        assert!(run(&v, &p).is_err(), "a wildcard covers one label only");
+        let v = verifier(&p, &auth(".example.net"), true);
+        assert!(run(&v, &p).is_ok());
+        // The chain is still checked: another CA's roots fail whatever the CN.
+        let other = pki(&["unrelated.test"]);
+        let q = Pki {
+            chain: p.chain.clone(),
+            roots: other.roots.clone(),
+        };
+        let v = verifier(&q, &auth("mx.example.net"), true);
+        assert!(run(&v, &q).is_err());
+        let AuthResult::Failed(why) = v.result() else {
+            panic!()
+        };
+        assert!(!why.contains("name mismatch"), "{why}");
     }
 
     #[test]
