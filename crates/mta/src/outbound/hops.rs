@@ -142,6 +142,7 @@ async fn mx_hops(
             ));
         }
     };
+    let hosts = shuffle_equal_preferences(hosts, seed());
     if hosts.len() == 1 && hosts.first().is_some_and(|(_, h)| h == "." || h.is_empty()) {
         return NextHops::None(Shortfall {
             disposition: portcullis_policy::Disposition::Bounce,
@@ -223,6 +224,40 @@ async fn mx_hops(
     NextHops::Hops(hops)
 }
 
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+        | 1
+}
+
+/// RFC 5321 §5.1: hosts of equal preference are tried in random order, so
+/// load spreads across them; lower preferences still come first. `hosts`
+/// is sorted by preference.
+fn shuffle_equal_preferences(mut hosts: Vec<(u16, String)>, mut state: u64) -> Vec<(u16, String)> {
+    let mut start = 0;
+    while start < hosts.len() {
+        let pref = hosts.get(start).map(|h| h.0);
+        let end = hosts
+            .iter()
+            .skip(start)
+            .position(|h| Some(h.0) != pref)
+            .map_or(hosts.len(), |n| start + n);
+        // Fisher-Yates with xorshift64: unpredictability is not needed, only spread.
+        if let Some(group) = hosts.get_mut(start..end) {
+            for i in (1..group.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                group.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+        }
+        start = end;
+    }
+    hosts
+}
+
 async fn tlsa_facts(
     ctx: &Context,
     resolver: &DaneResolver,
@@ -270,4 +305,36 @@ async fn tlsa_facts(
         ctx.settings.mx_port, lookup.base_domain
     ));
     facts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_preferences_are_shuffled_but_order_by_preference_holds() {
+        let hosts: Vec<(u16, String)> = [
+            (10, "a"),
+            (10, "b"),
+            (10, "c"),
+            (20, "d"),
+            (30, "e"),
+            (30, "f"),
+        ]
+        .iter()
+        .map(|(p, h)| (*p, h.to_string()))
+        .collect();
+        let mut firsts = std::collections::BTreeSet::new();
+        for seed in 1..64u64 {
+            let out = shuffle_equal_preferences(hosts.clone(), seed);
+            let prefs: Vec<u16> = out.iter().map(|h| h.0).collect();
+            assert_eq!(prefs, [10, 10, 10, 20, 30, 30]);
+            let mut names: Vec<&str> = out.iter().map(|h| h.1.as_str()).collect();
+            firsts.insert(names[0].to_string());
+            names.sort();
+            assert_eq!(names, ["a", "b", "c", "d", "e", "f"]);
+        }
+        assert!(firsts.len() > 1, "the first host varies");
+        assert!(shuffle_equal_preferences(Vec::new(), 1).is_empty());
+    }
 }
