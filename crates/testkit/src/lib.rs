@@ -8,6 +8,8 @@
 //! - [`sink`]: a TLS-capable SMTP sink built on `portcullis-smtp-tls` that
 //!   records every message with the TLS facts of its session, and can refuse
 //!   or break STARTTLS, RCPT or DATA on demand.
+//! - [`client`]: one message through a real SMTP client, from a chosen
+//!   loopback source address, with or without STARTTLS.
 //! - [`loadgen`]: a TLS-capable SMTP load generator that reports which
 //!   messages got `250` and how long each took.
 //! - [`dns_zone`]: a DNSSEC-signed `test.` zone served by knotd (and
@@ -45,6 +47,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod client;
 pub mod dns_zone;
 mod error;
 pub mod gateway;
