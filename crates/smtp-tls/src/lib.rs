@@ -112,5 +112,7 @@ pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, d
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
 pub use reply::{EnhancedCode, MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError};
-pub use server::{CloseReason, ServerConfig, ServerEvent, ServerSession, SessionEnd};
+pub use server::{
+    CloseReason, MAX_PENDING_INPUT, ServerConfig, ServerEvent, ServerSession, SessionEnd,
+};
 pub use tls::{TlsInfo, TlsMode, TlsOutcome};

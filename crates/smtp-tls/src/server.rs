@@ -33,6 +33,13 @@ use crate::lines::{Line, take_line};
 use crate::reply::{EnhancedCode, Reply};
 use crate::tls::{TlsInfo, TlsMode};
 
+/// Most unprocessed input kept while a MAIL, RCPT or message awaits the
+/// embedder's decision. A whole pipelined group (RFC 2920) of 100 RCPT
+/// commands is about 50 KiB; a client that sends far more without reading
+/// our replies is flooding, and buffering it would grow memory without
+/// bound, so the session is closed with `421 4.7.0` instead.
+pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
+
 /// Settings of one server session (from the listener and its HAT entry).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -127,7 +134,8 @@ pub enum CloseReason {
     Quit,
     /// The client closed the connection without QUIT.
     PeerClosed,
-    /// Too many errors (`421 4.7.0`).
+    /// Too many errors, or more than [`MAX_PENDING_INPUT`] bytes sent
+    /// while a decision was pending (`421 4.7.0`).
     TooManyErrors,
     /// No input for the idle timeout (`421 4.4.2`).
     Timeout,
@@ -244,7 +252,9 @@ impl ServerSession {
     // ----- inputs -----
 
     /// Bytes received from the client. Input that arrives while a decision
-    /// is pending is kept and processed after it.
+    /// is pending is kept and processed after it, up to
+    /// [`MAX_PENDING_INPUT`] bytes; beyond that the session answers
+    /// `421 4.7.0` and closes.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Error> {
         match self.mode {
             Mode::Closed => return Err(Error::Closed),
@@ -255,6 +265,19 @@ impl ServerSession {
             _ => {}
         }
         self.last_activity = now;
+        let buffered = self.inbuf.len().saturating_sub(self.inpos);
+        if self.pending.is_some() && buffered.saturating_add(bytes.len()) > MAX_PENDING_INPUT {
+            self.send(&reply(
+                421,
+                (4, 7, 0),
+                &format!(
+                    "{} Too much input sent without waiting for replies, closing connection",
+                    self.config.hostname
+                ),
+            ));
+            self.close(CloseReason::TooManyErrors);
+            return Ok(());
+        }
         self.inbuf.extend_from_slice(bytes);
         self.process();
         Ok(())

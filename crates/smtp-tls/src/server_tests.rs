@@ -560,3 +560,33 @@ fn timeout_eof_and_sticky_close() {
         }))
     ));
 }
+
+#[test]
+fn input_while_a_decision_is_pending_is_capped() {
+    // Regression: input fed while MAIL awaited a decision was buffered
+    // without limit, so a client that never read replies could grow the
+    // session's memory at will.
+    let mut s = ServerSession::new(config(TlsMode::Off), t0());
+    let _ = s.poll_transmit();
+    s.handle_input(t0(), b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\n")
+        .unwrap();
+    assert!(s.is_decision_pending());
+    let _ = s.poll_transmit();
+    let noops = b"NOOP\r\n".repeat(MAX_PENDING_INPUT / 6);
+    s.handle_input(t0(), &noops).unwrap();
+    assert!(!s.is_closed(), "up to the cap is kept");
+    s.handle_input(t0(), &[b'x'; 64]).unwrap();
+    assert!(s.is_closed());
+    let out = String::from_utf8(s.poll_transmit().unwrap()).unwrap();
+    assert!(out.starts_with("421 4.7.0 "), "{out}");
+    assert!(s.inbuf.capacity() < MAX_PENDING_INPUT, "buffer released");
+    assert!(matches!(s.poll_event(), Some(ServerEvent::Mail { .. })));
+    assert!(matches!(
+        s.poll_event(),
+        Some(ServerEvent::Closed(SessionEnd {
+            reason: CloseReason::TooManyErrors,
+            ..
+        }))
+    ));
+    assert!(matches!(s.accept(), Err(Error::Closed)));
+}
