@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::address::ForwardPath;
 use crate::envelope::{BodyType, Envelope};
 use crate::error::Error;
-use crate::reply::Reply;
+use crate::reply::{MAX_REPLY_LINE, Reply};
 use crate::tls::{TlsInfo, TlsOutcome};
 
 /// Settings of one client session.
@@ -171,6 +171,13 @@ struct Transaction {
 pub struct ClientSession {
     config: ClientConfig,
     inbuf: Vec<u8>,
+    /// Bytes at the end of `inbuf` after its last LF: while no LF arrives
+    /// and this stays under `MAX_REPLY_LINE`, no new line is complete and
+    /// re-parsing would only repeat the last `Ok(None)`.
+    unterminated: usize,
+    /// How many times `Reply::parse` ran (tests check it stays linear).
+    #[cfg(test)]
+    parses: usize,
     outbuf: Vec<u8>,
     events: VecDeque<ClientEvent>,
     expect: VecDeque<Expect>,
@@ -192,6 +199,9 @@ impl ClientSession {
         Self {
             config,
             inbuf: Vec::new(),
+            unterminated: 0,
+            #[cfg(test)]
+            parses: 0,
             outbuf: Vec::new(),
             events: VecDeque::new(),
             expect: VecDeque::from([Expect::Greeting]),
@@ -263,9 +273,23 @@ impl ClientSession {
             return Ok(());
         }
         self.inbuf.extend_from_slice(bytes);
+        // A server dribbling a long multiline reply one byte per read would
+        // otherwise make every read re-parse everything buffered so far
+        // (quadratic CPU): parse only when a line may have completed.
+        self.unterminated = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(lf) => bytes.len() - lf - 1,
+            None => self.unterminated.saturating_add(bytes.len()),
+        };
+        if !bytes.contains(&b'\n') && self.unterminated < MAX_REPLY_LINE {
+            return Ok(());
+        }
         let mut pos = 0;
         let result = loop {
             let rest = self.inbuf.get(pos..).unwrap_or_default();
+            #[cfg(test)]
+            {
+                self.parses += 1;
+            }
             match Reply::parse(rest) {
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(self.fail(Error::MalformedReply(e))),
@@ -279,6 +303,7 @@ impl ClientSession {
                         // not be read as if it came over TLS.
                         let rest = self.inbuf.len().saturating_sub(pos);
                         pos = self.inbuf.len();
+                        self.unterminated = 0;
                         self.discard_plaintext(rest);
                         break Ok(());
                     }
@@ -290,6 +315,7 @@ impl ClientSession {
         };
         if self.closed {
             self.inbuf = Vec::new();
+            self.unterminated = 0;
         } else {
             self.inbuf.drain(..pos.min(self.inbuf.len()));
         }
@@ -322,6 +348,7 @@ impl ClientSession {
         self.tls = Some(info);
         self.caps = None;
         self.inbuf.clear();
+        self.unterminated = 0;
         self.last_activity = now;
         self.send_line(&format!("EHLO {}", self.config.helo_name), Expect::Ehlo);
         Ok(())

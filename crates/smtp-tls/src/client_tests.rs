@@ -4,7 +4,7 @@
 use super::*;
 use crate::address::{Mailbox, ReversePath};
 use crate::envelope::MailParams;
-use crate::reply::ReplyError;
+use crate::reply::{MAX_REPLY_LINES, ReplyError};
 
 const EHLO_FULL: &[u8] =
     b"250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 STARTTLS\r\n";
@@ -342,4 +342,38 @@ fn dot_stuffing() {
     assert_eq!(dot_stuff(b""), b".\r\n");
     assert_eq!(dot_stuff(b".\r\n"), b"..\r\n.\r\n");
     assert_eq!(dot_stuff(b"a\rb\n.c"), b"a\r\nb\r\n..c\r\n.\r\n");
+}
+
+#[test]
+fn dribbled_replies_are_parsed_once_per_line() {
+    // Regression: every read re-parsed all buffered reply lines, so a
+    // server sending a long multiline reply one byte per read cost
+    // quadratic CPU.
+    let mut reply = Vec::new();
+    for _ in 0..MAX_REPLY_LINES - 1 {
+        reply.extend_from_slice(b"250-");
+        reply.extend_from_slice(&[b'x'; 1000]);
+        reply.extend_from_slice(b"\r\n");
+    }
+    reply.extend_from_slice(b"250 PIPELINING\r\n");
+    let (c, caps) = greeted(&reply, true);
+    assert!(caps.pipelining);
+    assert!(
+        c.parses <= 2 * MAX_REPLY_LINES + 2,
+        "{} parses for {} bytes",
+        c.parses,
+        reply.len()
+    );
+
+    // A line that never ends is still refused once it passes the limit.
+    let mut c = ClientSession::new(ClientConfig::new("c.test"), now());
+    feed(&mut c, b"220 mx.test ESMTP\r\n", false);
+    let (_, events) = feed(&mut c, &[b'2'; MAX_REPLY_LINE + 1], true);
+    assert!(c.is_closed());
+    assert!(matches!(
+        events.last(),
+        Some(ClientEvent::Closed {
+            error: Some(Error::MalformedReply(ReplyError::LineTooLong))
+        })
+    ));
 }
