@@ -82,7 +82,7 @@ async fn every_accepted_message_survives_sigkill() {
             },
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}\nmail log:\n{}", gateway.lines().join("\n")));
+        .unwrap_or_else(|e| panic!("{e}\nmail log:\n{}", gateway.tail(100)));
 
     let mut copies: BTreeMap<usize, usize> = BTreeMap::new();
     for m in &messages {

@@ -55,7 +55,7 @@ impl Rig {
             .sink(domain)
             .wait_for_messages(1, WAIT)
             .await
-            .unwrap_or_else(|e| panic!("{domain}: {e}\n{}", self.gateway.lines().join("\n")));
+            .unwrap_or_else(|e| panic!("{domain}: {e}\n{}", self.gateway.tail(100)));
         assert_eq!(m[0].rcpt_to, vec![format!("<user@{domain}>")]);
         assert_eq!(m[0].mail_from, "<sender@origin.test>");
         m[0].tls.clone()
@@ -123,6 +123,10 @@ async fn rig(
     }
 }
 
+async fn log_line(rig: &Rig, needles: &[&str]) -> String {
+    rig.gateway.wait_for_line(needles, WAIT).await.unwrap()
+}
+
 async fn submit(rig: &Rig, to: &str, subject: &str) {
     let d = send(
         rig.fx.listen,
@@ -188,6 +192,23 @@ async fn outbound_tls_levels_against_every_peer_behaviour() {
             "required-verify",
         ),
         case(
+            "pv-untrusted.test",
+            SinkTls::Offered(Arc::new(other.leaf(&["mx.pv-untrusted.test"]).unwrap())),
+            "preferred-verify",
+        ),
+        case(
+            "hosted-good.test",
+            SinkTls::Offered(good("hosted-good.test")),
+            "required-verify-hosted-domain",
+        ),
+        case(
+            "hosted-foreign.test",
+            // Names only the hosting provider: the hosted domain (and
+            // names under it) is what this level checks.
+            SinkTls::Offered(good("mx.provider.test")),
+            "required-verify-hosted-domain",
+        ),
+        case(
             "good-none.test",
             SinkTls::Offered(good("mx.good-none.test")),
             "none",
@@ -205,6 +226,22 @@ async fn outbound_tls_levels_against_every_peer_behaviour() {
     let good_tls = rig.tls_of("good.test").await.expect("TLS to good.test");
     assert!(good_tls.protocol.starts_with("TLSv1_"), "{good_tls:?}");
     assert_eq!(good_tls.sni.as_deref(), Some("mx.good.test"));
+    // preferred-verify: verification is attempted and only reported.
+    assert!(rig.tls_of("pv-untrusted.test").await.is_some());
+    log_line(
+        &rig,
+        &[
+            "mx.pv-untrusted.test",
+            "TLS success",
+            "auth=pkix FAILED, report only",
+        ],
+    )
+    .await;
+    // required-verify-hosted-domain: the certificate must name the
+    // recipient domain, not the MX host.
+    let hosted = rig.tls_of("hosted-good.test").await.expect("TLS");
+    assert_eq!(hosted.sni.as_deref(), Some("mx.hosted-good.test"));
+    log_line(&rig, &["delivered to <user@hosted-good.test>", "auth=pkix"]).await;
     // "required" encrypts without verifying: an untrusted chain is fine.
     assert!(rig.tls_of("untrusted-required.test").await.is_some());
 
@@ -237,6 +274,7 @@ async fn outbound_tls_levels_against_every_peer_behaviour() {
         ("untrusted.test", "verification failed"),
         ("expired.test", "verification failed"),
         ("misnamed.test", "verification failed"),
+        ("hosted-foreign.test", "verification failed"),
     ] {
         let line = log
             .wait_for_line(&[&format!("to {domain}"), needle], WAIT)
@@ -319,7 +357,7 @@ async fn failed_handshake_at_preferred_retries_in_cleartext_with_exemption() {
             .len(),
         1,
         "{}",
-        rig.gateway.lines().join("\n")
+        rig.gateway.tail(100)
     );
 }
 
@@ -403,7 +441,7 @@ async fn bounce_after_the_queue_lifetime() {
         .sink("origin.test")
         .wait_for_messages(1, WAIT)
         .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", rig.gateway.lines().join("\n")));
+        .unwrap_or_else(|e| panic!("{e}\n{}", rig.gateway.tail(100)));
     let b = &bounce[0];
     assert_eq!(b.mail_from, "<>");
     assert_eq!(b.rcpt_to, vec!["<sender@origin.test>".to_string()]);

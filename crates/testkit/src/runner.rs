@@ -196,6 +196,15 @@ impl Gateway {
         lines
     }
 
+    /// The last `n` lines, joined (for failure messages).
+    pub fn tail(&self, n: usize) -> String {
+        let lines = self.lines();
+        lines
+            .get(lines.len().saturating_sub(n)..)
+            .unwrap_or_default()
+            .join("\n")
+    }
+
     /// Lines containing every one of `needles`.
     pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.lines()
@@ -223,8 +232,8 @@ impl Gateway {
                 _ = tick => {}
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(Error::Timeout(timeout, format!(
-                        "a log line with {needles:?}; log so far:\n{}",
-                        self.lines().join("\n")
+                        "a log line with {needles:?}; last lines of the log:\n{}",
+                        self.tail(100)
                     )));
                 }
             }
