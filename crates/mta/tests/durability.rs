@@ -46,11 +46,17 @@ async fn every_accepted_message_survives_sigkill() {
         o.timeout = Duration::from_secs(30);
         let before = sink.messages().len();
         let load = tokio::spawn(run(o));
-        // A random moment while the round is in full swing: once the sink
-        // has seen a random number of this round's messages, some are
-        // accepted and queued, some in flight on either leg, some not sent.
-        let at = before + 1 + (random.hash_one(round) as usize % (PER_ROUND / 2));
-        let _ = sink.wait_for_messages(at, Duration::from_secs(60)).await;
+        // A random moment while the round is in full swing. Even rounds:
+        // once the sink has seen a random number of this round's messages
+        // (accepted mail is queued, some deliveries in flight). Odd rounds:
+        // a random delay of up to 100 ms after the load starts, while
+        // messages are still being received (some get no 250 at all).
+        if round % 2 == 0 {
+            let at = before + 1 + (random.hash_one(round) as usize % (PER_ROUND / 2));
+            let _ = sink.wait_for_messages(at, Duration::from_secs(60)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(random.hash_one(round) % 100)).await;
+        }
         gateway.kill();
         let delivered_at_kill = sink.messages().len() - before;
         let report = load.await.unwrap().unwrap();
