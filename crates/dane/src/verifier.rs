@@ -78,7 +78,11 @@ impl DaneVerifier {
     }
 
     /// The token from the last successful verification, or the verdict that
-    /// rejected it. `None` if no certificate was verified yet.
+    /// rejected it. `None` if no certificate was verified yet, or if the
+    /// server then failed to prove it holds the matched certificate's key
+    /// (its handshake signature did not verify): a certificate is public, so
+    /// a match alone authenticates nobody. Callers must still check that the
+    /// handshake itself succeeded.
     pub fn take_verified(&self) -> Option<Result<DaneVerified, Verdict>> {
         self.outcome.lock().ok().and_then(|mut g| g.take())
     }
@@ -99,6 +103,22 @@ impl DaneVerifier {
         if let Ok(mut g) = self.outcome.lock() {
             *g = Some(outcome);
         }
+    }
+
+    /// Withdraws the token when the handshake signature made with `cert`'s
+    /// key does not verify: the peer replayed a certificate it has no key for.
+    fn signature_checked<T>(
+        &self,
+        cert: &CertificateDer<'_>,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if result.is_err()
+            && let Ok(mut g) = self.outcome.lock()
+            && matches!(&*g, Some(Ok(v)) if v.leaf.as_ref() == cert.as_ref())
+        {
+            *g = None;
+        }
+        result
     }
 }
 
@@ -144,12 +164,13 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
+        let result = verify_tls12_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        );
+        self.signature_checked(cert, result)
     }
 
     fn verify_tls13_signature(
@@ -158,12 +179,13 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
+        let result = verify_tls13_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        );
+        self.signature_checked(cert, result)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

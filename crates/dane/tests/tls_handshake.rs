@@ -283,3 +283,68 @@ async fn all_unusable_set_rejects_authentication() {
     .unwrap_err();
     assert!(matches!(err, Verdict::NoUsableRecords { .. }), "{err}");
 }
+
+/// A server that replays the genuine certificate chain (public data) but
+/// signs the handshake with a key of its own: the chain matches the TLSA
+/// record, the handshake signature does not verify. The handshake must
+/// fail and the verifier must not hand out a `DaneVerified` token for it.
+#[tokio::test]
+async fn replayed_certificate_without_its_key_yields_no_token() {
+    let p = pki();
+    let chain = vec![p.leaf.clone(), p.intermediate.clone()];
+    let good = tlsa_for_chain(&chain, 0, 3, 1, 1).unwrap();
+    let impostor_key = KeyPair::generate().unwrap();
+    for v in VERSIONS {
+        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&PrivateKeyDer::Pkcs8(
+            PrivatePkcs8KeyDer::from(impostor_key.serialize_der()),
+        ))
+        .unwrap();
+        // `CertifiedKey::new` does not check that key and certificate belong
+        // together (`with_single_cert` would refuse), which is the attack.
+        let certified = rustls::sign::CertifiedKey::new(chain.clone(), signer);
+        let config = ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[v])
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let _ = acceptor.accept(tcp).await;
+        });
+
+        let verifier = Arc::new(DaneVerifier::new(
+            TlsaSet::new(vec![good.clone()]),
+            ReferenceNames::new(["mx.example.com"]),
+        ));
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_protocol_versions(&[v])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let sni = ServerName::try_from("mx.example.com").unwrap();
+        let err = connector
+            .connect(sni, tcp)
+            .await
+            .expect_err("a server without the certificate's key must fail the handshake");
+        assert!(
+            err.to_string().to_lowercase().contains("signature"),
+            "{v:?}: {err}"
+        );
+        let outcome = verifier.take_verified();
+        assert!(
+            !matches!(outcome, Some(Ok(_))),
+            "{v:?}: token handed out for a peer that never proved its key: {outcome:?}"
+        );
+        server.await.unwrap();
+    }
+}
