@@ -5,6 +5,8 @@
 //! Parsing uses `x509-cert`; nothing here verifies signatures (that is
 //! rustls-webpki's job in [`crate::matching`]).
 
+use std::cell::OnceCell;
+
 use der::{Decode, Encode};
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256, Sha512};
@@ -13,7 +15,7 @@ use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::error::CertError;
-use crate::tlsa::{MatchingType, Selector};
+use crate::tlsa::{MatchingType, Selector, TlsaRecord};
 
 /// A certificate decoded once, with the fields DANE matching needs.
 #[derive(Debug, Clone)]
@@ -26,10 +28,36 @@ pub(crate) struct ParsedCert {
     pub(crate) common_names: Vec<String>,
     pub(crate) has_san: bool,
     pub(crate) san_unreadable: bool,
+    /// Digests already computed, indexed by [`digest_slot`]: a TLSA set
+    /// from DNS may hold hundreds of records, and hashing each certificate
+    /// once per record would make matching cost records × chain × hash.
+    digests: [OnceCell<Vec<u8>>; 4],
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Certificates parsed on this thread (tests bound the matcher's work).
+    pub(crate) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn digest_slot(selector: Selector, matching: MatchingType) -> Option<usize> {
+    let s = match selector {
+        Selector::FullCert => 0,
+        Selector::Spki => 1,
+        Selector::Unassigned(_) => return None,
+    };
+    let m = match matching {
+        MatchingType::Sha256 => 0,
+        MatchingType::Sha512 => 1,
+        MatchingType::Exact | MatchingType::Unassigned(_) => return None,
+    };
+    Some(s * 2 + m)
 }
 
 impl ParsedCert {
     pub(crate) fn parse(der: &[u8], index: usize) -> Result<Self, CertError> {
+        #[cfg(test)]
+        PARSES.with(|n| n.set(n.get() + 1));
         let bad = |detail: String| CertError::BadCertificate { index, detail };
         let cert = Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
         let tbs = cert.tbs_certificate();
@@ -72,6 +100,7 @@ impl ParsedCert {
             common_names,
             has_san,
             san_unreadable,
+            digests: Default::default(),
         })
     }
 
@@ -83,6 +112,30 @@ impl ParsedCert {
             self.dns_names.clone()
         } else {
             self.common_names.clone()
+        }
+    }
+
+    /// Whether `record`'s association data is this certificate's (by its
+    /// selector and matching type). Digests are computed once per certificate.
+    pub(crate) fn matches(&self, record: &TlsaRecord) -> bool {
+        let content: &[u8] = match record.selector() {
+            Selector::FullCert => &self.der,
+            Selector::Spki => &self.spki,
+            Selector::Unassigned(_) => return false,
+        };
+        match record.matching() {
+            MatchingType::Exact => content == record.data(),
+            MatchingType::Unassigned(_) => false,
+            mt => {
+                match digest_slot(record.selector(), mt).and_then(|slot| self.digests.get(slot)) {
+                    Some(cell) => {
+                        cell.get_or_init(|| association_of(content, mt).unwrap_or_default())
+                            .as_slice()
+                            == record.data()
+                    }
+                    None => false,
+                }
+            }
         }
     }
 

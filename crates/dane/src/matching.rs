@@ -229,9 +229,13 @@ pub fn match_chain(
         return Verdict::NoRecords;
     }
     let classified = set.classify(opts.pkix_trust_anchors.is_some());
+    // Duplicates (DNS servers do not always remove them) would only repeat
+    // the same path building.
+    let mut seen = std::collections::HashSet::new();
     let usable: Vec<&TlsaRecord> = classified
         .iter()
         .filter_map(|(r, why)| why.is_none().then_some(*r))
+        .filter(|r| seen.insert(*r))
         .collect();
     if usable.is_empty() {
         return Verdict::NoUsableRecords {
@@ -248,9 +252,18 @@ pub fn match_chain(
         Ok(l) => l,
         Err(e) => return Verdict::Failed(MatchFailure::BadLeaf(e)),
     };
+    // Each certificate is decoded (and hashed) once, however many records
+    // the set holds: the work stays linear in records + certificates.
+    let above_leaf: Vec<Option<ParsedCert>> = chain
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, c)| ParsedCert::parse(c, i).ok())
+        .collect();
     let ctx = Ctx {
         chain,
         leaf: &leaf,
+        above_leaf: &above_leaf,
         names,
         now,
     };
@@ -258,7 +271,7 @@ pub fn match_chain(
 
     // DANE-EE: the leaf alone.
     for r in usable.iter().filter(|r| r.usage() == Usage::DaneEe) {
-        if leaf.association(r.selector(), r.matching()).as_deref() == Some(r.data()) {
+        if leaf.matches(r) {
             match ctx.name_result(r, 0, opts.check_dane_ee_names) {
                 Ok(m) => return Verdict::Matched(m),
                 Err(f) => failures.push(f),
@@ -328,6 +341,8 @@ fn keep_lowest(best: &mut Option<DaneMatch>, m: DaneMatch) {
 struct Ctx<'a> {
     chain: &'a [CertificateDer<'a>],
     leaf: &'a ParsedCert,
+    /// `chain[1..]` decoded; `None` where a certificate is unreadable.
+    above_leaf: &'a [Option<ParsedCert>],
     names: &'a ReferenceNames,
     now: UnixTime,
 }
@@ -366,15 +381,13 @@ impl<'a> Ctx<'a> {
 
     /// `None`: the record matches nothing at all.
     fn dane_ta(&self, r: &TlsaRecord) -> Option<Result<DaneMatch, MatchFailure>> {
+        if self.leaf.matches(r) {
+            // The leaf is itself the anchor: nothing to chain.
+            return Some(self.name_result(r, 0, true));
+        }
         let mut sources: Vec<AnchorSource<'_>> = Vec::new();
-        for (i, c) in self.chain.iter().enumerate() {
-            if let Ok(p) = ParsedCert::parse(c, i)
-                && p.association(r.selector(), r.matching()).as_deref() == Some(r.data())
-            {
-                if i == 0 {
-                    // The leaf is itself the anchor: nothing to chain.
-                    return Some(self.name_result(r, 0, true));
-                }
+        for (i, (c, p)) in (1..).zip(self.chain.iter().skip(1).zip(self.above_leaf)) {
+            if p.as_ref().is_some_and(|p| p.matches(r)) {
                 sources.push(AnchorSource::Chain(i, c));
             }
         }
@@ -713,6 +726,42 @@ mod tests {
         let r = crate::generate::tlsa_for_chain(std::slice::from_ref(&both), 0, 2, 1, 1).unwrap();
         let s: TlsaSet = [r].into_iter().collect();
         assert!(run(&s, &[both], &["mx.example.com"]).matched().is_none());
+    }
+
+    /// A large TLSA set from DNS against a long presented chain: each
+    /// certificate is decoded once, not once per record (which was
+    /// records × certificates decodes and hashes).
+    #[test]
+    fn many_records_and_a_long_chain_decode_each_certificate_once() {
+        let chain: Vec<CertificateDer<'static>> = (0..24)
+            .map(|i| self_signed(vec![format!("c{i}.example.com")], "x"))
+            .collect();
+        let records: Vec<TlsaRecord> = (0..300u32)
+            .map(|i| {
+                let mut data = [0u8; 32];
+                data[..4].copy_from_slice(&i.to_be_bytes());
+                TlsaRecord::new(2 + (i % 2) as u8, (i / 2 % 2) as u8, 1, data.to_vec())
+            })
+            .collect();
+        let before = crate::cert::PARSES.with(|n| n.get());
+        let v = run(&TlsaSet::new(records), &chain, &["mx.example.com"]);
+        let parses = crate::cert::PARSES.with(|n| n.get()) - before;
+        assert!(
+            matches!(v, Verdict::Failed(MatchFailure::NoMatch { usable: 300 })),
+            "{v}"
+        );
+        assert_eq!(parses, chain.len(), "certificates decoded");
+    }
+
+    #[test]
+    fn duplicate_records_count_once() {
+        let leaf = self_signed(vec!["mx.example.com".into()], "x");
+        let bad = format!("3 1 1 {}", "00".repeat(32));
+        let v = run(&set(&[&bad, &bad, &bad]), &[leaf], &["mx.example.com"]);
+        assert!(
+            matches!(v, Verdict::Failed(MatchFailure::NoMatch { usable: 1 })),
+            "{v}"
+        );
     }
 
     #[test]
