@@ -3,8 +3,9 @@
 //! Kept local (a dozen lines) so the parsers have no dependency whose error
 //! type leaks into ours; decoding never panics on any input.
 
-/// Decodes hex digits (either case). Returns the offset of the first bad
-/// character, or `None` as offset when the number of digits is odd.
+/// Decodes hex digits (either case). An odd number of digits is
+/// [`HexError::OddLength`]; otherwise the byte offset of the first non-hex
+/// character is [`HexError::BadDigit`].
 pub(crate) fn decode(digits: &str) -> Result<Vec<u8>, HexError> {
     let bytes = digits.as_bytes();
     if !bytes.len().is_multiple_of(2) {

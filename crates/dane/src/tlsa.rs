@@ -276,9 +276,11 @@ impl TlsaRecord {
             .map(|c| if c == '(' || c == ')' { ' ' } else { c })
             .collect();
         let words: Vec<&str> = cleaned.split_whitespace().collect();
+        // The last `TLSA` word is the type: an owner name may be `tlsa`
+        // too, and hex data never contains the letters T, L or S.
         let start = words
             .iter()
-            .position(|w| w.eq_ignore_ascii_case("TLSA"))
+            .rposition(|w| w.eq_ignore_ascii_case("TLSA"))
             .map_or(0, |i| i + 1);
         let mut fields = words.get(start..).unwrap_or_default().iter();
         let usage = number_field(fields.next(), "certificate usage")?;
@@ -355,8 +357,11 @@ mod tests {
         let c: TlsaRecord = "_25._tcp.mx.example.com. 3600 IN TLSA ( 3 1 1 0011 aabb )"
             .parse()
             .unwrap();
+        // An owner name spelled like the type (relative name `tlsa`).
+        let d: TlsaRecord = "tlsa 300 IN TLSA 3 1 1 0011aabb".parse().unwrap();
         assert_eq!(a, b);
         assert_eq!(a, c);
+        assert_eq!(a, d);
         assert_eq!(a.to_string(), "3 1 1 0011aabb");
         assert_eq!(a.data(), &[0x00, 0x11, 0xaa, 0xbb]);
     }
