@@ -226,6 +226,10 @@ impl Sink {
                 tokio::select! {
                     accepted = listener.accept() => {
                         if let Ok((socket, peer)) = accepted {
+                            // Replies are small writes: without NODELAY, Nagle
+                            // plus the client's delayed ACK stalls pipelined
+                            // transactions by tens of milliseconds.
+                            let _ = socket.set_nodelay(true);
                             sessions.spawn(session(socket, peer, Arc::clone(&options), Arc::clone(&s)));
                         }
                     }
