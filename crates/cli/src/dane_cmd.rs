@@ -56,7 +56,7 @@ pub enum DaneCommand {
         chain: PathBuf,
         /// Reference name: the MX host name, and the TLSA base domain after
         /// CNAME expansion; repeat for several.
-        #[arg(long = "name", value_name = "HOST")]
+        #[arg(long = "name", required = true, value_name = "HOST")]
         names: Vec<String>,
         /// Do not check names for DANE-EE(3) matches. This is what RFC 7672
         /// prescribes for SMTP; without it, DANE-EE names are checked as

@@ -231,4 +231,7 @@ fn verify_exit_codes() {
         "mx.example.com",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // Without a reference name nothing can be checked: a usage error.
+    let out = portcullis(&["dane", "verify", "--tlsa", &ee, "--chain", chain]);
+    assert_eq!(out.status.code(), Some(2));
 }
