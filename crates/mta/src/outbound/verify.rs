@@ -117,6 +117,18 @@ impl HopVerifier {
             .unwrap_or(AuthResult::NotChecked)
     }
 
+    /// A certificate is public: a check it passed authenticates the peer
+    /// only once the handshake signature proves the peer holds its key.
+    fn signature_checked<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_err() && matches!(self.result(), AuthResult::Passed(_)) {
+            self.record(AuthResult::Failed(
+                "the server's handshake signature does not verify with its certificate's key"
+                    .into(),
+            ));
+        }
+        result
+    }
+
     fn record(&self, r: AuthResult) {
         if let Ok(mut g) = self.outcome.lock() {
             *g = r;
@@ -361,12 +373,12 @@ impl ServerCertVerifier for HopVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(
+        self.signature_checked(verify_tls12_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn verify_tls13_signature(
@@ -375,12 +387,12 @@ impl ServerCertVerifier for HopVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(
+        self.signature_checked(verify_tls13_signature(
             message,
             cert,
             dss,
             &self.provider.signature_verification_algorithms,
-        )
+        ))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -579,5 +591,71 @@ mod tests {
             panic!()
         };
         assert!(why.starts_with("DANE: "), "{why}");
+    }
+
+    /// Runs a handshake in memory between a client using `v` and a server
+    /// that presents `chain` but signs with a key of its own.
+    fn handshake_with_impostor(
+        v: Arc<HopVerifier>,
+        chain: Vec<CertificateDer<'static>>,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Result<(), Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = KeyPair::generate().unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let signer = provider.key_provider.load_private_key(key).unwrap();
+        let certified = rustls::sign::CertifiedKey::new(chain, signer);
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(v)
+            .with_no_client_auth();
+        let sni = ServerName::try_from("mx1.example.net").unwrap();
+        let mut client = rustls::ClientConnection::new(Arc::new(client), sni).unwrap();
+        let mut server = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+        while client.is_handshaking() {
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut buf.as_slice()).unwrap();
+            let _ = server.process_new_packets();
+            buf.clear();
+            server.write_tls(&mut buf).unwrap();
+            if buf.is_empty() && !client.wants_write() {
+                return Err(Error::General("handshake stalled".into()));
+            }
+            client.read_tls(&mut buf.as_slice()).unwrap();
+            client.process_new_packets()?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_passed_check_is_withdrawn_when_the_handshake_signature_fails() {
+        let p = pki(&["mx1.example.net"]);
+        let pkix = Authentication::Pkix {
+            reference_names: vec![DomainPattern::parse("mx1.example.net").unwrap()],
+        };
+        let dane = Authentication::Dane {
+            tlsa: TlsaSet::new(vec![tlsa_for_chain(&p.chain, 0, 3, 1, 1).unwrap()]),
+            reference_names: vec![DomainName::parse("mx1.example.net").unwrap()],
+        };
+        for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+            for auth in [&pkix, &dane] {
+                let v = Arc::new(verifier(&p, auth, true));
+                let err = handshake_with_impostor(v.clone(), p.chain.clone(), version)
+                    .expect_err("a server without the certificate's key must fail");
+                assert!(err.to_string().contains("ignature"), "{err}");
+                let AuthResult::Failed(why) = v.result() else {
+                    panic!("{version:?} {:?}: {:?}", v.kind(), v.result())
+                };
+                assert!(why.contains("handshake signature"), "{why}");
+            }
+        }
     }
 }
