@@ -134,9 +134,11 @@ pub enum CloseReason {
     Quit,
     /// The client closed the connection without QUIT.
     PeerClosed,
-    /// Too many errors, or more than [`MAX_PENDING_INPUT`] bytes sent
-    /// while a decision was pending (`421 4.7.0`).
+    /// Too many errors (`421 4.7.0`).
     TooManyErrors,
+    /// More than [`MAX_PENDING_INPUT`] bytes sent while a decision was
+    /// pending (`421 4.7.0`).
+    TooMuchPendingInput,
     /// No input for the idle timeout (`421 4.4.2`).
     Timeout,
 }
@@ -275,7 +277,7 @@ impl ServerSession {
                     self.config.hostname
                 ),
             ));
-            self.close(CloseReason::TooManyErrors);
+            self.close(CloseReason::TooMuchPendingInput);
             return Ok(());
         }
         self.inbuf.extend_from_slice(bytes);

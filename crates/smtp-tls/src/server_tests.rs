@@ -584,7 +584,7 @@ fn input_while_a_decision_is_pending_is_capped() {
     assert!(matches!(
         s.poll_event(),
         Some(ServerEvent::Closed(SessionEnd {
-            reason: CloseReason::TooManyErrors,
+            reason: CloseReason::TooMuchPendingInput,
             ..
         }))
     ));

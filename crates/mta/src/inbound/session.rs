@@ -252,6 +252,9 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
         CloseReason::Quit => "client sent QUIT",
         CloseReason::PeerClosed => "client closed the connection",
         CloseReason::TooManyErrors => "too many errors (421 4.7.0)",
+        CloseReason::TooMuchPendingInput => {
+            "too much input sent without waiting for replies (421 4.7.0)"
+        }
         CloseReason::Timeout => "idle timeout (421 4.4.2)",
     };
     if tls == InboundTls::Required && !end.tls_active && end.messages_accepted == 0 {
