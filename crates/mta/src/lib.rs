@@ -1,9 +1,17 @@
 //! The Portcullis gateway engine.
 //!
 //! This crate assembles the leaf crates (`smtp-tls`, `dane`, `certstore`,
-//! `policy`) into the gateway: listeners, the durable spool, delivery. So far
-//! it holds the [`spool`], the durable queue that answers `250` only once a
-//! message is on stable storage, and [`dsn`], the bounces it sends.
+//! `policy`) into the gateway. One module per job:
+//!
+//! - [`config`]: the TOML file, checked and turned into [`settings`];
+//! - [`settings`]: the validated values everything else reads;
+//! - [`engine`]: starts the parts from the settings and stops them;
+//! - `inbound`: listeners and SMTP sessions; `outbound`: the delivery
+//!   scheduler and the transport that executes each hop's policy decision;
+//! - [`spool`]: the durable queue that answers `250` only once a message is
+//!   on stable storage; [`dsn`]: the bounces it sends;
+//! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
+//!   fetches over HTTPS.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -12,8 +20,10 @@
 pub mod config;
 pub mod dsn;
 pub mod engine;
+mod error;
 mod inbound;
 pub mod maillog;
 pub mod mta_sts_fetch;
 mod outbound;
+pub mod settings;
 pub mod spool;

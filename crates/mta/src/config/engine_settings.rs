@@ -19,7 +19,7 @@ use super::load::LoadedConfig;
 use super::report::ConfigReport;
 use super::source::KeyPath;
 use super::validate::{self, Problem, parse_resolver, tls_settings};
-use crate::engine::{
+use crate::settings::{
     DeliverySettings, EngineSettings, ListenerSettings, MtaStsSettings, OutboundTls, RetrySchedule,
 };
 

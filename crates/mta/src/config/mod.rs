@@ -10,7 +10,7 @@
 //!   entries, certificates missing from the store).
 //! * [`Config::builtin_default`]: what runs without a file.
 //! * [`LoadedConfig::to_engine_settings`]: the validated
-//!   [`EngineSettings`](crate::engine::EngineSettings), with the certificate
+//!   [`EngineSettings`](crate::settings::EngineSettings), with the certificate
 //!   store opened (created on first start), the demonstration certificate
 //!   generated if a listener needs it, and the rustls configurations built.
 //!
@@ -71,7 +71,7 @@ impl Config {
 
     /// Validates a configuration that has no source text (built in code);
     /// problems have key paths but no positions.
-    pub fn to_engine_settings(&self) -> Result<crate::engine::EngineSettings, ConfigReport> {
+    pub fn to_engine_settings(&self) -> Result<crate::settings::EngineSettings, ConfigReport> {
         LoadedConfig {
             source_name: BUILTIN.to_owned(),
             text: String::new(),

@@ -20,7 +20,7 @@ use portcullis_policy::{
 
 use super::schema::{Config, LOG_LEVELS, ListenerConfig};
 use super::source::{KeyPath, policy_location};
-use crate::engine::{RouteHost, SmtpRoute};
+use crate::settings::{RouteHost, SmtpRoute};
 
 /// A semantic problem: where, and what.
 pub(crate) type Problem = (KeyPath, String);

@@ -17,9 +17,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::engine::{EngineSettings, ListenerSettings, StartError};
+use crate::error::StartError;
 use crate::maillog::MailLog;
 use crate::outbound::OutboundHandle;
+use crate::settings::{EngineSettings, ListenerSettings};
 use crate::spool::Spool;
 
 use limits::Limits;

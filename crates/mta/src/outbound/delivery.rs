@@ -29,8 +29,9 @@ use super::hops::{Hop, NextHops, resolve};
 use super::mta_sts::StsState;
 use super::verify::{AuthKind, AuthResult, HopVerifier, client_config};
 use crate::dsn::RecipientFailure;
-use crate::engine::{DeliverySettings, EngineSettings, StartError};
+use crate::error::StartError;
 use crate::maillog::{Dcid, MailLog, reply_text};
+use crate::settings::{DeliverySettings, EngineSettings};
 use crate::spool::{Envelope, MessageId, Spool};
 
 /// Shared by every delivery.

@@ -14,7 +14,7 @@ use portcullis_policy::{DestinationKey, DomainName, HopHost, MxOrigin, NextHop, 
 use rustls::pki_types::ServerName;
 
 use super::delivery::{Context, Shortfall};
-use crate::engine::SmtpRoute;
+use crate::settings::SmtpRoute;
 use crate::spool::MessageId;
 
 /// One next-hop host.

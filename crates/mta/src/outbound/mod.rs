@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::engine::{EngineSettings, StartError};
+use crate::error::StartError;
 use crate::maillog::MailLog;
+use crate::settings::EngineSettings;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Spool};
 
 /// A message just accepted, its body still in memory.

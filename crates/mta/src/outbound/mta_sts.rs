@@ -20,8 +20,9 @@ use portcullis_policy::mta_sts::{
 use serde::{Deserialize, Serialize};
 
 use super::delivery::Context;
-use crate::engine::{EngineSettings, StartError};
+use crate::error::StartError;
 use crate::mta_sts_fetch::{FetchError, PolicyFetcher};
+use crate::settings::EngineSettings;
 use crate::spool::MessageId;
 
 /// One cached policy on disk: the text is re-parsed at load, so a policy

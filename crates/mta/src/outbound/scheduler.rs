@@ -20,8 +20,9 @@ use tokio::time::Instant;
 use super::delivery::{Context, RcptOutcome, deliver_domain};
 use super::{NewMessage, OutboundHandle};
 use crate::dsn::{FailedMessage, RecipientFailure, bounce};
-use crate::engine::{EngineSettings, StartError};
+use crate::error::StartError;
 use crate::maillog::MailLog;
+use crate::settings::EngineSettings;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Spool};
 
 /// A message in the scheduler.

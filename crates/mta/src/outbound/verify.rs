@@ -417,7 +417,7 @@ impl std::error::Error for Rejected {}
 /// its result.
 pub(crate) fn client_config(
     verifier: Arc<HopVerifier>,
-    tls: &crate::engine::OutboundTls,
+    tls: &crate::settings::OutboundTls,
 ) -> Result<rustls::ClientConfig, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(tls.provider.clone())
         .with_protocol_versions(&tls.versions)?
