@@ -10,7 +10,7 @@
 //!  create (self-signed, new key) ──► csr ──► CA ──► install-signed (+ intermediates)
 //!        │                                               │ key must match, chain ordered,
 //!        ▼                                               ▼ missing/duplicate/unrelated reported
-//!  Store (directory, atomic files) ──► server_config(name) / client_config(CA lists)
+//!  Store (directory, atomic files) ──► server_config(name) / root_store() / client_certificate(name)
 //!        ▲
 //!  import PEM / PKCS#12          export PEM / PKCS#12
 //! ```

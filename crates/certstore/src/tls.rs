@@ -1,12 +1,13 @@
-//! rustls configurations built from the store, with the aws-lc-rs provider
-//! named explicitly. Protocol versions and cipher suites come from
-//! [`TlsSettings`]; only TLS 1.2 and 1.3 exist here, so an older version cannot
-//! be configured by mistake.
+//! rustls server configurations, root stores and client certificates built
+//! from the store, with the aws-lc-rs provider named explicitly. Protocol
+//! versions and cipher suites come from [`TlsSettings`]; only TLS 1.2 and 1.3
+//! exist here, so an older version cannot be configured by mistake.
 
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -120,33 +121,24 @@ impl Store {
         Ok(roots)
     }
 
-    /// A client configuration that verifies servers against the enabled CA
-    /// lists, optionally presenting the named entry as client certificate.
-    pub fn client_config(
+    /// The named entry as a TLS client certificate (chain and signing key),
+    /// its key loaded by `settings`' crypto provider. Client configurations
+    /// themselves are built by the verifier that checks the server (the
+    /// `dane` crate's `PeerVerifier::client_config`).
+    pub fn client_certificate(
         &self,
+        name: &str,
         settings: &TlsSettings,
-        client_cert: Option<&str>,
-    ) -> Result<Arc<ClientConfig>> {
-        let roots = self.root_store()?;
-        if roots.is_empty() {
-            return Err(Error::Tls(
-                "no CA list is enabled, so no server certificate can be verified; enable the system or custom list (`portcullis ca enable`)".into(),
-            ));
-        }
-        let builder = ClientConfig::builder_with_provider(settings.provider()?)
-            .with_protocol_versions(&settings.versions()?)
-            .map_err(|e| Error::Tls(e.to_string()))?
-            .with_root_certificates(roots);
-        let config = match client_cert {
-            None => builder.with_no_client_auth(),
-            Some(name) => {
-                let entry = self.entry(name)?;
-                builder
-                    .with_client_auth_cert(entry.chain.clone(), entry.key.to_rustls())
-                    .map_err(|e| Error::Tls(format!("client certificate {name:?}: {e}")))?
-            }
-        };
-        Ok(Arc::new(config))
+    ) -> Result<Arc<CertifiedKey>> {
+        let entry = self.entry(name)?;
+        let key = settings
+            .provider()?
+            .key_provider
+            .load_private_key(entry.key.to_rustls())
+            .map_err(|e| {
+                Error::Tls(format!("certificate {name:?}: its key cannot be used: {e}"))
+            })?;
+        Ok(Arc::new(CertifiedKey::new(entry.chain, key)))
     }
 }
 

@@ -1,11 +1,13 @@
 //! A real TLS handshake over loopback between rustls configurations built
 //! from the store: the server presents an entry issued by a private CA, the
-//! client trusts the custom CA list holding that CA. Disabling the custom list
+//! client (the `dane` crate's PKIX verifier, as the gateway uses it) trusts
+//! the store's custom CA list holding that CA. Disabling the custom list
 //! makes the same client refuse the server.
 
 use std::sync::Arc;
 
 use portcullis_certstore::{CaListKind, Store, TlsSettings, TlsVersion};
+use portcullis_dane::{PeerVerifier, PkixRoots, ReferenceId};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,14 +41,48 @@ fn private_pki() -> Pki {
     }
 }
 
+/// A client that verifies `mx1.example.test` against the store's enabled
+/// CA lists, presenting the named store entry if given.
+fn client_config(
+    store: &Store,
+    settings: &TlsSettings,
+    client_cert: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = settings.provider().map_err(|e| e.to_string())?;
+    let roots = Arc::new(store.root_store().map_err(|e| e.to_string())?);
+    let roots = PkixRoots::new(roots, provider).map_err(|e| e.to_string())?;
+    let verifier = Arc::new(PeerVerifier::pkix(
+        roots,
+        vec![ReferenceId::parse("mx1.example.test")],
+    ));
+    let key = match client_cert {
+        Some(name) => Some(
+            store
+                .client_certificate(name, settings)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let versions: Vec<_> = settings
+        .versions
+        .iter()
+        .map(|v| match v {
+            TlsVersion::Tls12 => &rustls::version::TLS12,
+            TlsVersion::Tls13 => &rustls::version::TLS13,
+        })
+        .collect();
+    let config = verifier
+        .client_config(&versions, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(config))
+}
+
 /// Handshake once: server built from `store` entry `mx1`, client from the store's CA lists.
 async fn handshake(store: &Store, settings: &TlsSettings) -> Result<String, String> {
     let server_cfg = store
         .server_config("mx1", settings)
         .map_err(|e| e.to_string())?;
-    let client_cfg = store
-        .client_config(settings, None)
-        .map_err(|e| e.to_string())?;
+    let client_cfg = client_config(store, settings, None)?;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(server_cfg);
@@ -121,9 +157,9 @@ async fn handshake_trusts_custom_list_and_fails_when_it_is_disabled() {
     let err = handshake(&store, &TlsSettings::default())
         .await
         .unwrap_err();
-    assert!(err.contains("UnknownIssuer"), "{err}");
+    assert!(err.contains("unknown issuer"), "{err}");
 
-    // Both off: the client configuration itself is refused with a reason.
+    // Both off: every server is refused, with the fix.
     store.ca_set_enabled(CaListKind::System, false).unwrap();
     let err = handshake(&store, &TlsSettings::default())
         .await
@@ -144,7 +180,7 @@ async fn handshake_trusts_custom_list_and_fails_when_it_is_disabled() {
     let err = handshake(&store, &TlsSettings::default())
         .await
         .unwrap_err();
-    assert!(err.contains("UnknownIssuer"), "{err}");
+    assert!(err.contains("unknown issuer"), "{err}");
 }
 
 #[tokio::test]
@@ -174,7 +210,7 @@ async fn configured_cipher_suite_is_the_only_one_offered() {
 }
 
 #[tokio::test]
-async fn client_config_presents_the_named_client_certificate() {
+async fn client_certificate_is_presented_when_the_server_asks() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("store")).unwrap();
     let pki = private_pki();
@@ -217,7 +253,7 @@ async fn client_config_presents_the_named_client_certificate() {
         tls.shutdown().await.ok();
         peer
     });
-    let client_cfg = store.client_config(&settings, Some("mx1")).unwrap();
+    let client_cfg = client_config(&store, &settings, Some("mx1")).unwrap();
     let connector = tokio_rustls::TlsConnector::from(client_cfg);
     let tcp = TcpStream::connect(addr).await.unwrap();
     let mut tls = connector
@@ -233,5 +269,5 @@ async fn client_config_presents_the_named_client_certificate() {
         "the server saw our client certificate"
     );
 
-    assert!(store.client_config(&settings, Some("nope")).is_err());
+    assert!(store.client_certificate("nope", &settings).is_err());
 }

@@ -1,6 +1,7 @@
-//! DANE for SMTP: TLSA records, RFC 7671/7672 matching, a rustls server
-//! certificate verifier that authenticates by TLSA records, TLSA generation,
-//! and (feature `dns`, on by default) DNSSEC-validated MX/address/TLSA lookups.
+//! DANE for SMTP: TLSA records, RFC 7671/7672 matching, the rustls server
+//! certificate verifier ([`PeerVerifier`]: any certificate, PKIX with
+//! reference identities, or DANE), TLSA generation, and (feature `dns`)
+//! DNSSEC-validated MX/address/TLSA lookups.
 //!
 //! The matching core ([`match_chain`]) is a pure function with no I/O and no
 //! clock: the caller passes the time. Everything that reads untrusted input
@@ -12,7 +13,8 @@
 //! - an empty TLSA set ([`Verdict::NoRecords`]) is not an all-unusable set
 //!   ([`Verdict::NoUsableRecords`]: TLS mandatory, no authentication);
 //! - a bogus or failed DNS answer is never "no TLSA" ([`dns::Answer`]);
-//! - a verified peer is a [`DaneVerified`] token only [`DaneVerifier`] makes.
+//! - a verified peer is a [`PeerVerified`] token only [`PeerVerifier`] makes,
+//!   and a check that only reports is spelled [`danger::report_only`].
 //!
 //! ```
 //! use portcullis_dane::{match_chain, MatchOptions, ReferenceNames, TlsaSet, TlsaRecord, Verdict};
@@ -50,10 +52,12 @@ mod error;
 mod hex;
 mod matching;
 mod names;
+mod pkix;
 mod set;
 mod tlsa;
 mod verifier;
 
+pub mod danger;
 pub mod generate;
 
 #[cfg(feature = "dns")]
@@ -62,9 +66,12 @@ pub mod dns;
 pub use cert::certs_from_pem_or_der;
 pub use error::{CertError, ParseError};
 pub use matching::{DaneMatch, MatchFailure, MatchOptions, Verdict, match_chain};
-pub use names::ReferenceNames;
+pub use names::{ReferenceId, ReferenceNames};
+pub use pkix::PkixRoots;
 /// Re-exported so callers name certificates and time with the same types.
 pub use rustls_pki_types as pki_types;
 pub use set::TlsaSet;
 pub use tlsa::{MatchingType, Selector, TlsaRecord, Unusable, Usage};
-pub use verifier::{DaneVerified, DaneVerifier};
+pub use verifier::{
+    AuthFailure, CheckKind, Method, PeerAuthentication, PeerVerified, PeerVerifier, Rejected,
+};

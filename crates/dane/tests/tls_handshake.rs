@@ -1,12 +1,15 @@
 //! Real TLS handshakes over loopback (tokio-rustls server with rcgen
-//! certificates) authenticated by [`DaneVerifier`], for `3 1 1`, `3 0 1`,
+//! certificates) authenticated by the DANE [`PeerVerifier`], for `3 1 1`, `3 0 1`,
 //! `2 1 1` (through an intermediate) and `2 0 0` (anchor not sent by the
 //! server), each passing and failing, over TLS 1.2 and 1.3.
 
 use std::sync::Arc;
 
 use portcullis_dane::generate::tlsa_for_chain;
-use portcullis_dane::{DaneVerifier, MatchFailure, ReferenceNames, TlsaRecord, TlsaSet, Verdict};
+use portcullis_dane::{
+    AuthFailure, MatchFailure, Method, PeerAuthentication, PeerVerified, PeerVerifier,
+    ReferenceNames, TlsaRecord, TlsaSet, Verdict,
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -81,21 +84,36 @@ async fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair) -> u16 {
     port
 }
 
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The DANE match a verified peer carries.
+fn matched(v: &PeerVerified) -> &portcullis_dane::DaneMatch {
+    match v.method() {
+        Method::Dane(m) => m,
+        other => panic!("not a DANE match: {other:?}"),
+    }
+}
+
 /// Connects with a DANE verifier; returns the verifier's outcome.
 async fn connect(
     port: u16,
     records: Vec<TlsaRecord>,
     names: &[&str],
     version: &'static rustls::SupportedProtocolVersion,
-) -> Result<portcullis_dane::DaneVerified, Verdict> {
-    let verifier = Arc::new(DaneVerifier::new(
+) -> Result<PeerVerified, Verdict> {
+    let verifier = Arc::new(PeerVerifier::dane(
         TlsaSet::new(records),
         ReferenceNames::new(names),
+        provider(),
     ));
     // TLS 1.3 goes through the crate's own `client_config` (both versions
     // offered; the server picks 1.3); TLS 1.2 is forced explicitly.
     let config = if version == &rustls::version::TLS13 {
-        verifier.client_config().unwrap()
+        verifier
+            .client_config(rustls::DEFAULT_VERSIONS, None)
+            .unwrap()
     } else {
         rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -111,7 +129,11 @@ async fn connect(
     // SNI deliberately differs from the reference names: DANE ignores it.
     let sni = ServerName::try_from("sni.invalid").unwrap();
     let result = connector.connect(sni, tcp).await;
-    let outcome = verifier.take_verified().expect("verifier ran");
+    let outcome = match verifier.outcome() {
+        PeerAuthentication::Verified(v) => Ok(v),
+        PeerAuthentication::Failed(AuthFailure::Dane(verdict)) => Err(verdict),
+        other => panic!("verifier did not run or failed otherwise: {other:?}"),
+    };
     match result {
         Ok(mut tls) => {
             let mut buf = Vec::new();
@@ -147,8 +169,8 @@ async fn dane_ee_3_1_1() {
         let ok = connect(port, vec![good.clone()], &["other.example.net"], v)
             .await
             .unwrap();
-        assert_eq!(ok.matched().depth(), 0);
-        assert_eq!(ok.matched().record(), &good);
+        assert_eq!(matched(&ok).depth(), 0);
+        assert_eq!(matched(&ok).record(), &good);
         assert_eq!(ok.end_entity(), &p.leaf);
 
         let port = serve(chain.clone(), &p.leaf_key).await;
@@ -172,7 +194,7 @@ async fn dane_ee_3_0_1() {
         let ok = connect(port, vec![good.clone()], &["mx.example.com"], v)
             .await
             .unwrap();
-        assert_eq!(ok.matched().depth(), 0);
+        assert_eq!(matched(&ok).depth(), 0);
         // Same key, re-issued certificate: `3 0 1` pins the certificate, so it fails.
         let port = serve(
             vec![p.reissued_leaf.clone(), p.intermediate.clone()],
@@ -199,8 +221,8 @@ async fn dane_ta_2_1_1_through_intermediate() {
         let ok = connect(port, vec![ta.clone()], &["mx.example.com"], v)
             .await
             .unwrap();
-        assert_eq!(ok.matched().depth(), 1);
-        assert!(ok.matched().name_checked());
+        assert_eq!(matched(&ok).depth(), 1);
+        assert!(matched(&ok).name_checked());
 
         // DANE-TA checks names: the MX host name must be in the certificate.
         let port = serve(chain.clone(), &p.leaf_key).await;
@@ -241,7 +263,7 @@ async fn dane_ta_2_0_0_anchor_not_sent() {
         let ok = connect(port, vec![ta.clone()], &["mx.example.com"], v)
             .await
             .unwrap();
-        assert_eq!(ok.matched().depth(), 2);
+        assert_eq!(matched(&ok).depth(), 2);
 
         // Without the intermediate there is no path from the leaf to the root.
         let port = serve(vec![p.leaf.clone()], &p.leaf_key).await;
@@ -287,7 +309,7 @@ async fn all_unusable_set_rejects_authentication() {
 /// A server that replays the genuine certificate chain (public data) but
 /// signs the handshake with a key of its own: the chain matches the TLSA
 /// record, the handshake signature does not verify. The handshake must
-/// fail and the verifier must not hand out a `DaneVerified` token for it.
+/// fail and the verifier must not hand out a `PeerVerified` token for it.
 #[tokio::test]
 async fn replayed_certificate_without_its_key_yields_no_token() {
     let p = pki();
@@ -317,9 +339,10 @@ async fn replayed_certificate_without_its_key_yields_no_token() {
             let _ = acceptor.accept(tcp).await;
         });
 
-        let verifier = Arc::new(DaneVerifier::new(
+        let verifier = Arc::new(PeerVerifier::dane(
             TlsaSet::new(vec![good.clone()]),
             ReferenceNames::new(["mx.example.com"]),
+            provider(),
         ));
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
@@ -340,9 +363,9 @@ async fn replayed_certificate_without_its_key_yields_no_token() {
             err.to_string().to_lowercase().contains("signature"),
             "{v:?}: {err}"
         );
-        let outcome = verifier.take_verified();
+        let outcome = verifier.outcome();
         assert!(
-            !matches!(outcome, Some(Ok(_))),
+            matches!(outcome, PeerAuthentication::Failed(AuthFailure::Signature)),
             "{v:?}: token handed out for a peer that never proved its key: {outcome:?}"
         );
         server.await.unwrap();

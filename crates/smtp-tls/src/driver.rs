@@ -9,12 +9,11 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use crate::client::{ClientEvent, ClientSession, MessageResult};
-use crate::envelope::Envelope;
+use crate::client::{ClientEvent, ClientSession};
 use crate::error::Error;
 use crate::reply::Reply;
 use crate::server::{ServerEvent, ServerSession};
-use crate::tls::{TlsInfo, TlsOutcome};
+use crate::tls::TlsInfo;
 
 /// The connection before and after STARTTLS.
 enum Stream<IO, T> {
@@ -194,6 +193,7 @@ pub struct ClientConnection<IO> {
     connector: TlsConnector,
     server_name: ServerName<'static>,
     buf: Vec<u8>,
+    injected_bytes: usize,
 }
 
 impl<IO> std::fmt::Debug for ClientConnection<IO> {
@@ -218,7 +218,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
             connector,
             server_name,
             buf: vec![0; 16 * 1024],
+            injected_bytes: 0,
         }
+    }
+
+    /// Bytes of plaintext the server sent behind its `220` to STARTTLS,
+    /// discarded (each time also a [`ClientEvent::InjectionAttempt`]).
+    pub fn injected_bytes(&self) -> usize {
+        self.injected_bytes
     }
 
     /// The session: call its commands when `next_event` says it is idle.
@@ -234,6 +241,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
             }
             match self.session.poll_event() {
                 Some(ClientEvent::StartTls) => self.upgrade().await,
+                Some(ev @ ClientEvent::InjectionAttempt { discarded }) => {
+                    self.injected_bytes = self.injected_bytes.saturating_add(discarded);
+                    return Ok(ev);
+                }
                 Some(ev @ ClientEvent::Closed { .. }) => {
                     self.stream.shutdown().await;
                     return Ok(ev);
@@ -274,106 +285,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
                 }
             }
             Err(e) => self.session.handle_tls_failed(e.to_string()),
-        }
-    }
-}
-
-/// What the caller demands of TLS for one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsRequirement {
-    /// Never send STARTTLS.
-    None,
-    /// Use STARTTLS when offered; continue in cleartext if it is not offered
-    /// or refused. A failed handshake is still an error: retrying in
-    /// cleartext needs a new connection, and that is the caller's decision.
-    Preferred,
-    /// Without TLS, send nothing: QUIT and return [`Error::TlsRequired`].
-    Required,
-}
-
-impl std::str::FromStr for TlsRequirement {
-    type Err = String;
-
-    /// `none`, `preferred` or `required`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Self::None),
-            "preferred" => Ok(Self::Preferred),
-            "required" => Ok(Self::Required),
-            other => Err(format!(
-                "unknown TLS requirement {other:?}: expected none, preferred or required"
-            )),
-        }
-    }
-}
-
-/// The result of [`deliver`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// How STARTTLS went.
-    pub tls: TlsOutcome,
-    /// Per-recipient results.
-    pub result: MessageResult,
-    /// Bytes of plaintext the server sent behind its 220 to STARTTLS.
-    pub injected_bytes: usize,
-}
-
-/// Sends one message over `io` (a connected socket) and QUITs: the whole
-/// client job in one call.
-pub async fn deliver<IO: AsyncRead + AsyncWrite + Unpin>(
-    mut conn: ClientConnection<IO>,
-    requirement: TlsRequirement,
-    envelope: Envelope,
-    body: &[u8],
-) -> Result<Delivery, Error> {
-    let mut tls_tried = requirement == TlsRequirement::None;
-    let mut injected_bytes = 0;
-    loop {
-        match conn.next_event().await? {
-            ClientEvent::Ready(_) => {
-                let session = conn.session_mut();
-                if !tls_tried {
-                    tls_tried = true;
-                    match session.start_tls() {
-                        Ok(()) => continue,
-                        Err(Error::TlsUnavailable(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                let outcome = session.tls_outcome();
-                if requirement == TlsRequirement::Required && !outcome.is_established() {
-                    let _ = session.quit();
-                    let _ = conn.next_event().await;
-                    return Err(Error::TlsRequired(outcome));
-                }
-                session.send_message(envelope.clone(), body)?;
-            }
-            ClientEvent::InjectionAttempt { discarded } => injected_bytes += discarded,
-            ClientEvent::StartTls => {}
-            ClientEvent::MessageDone(result) => {
-                let tls = conn.session_mut().tls_outcome();
-                if conn.session_mut().quit().is_ok() {
-                    while let Ok(ev) = conn.next_event().await {
-                        if matches!(ev, ClientEvent::Closed { .. }) {
-                            break;
-                        }
-                    }
-                }
-                return Ok(Delivery {
-                    tls,
-                    result,
-                    injected_bytes,
-                });
-            }
-            ClientEvent::Closed { error } => {
-                return Err(match error {
-                    Some(Error::Handshake(e)) if requirement == TlsRequirement::Required => {
-                        Error::TlsRequired(TlsOutcome::HandshakeFailed(e))
-                    }
-                    Some(e) => e,
-                    None => Error::ConnectionClosed("sending a message"),
-                });
-            }
         }
     }
 }

@@ -12,7 +12,10 @@
 //! `now` is passed in (`poll_timeout` / `handle_timeout` for deadlines). So
 //! every test runs byte by byte without a network, and the parsers can be
 //! fuzzed. A thin tokio + tokio-rustls driver (`ServerConnection`,
-//! `ClientConnection`, `deliver`) sits behind the `tokio` feature.
+//! `ClientConnection`) sits behind the `tokio` feature, with the client's
+//! way to a ready connection, `establish` (greeting, EHLO, STARTTLS, EHLO,
+//! REQUIRETLS check, the caller's policy asked at every TLS shortfall), and
+//! `deliver`, the whole client job in one call.
 //!
 //! ## Byte flow and the STARTTLS boundary
 //!
@@ -40,11 +43,12 @@
 //!
 //! - **No silent fallback to cleartext.** The client never continues without
 //!   TLS on its own: [`TlsOutcome`] says why TLS is missing and the caller
-//!   decides; with `TlsRequirement::Required` nothing is sent. A failed
+//!   decides (`establish` asks the caller at every shortfall); with
+//!   `TlsRequirement::Required` nothing is sent. A failed
 //!   handshake leaves the connection dead; retrying in cleartext takes a new
 //!   connection and a deliberate decision.
 //! - No certificate policy: verification is whatever rustls configuration the
-//!   caller gives the driver (Portcullis builds them in `certstore`/`dane`).
+//!   caller gives the driver (Portcullis builds them with `dane`'s verifier).
 //! - No AUTH, CHUNKING/BDAT, BINARYMIME, DSN, queue, DNS or retry logic.
 //!
 //! ## Example
@@ -94,6 +98,8 @@ mod data;
 mod driver;
 mod envelope;
 mod error;
+#[cfg(feature = "tokio")]
+mod establish;
 mod lines;
 mod reply;
 mod server;
@@ -108,9 +114,14 @@ pub use client::{
 pub use command::{Command, CommandError, MAX_COMMAND_LINE};
 pub use data::MAX_TEXT_LINE;
 #[cfg(feature = "tokio")]
-pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, deliver};
+pub use driver::{ClientConnection, ServerConnection};
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
+#[cfg(feature = "tokio")]
+pub use establish::{
+    Delivery, EstablishError, OnShortfall, Ready, Shortfall, StartTlsPlan, TlsRequirement, deliver,
+    establish, quit, send,
+};
 pub use reply::{EnhancedCode, MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError};
 pub use server::{
     CloseReason, MAX_PENDING_INPUT, ServerConfig, ServerEvent, ServerSession, SessionEnd,

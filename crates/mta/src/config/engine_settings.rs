@@ -8,12 +8,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_certstore::{DEMO_ENTRY, Store};
 use portcullis_dane::dns::ResolverSettings;
-use rustls::sign::CertifiedKey;
 
 use super::load::LoadedConfig;
 use super::report::ConfigReport;
@@ -89,9 +87,11 @@ impl LoadedConfig {
         let outbound_tls = match outbound_tls {
             Ok(mut t) => {
                 if let Some(name) = &c.tls.outbound.client_certificate {
-                    match client_certificate(&store, name, &t) {
+                    match store.client_certificate(name, &outbound_settings) {
                         Ok(k) => t.client_certificate = Some(k),
-                        Err(e) => problems.push((outbound_at.key("client-certificate"), e)),
+                        Err(e) => {
+                            problems.push((outbound_at.key("client-certificate"), e.to_string()))
+                        }
                     }
                 }
                 Some(t)
@@ -148,22 +148,6 @@ impl LoadedConfig {
             log_observer: None,
         })
     }
-}
-
-/// The store entry as a rustls client certificate, signed with the outbound
-/// provider's key loader.
-fn client_certificate(
-    store: &Store,
-    name: &str,
-    tls: &OutboundTls,
-) -> Result<Arc<CertifiedKey>, String> {
-    let entry = store.entry(name).map_err(|e| e.to_string())?;
-    let key = tls
-        .provider
-        .key_provider
-        .load_private_key(entry.key.to_rustls())
-        .map_err(|e| format!("certificate {name:?}: its key cannot be used: {e}"))?;
-    Ok(Arc::new(CertifiedKey::new(entry.chain, key)))
 }
 
 /// The `nameserver` lines of resolv.conf (port 53). Unreadable or empty:

@@ -7,12 +7,18 @@
 //! are returned to the sender with a DSN queued through the spool before
 //! the message's recipients are marked finished.
 
-mod client;
+mod cleartext_retry;
+mod connect;
+mod context;
 mod delivery;
+mod envelope;
+mod hop_failure;
 mod hops;
 mod mta_sts;
+mod outcome;
+mod plan;
+mod reuse;
 mod scheduler;
-mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,114 @@
+//! What every delivery shares: the settings, the spool, the mail log, the
+//! temporary STARTTLS exemptions, the trust for certificate checks, the DNS
+//! resolver, the MTA-STS state, connection limits and the idle-connection
+//! pool. Built once when delivery starts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use portcullis_dane::{PeerVerifier, PkixRoots};
+use portcullis_policy::{DomainName, TlsExemptions};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsConnector;
+
+use super::OutboundHandle;
+use super::mta_sts::StsState;
+use super::reuse::Pool;
+use crate::error::StartError;
+use crate::maillog::MailLog;
+use crate::settings::{DeliverySettings, EngineSettings};
+use crate::spool::Spool;
+
+/// Shared by every delivery.
+pub(crate) struct Context {
+    pub settings: DeliverySettings,
+    pub hostname: String,
+    pub spool: Arc<Spool>,
+    pub log: MailLog,
+    pub handle: OutboundHandle,
+    pub exemptions: Mutex<TlsExemptions>,
+    /// The enabled CA lists, for PKIX checks.
+    pub pkix: PkixRoots,
+    /// A connector for hops that need no certificate check.
+    pub plain_connector: TlsConnector,
+    pub connections: Arc<Semaphore>,
+    pub per_destination: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub resolver: Option<portcullis_dane::dns::DaneResolver>,
+    pub sts: StsState,
+    pub pool: Arc<Pool>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub(crate) fn new(
+        settings: &EngineSettings,
+        spool: Arc<Spool>,
+        log: MailLog,
+        handle: OutboundHandle,
+    ) -> Result<Context, StartError> {
+        let d = &settings.delivery;
+        let pkix = PkixRoots::new(d.tls.roots.clone(), d.tls.provider.clone()).map_err(|e| {
+            StartError::Setup(format!(
+                "outbound TLS: cannot verify certificates with the configured CA lists: {e}"
+            ))
+        })?;
+        if pkix.is_empty() {
+            log.warn(format_args!(
+                "outbound TLS: no CA list is enabled; every certificate verification (required-verify, MTA-STS enforce, REQUIRETLS) will fail"
+            ));
+        }
+        let plain = Arc::new(PeerVerifier::any_certificate(d.tls.provider.clone()))
+            .client_config(&d.tls.versions, d.tls.client_certificate.clone())
+            .map_err(|e| StartError::Setup(format!("outbound TLS settings: {e}")))?;
+        let resolver = match &d.dns {
+            Some(dns) => Some(
+                portcullis_dane::dns::DaneResolver::new(dns)
+                    .map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Context {
+            settings: d.clone(),
+            hostname: settings.hostname.clone(),
+            spool,
+            log,
+            handle,
+            exemptions: Mutex::new(TlsExemptions::new()),
+            pkix,
+            plain_connector: TlsConnector::from(Arc::new(plain)),
+            connections: Arc::new(Semaphore::new(d.max_connections.max(1))),
+            per_destination: Mutex::default(),
+            resolver,
+            sts: StsState::new(settings)?,
+            pool: Arc::default(),
+        })
+    }
+
+    /// Connection slots of one destination: the destination entry's
+    /// `max-connections`, capped by the engine-wide per-destination limit.
+    pub(crate) fn destination_slots(&self, domain: &DomainName) -> Arc<Semaphore> {
+        let limit = (self
+            .settings
+            .policy
+            .destinations()
+            .lookup(domain)
+            .limits
+            .max_connections as usize)
+            .min(self.settings.max_connections_per_destination)
+            .max(1);
+        let mut map = self
+            .per_destination
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.entry(domain.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(limit)))
+            .clone()
+    }
+}

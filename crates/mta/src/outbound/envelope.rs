@@ -1,0 +1,118 @@
+//! What a message brings to each destination: its TLS stance (the
+//! REQUIRETLS flag, the `+requiretls` tag, a REQUIRETLS rule, or the
+//! `TLS-Required: No` header field of RFC 8689 §5) and the SMTP envelope the
+//! next hop is sent (tags removed, REQUIRETLS passed on when the decision
+//! demands it).
+
+use portcullis_policy::requiretls::{MessageFacts, RequireTlsRules, strip_requiretls_tag};
+use portcullis_policy::{DomainName, MessageTls};
+use portcullis_smtp_tls::{
+    BodyType, Envelope as SmtpEnvelope, ForwardPath, MailParams, ReversePath,
+};
+
+use crate::spool::Envelope;
+
+/// The message's TLS stance for this domain (REQUIRETLS flag, tag, rule,
+/// or `TLS-Required: No`).
+pub(crate) fn message_tls(
+    rules: &RequireTlsRules,
+    envelope: &Envelope,
+    domain: &DomainName,
+    rcpts: &[String],
+    body: &[u8],
+) -> MessageTls {
+    let sender_domain = envelope
+        .sender
+        .rsplit_once('@')
+        .and_then(|(_, d)| DomainName::parse(d).ok());
+    let header = tls_required_header(body);
+    let mut result = MessageTls::Default;
+    for r in rcpts {
+        let m = rules.classify(&MessageFacts {
+            mail_parameter: envelope.flags.requiretls,
+            recipient: Some(r),
+            sender_domain: sender_domain.as_ref(),
+            recipient_domain: Some(domain),
+            tls_required_header: header.as_deref(),
+        });
+        if m.is_require_tls() {
+            return m;
+        }
+        result = m;
+    }
+    result
+}
+
+/// The value of a `TLS-Required` header field in the header section.
+fn tls_required_header(body: &[u8]) -> Option<String> {
+    let end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(body.len());
+    let head = String::from_utf8_lossy(body.get(..end).unwrap_or_default());
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("TLS-Required")
+        {
+            let mut v = value.to_owned();
+            while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                v.push_str(cont);
+            }
+            return Some(v);
+        }
+    }
+    None
+}
+
+pub(crate) fn smtp_envelope(
+    envelope: &Envelope,
+    rcpts: &[(u32, String)],
+    requiretls: bool,
+) -> Result<SmtpEnvelope, String> {
+    let from = if envelope.sender.is_empty() {
+        ReversePath::Null
+    } else {
+        ReversePath::parse(&format!("<{}>", envelope.sender))
+            .map_err(|e| format!("stored sender <{}> is invalid: {e}", envelope.sender))?
+    };
+    let mut to = Vec::with_capacity(rcpts.len());
+    for (_, r) in rcpts {
+        let addr = strip_requiretls_tag(r).unwrap_or_else(|| r.clone());
+        to.push(
+            ForwardPath::parse(&format!("<{addr}>"))
+                .map_err(|e| format!("stored recipient <{r}> is invalid: {e}"))?,
+        );
+    }
+    Ok(SmtpEnvelope {
+        from,
+        params: MailParams {
+            size: None,
+            body: envelope.flags.eight_bit.then_some(BodyType::EightBitMime),
+            smtputf8: envelope.flags.smtputf8,
+            requiretls,
+        },
+        to,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tls_required_header() {
+        let body = b"Subject: x\r\nTLS-Required:\r\n No\r\n\r\nTLS-Required: yes\r\n";
+        assert_eq!(tls_required_header(body).as_deref(), Some(" No"));
+        assert_eq!(tls_required_header(b"Subject: y\r\n\r\nbody"), None);
+        assert_eq!(tls_required_header(b""), None);
+    }
+
+    proptest::proptest! {
+        /// Message bytes come from the network: never a panic.
+        #[test]
+        fn header_scan_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = tls_required_header(&body);
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! When a hop does not take the message: the mail-log lines and what
+//! follows — for a TLS shortfall, whatever the decision says (cleartext
+//! retry, next host then defer or bounce); for a connection that failed,
+//! the next host; for a message the server can never take, a bounce after
+//! the last host. Also the TLS line of a connection that did come up.
+
+use portcullis_dane::PeerAuthentication;
+use portcullis_policy::{Disposition, NextStep, PeerFailure};
+use portcullis_smtp_tls::{Envelope as SmtpEnvelope, TlsOutcome};
+
+use super::connect::{Target, TlsFailure};
+use super::context::Context;
+use super::delivery::{HopResult, Message};
+use super::outcome::{Leg, Shortfall, failure_class};
+use super::plan::HopPlan;
+use crate::maillog::Dcid;
+
+/// The peer fell short of the plan: the decision says what happens next.
+pub(crate) async fn tls_failed(
+    ctx: &Context,
+    m: &Message<'_>,
+    leg: &Leg<'_>,
+    plan: &HopPlan<'_>,
+    target: &Target<'_>,
+    TlsFailure { failure, detail }: TlsFailure,
+    smtp_env: SmtpEnvelope,
+) -> HopResult {
+    let Leg {
+        id,
+        dcid,
+        label,
+        rule,
+    } = *leg;
+    let domain = m.domain;
+    match (failure, &plan.verifier) {
+        (PeerFailure::AuthenticationFailed, Some(v)) => ctx.log.warn(format_args!(
+            "{dcid} MID {id} to {domain} via {label} rule={rule} TLS failed: {} verification failed: {detail}",
+            v.kind().as_str()
+        )),
+        _ => ctx.log.warn(format_args!(
+            "{dcid} MID {id} to {domain} via {label} rule={rule} TLS failed: {} ({detail})",
+            failure_class(failure)
+        )),
+    }
+    match plan.next_step(failure) {
+        NextStep::RetryCleartext { exempt_until } => {
+            super::cleartext_retry::run(ctx, m, leg, plan, target, exempt_until, smtp_env).await
+        }
+        NextStep::GiveUp { shortfall, status } => {
+            ctx.log.line(format_args!(
+                "{dcid} message not sent to {label}: {status}; {}",
+                match shortfall.disposition() {
+                    Disposition::Defer => "next host, then defer",
+                    Disposition::Bounce => "next host, then bounce",
+                }
+            ));
+            HopResult::Next(Shortfall {
+                disposition: shortfall.disposition(),
+                status: status.to_string(),
+                diagnostic: format!("{label}: TLS failed: {}: {detail}", failure_class(failure)),
+                remote: Some(label.to_owned()),
+            })
+        }
+        other => {
+            // smtp-tls stopped although the decision would go on: defer,
+            // never deliver in a way the decision did not choose.
+            ctx.log.line(format_args!(
+                "{dcid} {label}: stopped after {} although the decision says {other:?}; deferring",
+                failure_class(failure)
+            ));
+            HopResult::Next(Shortfall::defer("4.7.0", format!("{label}: {detail}")))
+        }
+    }
+}
+
+/// The server cannot take this message for good (an extension it needs is
+/// not offered): bounce after the last host.
+pub(crate) fn unsendable(ctx: &Context, dcid: Dcid, label: &str, detail: String) -> HopResult {
+    let status = if detail.contains("SMTPUTF8") {
+        "5.6.7"
+    } else {
+        "5.6.3"
+    };
+    next_host(ctx, dcid, label, status, detail, Disposition::Bounce)
+}
+
+pub(crate) fn connection_failed(
+    ctx: &Context,
+    dcid: Dcid,
+    label: &str,
+    detail: String,
+) -> HopResult {
+    next_host(ctx, dcid, label, "4.4.1", detail, Disposition::Defer)
+}
+
+fn next_host(
+    ctx: &Context,
+    dcid: Dcid,
+    label: &str,
+    status: &str,
+    detail: String,
+    disposition: Disposition,
+) -> HopResult {
+    ctx.log.line(format_args!(
+        "{dcid} {label} delivery failed: {detail} ({status})"
+    ));
+    HopResult::Next(Shortfall {
+        disposition,
+        status: status.to_owned(),
+        diagnostic: format!("{label}: {detail}"),
+        remote: Some(label.to_owned()),
+    })
+}
+
+pub(crate) fn log_tls(ctx: &Context, leg: &Leg<'_>, tls: &TlsOutcome, plan: &HopPlan<'_>) {
+    let Leg {
+        dcid, label, rule, ..
+    } = *leg;
+    match tls {
+        TlsOutcome::Established(info) => {
+            let auth = match plan.verifier.as_deref().map(|v| (v.kind(), v.outcome())) {
+                Some((k, PeerAuthentication::Verified(how))) => {
+                    format!("auth={} ok ({how})", k.as_str())
+                }
+                Some((k, PeerAuthentication::Failed(why))) => {
+                    format!("auth={} FAILED, report only: {why}", k.as_str())
+                }
+                _ => "auth=none".to_owned(),
+            };
+            ctx.log.line(format_args!(
+                "{dcid} {label} rule={rule} TLS success protocol {} cipher {} {auth}",
+                info.protocol, info.cipher
+            ));
+        }
+        TlsOutcome::NotAttempted if !plan.starttls.starttls => {
+            ctx.log.line(format_args!(
+                "{dcid} {label} rule={rule} TLS not attempted (decision: cleartext)"
+            ));
+        }
+        other => {
+            ctx.log.line(format_args!(
+                "{dcid} {label} rule={rule} TLS not used: {other}; continuing in cleartext as the decision allows"
+            ));
+        }
+    }
+}
