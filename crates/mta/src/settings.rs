@@ -50,7 +50,7 @@ impl std::fmt::Debug for EngineSettings {
 pub struct ListenerSettings {
     /// Name, for the log and error messages.
     pub name: String,
-    /// Bind address (port 0 picks a free port: see [`Engine::local_addrs`]).
+    /// Bind address (port 0 picks a free port: see [`Engine::local_addrs`](crate::engine::Engine::local_addrs)).
     pub address: SocketAddr,
     /// The host name announced in the greeting and EHLO reply.
     pub hostname: String,

@@ -50,6 +50,37 @@ pub fn tls_required_header_says_no(value: &str) -> bool {
         .eq_ignore_ascii_case("no")
 }
 
+/// The value of the first `TLS-Required` header field of a message (its
+/// header section ends at the first empty line), unfolded. The message
+/// comes from the network: any bytes are accepted, invalid UTF-8 is
+/// replaced.
+///
+/// ```
+/// use portcullis_policy::requiretls::tls_required_header;
+/// let message = b"Subject: hi\r\nTLS-Required:\r\n No\r\n\r\nbody";
+/// assert_eq!(tls_required_header(message).as_deref(), Some(" No"));
+/// ```
+pub fn tls_required_header(message: &[u8]) -> Option<String> {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    let head = String::from_utf8_lossy(message.get(..end).unwrap_or_default());
+    let mut lines = head.split("\r\n").peekable();
+    while let Some(line) = lines.next() {
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("TLS-Required")
+        {
+            let mut v = value.to_owned();
+            while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+                v.push_str(cont);
+            }
+            return Some(v);
+        }
+    }
+    None
+}
+
 /// Splits `local+requiretls@domain`: returns the address without the tag
 /// when the local part carries it (any `+`-separated part equal to
 /// `requiretls`, case-insensitive), `None` otherwise. The tag is removed so
@@ -218,6 +249,22 @@ impl RequireTlsRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_tls_required_header() {
+        let body = b"Subject: x\r\nTLS-Required:\r\n No\r\n\r\nTLS-Required: yes\r\n";
+        assert_eq!(tls_required_header(body).as_deref(), Some(" No"));
+        assert_eq!(tls_required_header(b"Subject: y\r\n\r\nbody"), None);
+        assert_eq!(tls_required_header(b""), None);
+    }
+
+    proptest::proptest! {
+        /// Message bytes come from the network: never a panic.
+        #[test]
+        fn header_scan_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = tls_required_header(&body);
+        }
+    }
 
     #[test]
     fn header_value() {

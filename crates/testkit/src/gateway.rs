@@ -2,7 +2,7 @@
 //! certificate store filled through the real CLI (`portcullis cert import`,
 //! `portcullis ca import`), and a TOML configuration assembled from the
 //! parts a test cares about. [`GatewayFixture::start`] hands it to
-//! [`Gateway`](crate::runner::Gateway).
+//! [`crate::runner::Gateway`].
 //!
 //! The generated file keeps to `examples/portcullis.toml`: one listener on
 //! loopback with a HAT and RAT, destination controls, routes, DNS, MTA-STS,

@@ -90,7 +90,7 @@ fn unique_tag() -> String {
 }
 
 impl TestPki {
-    /// A fresh root ("Portcullis Test Root <tag>") and intermediate.
+    /// A fresh root (`Portcullis Test Root <tag>`) and intermediate.
     pub fn new() -> Result<Self, Error> {
         let tag = unique_tag();
         let root = CertifiedIssuer::self_signed(

@@ -82,6 +82,15 @@ impl Config {
 }
 
 impl LoadedConfig {
+    /// The semantic checks that read no file (addresses, names, patterns,
+    /// open relay, contradictory entries); [`LoadedConfig::validate`] adds
+    /// the certificate store. Syntax and types were checked by `parse`.
+    pub fn check_semantics(&self) -> Result<(), ConfigReport> {
+        validate::check(&self.config)
+            .map(|_| ())
+            .map_err(|p| self.report(p))
+    }
+
     /// Every semantic check, without changing anything on disk: the
     /// certificate store is only read (if it exists yet). This is what
     /// `portcullis config validate` runs.

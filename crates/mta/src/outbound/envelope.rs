@@ -4,7 +4,9 @@
 //! next hop is sent (tags removed, REQUIRETLS passed on when the decision
 //! demands it).
 
-use portcullis_policy::requiretls::{MessageFacts, RequireTlsRules, strip_requiretls_tag};
+use portcullis_policy::requiretls::{
+    MessageFacts, RequireTlsRules, strip_requiretls_tag, tls_required_header,
+};
 use portcullis_policy::{DomainName, MessageTls};
 use portcullis_smtp_tls::{
     BodyType, Envelope as SmtpEnvelope, ForwardPath, MailParams, ReversePath,
@@ -43,28 +45,6 @@ pub(crate) fn message_tls(
     result
 }
 
-/// The value of a `TLS-Required` header field in the header section.
-fn tls_required_header(body: &[u8]) -> Option<String> {
-    let end = body
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(body.len());
-    let head = String::from_utf8_lossy(body.get(..end).unwrap_or_default());
-    let mut lines = head.split("\r\n").peekable();
-    while let Some(line) = lines.next() {
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("TLS-Required")
-        {
-            let mut v = value.to_owned();
-            while let Some(cont) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
-                v.push_str(cont);
-            }
-            return Some(v);
-        }
-    }
-    None
-}
-
 pub(crate) fn smtp_envelope(
     envelope: &Envelope,
     rcpts: &[(u32, String)],
@@ -94,25 +74,4 @@ pub(crate) fn smtp_envelope(
         },
         to,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_tls_required_header() {
-        let body = b"Subject: x\r\nTLS-Required:\r\n No\r\n\r\nTLS-Required: yes\r\n";
-        assert_eq!(tls_required_header(body).as_deref(), Some(" No"));
-        assert_eq!(tls_required_header(b"Subject: y\r\n\r\nbody"), None);
-        assert_eq!(tls_required_header(b""), None);
-    }
-
-    proptest::proptest! {
-        /// Message bytes come from the network: never a panic.
-        #[test]
-        fn header_scan_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-            let _ = tls_required_header(&body);
-        }
-    }
 }
