@@ -73,6 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     ServerEvent::StartTls => Ok(()),
                     ServerEvent::Closed(end) => return println!("[{peer}] closed: {end:?}"),
+                    // Events a newer smtp-tls may add: accept nothing on a guess.
+                    other => return eprintln!("[{peer}] unexpected event {other:?}; closing"),
                 };
                 if let Err(e) = decided {
                     return eprintln!("[{peer}] {e}");

@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
                     s.handle_tls_established(now, info).unwrap();
                 }
                 ServerEvent::InjectionAttempt { .. } | ServerEvent::Closed(_) => {}
+                other => panic!("an event this target does not know: {other:?}"),
             }
         }
         let _ = s.poll_transmit();

@@ -280,6 +280,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
 
 /// What the caller demands of TLS for one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsRequirement {
     /// Never send STARTTLS.
     None,

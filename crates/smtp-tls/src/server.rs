@@ -74,6 +74,7 @@ impl ServerConfig {
 
 /// Something the embedder must know or decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerEvent {
     /// `MAIL FROM` passed the syntax and session checks. Decide with
     /// `accept` or `reject`; no further input is processed until then.
@@ -129,6 +130,7 @@ pub struct SessionEnd {
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The client sent QUIT.
     Quit,

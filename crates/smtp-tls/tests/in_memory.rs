@@ -71,6 +71,7 @@ impl Pair {
                     }
                     ServerEvent::InjectionAttempt { discarded } => self.injections += discarded,
                     ServerEvent::Closed(_) => {}
+                    other => panic!("unexpected server event {other:?}"),
                 }
             }
             while let Some(ev) = self.client.poll_event() {

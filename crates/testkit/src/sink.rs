@@ -495,6 +495,12 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
                 record.end = format!("{:?}", end.reason).to_lowercase();
                 return record;
             }
+            // The sink asks for whole messages; anything else is a bug to
+            // see in the record, never a message accepted.
+            Ok(other) => {
+                record.end = format!("error: unexpected event {other:?}");
+                return record;
+            }
             Err(e) => {
                 if matches!(options.tls, SinkTls::HandshakeFails) {
                     record.starttls_attempted = true;

@@ -87,6 +87,8 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         ConnectionAction::Relay => "RELAYED",
         ConnectionAction::Reject => "REJECTED",
         ConnectionAction::TcpRefuse => "TCP-REFUSED",
+        // An action this build does not know is refused below.
+        _ => "REJECTED (unknown HAT action)",
     };
     log.line(format_args!(
         "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={}",
@@ -115,6 +117,19 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             return;
         }
         ConnectionAction::Accept | ConnectionAction::Relay => {}
+        // A HAT action this build does not know (the enum is
+        // non_exhaustive): refuse rather than accept mail on a guess.
+        _ => {
+            refuse(
+                stream,
+                fixed(554, "5.7.1", &format!("{} Access denied", l.hostname)),
+            )
+            .await;
+            log.warn(format_args!(
+                "{icid} close: the HAT chose an action this gateway does not know; refused (554 5.7.1)"
+            ));
+            return;
+        }
     }
     let _slot = match ctx
         .limits
@@ -210,6 +225,18 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                         let code = if status.is_transient() { 450 } else { 550 };
                         conn.reject(fixed(code, &status.to_string(), &reason))
                     }
+                    // A verdict this build does not know: refuse for now
+                    // (4xx, so the client retries) rather than relay on a guess.
+                    other => {
+                        log.warn(format_args!(
+                            "{icid} RCPT {to} refused: unknown RAT verdict {other:?} (451 4.3.0)"
+                        ));
+                        conn.reject(fixed(
+                            451,
+                            "4.3.0",
+                            "Recipient not accepted now, try again later",
+                        ))
+                    }
                 }
             }
             Ok(ServerEvent::Message { envelope, body }) => {
@@ -228,6 +255,14 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             }
             Ok(ServerEvent::Closed(end)) => {
                 log_close(&ctx, icid, policy.tls, &end);
+                return;
+            }
+            // An event this build does not know: end the session without
+            // accepting anything (whatever it was, no 250 was given).
+            Ok(other) => {
+                log.warn(format_args!(
+                    "{icid} close: unexpected SMTP session event {other:?}"
+                ));
                 return;
             }
             Err(SmtpError::Handshake(e)) => {
@@ -256,6 +291,7 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
             "too much input sent without waiting for replies (421 4.7.0)"
         }
         CloseReason::Timeout => "idle timeout (421 4.4.2)",
+        _ => "session ended",
     };
     if tls == InboundTls::Required && !end.tls_active && end.messages_accepted == 0 {
         ctx.log.warn(format_args!(

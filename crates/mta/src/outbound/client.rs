@@ -261,6 +261,14 @@ async fn open(a: &Attempt<'_>, injected: &mut usize) -> Result<Open, Conversatio
                     (None, _) => failed_after(&mut conn, "the server closed the connection".into()),
                 });
             }
+            // An event this build does not know (non_exhaustive): nothing
+            // was sent yet; fail the hop rather than guess.
+            other => {
+                quit(&mut conn).await;
+                return Err(Conversation::Failed {
+                    detail: format!("unexpected SMTP client event {other:?}"),
+                });
+            }
         }
     }
 }

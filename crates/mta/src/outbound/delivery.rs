@@ -245,6 +245,8 @@ impl Shortfall {
         match self.disposition {
             Disposition::Defer => RcptOutcome::Deferred(f),
             Disposition::Bounce => RcptOutcome::Failed(f),
+            // A disposition this build does not know: keep the message.
+            _ => RcptOutcome::Deferred(f),
         }
     }
 }
@@ -475,6 +477,17 @@ async fn try_hop(
             Some(authentication),
             true,
         ),
+        // An action this build does not know (non_exhaustive): do not
+        // connect; next host, then defer.
+        other => {
+            ctx.log.warn(format_args!(
+                "{dcid} MID {id} to {domain} via {label} rule={rule} host skipped: unknown hop action {other:?}"
+            ));
+            return HopResult::Next(Shortfall::defer(
+                "4.7.0",
+                format!("{label}: unknown hop action"),
+            ));
+        }
     };
     let requiretls_param = matches!(
         req.action,
@@ -508,6 +521,8 @@ async fn try_hop(
             "{addr}|{}|mandatory|{require_requiretls}|{authentication:?}",
             hop.hop.host
         ),
+        // Unknown actions returned above.
+        _ => String::new(),
     };
     let per_connection = ctx
         .settings
@@ -681,6 +696,7 @@ fn failure_class(f: PeerFailure) -> &'static str {
         PeerFailure::HandshakeFailed => "handshake error",
         PeerFailure::AuthenticationFailed => "certificate verification failed",
         PeerFailure::RequireTlsNotOffered => "REQUIRETLS not offered",
+        _ => "TLS failure",
     }
 }
 
@@ -699,6 +715,8 @@ fn give_up(
                 match shortfall.disposition() {
                     Disposition::Defer => "next host, then defer",
                     Disposition::Bounce => "next host, then bounce",
+                    // Shortfall::outcome defers what it does not know.
+                    _ => "next host, then defer",
                 }
             ));
             HopResult::Next(Shortfall {

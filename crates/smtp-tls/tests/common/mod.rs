@@ -92,6 +92,7 @@ pub async fn serve_one(
                     got.end = Some(end);
                     break;
                 }
+                Ok(other) => panic!("unexpected server event {other:?}"),
                 Err(e) => {
                     got.error = Some(e);
                     break;
