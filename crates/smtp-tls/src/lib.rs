@@ -92,6 +92,7 @@ mod command;
 mod data;
 #[cfg(feature = "tokio")]
 mod driver;
+mod ehlo;
 mod envelope;
 mod error;
 mod lines;
@@ -106,9 +107,10 @@ pub use client::{
     Capabilities, ClientConfig, ClientEvent, ClientSession, MessageResult, dot_stuff,
 };
 pub use command::{Command, CommandError, MAX_COMMAND_LINE};
-pub use data::MAX_TEXT_LINE;
+pub use data::{MAX_TEXT_LINE, MessageRefusal};
 #[cfg(feature = "tokio")]
 pub use driver::{ClientConnection, Delivery, ServerConnection, TlsRequirement, deliver};
+pub use ehlo::{Advertise, EhloExtension, ExtensionError, MAX_EXTENSIONS};
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
 pub use reply::{EnhancedCode, MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError};

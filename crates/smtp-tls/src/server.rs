@@ -9,6 +9,14 @@
 //! input or command, drain [`ServerSession::poll_transmit`] to the socket,
 //! then [`ServerSession::poll_event`] until it returns `None`.
 //!
+//! Message text reaches the embedder in one of two ways, chosen by
+//! [`ServerConfig::stream_message_data`]: whole, as one
+//! [`ServerEvent::Message`] (the convenience path), or streamed, as
+//! [`ServerEvent::MessageStart`], a [`ServerEvent::MessageData`] per piece of
+//! input, then [`ServerEvent::MessageEnd`] or [`ServerEvent::MessageRefused`].
+//! Either way nothing is accepted before the final dot and the embedder's
+//! `accept`, and the same checks apply.
+//!
 //! Choices where the RFCs leave room, all deliberate:
 //! - A message with a bare CR or bare LF is read to the real `<CRLF>.<CRLF>`
 //!   and refused with `554 5.6.0` (SMTP smuggling protection); the session
@@ -26,7 +34,8 @@ use std::time::{Duration, Instant};
 
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
-use crate::data::{DataFault, DataReceiver, DataStatus};
+use crate::data::{DataReceiver, MessageRefusal, MessageText};
+use crate::ehlo::{EhloExtension, ExtensionError, check_addition};
 use crate::envelope::{Envelope, MailParams};
 use crate::error::Error;
 use crate::lines::{Line, take_line};
@@ -42,6 +51,7 @@ pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
 
 /// Settings of one server session (from the listener and its HAT entry).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The name announced in the greeting and EHLO reply.
     pub hostname: String,
@@ -56,6 +66,12 @@ pub struct ServerConfig {
     /// Inactivity after which the session is closed with 421 (RFC 5321
     /// §4.5.3.2.7: at least 5 minutes).
     pub idle_timeout: Duration,
+    /// Hand message text over as it arrives ([`ServerEvent::MessageStart`],
+    /// [`ServerEvent::MessageData`], [`ServerEvent::MessageEnd`]) instead of
+    /// one [`ServerEvent::Message`] with the whole body. Off by default.
+    pub stream_message_data: bool,
+    /// The embedder's EHLO keywords (see [`ServerConfig::advertise`]).
+    extensions: Vec<EhloExtension>,
 }
 
 impl ServerConfig {
@@ -68,7 +84,31 @@ impl ServerConfig {
             max_recipients: 100,
             max_errors: 10,
             idle_timeout: Duration::from_secs(300),
+            stream_message_data: false,
+            extensions: Vec::new(),
         }
+    }
+
+    /// Adds an EHLO keyword to what the session advertises, in the TLS
+    /// state(s) the extension names. The session only advertises it: the
+    /// extension's commands and parameters must be ones the session parses.
+    ///
+    /// ```
+    /// use portcullis_smtp_tls::{Advertise, EhloExtension, ServerConfig};
+    /// let mut config = ServerConfig::new("mx.example.org");
+    /// config.advertise(EhloExtension::new("DSN", Advertise::Always)?)?;
+    /// assert!(config.advertise(EhloExtension::new("dsn", Advertise::WithTls)?).is_err());
+    /// # Ok::<(), portcullis_smtp_tls::ExtensionError>(())
+    /// ```
+    pub fn advertise(&mut self, extension: EhloExtension) -> Result<(), ExtensionError> {
+        check_addition(&self.extensions, &extension)?;
+        self.extensions.push(extension);
+        Ok(())
+    }
+
+    /// The embedder's EHLO keywords, in the order they are advertised.
+    pub fn extensions(&self) -> &[EhloExtension] {
+        &self.extensions
     }
 }
 
@@ -90,13 +130,37 @@ pub enum ServerEvent {
         /// The recipient.
         to: ForwardPath,
     },
-    /// A complete message. `accept` once it is stored durably (the client
-    /// gets `250` only then), or `reject`.
+    /// A complete message (whole delivery, the default). `accept` once it
+    /// is stored durably (the client gets `250` only then), or `reject`.
     Message {
         /// Sender, parameters and accepted recipients.
         envelope: Envelope,
         /// The message, dot-unstuffed, lines ending in CRLF.
         body: Vec<u8>,
+    },
+    /// Streamed delivery: `DATA` was accepted and `354` queued. The text
+    /// follows in [`ServerEvent::MessageData`]; the message ends with
+    /// [`ServerEvent::MessageEnd`], [`ServerEvent::MessageRefused`] or, if
+    /// the connection ends first, [`ServerEvent::Closed`] (discard it then).
+    MessageStart {
+        /// Sender, parameters and accepted recipients.
+        envelope: Envelope,
+    },
+    /// Streamed delivery: the next piece of message text, dot-unstuffed,
+    /// whole lines ending in CRLF. Nothing is accepted yet: keep it
+    /// provisional until `MessageEnd` and your `accept`.
+    MessageData(Vec<u8>),
+    /// Streamed delivery: the text is complete and passed every check.
+    /// `accept` once it is stored durably, or `reject`;
+    /// [`ServerSession::envelope`] still has the envelope.
+    MessageEnd,
+    /// The session refused the message itself after its final dot; the
+    /// reply ([`MessageRefusal::reply`]) is queued. With streamed delivery,
+    /// discard what `MessageData` handed over. Log it: a bare line ending is
+    /// a possible SMTP smuggling attempt.
+    MessageRefused {
+        /// Why.
+        reason: MessageRefusal,
     },
     /// The `220` to STARTTLS has been queued: write out
     /// [`ServerSession::poll_transmit`], run the TLS handshake on the raw
@@ -148,7 +212,7 @@ pub enum CloseReason {
 #[derive(Debug)]
 enum Mode {
     Command,
-    Data(Box<DataReceiver>),
+    Data(DataReceiver),
     AwaitingTls,
     Closed,
 }
@@ -174,6 +238,8 @@ pub struct ServerSession {
     esmtp: bool,
     tls: Option<TlsInfo>,
     transaction: Option<Envelope>,
+    /// Text of the message being received (DATA now, BDAT chunks later).
+    message: Option<MessageText>,
     pending: Option<Pending>,
     errors: u32,
     refused_without_tls: u32,
@@ -201,6 +267,7 @@ impl ServerSession {
             esmtp: false,
             tls: None,
             transaction: None,
+            message: None,
             pending: None,
             errors: 0,
             refused_without_tls: 0,
@@ -447,6 +514,7 @@ impl ServerSession {
     fn close(&mut self, reason: CloseReason) {
         self.mode = Mode::Closed;
         self.pending = None;
+        self.message = None;
         self.inbuf = Vec::new();
         self.inpos = 0;
         self.events.push_back(ServerEvent::Closed(SessionEnd {
@@ -472,15 +540,27 @@ impl ServerSession {
             }
             match &mut self.mode {
                 Mode::Closed | Mode::AwaitingTls => break,
-                Mode::Data(rx) => match rx.feed(input) {
-                    DataStatus::NeedMore => self.inpos = self.inbuf.len(),
-                    DataStatus::Done { used } => {
-                        self.inpos += used;
-                        if let Mode::Data(rx) = std::mem::replace(&mut self.mode, Mode::Command) {
-                            self.finish_data(*rx);
+                Mode::Data(rx) => {
+                    let text = self
+                        .message
+                        .get_or_insert_with(|| MessageText::new(self.config.max_message_size));
+                    let end = rx.receive(input, text);
+                    if self.config.stream_message_data {
+                        let piece = text.take();
+                        if !piece.is_empty() {
+                            self.events.push_back(ServerEvent::MessageData(piece));
                         }
                     }
-                },
+                    match end {
+                        None => self.inpos = self.inbuf.len(),
+                        Some(used) => {
+                            let refusal = rx.refusal(text);
+                            self.inpos += used;
+                            self.mode = Mode::Command;
+                            self.finish_message(refusal);
+                        }
+                    }
+                }
                 Mode::Command if self.skipping_long_line => {
                     match input.iter().position(|&b| b == b'\n') {
                         Some(lf) => {
@@ -539,7 +619,15 @@ impl ServerSession {
                     "ENHANCEDSTATUSCODES".into(),
                     "SMTPUTF8".into(),
                 ];
-                if self.tls.is_some() {
+                let tls_active = self.tls.is_some();
+                lines.extend(
+                    self.config
+                        .extensions()
+                        .iter()
+                        .filter(|e| e.offered(tls_active))
+                        .map(ToString::to_string),
+                );
+                if tls_active {
                     lines.push("REQUIRETLS".into());
                 } else if self.config.tls != TlsMode::Off {
                     lines.push("STARTTLS".into());
@@ -557,9 +645,15 @@ impl ServerSession {
             Command::Data => match &self.transaction {
                 None => self.error(reply(503, (5, 5, 1), "Need MAIL and RCPT before DATA")),
                 Some(tx) if tx.to.is_empty() => self.error(reply(554, (5, 5, 1), "No valid recipients")),
-                Some(_) => {
+                Some(tx) => {
+                    let start = self
+                        .config
+                        .stream_message_data
+                        .then(|| ServerEvent::MessageStart { envelope: tx.clone() });
                     self.send(&Reply::fixed(354, None, "End data with <CR><LF>.<CR><LF>"));
-                    self.mode = Mode::Data(Box::new(DataReceiver::new(self.config.max_message_size)));
+                    self.events.extend(start);
+                    self.message = Some(MessageText::new(self.config.max_message_size));
+                    self.mode = Mode::Data(DataReceiver::new());
                 }
             },
             Command::Rset => {
@@ -675,49 +769,41 @@ impl ServerSession {
         self.events.push_back(ServerEvent::StartTls);
     }
 
-    fn finish_data(&mut self, rx: DataReceiver) {
-        let Some(tx) = self.transaction.clone() else {
+    /// The final dot arrived: refuse the message, or hand it to the
+    /// embedder for a decision.
+    fn finish_message(&mut self, refusal: Option<MessageRefusal>) {
+        let Some(mut text) = self.message.take() else {
             return;
         };
-        let refusal = match rx.fault() {
-            Some(DataFault::BareLineEnding) => {
-                self.errors += 1;
-                Some(reply(
-                    554,
-                    (5, 6, 0),
-                    "Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)",
-                ))
-            }
-            Some(DataFault::LineTooLong) => Some(reply(
-                554,
-                (5, 6, 0),
-                "Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)",
-            )),
-            Some(DataFault::TooBig) => Some(reply(
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed maximum message size",
-            )),
-            None if rx.has_8bit() && !tx.params.allows_8bit() => Some(reply(
-                554,
-                (5, 6, 1),
-                "Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)",
-            )),
-            None => None,
+        let Some(tx) = &self.transaction else {
+            return;
         };
+        let refusal = refusal.or_else(|| {
+            (text.has_8bit() && !tx.params.allows_8bit()).then_some(MessageRefusal::Undeclared8Bit)
+        });
         match refusal {
-            Some(r) => {
+            Some(reason) => {
+                if reason == MessageRefusal::BareLineEnding {
+                    self.errors += 1;
+                }
                 self.transaction = None;
-                self.send(&r);
+                self.send(&reason.reply());
+                self.events
+                    .push_back(ServerEvent::MessageRefused { reason });
                 if self.errors >= self.config.max_errors {
                     self.too_many_errors();
                 }
             }
+            None if self.config.stream_message_data => {
+                self.pending = Some(Pending::Message);
+                self.events.push_back(ServerEvent::MessageEnd);
+            }
             None => {
+                let envelope = tx.clone();
                 self.pending = Some(Pending::Message);
                 self.events.push_back(ServerEvent::Message {
-                    envelope: tx,
-                    body: rx.into_body(),
+                    envelope,
+                    body: text.take(),
                 });
             }
         }

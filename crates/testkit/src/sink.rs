@@ -491,6 +491,9 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             },
             Ok(ServerEvent::StartTls) => Ok(()),
             Ok(ServerEvent::InjectionAttempt { .. }) => Ok(()),
+            // The session refused a message itself (smuggling, size, 8-bit);
+            // nothing reached the sink.
+            Ok(ServerEvent::MessageRefused { .. }) => Ok(()),
             Ok(ServerEvent::Closed(end)) => {
                 record.end = format!("{:?}", end.reason).to_lowercase();
                 return record;

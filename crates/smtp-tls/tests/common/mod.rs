@@ -86,7 +86,7 @@ pub async fn serve_one(
                     conn.accept().unwrap();
                 }
                 Ok(ServerEvent::InjectionAttempt { discarded }) => got.injected += discarded,
-                Ok(ServerEvent::StartTls) => {}
+                Ok(ServerEvent::StartTls | ServerEvent::MessageRefused { .. }) => {}
                 Ok(ServerEvent::Closed(end)) => {
                     got.tls = conn.session().tls().cloned();
                     got.end = Some(end);
