@@ -158,6 +158,8 @@ mod error;
 mod lines;
 mod reply;
 mod server;
+mod server_config;
+mod server_event;
 mod tls;
 
 pub use address::{

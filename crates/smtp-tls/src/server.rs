@@ -30,17 +30,19 @@
 //!   errors; at `max_errors` the session answers `421 4.7.0` and closes.
 //!   Refusals decided by the embedder do not count.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
 use crate::data::{DataReceiver, MessageRefusal, MessageText};
-use crate::ehlo::{EhloExtension, ExtensionError, check_addition};
 use crate::envelope::{Envelope, MailParams};
 use crate::error::Error;
 use crate::lines::{Line, take_line};
 use crate::reply::{EnhancedCode, Reply};
 use crate::tls::{TlsInfo, TlsMode};
+
+pub use crate::server_config::ServerConfig;
+pub use crate::server_event::{CloseReason, ServerEvent, SessionEnd};
 
 /// Most unprocessed input kept while a MAIL, RCPT or message awaits the
 /// embedder's decision. A whole pipelined group (RFC 2920) of 100 RCPT
@@ -48,166 +50,6 @@ use crate::tls::{TlsInfo, TlsMode};
 /// our replies is flooding, and buffering it would grow memory without
 /// bound, so the session is closed with `421 4.7.0` instead.
 pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
-
-/// Settings of one server session (from the listener and its HAT entry).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ServerConfig {
-    /// The name announced in the greeting and EHLO reply.
-    pub hostname: String,
-    /// Whether STARTTLS is offered or required.
-    pub tls: TlsMode,
-    /// Largest message accepted, in octets (advertised as `SIZE`).
-    pub max_message_size: u64,
-    /// Most recipients per message (RFC 5321 §4.5.3.1.8 asks for ≥ 100).
-    pub max_recipients: usize,
-    /// Errors tolerated before the session is closed with 421.
-    pub max_errors: u32,
-    /// Inactivity after which the session is closed with 421 (RFC 5321
-    /// §4.5.3.2.7: at least 5 minutes).
-    pub idle_timeout: Duration,
-    /// Hand message text over as it arrives ([`ServerEvent::MessageStart`],
-    /// [`ServerEvent::MessageData`], [`ServerEvent::MessageEnd`]) instead of
-    /// one [`ServerEvent::Message`] with the whole body. Off by default.
-    pub stream_message_data: bool,
-    /// The embedder's EHLO keywords (see [`ServerConfig::advertise`]).
-    extensions: Vec<EhloExtension>,
-}
-
-impl ServerConfig {
-    /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5 minutes.
-    pub fn new(hostname: impl Into<String>) -> Self {
-        Self {
-            hostname: hostname.into(),
-            tls: TlsMode::Off,
-            max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
-            max_errors: 10,
-            idle_timeout: Duration::from_secs(300),
-            stream_message_data: false,
-            extensions: Vec::new(),
-        }
-    }
-
-    /// Adds an EHLO keyword to what the session advertises, in the TLS
-    /// state(s) the extension names. The session only advertises it: the
-    /// extension's commands and parameters must be ones the session parses.
-    ///
-    /// ```
-    /// use portcullis_smtp_tls::{Advertise, EhloExtension, ServerConfig};
-    /// let mut config = ServerConfig::new("mx.example.org");
-    /// config.advertise(EhloExtension::new("DSN", Advertise::Always)?)?;
-    /// assert!(config.advertise(EhloExtension::new("dsn", Advertise::WithTls)?).is_err());
-    /// # Ok::<(), portcullis_smtp_tls::ExtensionError>(())
-    /// ```
-    pub fn advertise(&mut self, extension: EhloExtension) -> Result<(), ExtensionError> {
-        check_addition(&self.extensions, &extension)?;
-        self.extensions.push(extension);
-        Ok(())
-    }
-
-    /// The embedder's EHLO keywords, in the order they are advertised.
-    pub fn extensions(&self) -> &[EhloExtension] {
-        &self.extensions
-    }
-}
-
-/// Something the embedder must know or decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServerEvent {
-    /// `MAIL FROM` passed the syntax and session checks. Decide with
-    /// `accept` or `reject`; no further input is processed until then.
-    Mail {
-        /// The sender.
-        from: ReversePath,
-        /// Its parameters.
-        params: MailParams,
-    },
-    /// `RCPT TO` passed the checks. Decide with `accept` or `reject`;
-    /// [`ServerSession::envelope`] has the sender and earlier recipients.
-    Rcpt {
-        /// The recipient.
-        to: ForwardPath,
-    },
-    /// A complete message (whole delivery, the default). `accept` once it
-    /// is stored durably (the client gets `250` only then), or `reject`.
-    Message {
-        /// Sender, parameters and accepted recipients.
-        envelope: Envelope,
-        /// The message, dot-unstuffed, lines ending in CRLF.
-        body: Vec<u8>,
-    },
-    /// Streamed delivery: `DATA` was accepted and `354` queued. The text
-    /// follows in [`ServerEvent::MessageData`]; the message ends with
-    /// [`ServerEvent::MessageEnd`], [`ServerEvent::MessageRefused`] or, if
-    /// the connection ends first, [`ServerEvent::Closed`] (discard it then).
-    MessageStart {
-        /// Sender, parameters and accepted recipients.
-        envelope: Envelope,
-    },
-    /// Streamed delivery: the next piece of message text, dot-unstuffed,
-    /// whole lines ending in CRLF. Nothing is accepted yet: keep it
-    /// provisional until `MessageEnd` and your `accept`.
-    MessageData(Vec<u8>),
-    /// Streamed delivery: the text is complete and passed every check.
-    /// `accept` once it is stored durably, or `reject`;
-    /// [`ServerSession::envelope`] still has the envelope.
-    MessageEnd,
-    /// The session refused the message itself after its final dot; the
-    /// reply ([`MessageRefusal::reply`]) is queued. With streamed delivery,
-    /// discard what `MessageData` handed over. Log it: a bare line ending is
-    /// a possible SMTP smuggling attempt.
-    MessageRefused {
-        /// Why.
-        reason: MessageRefusal,
-    },
-    /// The `220` to STARTTLS has been queued: write out
-    /// [`ServerSession::poll_transmit`], run the TLS handshake on the raw
-    /// connection, then call [`ServerSession::handle_tls_established`]. Do
-    /// not pass any more plaintext to the session.
-    StartTls,
-    /// The client sent plaintext behind STARTTLS (CVE-2011-0411). The bytes
-    /// were discarded; log this as an attack.
-    InjectionAttempt {
-        /// How many bytes were thrown away.
-        discarded: usize,
-    },
-    /// The session is over: flush output and close the connection.
-    Closed(SessionEnd),
-}
-
-/// Why and how a session ended, for the mail log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionEnd {
-    /// Why it ended.
-    pub reason: CloseReason,
-    /// Messages accepted during the session.
-    pub messages_accepted: u32,
-    /// Commands refused with 530 because TLS was required and not active.
-    /// Non-zero with no message accepted means "the client never started
-    /// TLS", which the mail log must say (SPEC §1).
-    pub refused_without_tls: u32,
-    /// Whether TLS was active at the end.
-    pub tls_active: bool,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CloseReason {
-    /// The client sent QUIT.
-    Quit,
-    /// The client closed the connection without QUIT.
-    PeerClosed,
-    /// Too many errors (`421 4.7.0`).
-    TooManyErrors,
-    /// More than [`MAX_PENDING_INPUT`] bytes sent while a decision was
-    /// pending (`421 4.7.0`).
-    TooMuchPendingInput,
-    /// No input for the idle timeout (`421 4.4.2`).
-    Timeout,
-}
 
 #[derive(Debug)]
 enum Mode {
