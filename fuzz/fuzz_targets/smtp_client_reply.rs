@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 ClientEvent::InjectionAttempt { .. } | ClientEvent::Closed { .. } => {}
+                other => panic!("an event this target does not know: {other:?}"),
             }
         }
         let _ = c.poll_transmit();

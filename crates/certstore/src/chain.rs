@@ -14,6 +14,7 @@ use crate::info::CertInfo;
 /// each one can make peers fail verification, so `show` keeps reporting it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ChainProblem {
     /// The top of the chain is issued by a CA that is neither in the chain nor
     /// in an enabled CA list.

@@ -15,6 +15,7 @@ use crate::fingerprint::sha256_hex;
 
 /// Which key to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
 pub enum KeySpec {
     /// RSA, 2048-bit modulus.
     Rsa2048,

@@ -23,11 +23,15 @@
 //!
 //! # Example
 //!
+//! A key and CSR, the CA's answer installed with the CA trusted, and the
+//! rustls configurations built from the store (`examples/certstore-config.rs`
+//! runs the same and proves them with a handshake):
+//!
 //! ```
 //! use portcullis_certstore::{KeySpec, SelfSignedRequest, Store, TlsSettings};
 //!
-//! # fn main() -> Result<(), portcullis_certstore::Error> {
-//! let dir = tempfile::tempdir().map_err(|e| portcullis_certstore::Error::InvalidRequest(e.to_string()))?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
 //! let store = Store::open_or_create(dir.path().join("certs"))?;
 //!
 //! let mut req = SelfSignedRequest::new("mx1.example.com");
@@ -36,18 +40,37 @@
 //! let view = store.create_self_signed("mx1", &req)?;
 //! assert_eq!(view.leaf().and_then(|l| l.common_name.as_deref()), Some("mx1.example.com"));
 //!
-//! // The CSR to send to a CA; `install_signed` later takes what it returns.
+//! // The CSR goes to a CA (here one made with rcgen); its answer is installed.
 //! let csr = store.make_csr("mx1", None)?;
-//! assert!(csr.starts_with("-----BEGIN CERTIFICATE REQUEST-----"));
+//! let mut ca = rcgen::CertificateParams::new(Vec::new())?;
+//! ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+//! let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate()?)?;
+//! let signed = rcgen::CertificateSigningRequestParams::from_pem(&csr)?.signed_by(&ca)?;
+//! store.ca_import_custom(ca.pem().as_bytes(), "ca.pem")?;
+//! let report = store.install_signed("mx1", signed.pem().as_bytes(), "mx1.crt")?;
+//! assert!(report.problems.is_empty(), "{:?}", report.problems);
 //!
-//! // A rustls server configuration presenting the entry.
+//! // The server configuration presenting the entry, and the enabled CA
+//! // lists (system and custom) as a root store for whatever verifies peers
+//! // (the `dane` crate's `PeerVerifier`, or rustls' own).
 //! let _server = store.server_config("mx1", &TlsSettings::default())?;
+//! let roots = store.root_store()?;
+//! assert!(!roots.is_empty());
 //! # Ok(()) }
 //! ```
+//!
+//! [`Error`] and the enums that may grow ([`KeySpec`], [`TlsVersion`],
+//! [`ChainProblem`]) are `#[non_exhaustive]`.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[derive(Debug)]
+pub struct ReadmeDoctests;
 
 mod atomic;
 mod calist;

@@ -15,6 +15,7 @@ use crate::store::Store;
 
 /// A TLS protocol version the gateway can offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.2 (RFC 5246).
     #[serde(rename = "TLSv1.2")]
@@ -81,7 +82,9 @@ impl TlsSettings {
         Ok(Arc::new(provider))
     }
 
-    fn versions(&self) -> Result<Vec<&'static SupportedProtocolVersion>> {
+    /// The enabled protocol versions for a rustls config builder; an error
+    /// when none is enabled.
+    pub fn protocol_versions(&self) -> Result<Vec<&'static SupportedProtocolVersion>> {
         if self.versions.is_empty() {
             return Err(Error::Tls(
                 "no TLS version is enabled; enable TLSv1.2 and/or TLSv1.3".into(),
@@ -103,7 +106,7 @@ impl Store {
     pub fn server_config(&self, name: &str, settings: &TlsSettings) -> Result<Arc<ServerConfig>> {
         let entry = self.entry(name)?;
         let config = ServerConfig::builder_with_provider(settings.provider()?)
-            .with_protocol_versions(&settings.versions()?)
+            .with_protocol_versions(&settings.protocol_versions()?)
             .map_err(|e| Error::Tls(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(entry.chain.clone(), entry.key.to_rustls())
@@ -175,6 +178,6 @@ mod tests {
             versions: vec![],
             cipher_suites: vec![],
         };
-        assert!(s.versions().is_err());
+        assert!(s.protocol_versions().is_err());
     }
 }

@@ -63,14 +63,7 @@ fn client_config(
         ),
         None => None,
     };
-    let versions: Vec<_> = settings
-        .versions
-        .iter()
-        .map(|v| match v {
-            TlsVersion::Tls12 => &rustls::version::TLS12,
-            TlsVersion::Tls13 => &rustls::version::TLS13,
-        })
-        .collect();
+    let versions = settings.protocol_versions().map_err(|e| e.to_string())?;
     let config = verifier
         .client_config(&versions, key)
         .map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 /// A TLSA record that could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// A field is missing from the presentation text.
     #[error("TLSA record is missing its {0} field")]
@@ -42,6 +43,7 @@ pub enum ParseError {
 
 /// A certificate or chain that could not be read or used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CertError {
     /// No certificate in the input.
     #[error("no certificate found{0}")]

@@ -16,36 +16,65 @@
 //! - a verified peer is a [`PeerVerified`] token only [`PeerVerifier`] makes,
 //!   and a check that only reports is spelled [`danger::report_only`].
 //!
+//! Verifying a server's chain against its TLSA records, as a sending MTA does
+//! after the handshake (and as `examples/dane-verify.rs` does):
+//!
 //! ```
-//! use portcullis_dane::{match_chain, MatchOptions, ReferenceNames, TlsaSet, TlsaRecord, Verdict};
 //! use portcullis_dane::generate::tlsa_for_chain;
-//! use rustls_pki_types::{CertificateDer, UnixTime};
+//! use portcullis_dane::pki_types::{CertificateDer, UnixTime};
+//! use portcullis_dane::{match_chain, MatchOptions, ReferenceNames, TlsaRecord, TlsaSet, Verdict};
+//! use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 //!
-//! // A self-signed server certificate, as an operator would publish `3 1 1` for.
-//! let key = rcgen::KeyPair::generate().unwrap();
-//! let cert = rcgen::CertificateParams::new(vec!["mx.example.com".into()])
-//!     .unwrap()
-//!     .self_signed(&key)
-//!     .unwrap();
-//! let chain = vec![CertificateDer::from(cert.der().to_vec())];
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The MX presents [leaf, CA]; its operator publishes the CA key as "2 1 1".
+//! let mut ca = CertificateParams::new(Vec::new())?;
+//! ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+//! let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+//! let leaf = CertificateParams::new(vec!["mx.example.net".into()])?
+//!     .signed_by(&KeyPair::generate()?, &ca)?;
+//! let chain = vec![leaf.der().clone(), ca.der().clone()];
+//! let record = tlsa_for_chain(&chain, 1, 2, 1, 1)?;
+//! assert!(record.to_string().starts_with("2 1 1 "));
 //!
-//! let record = tlsa_for_chain(&chain, 0, 3, 1, 1).unwrap();
-//! assert!(record.to_string().starts_with("3 1 1 "));
-//!
+//! // The set comes from a DNSSEC-validated lookup of _25._tcp.mx.example.net.
 //! let set: TlsaSet = [record].into_iter().collect();
-//! let names = ReferenceNames::new(["mx.example.com"]);
-//! let verdict = match_chain(&set, &chain, &names, UnixTime::now(), &MatchOptions::default());
-//! assert_eq!(verdict.matched().map(|m| m.depth()), Some(0));
+//! let check = |name: &str| {
+//!     let names = ReferenceNames::new([name]);
+//!     match_chain(&set, &chain, &names, UnixTime::now(), &MatchOptions::default())
+//! };
+//! let deliver = |verdict: &Verdict| match verdict {
+//!     Verdict::Matched(_) => true,
+//!     Verdict::NoRecords | Verdict::NoUsableRecords { .. } | Verdict::Failed(_) => false,
+//!     // A verdict a later version may add: never send on a guess.
+//!     _ => false,
+//! };
+//! assert_eq!(check("mx.example.net").matched().map(|m| m.depth()), Some(1));
+//! assert!(deliver(&check("mx.example.net")));
+//! // DANE-TA checks the name: the chain is not valid for another host.
+//! assert!(matches!(check("mx.other.example"), Verdict::Failed(_)));
 //!
 //! // A set of records nobody can use still means "TLS mandatory".
-//! let odd: TlsaSet = ["3 1 9 00".parse::<TlsaRecord>().unwrap()].into_iter().collect();
+//! let odd: TlsaSet = ["3 1 9 00".parse::<TlsaRecord>()?].into_iter().collect();
+//! let names = ReferenceNames::new(["mx.example.net"]);
 //! let verdict = match_chain(&odd, &chain, &names, UnixTime::now(), &MatchOptions::default());
 //! assert!(matches!(verdict, Verdict::NoUsableRecords { .. }));
+//! # Ok(()) }
 //! ```
+//!
+//! Public enums that report outcomes (and the error types) are
+//! `#[non_exhaustive]`; the TLSA field enums ([`Usage`], [`Selector`],
+//! [`MatchingType`]) are not, since every octet already has a variant
+//! (`Unassigned(n)` for values not yet assigned).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[derive(Debug)]
+pub struct ReadmeDoctests;
 
 mod cert;
 mod error;

@@ -80,6 +80,7 @@ impl fmt::Display for DaneMatch {
 
 /// Why a usable TLSA set did not authenticate the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MatchFailure {
     /// The server presented no certificate.
     EmptyChain,
@@ -152,6 +153,7 @@ impl fmt::Display for MatchFailure {
 /// The outcome of matching a chain against a TLSA set.
 #[must_use]
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The peer is authenticated by DANE.
     Matched(DaneMatch),

@@ -130,6 +130,7 @@ impl MatchingType {
 
 /// Why a syntactically valid record cannot be used to authenticate a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Unusable {
     /// The usage value is not assigned.
     UnknownUsage(u8),

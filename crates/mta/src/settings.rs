@@ -200,14 +200,7 @@ impl OutboundTls {
         roots: RootCertStore,
         settings: &portcullis_certstore::TlsSettings,
     ) -> Result<Self, portcullis_certstore::Error> {
-        let versions = settings
-            .versions
-            .iter()
-            .map(|v| match v {
-                portcullis_certstore::TlsVersion::Tls12 => &rustls::version::TLS12,
-                portcullis_certstore::TlsVersion::Tls13 => &rustls::version::TLS13,
-            })
-            .collect();
+        let versions = settings.protocol_versions()?;
         Ok(OutboundTls {
             roots: Arc::new(roots),
             provider: settings.provider()?,

@@ -333,3 +333,82 @@ async fn shutdown_closes_sessions_left_open_after_the_grace_delay() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+/// Reads until `n` more replies are complete (counting final lines).
+async fn read_replies(stream: &mut tokio::net::TcpStream, n: usize) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while text
+        .split("\r\n")
+        .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+        .count()
+        < n
+    {
+        let got = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("replies within the deadline")
+            .unwrap();
+        assert!(got > 0, "connection closed after {text:?}");
+        text.push_str(&String::from_utf8_lossy(&buf[..got]));
+    }
+    text
+}
+
+#[tokio::test]
+async fn smuggled_message_is_refused_logged_and_the_next_one_streams_through() {
+    use tokio::io::AsyncWriteExt;
+    let r = rig(relay_access("preferred")).await;
+    let mut c = tokio::net::TcpStream::connect(r.addr()).await.unwrap();
+    read_replies(&mut c, 1).await;
+    // A bare-LF "terminator" with a smuggled transaction behind it, then
+    // (after the real end of DATA) a clean message sent in small pieces.
+    c.write_all(
+        b"EHLO client.test\r\nMAIL FROM:<alice@local.test>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n\
+          Subject: one\r\n\r\nbody\n.\nMAIL FROM:<admin@bank.test>\r\nRCPT TO:<carol@example.net>\r\nDATA\r\nsmuggled\r\n.\r\n",
+    )
+    .await
+    .unwrap();
+    let out = read_replies(&mut c, 5).await;
+    assert!(out.ends_with("554 5.6.0 Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)\r\n"), "{out}");
+    c.write_all(b"MAIL FROM:<alice@local.test>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n")
+        .await
+        .unwrap();
+    read_replies(&mut c, 3).await;
+    for piece in [
+        &b"Subject: two\r\n\r\n..dot"[..],
+        b"ted\r\nline ",
+        b"two\r\n.",
+        b"\r\n",
+    ] {
+        c.write_all(piece).await.unwrap();
+    }
+    let out = read_replies(&mut c, 1).await;
+    assert!(out.starts_with("250 2.0.0 Ok: queued as "), "{out}");
+    c.write_all(b"QUIT\r\n").await.unwrap();
+
+    let got = r.sink.wait_for(1).await;
+    let text = String::from_utf8_lossy(&got[0].body);
+    assert!(text.starts_with("Received: from client.test"), "{text}");
+    assert!(
+        text.ends_with("+0000\r\nSubject: two\r\n\r\n.dotted\r\nline two\r\n"),
+        "{text}"
+    );
+    let refused = r
+        .log
+        .wait_for(&["message from <alice@local.test> refused: bare CR or LF"])
+        .await;
+    assert!(refused.contains("answered 554 5.6.0"), "{refused}");
+    r.engine.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        r.sink.received().len(),
+        1,
+        "the smuggled message never left"
+    );
+    assert!(
+        r.log.find(&["carol@example.net"]).is_none(),
+        "smuggled RCPT ran:\n{}",
+        r.log.dump()
+    );
+}

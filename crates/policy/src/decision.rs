@@ -24,6 +24,7 @@ use crate::tlsrpt::{TlsRptPolicyType, TlsRptRecord, TlsRptResult};
 /// where RFC 7672 says to (a secure MX or address answer); whatever it
 /// passes here is taken at face value.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsaFacts<T> {
     /// No lookup was made for this hop (an SMTP route, an insecure MX or
     /// address answer).
@@ -54,6 +55,7 @@ impl<T> TlsaFacts<T> {
 /// What authentication to demand of (or, when opportunistic, to attempt
 /// and report on) the peer's certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Authentication<T> {
     /// Any certificate.
     None,
@@ -82,6 +84,7 @@ impl<T> Authentication<T> {
 
 /// What finally happens to the message when the hosts run out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Disposition {
     /// Keep it queued and retry later (4.x.x).
     Defer,
@@ -91,6 +94,7 @@ pub enum Disposition {
 
 /// What to do when this hop cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Shortfall {
     /// Try the next host (MX or route host); when none is left, apply the
     /// disposition.
@@ -108,6 +112,7 @@ impl Shortfall {
 
 /// What the transport observed going wrong with the peer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PeerFailure {
     /// STARTTLS not in the EHLO response (or no ESMTP at all).
     StarttlsNotOffered,
@@ -123,6 +128,7 @@ pub enum PeerFailure {
 
 /// The transport's next step after a [`PeerFailure`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NextStep {
     /// Carry on in cleartext on this connection.
     ContinueCleartext,
@@ -145,6 +151,7 @@ pub enum NextStep {
 
 /// What to do on this hop.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HopAction<T> {
     /// Do not connect to this host.
     Skip {
@@ -181,6 +188,7 @@ pub enum HopAction<T> {
 /// Which row of the decision table decided (stable numbers, used in logs
 /// and by the table-driven test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Rule {
     /// R1: DANE applies and the TLSA lookup is bogus or failed.
     TlsaLookupFailed = 1,

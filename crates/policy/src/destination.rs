@@ -15,6 +15,7 @@ use crate::name::{DomainName, DomainPattern};
 /// Outbound TLS level of a destination (SPEC §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum TlsLevel {
     /// Never send STARTTLS.
     None,

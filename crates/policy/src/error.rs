@@ -8,6 +8,7 @@ use thiserror::Error;
 
 /// A host or domain name that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// Nothing but perhaps a dot.
     #[error("empty domain name")]
@@ -37,6 +38,7 @@ pub enum NameError {
 /// cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("pattern {input:?}: {reason}")]
+#[non_exhaustive]
 pub struct PatternError {
     /// The text as written.
     pub input: String,
@@ -57,6 +59,7 @@ impl PatternError {
 /// entry and field (`listener "public" hat.sender-group[2] "RELAY" match[0]`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{location}: {message}")]
+#[non_exhaustive]
 pub struct ConfigError {
     /// Which entry and field.
     pub location: String,
@@ -89,6 +92,7 @@ fn render(errors: &[ConfigError]) -> String {
 
 /// Why an `_mta-sts` TXT answer gives no MTA-STS policy (RFC 8461 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum MtaStsTxtError {
     /// No record begins with `v=STSv1`.
     #[error("no _mta-sts TXT record starts with v=STSv1")]
@@ -104,6 +108,7 @@ pub enum MtaStsTxtError {
 
 /// Why an MTA-STS policy file is invalid (RFC 8461 §3.2).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum MtaStsPolicyError {
     /// Larger than the 64 KiB RFC 8461 §3.3 lets senders refuse.
     #[error("policy file is {0} bytes; at most 65536 are accepted")]

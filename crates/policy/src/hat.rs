@@ -14,6 +14,7 @@ use crate::sender_pattern::{ClientFacts, SenderPattern};
 /// What happens to a connection from a matching client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ConnectionAction {
     /// Accept mail for the listener's RAT domains.
     Accept,

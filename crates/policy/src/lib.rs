@@ -57,11 +57,26 @@
 //! assert_eq!(req.rule, Rule::StsEnforce);
 //! assert!(!req.may_reach_unauthenticated_peer());
 //! assert_eq!(req.tls_rpt.policy_type, TlsRptPolicyType::Sts);
+//! // The deciding rule, for the mail log: "R10 MTA-STS policy (enforce): …".
+//! println!("R{} {}", req.rule.row(), req.rule);
 //! ```
+//!
+//! `examples/policy-decide.rs` in the repository decides a handful of hops
+//! this way and prints each rule. The decision types ([`HopAction`],
+//! [`NextStep`], [`Authentication`], [`Rule`], …) and the error types are
+//! `#[non_exhaustive]`: a transport matches them with a wildcard arm that
+//! does not send (defer), so a rule added later can never open a path to
+//! cleartext by accident.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[derive(Debug)]
+pub struct ReadmeDoctests;
 
 mod decision;
 mod destination;

@@ -13,6 +13,7 @@ use crate::status::EnhancedStatus;
 
 /// One RAT entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecipientPattern {
     /// A domain or a subtree.
     Domain(DomainPattern),
@@ -79,6 +80,7 @@ pub struct Rat {
 
 /// What to answer to one `RCPT TO`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RcptVerdict {
     /// The domain is ours: accept.
     Accept,

@@ -11,6 +11,7 @@ use crate::name::{DomainName, DomainPattern};
 
 /// Why a message demands REQUIRETLS handling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RequireTlsSource {
     /// `MAIL FROM:<…> REQUIRETLS`.
     MailParameter,

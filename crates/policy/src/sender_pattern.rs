@@ -13,6 +13,7 @@ use crate::name::DomainName;
 
 /// One sender-group pattern.
 #[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum SenderPattern {
     /// One address (IPv4-mapped IPv6 is stored as IPv4).
     Ip(IpAddr),

@@ -18,6 +18,7 @@ use crate::sender_pattern::{IpOrNet, parse_ip_or_cidr};
 
 /// One list entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HostPattern {
     /// One address.
     Ip(IpAddr),

@@ -35,6 +35,7 @@ impl TlsRptPolicyType {
 /// RFC 8460 §4.3 result types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum TlsRptResult {
     /// The peer did not offer STARTTLS (or refused it).
     StarttlsNotSupported,

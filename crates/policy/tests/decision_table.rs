@@ -42,6 +42,7 @@ fn auth_of(a: &Authentication<&'static str>) -> (Auth, Vec<String>) {
             );
             (Auth::Dane, vec![])
         }
+        other => panic!("an authentication the table does not know: {other:?}"),
     }
 }
 

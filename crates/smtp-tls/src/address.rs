@@ -22,6 +22,7 @@ pub struct Mailbox {
 
 /// What was wrong with an address, for the 501 reply text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AddressError {
     /// Missing `<` or `>`.
     #[error("address must be enclosed in angle brackets <...>")]

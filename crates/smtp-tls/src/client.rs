@@ -121,6 +121,7 @@ impl MessageResult {
 
 /// Something the caller must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
     /// EHLO (or HELO) succeeded; the session is idle. Call `start_tls`,
     /// `send_message` or `quit`. Sent again after TLS is up, and after a

@@ -17,6 +17,7 @@ pub const MAX_COMMAND_LINE: usize = 512 + 26 + 14 + 10 + 11;
 
 /// One client command.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     /// `EHLO domain`
     Ehlo(String),
@@ -115,6 +116,7 @@ impl fmt::Display for Command {
 
 /// A command line that could not be parsed, with the text for the reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// The verb is not one we know.
     #[error("command {0:?} not recognized")]

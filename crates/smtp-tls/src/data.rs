@@ -1,29 +1,145 @@
-//! The DATA-mode receiver: consumes message text up to `<CRLF>.<CRLF>` and
-//! nothing else, undoes dot-stuffing, and notes every reason to refuse the
-//! message while still reading to the real end so the session stays in step
-//! with the client.
+//! Message text on the server side: the DATA-mode receiver, and the
+//! [`MessageText`] every receiver mode writes into (DATA today; BDAT, whose
+//! chunks are framed by length, will write into the same one).
+//!
+//! The DATA receiver consumes input up to `<CRLF>.<CRLF>` and nothing else,
+//! undoes dot-stuffing, and notes every reason to refuse the message while
+//! still reading to the real end so the session stays in step with the
+//! client. It hands over whole lines only, as they complete, so an embedder
+//! can store the message while it arrives.
 //!
 //! SMTP smuggling relies on a receiver that ends DATA at a variant such as
 //! `<LF>.<LF>` or `<CR>.<CR>`, so that the rest of the "message" is read as
 //! commands. Here only `<CRLF>.<CRLF>` ends DATA (`.` after a line that ended
 //! with a bare LF does not count either), and any bare CR or bare LF marks the
 //! message for refusal: text behind a smuggled terminator stays inside the
-//! refused message and is never executed.
+//! refused message and is never executed. Once a message is marked, no more
+//! of its text is handed over.
+
+use std::fmt;
+
+use crate::reply::{EnhancedCode, Reply};
 
 /// Longest text line, CRLF included (RFC 5321 §4.5.3.1.6).
 pub const MAX_TEXT_LINE: usize = 1000;
 
-/// Why a complete message is refused. Checked in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DataFault {
+/// Why the session refused a message by itself, after reading it to its end.
+/// The reply is already queued; text handed over for it must be discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageRefusal {
+    /// A bare CR or bare LF in the text (SMTP smuggling protection):
+    /// `554 5.6.0`.
     BareLineEnding,
+    /// A line longer than [`MAX_TEXT_LINE`]: `554 5.6.0`.
     LineTooLong,
+    /// More than the configured maximum size: `552 5.3.4`.
     TooBig,
+    /// Octets above 127 without `BODY=8BITMIME` or `SMTPUTF8`: `554 5.6.1`.
+    Undeclared8Bit,
 }
 
+impl MessageRefusal {
+    /// The reply the session sent.
+    pub fn reply(self) -> Reply {
+        let (code, e, text) = match self {
+            Self::BareLineEnding => (
+                554,
+                (5, 6, 0),
+                "Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)",
+            ),
+            Self::LineTooLong => (
+                554,
+                (5, 6, 0),
+                "Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)",
+            ),
+            Self::TooBig => (
+                552,
+                (5, 3, 4),
+                "Message size exceeds fixed maximum message size",
+            ),
+            Self::Undeclared8Bit => (
+                554,
+                (5, 6, 1),
+                "Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)",
+            ),
+        };
+        Reply::fixed(code, Some(EnhancedCode::fixed(e.0, e.1, e.2)), text)
+    }
+}
+
+impl fmt::Display for MessageRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::BareLineEnding => {
+                "bare CR or LF in message data (possible SMTP smuggling attempt)"
+            }
+            Self::LineTooLong => "a line exceeds 1000 octets",
+            Self::TooBig => "message exceeds the maximum size",
+            Self::Undeclared8Bit => "8-bit data without BODY=8BITMIME or SMTPUTF8",
+        })
+    }
+}
+
+/// The text of the message being received: what has not been handed to the
+/// embedder yet, and the checks that span the whole message (size, 8-bit).
+/// One per message, whichever receiver frames it.
+#[derive(Debug)]
+pub(crate) struct MessageText {
+    unread: Vec<u8>,
+    size: u64,
+    max_size: u64,
+    too_big: bool,
+    eight_bit: bool,
+}
+
+impl MessageText {
+    pub(crate) fn new(max_size: u64) -> Self {
+        Self {
+            unread: Vec::new(),
+            size: 0,
+            max_size,
+            too_big: false,
+            eight_bit: false,
+        }
+    }
+
+    /// Appends the parts as one piece of text, unless the message passed its
+    /// size limit (then nothing more is kept: it will be refused).
+    fn append(&mut self, parts: &[&[u8]]) {
+        if self.too_big {
+            return;
+        }
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        if self.size + len > self.max_size {
+            self.too_big = true;
+            self.unread = Vec::new();
+            return;
+        }
+        self.size += len;
+        for p in parts {
+            self.eight_bit |= p.iter().any(|&b| b >= 0x80);
+            self.unread.extend_from_slice(p);
+        }
+    }
+
+    /// The text received since the last call.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.unread)
+    }
+
+    pub(crate) fn too_big(&self) -> bool {
+        self.too_big
+    }
+
+    pub(crate) fn has_8bit(&self) -> bool {
+        self.eight_bit
+    }
+}
+
+/// The DATA-mode receiver (one per DATA command).
 #[derive(Debug)]
 pub(crate) struct DataReceiver {
-    body: Vec<u8>,
     /// The current line, capped at `MAX_TEXT_LINE + 1` bytes (enough to
     /// recognise the terminator and the dot of dot-stuffing).
     line: Vec<u8>,
@@ -32,37 +148,26 @@ pub(crate) struct DataReceiver {
     /// The previous line ended with CRLF; true at the start, since the DATA
     /// command itself ended with CRLF.
     prev_crlf: bool,
-    max_size: u64,
     bare_line_ending: bool,
     line_too_long: bool,
-    too_big: bool,
-    eight_bit: bool,
-}
-
-pub(crate) enum DataStatus {
-    /// All input consumed; the message continues.
-    NeedMore,
-    /// The terminator ended at `used` bytes into the input.
-    Done { used: usize },
 }
 
 impl DataReceiver {
-    pub(crate) fn new(max_size: u64) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
-            body: Vec::new(),
             line: Vec::new(),
             line_len: 0,
             last_cr: false,
             prev_crlf: true,
-            max_size,
             bare_line_ending: false,
             line_too_long: false,
-            too_big: false,
-            eight_bit: false,
         }
     }
 
-    pub(crate) fn feed(&mut self, input: &[u8]) -> DataStatus {
+    /// Consumes `input`, appending complete lines to `text`. Returns how many
+    /// bytes ended with the terminator, or `None` when all of `input` was
+    /// consumed and the message goes on (incomplete input is not an error).
+    pub(crate) fn receive(&mut self, input: &[u8], text: &mut MessageText) -> Option<usize> {
         for (i, &b) in input.iter().enumerate() {
             if b == b'\n' {
                 let crlf = self.last_cr;
@@ -70,12 +175,12 @@ impl DataReceiver {
                     self.bare_line_ending = true;
                 }
                 if crlf && self.prev_crlf && self.line == b".\r" {
-                    return DataStatus::Done { used: i + 1 };
+                    return Some(i + 1);
                 }
                 if self.line_len + usize::from(!crlf) + 1 > MAX_TEXT_LINE {
                     self.line_too_long = true;
                 }
-                self.commit_line(crlf);
+                self.commit_line(crlf, text);
                 self.prev_crlf = crlf;
                 continue;
             }
@@ -83,20 +188,17 @@ impl DataReceiver {
                 // A CR not followed by LF.
                 self.bare_line_ending = true;
             }
-            if b >= 0x80 {
-                self.eight_bit = true;
-            }
             self.line_len += 1;
             if self.line.len() <= MAX_TEXT_LINE {
                 self.line.push(b);
             }
             self.last_cr = b == b'\r';
         }
-        DataStatus::NeedMore
+        None
     }
 
-    fn commit_line(&mut self, crlf: bool) {
-        if self.fault().is_none() {
+    fn commit_line(&mut self, crlf: bool, text: &mut MessageText) {
+        if !self.bare_line_ending && !self.line_too_long {
             let content = if crlf {
                 self.line.strip_suffix(b"\r").unwrap_or(&self.line)
             } else {
@@ -104,38 +206,25 @@ impl DataReceiver {
             };
             // RFC 5321 §4.5.2: a leading dot was added by the sender.
             let content = content.strip_prefix(b".").unwrap_or(content);
-            let new_len = self.body.len() as u64 + content.len() as u64 + 2;
-            if new_len > self.max_size {
-                self.too_big = true;
-                self.body = Vec::new();
-            } else {
-                self.body.extend_from_slice(content);
-                self.body.extend_from_slice(b"\r\n");
-            }
+            text.append(&[content, b"\r\n"]);
         }
         self.line.clear();
         self.line_len = 0;
         self.last_cr = false;
     }
 
-    pub(crate) fn fault(&self) -> Option<DataFault> {
+    /// Why the message must be refused, checked in this order: framing
+    /// faults first (they are attacks or broken clients), then size.
+    pub(crate) fn refusal(&self, text: &MessageText) -> Option<MessageRefusal> {
         if self.bare_line_ending {
-            Some(DataFault::BareLineEnding)
+            Some(MessageRefusal::BareLineEnding)
         } else if self.line_too_long {
-            Some(DataFault::LineTooLong)
-        } else if self.too_big {
-            Some(DataFault::TooBig)
+            Some(MessageRefusal::LineTooLong)
+        } else if text.too_big() {
+            Some(MessageRefusal::TooBig)
         } else {
             None
         }
-    }
-
-    pub(crate) fn has_8bit(&self) -> bool {
-        self.eight_bit
-    }
-
-    pub(crate) fn into_body(self) -> Vec<u8> {
-        self.body
     }
 }
 
@@ -143,23 +232,21 @@ impl DataReceiver {
 mod tests {
     use super::*;
 
-    fn run(input: &[u8]) -> (Option<usize>, DataReceiver) {
-        let mut rx = DataReceiver::new(1 << 20);
-        let used = match rx.feed(input) {
-            DataStatus::Done { used } => Some(used),
-            DataStatus::NeedMore => None,
-        };
-        (used, rx)
+    /// Feeds `input` in one piece: (bytes used, text, refusal).
+    fn run(input: &[u8]) -> (Option<usize>, Vec<u8>, Option<MessageRefusal>) {
+        let mut rx = DataReceiver::new();
+        let mut text = MessageText::new(1 << 20);
+        let used = rx.receive(input, &mut text);
+        (used, text.take(), rx.refusal(&text))
     }
 
     #[test]
     fn unstuffs_and_ends_only_at_crlf_dot_crlf() {
-        let (used, rx) = run(b"a\r\n..b\r\n.\r\nRSET\r\n");
-        assert_eq!(used, Some(11));
-        assert_eq!(rx.fault(), None);
-        assert_eq!(rx.into_body(), b"a\r\n.b\r\n");
-        let (used, rx) = run(b".\r\n");
-        assert_eq!((used, rx.into_body()), (Some(3), vec![]));
+        assert_eq!(
+            run(b"a\r\n..b\r\n.\r\nRSET\r\n"),
+            (Some(11), b"a\r\n.b\r\n".to_vec(), None)
+        );
+        assert_eq!(run(b".\r\n"), (Some(3), vec![], None));
     }
 
     #[test]
@@ -168,40 +255,71 @@ mod tests {
             let mut input = b"x".to_vec();
             input.extend_from_slice(variant);
             input.extend_from_slice(b"MAIL FROM:<evil@example.org>\r\n");
-            let (used, rx) = run(&input);
+            let (used, _, refusal) = run(&input);
             assert_eq!(used, None, "{variant:?} ended DATA");
-            assert_eq!(rx.fault(), Some(DataFault::BareLineEnding), "{variant:?}");
+            assert_eq!(refusal, Some(MessageRefusal::BareLineEnding), "{variant:?}");
         }
     }
 
     #[test]
-    fn byte_by_byte_matches_one_chunk() {
+    fn no_text_is_handed_over_once_the_message_is_tainted() {
+        let mut rx = DataReceiver::new();
+        let mut text = MessageText::new(1 << 20);
+        assert_eq!(rx.receive(b"clean\r\n", &mut text), None);
+        assert_eq!(text.take(), b"clean\r\n");
+        assert_eq!(rx.receive(b"bare\nMAIL FROM:<x@y.z>\r\n", &mut text), None);
+        assert_eq!(text.take(), b"", "text behind a bare LF was handed over");
+        assert_eq!(rx.receive(b".\r\n", &mut text), Some(3));
+        assert_eq!(rx.refusal(&text), Some(MessageRefusal::BareLineEnding));
+    }
+
+    #[test]
+    fn byte_by_byte_hands_over_each_line_as_it_completes() {
         let input = b"Subject: t\r\n\r\n..dot\r\nline\r\n.\r\n";
-        let mut rx = DataReceiver::new(1 << 20);
+        let mut rx = DataReceiver::new();
+        let mut text = MessageText::new(1 << 20);
         let mut done = None;
+        let mut pieces = Vec::new();
         for (i, b) in input.iter().enumerate() {
-            if let DataStatus::Done { used } = rx.feed(std::slice::from_ref(b)) {
+            if let Some(used) = rx.receive(std::slice::from_ref(b), &mut text) {
                 done = Some((i, used));
+            }
+            let piece = text.take();
+            if !piece.is_empty() {
+                pieces.push((i, piece));
             }
         }
         assert_eq!(done, Some((input.len() - 1, 1)));
-        assert_eq!(rx.into_body(), b"Subject: t\r\n\r\n.dot\r\nline\r\n");
+        assert_eq!(
+            pieces,
+            [
+                (11, b"Subject: t\r\n".to_vec()),
+                (13, b"\r\n".to_vec()),
+                (20, b".dot\r\n".to_vec()),
+                (26, b"line\r\n".to_vec()),
+            ]
+        );
     }
 
     #[test]
     fn limits() {
         let mut long = vec![b'a'; 998];
         long.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(run(&long).1.fault(), None);
+        assert_eq!(run(&long).2, None);
         let mut long = vec![b'a'; 999];
         long.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(run(&long).1.fault(), Some(DataFault::LineTooLong));
-        let mut rx = DataReceiver::new(10);
-        assert!(matches!(
-            rx.feed(b"0123456789\r\n.\r\n"),
-            DataStatus::Done { .. }
-        ));
-        assert_eq!(rx.fault(), Some(DataFault::TooBig));
-        assert!(run(b"caf\xc3\xa9\r\n.\r\n").1.has_8bit());
+        assert_eq!(run(&long).2, Some(MessageRefusal::LineTooLong));
+        let mut rx = DataReceiver::new();
+        let mut text = MessageText::new(10);
+        assert!(rx.receive(b"0123456789\r\n.\r\n", &mut text).is_some());
+        assert_eq!(rx.refusal(&text), Some(MessageRefusal::TooBig));
+        assert!(
+            text.take().is_empty(),
+            "text of a too-big message is dropped"
+        );
+        let mut rx = DataReceiver::new();
+        let mut text = MessageText::new(100);
+        rx.receive(b"caf\xc3\xa9\r\n.\r\n", &mut text);
+        assert!(text.has_8bit());
     }
 }

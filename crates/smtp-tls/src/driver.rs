@@ -90,7 +90,10 @@ fn tls_info(conn: &rustls::CommonState) -> TlsInfo {
 }
 
 /// A [`ServerSession`] on a connection. Call [`ServerConnection::next_event`]
-/// in a loop; answer `Mail`, `Rcpt` and `Message` with `accept`/`reject`.
+/// in a loop; answer `Mail`, `Rcpt` and `Message` (or, streamed,
+/// `MessageEnd`) with `accept`/`reject`. Streamed text is read from the
+/// socket only as fast as the loop asks for the next event, so a slow disk
+/// slows the client down instead of filling memory.
 pub struct ServerConnection<IO> {
     session: ServerSession,
     stream: Stream<IO, tokio_rustls::server::TlsStream<IO>>,

@@ -8,6 +8,7 @@ use crate::address::{ForwardPath, ReversePath};
 
 /// `BODY=` of RFC 6152. `BINARYMIME` needs CHUNKING, which is not offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum BodyType {
     /// `BODY=7BIT`
     SevenBit,

@@ -9,6 +9,7 @@ use crate::tls::TlsOutcome;
 
 /// Everything that can go wrong in a session or the driver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     // --- the peer misbehaved ---
     /// The server sent bytes that are not an SMTP reply.

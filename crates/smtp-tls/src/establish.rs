@@ -203,6 +203,7 @@ pub async fn send<IO: AsyncRead + AsyncWrite + Unpin>(
 
 /// What the caller demands of TLS for one delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsRequirement {
     /// Never send STARTTLS.
     None,

@@ -39,6 +39,20 @@
 //! [`Error`]; once a session has failed, every later call returns the same
 //! error.
 //!
+//! Message text reaches the embedder whole ([`ServerEvent::Message`], the
+//! default) or streamed as it arrives ([`ServerConfig::stream_message_data`]:
+//! [`ServerEvent::MessageStart`], [`ServerEvent::MessageData`] pieces, then
+//! [`ServerEvent::MessageEnd`] or [`ServerEvent::MessageRefused`]), so an
+//! MTA can write a message to disk without holding it in memory. Either way
+//! it is dot-unstuffed, bare CR or LF is refused with `554 5.6.0` after the
+//! real end of DATA, and nothing is accepted before the final dot. An
+//! embedder adds its own EHLO keywords per TLS state with
+//! [`ServerConfig::advertise`].
+//!
+//! Public enums are `#[non_exhaustive]`: match them with a wildcard arm
+//! that takes the safe path (refuse, do not send), since a later version
+//! may report something new.
+//!
 //! ## Non-features
 //!
 //! - **No silent fallback to cleartext.** The client never continues without
@@ -49,7 +63,9 @@
 //!   connection and a deliberate decision.
 //! - No certificate policy: verification is whatever rustls configuration the
 //!   caller gives the driver (Portcullis builds them with `dane`'s verifier).
-//! - No AUTH, CHUNKING/BDAT, BINARYMIME, DSN, queue, DNS or retry logic.
+//! - No AUTH, CHUNKING/BDAT, BINARYMIME, DSN, queue, DNS or retry logic. An
+//!   embedder may advertise such keywords, but the session still answers
+//!   verbs and parameters it does not parse with `500`/`555`.
 //!
 //! ## Example
 //!
@@ -81,6 +97,44 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! The same message streamed, the way `examples/starttls-receiver.rs` writes
+//! it out while it arrives:
+//!
+//! ```
+//! use std::time::Instant;
+//! use portcullis_smtp_tls::{ServerConfig, ServerEvent, ServerSession};
+//!
+//! let now = Instant::now();
+//! let mut config = ServerConfig::new("mx.example.org");
+//! config.stream_message_data = true;
+//! let mut server = ServerSession::new(config, now);
+//! let mut stored = Vec::new(); // a file, in a real MTA
+//! let input: [&[u8]; 3] = [
+//!     b"EHLO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<b@mx.example.org>\r\nDATA\r\n",
+//!     b"Subject: hi\r\n\r\n..dotted\r\n",
+//!     b".\r\nQUIT\r\n",
+//! ];
+//! for bytes in input {
+//!     server.handle_input(now, bytes)?;
+//!     while let Some(event) = server.poll_event() {
+//!         match event {
+//!             ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } => server.accept()?,
+//!             ServerEvent::MessageStart { .. } => stored.clear(),
+//!             ServerEvent::MessageData(text) => stored.extend_from_slice(&text),
+//!             ServerEvent::MessageEnd => server.accept()?, // after an fsync
+//!             ServerEvent::MessageRefused { .. } => stored.clear(),
+//!             ServerEvent::Closed(_) => {}
+//!             // Anything this version does not know: accept nothing.
+//!             other => unreachable!("{other:?}"),
+//!         }
+//!     }
+//! }
+//! assert_eq!(stored, b"Subject: hi\r\n\r\n.dotted\r\n");
+//! let replies = String::from_utf8(server.poll_transmit().unwrap())?;
+//! assert!(replies.ends_with("250 2.0.0 Message accepted for delivery\r\n221 2.0.0 mx.example.org closing connection\r\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! With the `tokio` feature, `ServerConnection::next_event` runs the same
 //! loop on a socket and performs the TLS handshake; see
 //! `examples/starttls-receiver.rs` and `examples/send-one.rs` in the
@@ -90,12 +144,19 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[derive(Debug)]
+pub struct ReadmeDoctests;
+
 mod address;
 mod client;
 mod command;
 mod data;
 #[cfg(feature = "tokio")]
 mod driver;
+mod ehlo;
 mod envelope;
 mod error;
 #[cfg(feature = "tokio")]
@@ -103,6 +164,8 @@ mod establish;
 mod lines;
 mod reply;
 mod server;
+mod server_config;
+mod server_event;
 mod tls;
 
 pub use address::{
@@ -112,9 +175,10 @@ pub use client::{
     Capabilities, ClientConfig, ClientEvent, ClientSession, MessageResult, dot_stuff,
 };
 pub use command::{Command, CommandError, MAX_COMMAND_LINE};
-pub use data::MAX_TEXT_LINE;
+pub use data::{MAX_TEXT_LINE, MessageRefusal};
 #[cfg(feature = "tokio")]
 pub use driver::{ClientConnection, ServerConnection};
+pub use ehlo::{Advertise, EhloExtension, ExtensionError, MAX_EXTENSIONS};
 pub use envelope::{BodyType, Envelope, MailParams};
 pub use error::Error;
 #[cfg(feature = "tokio")]

@@ -74,6 +74,7 @@ impl fmt::Display for EnhancedCode {
 
 /// Why a reply could not be built or parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplyError {
     /// The three-digit code is missing or out of range.
     #[error("reply line {line} does not start with a valid three-digit code (2xx-5xx): {text:?}")]

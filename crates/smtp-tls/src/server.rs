@@ -9,6 +9,14 @@
 //! input or command, drain [`ServerSession::poll_transmit`] to the socket,
 //! then [`ServerSession::poll_event`] until it returns `None`.
 //!
+//! Message text reaches the embedder in one of two ways, chosen by
+//! [`ServerConfig::stream_message_data`]: whole, as one
+//! [`ServerEvent::Message`] (the convenience path), or streamed, as
+//! [`ServerEvent::MessageStart`], a [`ServerEvent::MessageData`] per piece of
+//! input, then [`ServerEvent::MessageEnd`] or [`ServerEvent::MessageRefused`].
+//! Either way nothing is accepted before the final dot and the embedder's
+//! `accept`, and the same checks apply.
+//!
 //! Choices where the RFCs leave room, all deliberate:
 //! - A message with a bare CR or bare LF is read to the real `<CRLF>.<CRLF>`
 //!   and refused with `554 5.6.0` (SMTP smuggling protection); the session
@@ -22,16 +30,19 @@
 //!   errors; at `max_errors` the session answers `421 4.7.0` and closes.
 //!   Refusals decided by the embedder do not count.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
-use crate::data::{DataFault, DataReceiver, DataStatus};
+use crate::data::{DataReceiver, MessageRefusal, MessageText};
 use crate::envelope::{Envelope, MailParams};
 use crate::error::Error;
 use crate::lines::{Line, take_line};
 use crate::reply::{EnhancedCode, Reply};
 use crate::tls::{TlsInfo, TlsMode};
+
+pub use crate::server_config::ServerConfig;
+pub use crate::server_event::{CloseReason, ServerEvent, SessionEnd};
 
 /// Most unprocessed input kept while a MAIL, RCPT or message awaits the
 /// embedder's decision. A whole pipelined group (RFC 2920) of 100 RCPT
@@ -40,113 +51,10 @@ use crate::tls::{TlsInfo, TlsMode};
 /// bound, so the session is closed with `421 4.7.0` instead.
 pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
 
-/// Settings of one server session (from the listener and its HAT entry).
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// The name announced in the greeting and EHLO reply.
-    pub hostname: String,
-    /// Whether STARTTLS is offered or required.
-    pub tls: TlsMode,
-    /// Largest message accepted, in octets (advertised as `SIZE`).
-    pub max_message_size: u64,
-    /// Most recipients per message (RFC 5321 §4.5.3.1.8 asks for ≥ 100).
-    pub max_recipients: usize,
-    /// Errors tolerated before the session is closed with 421.
-    pub max_errors: u32,
-    /// Inactivity after which the session is closed with 421 (RFC 5321
-    /// §4.5.3.2.7: at least 5 minutes).
-    pub idle_timeout: Duration,
-}
-
-impl ServerConfig {
-    /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5 minutes.
-    pub fn new(hostname: impl Into<String>) -> Self {
-        Self {
-            hostname: hostname.into(),
-            tls: TlsMode::Off,
-            max_message_size: 25 * 1024 * 1024,
-            max_recipients: 100,
-            max_errors: 10,
-            idle_timeout: Duration::from_secs(300),
-        }
-    }
-}
-
-/// Something the embedder must know or decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// `MAIL FROM` passed the syntax and session checks. Decide with
-    /// `accept` or `reject`; no further input is processed until then.
-    Mail {
-        /// The sender.
-        from: ReversePath,
-        /// Its parameters.
-        params: MailParams,
-    },
-    /// `RCPT TO` passed the checks. Decide with `accept` or `reject`;
-    /// [`ServerSession::envelope`] has the sender and earlier recipients.
-    Rcpt {
-        /// The recipient.
-        to: ForwardPath,
-    },
-    /// A complete message. `accept` once it is stored durably (the client
-    /// gets `250` only then), or `reject`.
-    Message {
-        /// Sender, parameters and accepted recipients.
-        envelope: Envelope,
-        /// The message, dot-unstuffed, lines ending in CRLF.
-        body: Vec<u8>,
-    },
-    /// The `220` to STARTTLS has been queued: write out
-    /// [`ServerSession::poll_transmit`], run the TLS handshake on the raw
-    /// connection, then call [`ServerSession::handle_tls_established`]. Do
-    /// not pass any more plaintext to the session.
-    StartTls,
-    /// The client sent plaintext behind STARTTLS (CVE-2011-0411). The bytes
-    /// were discarded; log this as an attack.
-    InjectionAttempt {
-        /// How many bytes were thrown away.
-        discarded: usize,
-    },
-    /// The session is over: flush output and close the connection.
-    Closed(SessionEnd),
-}
-
-/// Why and how a session ended, for the mail log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionEnd {
-    /// Why it ended.
-    pub reason: CloseReason,
-    /// Messages accepted during the session.
-    pub messages_accepted: u32,
-    /// Commands refused with 530 because TLS was required and not active.
-    /// Non-zero with no message accepted means "the client never started
-    /// TLS", which the mail log must say (SPEC §1).
-    pub refused_without_tls: u32,
-    /// Whether TLS was active at the end.
-    pub tls_active: bool,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client sent QUIT.
-    Quit,
-    /// The client closed the connection without QUIT.
-    PeerClosed,
-    /// Too many errors (`421 4.7.0`).
-    TooManyErrors,
-    /// More than [`MAX_PENDING_INPUT`] bytes sent while a decision was
-    /// pending (`421 4.7.0`).
-    TooMuchPendingInput,
-    /// No input for the idle timeout (`421 4.4.2`).
-    Timeout,
-}
-
 #[derive(Debug)]
 enum Mode {
     Command,
-    Data(Box<DataReceiver>),
+    Data(DataReceiver),
     AwaitingTls,
     Closed,
 }
@@ -172,6 +80,8 @@ pub struct ServerSession {
     esmtp: bool,
     tls: Option<TlsInfo>,
     transaction: Option<Envelope>,
+    /// Text of the message being received (DATA now, BDAT chunks later).
+    message: Option<MessageText>,
     pending: Option<Pending>,
     errors: u32,
     refused_without_tls: u32,
@@ -199,6 +109,7 @@ impl ServerSession {
             esmtp: false,
             tls: None,
             transaction: None,
+            message: None,
             pending: None,
             errors: 0,
             refused_without_tls: 0,
@@ -445,6 +356,7 @@ impl ServerSession {
     fn close(&mut self, reason: CloseReason) {
         self.mode = Mode::Closed;
         self.pending = None;
+        self.message = None;
         self.inbuf = Vec::new();
         self.inpos = 0;
         self.events.push_back(ServerEvent::Closed(SessionEnd {
@@ -470,15 +382,27 @@ impl ServerSession {
             }
             match &mut self.mode {
                 Mode::Closed | Mode::AwaitingTls => break,
-                Mode::Data(rx) => match rx.feed(input) {
-                    DataStatus::NeedMore => self.inpos = self.inbuf.len(),
-                    DataStatus::Done { used } => {
-                        self.inpos += used;
-                        if let Mode::Data(rx) = std::mem::replace(&mut self.mode, Mode::Command) {
-                            self.finish_data(*rx);
+                Mode::Data(rx) => {
+                    let text = self
+                        .message
+                        .get_or_insert_with(|| MessageText::new(self.config.max_message_size));
+                    let end = rx.receive(input, text);
+                    if self.config.stream_message_data {
+                        let piece = text.take();
+                        if !piece.is_empty() {
+                            self.events.push_back(ServerEvent::MessageData(piece));
                         }
                     }
-                },
+                    match end {
+                        None => self.inpos = self.inbuf.len(),
+                        Some(used) => {
+                            let refusal = rx.refusal(text);
+                            self.inpos += used;
+                            self.mode = Mode::Command;
+                            self.finish_message(refusal);
+                        }
+                    }
+                }
                 Mode::Command if self.skipping_long_line => {
                     match input.iter().position(|&b| b == b'\n') {
                         Some(lf) => {
@@ -537,7 +461,15 @@ impl ServerSession {
                     "ENHANCEDSTATUSCODES".into(),
                     "SMTPUTF8".into(),
                 ];
-                if self.tls.is_some() {
+                let tls_active = self.tls.is_some();
+                lines.extend(
+                    self.config
+                        .extensions()
+                        .iter()
+                        .filter(|e| e.offered(tls_active))
+                        .map(ToString::to_string),
+                );
+                if tls_active {
                     lines.push("REQUIRETLS".into());
                 } else if self.config.tls != TlsMode::Off {
                     lines.push("STARTTLS".into());
@@ -555,9 +487,15 @@ impl ServerSession {
             Command::Data => match &self.transaction {
                 None => self.error(reply(503, (5, 5, 1), "Need MAIL and RCPT before DATA")),
                 Some(tx) if tx.to.is_empty() => self.error(reply(554, (5, 5, 1), "No valid recipients")),
-                Some(_) => {
+                Some(tx) => {
+                    let start = self
+                        .config
+                        .stream_message_data
+                        .then(|| ServerEvent::MessageStart { envelope: tx.clone() });
                     self.send(&Reply::fixed(354, None, "End data with <CR><LF>.<CR><LF>"));
-                    self.mode = Mode::Data(Box::new(DataReceiver::new(self.config.max_message_size)));
+                    self.events.extend(start);
+                    self.message = Some(MessageText::new(self.config.max_message_size));
+                    self.mode = Mode::Data(DataReceiver::new());
                 }
             },
             Command::Rset => {
@@ -673,49 +611,41 @@ impl ServerSession {
         self.events.push_back(ServerEvent::StartTls);
     }
 
-    fn finish_data(&mut self, rx: DataReceiver) {
-        let Some(tx) = self.transaction.clone() else {
+    /// The final dot arrived: refuse the message, or hand it to the
+    /// embedder for a decision.
+    fn finish_message(&mut self, refusal: Option<MessageRefusal>) {
+        let Some(mut text) = self.message.take() else {
             return;
         };
-        let refusal = match rx.fault() {
-            Some(DataFault::BareLineEnding) => {
-                self.errors += 1;
-                Some(reply(
-                    554,
-                    (5, 6, 0),
-                    "Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)",
-                ))
-            }
-            Some(DataFault::LineTooLong) => Some(reply(
-                554,
-                (5, 6, 0),
-                "Message refused: a line exceeds 1000 octets (RFC 5321 section 4.5.3.1.6)",
-            )),
-            Some(DataFault::TooBig) => Some(reply(
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed maximum message size",
-            )),
-            None if rx.has_8bit() && !tx.params.allows_8bit() => Some(reply(
-                554,
-                (5, 6, 1),
-                "Message refused: 8-bit data needs BODY=8BITMIME (RFC 6152)",
-            )),
-            None => None,
+        let Some(tx) = &self.transaction else {
+            return;
         };
+        let refusal = refusal.or_else(|| {
+            (text.has_8bit() && !tx.params.allows_8bit()).then_some(MessageRefusal::Undeclared8Bit)
+        });
         match refusal {
-            Some(r) => {
+            Some(reason) => {
+                if reason == MessageRefusal::BareLineEnding {
+                    self.errors += 1;
+                }
                 self.transaction = None;
-                self.send(&r);
+                self.send(&reason.reply());
+                self.events
+                    .push_back(ServerEvent::MessageRefused { reason });
                 if self.errors >= self.config.max_errors {
                     self.too_many_errors();
                 }
             }
+            None if self.config.stream_message_data => {
+                self.pending = Some(Pending::Message);
+                self.events.push_back(ServerEvent::MessageEnd);
+            }
             None => {
+                let envelope = tx.clone();
                 self.pending = Some(Pending::Message);
                 self.events.push_back(ServerEvent::Message {
-                    envelope: tx,
-                    body: rx.into_body(),
+                    envelope,
+                    body: text.take(),
                 });
             }
         }

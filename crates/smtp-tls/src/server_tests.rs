@@ -2,6 +2,7 @@
 //! at a time, and both runs must produce the same replies and events.
 
 use super::*;
+use std::time::Duration;
 
 fn t0() -> Instant {
     Instant::now()

@@ -9,6 +9,7 @@ use rustls_pki_types::CertificateDer;
 
 /// How a server session treats STARTTLS (SPEC §1, the HAT's TLS setting).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// STARTTLS is not offered.
     #[default]
@@ -48,6 +49,7 @@ impl fmt::Display for TlsInfo {
 /// `Established` means the session is (still) in cleartext, or dead after a
 /// failed handshake; what to do about it is the caller's policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsOutcome {
     /// TLS was not attempted: the caller chose not to (or has not yet).
     NotAttempted,

@@ -70,7 +70,8 @@ impl Pair {
                         self.server.handle_tls_established(self.now, tls()).unwrap();
                     }
                     ServerEvent::InjectionAttempt { discarded } => self.injections += discarded,
-                    ServerEvent::Closed(_) => {}
+                    ServerEvent::Closed(_) | ServerEvent::MessageRefused { .. } => {}
+                    other => panic!("unexpected server event {other:?}"),
                 }
             }
             while let Some(ev) = self.client.poll_event() {

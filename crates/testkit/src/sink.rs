@@ -491,8 +491,17 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             },
             Ok(ServerEvent::StartTls) => Ok(()),
             Ok(ServerEvent::InjectionAttempt { .. }) => Ok(()),
+            // The session refused a message itself (smuggling, size, 8-bit);
+            // nothing reached the sink.
+            Ok(ServerEvent::MessageRefused { .. }) => Ok(()),
             Ok(ServerEvent::Closed(end)) => {
                 record.end = format!("{:?}", end.reason).to_lowercase();
+                return record;
+            }
+            // The sink asks for whole messages; anything else is a bug to
+            // see in the record, never a message accepted.
+            Ok(other) => {
+                record.end = format!("error: unexpected event {other:?}");
                 return record;
             }
             Err(e) => {

@@ -1,8 +1,11 @@
 //! One inbound SMTP session: limits and HAT at connect, the smtp-tls server
 //! session with the TLS mode of the client's sender group, the RAT on every
-//! `RCPT`, and the spool on every message. The client hears `250` only once
-//! the spool's commit has resolved (the message is on stable storage); then
-//! the message goes to the scheduler with its body still in memory.
+//! `RCPT`, and the spool on every message. Message text is streamed: the
+//! `Received` header is written when DATA starts and the body is appended to
+//! it as it arrives, so the gateway holds one copy of each message. The
+//! client hears `250` only once the spool's commit has resolved (the message
+//! is on stable storage); then the message goes to the scheduler with its
+//! text still in memory.
 //!
 //! Every step that matters to an operator is one mail-log line: the
 //! connection and its HAT verdict, TLS success or failure, each message
@@ -15,8 +18,8 @@ use std::time::Instant;
 
 use portcullis_policy::{ClientFacts, ConnectionAction, InboundTls, RcptVerdict, canonical_ip};
 use portcullis_smtp_tls::{
-    BodyType, CloseReason, Error as SmtpError, ForwardPath, Reply, ServerConfig, ServerConnection,
-    ServerEvent, ServerSession, SessionEnd, TlsMode,
+    BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply, ServerConfig,
+    ServerConnection, ServerEvent, ServerSession, SessionEnd, TlsMode,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -87,6 +90,8 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         ConnectionAction::Relay => "RELAYED",
         ConnectionAction::Reject => "REJECTED",
         ConnectionAction::TcpRefuse => "TCP-REFUSED",
+        // An action this build does not know is refused below.
+        _ => "REJECTED (unknown HAT action)",
     };
     log.line(format_args!(
         "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={}",
@@ -115,6 +120,19 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             return;
         }
         ConnectionAction::Accept | ConnectionAction::Relay => {}
+        // A HAT action this build does not know (the enum is
+        // non_exhaustive): refuse rather than accept mail on a guess.
+        _ => {
+            refuse(
+                stream,
+                fixed(554, "5.7.1", &format!("{} Access denied", l.hostname)),
+            )
+            .await;
+            log.warn(format_args!(
+                "{icid} close: the HAT chose an action this gateway does not know; refused (554 5.7.1)"
+            ));
+            return;
+        }
     }
     let _slot = match ctx
         .limits
@@ -178,10 +196,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     config.max_recipients = policy.limits.max_recipients_per_message as usize;
     config.idle_timeout = l.idle_timeout;
     config.max_errors = l.max_errors;
+    config.stream_message_data = true;
     let session = ServerSession::new(config, Instant::now());
     let mut conn = ServerConnection::new(stream, session, ctx.acceptor.clone());
     let mut abort = ctx.abort.clone();
     let mut tls_logged = false;
+    let mut incoming: Option<Incoming> = None;
     loop {
         let event = tokio::select! {
             ev = conn.next_event() => ev,
@@ -210,14 +230,59 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                         let code = if status.is_transient() { 450 } else { 550 };
                         conn.reject(fixed(code, &status.to_string(), &reason))
                     }
+                    // A verdict this build does not know: refuse for now
+                    // (4xx, so the client retries) rather than relay on a guess.
+                    other => {
+                        log.warn(format_args!(
+                            "{icid} RCPT {to} refused: unknown RAT verdict {other:?} (451 4.3.0)"
+                        ));
+                        conn.reject(fixed(
+                            451,
+                            "4.3.0",
+                            "Recipient not accepted now, try again later",
+                        ))
+                    }
                 }
             }
-            Ok(ServerEvent::Message { envelope, body }) => {
-                let reply = queue_message(&ctx, icid, ip, &conn, envelope, body).await;
-                match reply {
+            Ok(ServerEvent::MessageStart { envelope }) => {
+                incoming = Some(start_message(&ctx, icid, ip, &conn, envelope));
+                Ok(())
+            }
+            Ok(ServerEvent::MessageData(piece)) => {
+                if let Some(m) = incoming.as_mut() {
+                    m.text.extend_from_slice(&piece);
+                }
+                Ok(())
+            }
+            Ok(ServerEvent::MessageEnd) => match incoming.take() {
+                Some(message) => match queue_message(&ctx, icid, message).await {
                     Ok(r) => conn.accept_with(r),
                     Err(r) => conn.reject(r),
+                },
+                // The session never ends a message it did not start; if it
+                // did, there is no text to queue: refuse, do not accept.
+                None => conn.reject(fixed(
+                    451,
+                    "4.3.0",
+                    "Requested action aborted: local error in processing",
+                )),
+            },
+            Ok(ServerEvent::MessageRefused { reason }) => {
+                let sender = incoming
+                    .take()
+                    .map(|m| m.envelope.from.to_string())
+                    .unwrap_or_default();
+                let answer = reply_text(&reason.reply());
+                if reason == MessageRefusal::BareLineEnding {
+                    log.warn(format_args!(
+                        "{icid} message from {sender} refused: {reason} (answered {answer})"
+                    ));
+                } else {
+                    log.line(format_args!(
+                        "{icid} message from {sender} refused: {reason} (answered {answer})"
+                    ));
                 }
+                Ok(())
             }
             Ok(ServerEvent::StartTls) => Ok(()),
             Ok(ServerEvent::InjectionAttempt { discarded }) => {
@@ -228,6 +293,14 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             }
             Ok(ServerEvent::Closed(end)) => {
                 log_close(&ctx, icid, policy.tls, &end);
+                return;
+            }
+            // An event this build does not know: end the session without
+            // accepting anything (whatever it was, no 250 was given).
+            Ok(other) => {
+                log.warn(format_args!(
+                    "{icid} close: unexpected SMTP session event {other:?}"
+                ));
                 return;
             }
             Err(SmtpError::Handshake(e)) => {
@@ -256,6 +329,7 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
             "too much input sent without waiting for replies (421 4.7.0)"
         }
         CloseReason::Timeout => "idle timeout (421 4.4.2)",
+        _ => "session ended",
     };
     if tls == InboundTls::Required && !end.tls_active && end.messages_accepted == 0 {
         ctx.log.warn(format_args!(
@@ -270,23 +344,27 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
     ));
 }
 
-/// Spools one message; the reply is `250` only after the commit resolved.
-async fn queue_message(
+/// A message being received: its envelope, and its spool text so far (the
+/// `Received` header, then the body as it arrives).
+struct Incoming {
+    envelope: portcullis_smtp_tls::Envelope,
+    text: Vec<u8>,
+}
+
+/// DATA started: the spool text opens with the trace header, written now
+/// (the time the message began to arrive, as Postfix stamps it).
+fn start_message(
     ctx: &ListenerContext,
     icid: Icid,
     ip: std::net::IpAddr,
     conn: &ServerConnection<TcpStream>,
     envelope: portcullis_smtp_tls::Envelope,
-    body: Vec<u8>,
-) -> Result<Reply, Reply> {
+) -> Incoming {
     let own = &ctx.settings.hostname;
-    let sender = envelope
-        .from
-        .mailbox()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let recipients: Vec<String> = envelope.to.iter().map(|t| path_text(t, own)).collect();
-    let single = (recipients.len() == 1).then(|| format!("<{}>", recipients[0]));
+    let single = match envelope.to.as_slice() {
+        [only] => Some(format!("<{}>", path_text(only, own))),
+        _ => None,
+    };
     let trace = header(
         &Trace {
             helo: conn.session().helo(),
@@ -299,10 +377,28 @@ async fn queue_message(
         },
         time::OffsetDateTime::now_utc(),
     );
-    let mut message = Vec::with_capacity(trace.len() + body.len());
-    message.extend_from_slice(trace.as_bytes());
-    message.extend_from_slice(&body);
-    drop(body);
+    Incoming {
+        envelope,
+        text: trace.into_bytes(),
+    }
+}
+
+/// Spools one message; the reply is `250` only after the commit resolved.
+async fn queue_message(
+    ctx: &ListenerContext,
+    icid: Icid,
+    Incoming {
+        envelope,
+        text: message,
+    }: Incoming,
+) -> Result<Reply, Reply> {
+    let own = &ctx.settings.hostname;
+    let sender = envelope
+        .from
+        .mailbox()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let recipients: Vec<String> = envelope.to.iter().map(|t| path_text(t, own)).collect();
     let received_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -50,8 +50,8 @@ pub(crate) async fn tls_failed(
             ctx.log.line(format_args!(
                 "{dcid} message not sent to {label}: {status}; {}",
                 match shortfall.disposition() {
-                    Disposition::Defer => "next host, then defer",
                     Disposition::Bounce => "next host, then bounce",
+                    _ => "next host, then defer",
                 }
             ));
             HopResult::Next(Shortfall {

@@ -168,6 +168,14 @@ impl StsState {
                 log_facts(ctx, id, domain, &facts, "after a failed refresh");
                 facts
             }
+            // A plan this build does not know: whatever the cache holds, so
+            // a valid cached enforce policy stays in force.
+            _ => inner
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .facts(domain, now),
         }
     }
 }

@@ -61,8 +61,10 @@ impl Shortfall {
     pub(crate) fn outcome(&self) -> RcptOutcome {
         let f = failure(&self.status, self.remote.clone(), self.diagnostic.clone());
         match self.disposition {
-            Disposition::Defer => RcptOutcome::Deferred(f),
             Disposition::Bounce => RcptOutcome::Failed(f),
+            // Defer, or a disposition this build does not know: keep the
+            // message queued.
+            _ => RcptOutcome::Deferred(f),
         }
     }
 }
@@ -75,6 +77,7 @@ pub(crate) fn failure_class(f: PeerFailure) -> &'static str {
         PeerFailure::HandshakeFailed => "handshake error",
         PeerFailure::AuthenticationFailed => "certificate verification failed",
         PeerFailure::RequireTlsNotOffered => "REQUIRETLS not offered",
+        _ => "TLS requirement not met",
     }
 }
 

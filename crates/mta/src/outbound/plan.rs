@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use portcullis_dane::{PeerVerifier, PkixRoots, ReferenceId, ReferenceNames, TlsaSet, danger};
 use portcullis_policy::{
-    Authentication, DomainName, EnhancedStatus, HopAction, HopRequirement, NextStep, PeerFailure,
-    Shortfall as PolicyShortfall,
+    Authentication, Disposition, DomainName, EnhancedStatus, HopAction, HopRequirement, NextStep,
+    PeerFailure, Shortfall as PolicyShortfall, StatusClass,
 };
 use portcullis_smtp_tls::{OnShortfall, Shortfall, StartTlsPlan};
 use rustls::crypto::CryptoProvider;
@@ -57,6 +57,13 @@ impl<'a> Step<'a> {
                 ..
             } => (true, Some(report_authentication)),
             HopAction::Mandatory { authentication, .. } => (true, Some(authentication)),
+            // An action this build does not know: do not connect; defer.
+            _ => {
+                return Step::Skip {
+                    shortfall: PolicyShortfall::NextHost(Disposition::Defer),
+                    status: EnhancedStatus::POLICY_REJECT.with_class(StatusClass::Transient),
+                };
+            }
         };
         let starttls = StartTlsPlan {
             starttls,
@@ -105,6 +112,9 @@ fn verifier(auth: &Authentication<TlsaSet>, trust: &Trust<'_>) -> Option<PeerVer
             ReferenceNames::new(reference_names.iter().map(DomainName::as_str)),
             trust.provider.clone(),
         )),
+        // A check this build does not know: PKIX with no acceptable name,
+        // which no certificate passes.
+        _ => Some(PeerVerifier::pkix(trust.pkix.clone(), Vec::new())),
     }
 }
 

@@ -40,6 +40,7 @@ impl CachedPolicy {
 
 /// What the gateway should do for a domain, given the TXT lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefreshPlan {
     /// The cached policy is current: use it, no fetch.
     UseCached,

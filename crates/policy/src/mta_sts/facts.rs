@@ -8,6 +8,7 @@ use crate::tlsrpt::TlsRptResult;
 
 /// Why no policy could be obtained although the domain announced one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StsFailure {
     /// The HTTPS fetch failed (connection, status, redirect, size, timeout).
     FetchError,

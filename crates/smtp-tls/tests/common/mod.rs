@@ -86,12 +86,13 @@ pub async fn serve_one(
                     conn.accept().unwrap();
                 }
                 Ok(ServerEvent::InjectionAttempt { discarded }) => got.injected += discarded,
-                Ok(ServerEvent::StartTls) => {}
+                Ok(ServerEvent::StartTls | ServerEvent::MessageRefused { .. }) => {}
                 Ok(ServerEvent::Closed(end)) => {
                     got.tls = conn.session().tls().cloned();
                     got.end = Some(end);
                     break;
                 }
+                Ok(other) => panic!("unexpected server event {other:?}"),
                 Err(e) => {
                     got.error = Some(e);
                     break;
