@@ -182,6 +182,12 @@ fn unix_now() -> u32 {
         .unwrap_or(0)
 }
 
+/// Reads a trust anchor file the way [`DaneResolver::new`] will, without
+/// building anything (configuration checks).
+pub fn check_trust_anchor_file(path: &std::path::Path) -> Result<(), DnsSetupError> {
+    Anchors::from_file(path).map(|_| ())
+}
+
 impl DaneResolver {
     /// Builds the resolver. Nothing is sent yet: anchored zones are primed
     /// at the first lookup. Must be called within a tokio runtime.

@@ -47,7 +47,8 @@ pub(crate) struct Context {
     pub plain_connector: TlsConnector,
     pub connections: Arc<Semaphore>,
     pub per_destination: Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
-    pub resolver: Option<portcullis_dane::dns::DaneResolver>,
+    /// The gateway's resolver (built once by the engine).
+    pub resolver: Option<crate::dns::Resolver>,
     pub sts: StsState,
     pub pool: Arc<Pool>,
 }
@@ -122,6 +123,7 @@ impl Context {
         spool: Arc<Spool>,
         log: MailLog,
         handle: OutboundHandle,
+        resolver: Option<crate::dns::Resolver>,
     ) -> Result<Context, StartError> {
         let d = &settings.delivery;
         let pkix = if d.tls.roots.is_empty() {
@@ -151,13 +153,6 @@ impl Context {
         ));
         let plain = client_config(none, &d.tls)
             .map_err(|e| StartError::Setup(format!("outbound TLS settings: {e}")))?;
-        let resolver = match &d.dns {
-            Some(dns) => Some(
-                portcullis_dane::dns::DaneResolver::new(dns)
-                    .map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?,
-            ),
-            None => None,
-        };
         Ok(Context {
             settings: d.clone(),
             hostname: settings.hostname.clone(),
@@ -169,9 +164,9 @@ impl Context {
             plain_connector: TlsConnector::from(Arc::new(plain)),
             connections: Arc::new(Semaphore::new(d.max_connections.max(1))),
             per_destination: Mutex::default(),
-            resolver,
-            sts: StsState::new(settings)?,
+            sts: StsState::new(settings, resolver.clone())?,
             pool: Arc::default(),
+            resolver,
         })
     }
 
