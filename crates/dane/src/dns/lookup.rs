@@ -137,8 +137,11 @@ impl DaneResolver {
                 Err(e) => problems.push(format!("cannot fetch the DNSKEY records of {zone}: {e}")),
             }
         }
-        for p in &problems {
-            tracing::warn!("DNSSEC trust anchor: {p}");
+        // Said once per change: the self-check reports them too.
+        if problems != state.priming.problems {
+            for p in &problems {
+                tracing::warn!("DNSSEC trust anchor: {p}");
+            }
         }
         let now = Instant::now();
         let until = now
