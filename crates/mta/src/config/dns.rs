@@ -238,6 +238,7 @@ pub(crate) fn check(dns: &DnsConfig, p: &mut Vec<Problem>) -> CheckedDns {
         p.push((at.key("timeout-seconds"), "must be at least 1".into()));
     }
     let mut domains: Vec<DomainServers> = Vec::new();
+    let mut seen: Vec<DomainName> = Vec::new();
     for (i, d) in dns.domains.iter().enumerate() {
         let here = at.key("domain").index(i);
         let name = match DomainName::parse(d.name.trim_end_matches('.')) {
@@ -247,12 +248,13 @@ pub(crate) fn check(dns: &DnsConfig, p: &mut Vec<Problem>) -> CheckedDns {
                 continue;
             }
         };
-        if domains.iter().any(|o| o.domain == name.as_str()) {
+        if seen.contains(&name) {
             p.push((
                 here.key("name"),
                 format!("{name} has servers configured twice"),
             ));
         }
+        seen.push(name.clone());
         let mut levels = priority_levels(&d.servers, &here.key("servers"), p).into_iter();
         let Some(first) = levels.next() else {
             if d.servers.is_empty() {
