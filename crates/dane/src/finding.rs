@@ -12,6 +12,7 @@ use crate::set::TlsaSet;
 
 /// The DNSSEC status of one answer (RFC 4035 §4.3), flattened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DnssecStatus {
     /// Validated from a trust anchor.
     Secure,
@@ -63,6 +64,7 @@ impl fmt::Display for DnssecStatus {
 /// assert!(matches!(finding, TlsaFinding::Insecure { records: true, .. }));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsaFinding {
     /// A secure RRset with at least one usable record; only the usable
     /// records are kept. Authenticate the peer with them.

@@ -70,9 +70,10 @@ impl Resolver {
             })
             .collect::<Vec<_>>()
             .join(", then ");
-        let mode = match s.dnssec {
-            DnssecMode::Validate => "validated here",
-            DnssecMode::TrustAd => "taken from the resolvers' AD bit",
+        let mode = if s.dnssec == DnssecMode::TrustAd {
+            "taken from the resolvers' AD bit"
+        } else {
+            "validated here"
         };
         log.line(format_args!(
             "DNS: servers {levels}; {} per-domain entr{}; DNSSEC {mode}",
@@ -98,6 +99,7 @@ impl Resolver {
             SelfCheck::Unavailable(why) => log.warn(format_args!(
                 "DNS: DNSSEC does not work through the configured resolvers, so DANE cannot be used: {why}"
             )),
+            other => log.warn(format_args!("DNS: DNSSEC check: {other:?}")),
         }
     }
 

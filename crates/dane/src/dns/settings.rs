@@ -11,6 +11,7 @@ use thiserror::Error;
 
 /// How answers get their DNSSEC status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DnssecMode {
     /// The resolver validates every answer itself, from the root keys or
     /// the configured trust anchors; the name servers only need to pass
@@ -147,6 +148,7 @@ pub enum DnsSetupError {
 
 /// Result of the start-up self-check.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SelfCheck {
     /// The probe name validated as secure: DANE can be used.
     Validating,

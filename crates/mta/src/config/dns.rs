@@ -222,10 +222,10 @@ pub(crate) fn check(dns: &DnsConfig, p: &mut Vec<Problem>) -> CheckedDns {
                 here,
                 "not used with dnssec = \"trust-ad\": the validating resolver holds the trust anchors; remove it, or set dnssec = \"validate\"".into(),
             ));
-        } else if check_readable_file(f, here.clone(), p) {
-            if let Err(e) = portcullis_dane::dns::check_trust_anchor_file(f) {
-                p.push((here, e.to_string()));
-            }
+        } else if check_readable_file(f, here.clone(), p)
+            && let Err(e) = portcullis_dane::dns::check_trust_anchor_file(f)
+        {
+            p.push((here, e.to_string()));
         }
     }
     if let Some(name) = &dns.probe_name

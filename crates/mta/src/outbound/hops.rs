@@ -293,6 +293,9 @@ fn facts_for_policy(finding: TlsaFinding) -> TlsaFacts<TlsaSet> {
         TlsaFinding::Insecure { .. } => TlsaFacts::Insecure,
         TlsaFinding::Bogus { .. } => TlsaFacts::Bogus,
         TlsaFinding::Failed { .. } => TlsaFacts::Failed,
+        // A finding this gateway does not know yet: no DANE decision can
+        // rest on it, so it counts as a failed lookup (the mail waits).
+        _ => TlsaFacts::Failed,
     }
 }
 
