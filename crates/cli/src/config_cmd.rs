@@ -105,7 +105,12 @@ pub fn summary(loaded: &LoadedConfig) -> String {
     let resolvers = if c.dns.resolvers.is_empty() {
         "the system's (/etc/resolv.conf)".to_owned()
     } else {
-        c.dns.resolvers.join(", ")
+        c.dns
+            .resolvers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let _ = writeln!(
         s,

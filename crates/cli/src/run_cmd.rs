@@ -152,12 +152,23 @@ impl Signals {
 
 /// The mail log and the gateway's own messages go to standard error, or to
 /// `log.file` (appended). `PORTCULLIS_LOG` (a tracing filter such as
-/// `maillog=info,warn`) overrides `log.level`.
+/// `maillog=info,warn`) overrides `log.level`. Below `debug`, the DNS
+/// library's own messages are left out: when validation fails it logs
+/// whole DNS messages, dozens per lookup, while the gateway already says
+/// what went wrong in one line (and once at start, with the fix).
 fn init_logging(loaded: &LoadedConfig) -> Result<(), String> {
+    let level = &loaded.config.log.level;
     let filter = match std::env::var("PORTCULLIS_LOG") {
         Ok(f) => EnvFilter::try_new(&f).map_err(|e| format!("PORTCULLIS_LOG={f:?}: {e}"))?,
-        Err(_) => EnvFilter::try_new(&loaded.config.log.level)
-            .map_err(|e| format!("log.level {:?}: {e}", loaded.config.log.level))?,
+        Err(_) => {
+            let quiet_dns = if matches!(level.as_str(), "debug" | "trace") {
+                ""
+            } else {
+                ",hickory_net=off,hickory_resolver=off,hickory_proto=off"
+            };
+            EnvFilter::try_new(format!("{level}{quiet_dns}"))
+                .map_err(|e| format!("log.level {level:?}: {e}"))?
+        }
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

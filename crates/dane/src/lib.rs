@@ -1,7 +1,8 @@
 //! DANE for SMTP: TLSA records, RFC 7671/7672 matching, the rustls server
 //! certificate verifier ([`PeerVerifier`]: any certificate, PKIX with
-//! reference identities, or DANE), TLSA generation, and (feature `dns`)
-//! DNSSEC-validated MX/address/TLSA lookups.
+//! reference identities, or DANE), TLSA generation, what a TLSA answer means
+//! for a hop ([`TlsaFinding`]), and (feature `dns`, off by default; it brings
+//! tokio and hickory) a DNSSEC-aware resolver for MX/address/TLSA lookups.
 //!
 //! The matching core ([`match_chain`]) is a pure function with no I/O and no
 //! clock: the caller passes the time. Everything that reads untrusted input
@@ -12,7 +13,7 @@
 //! on them:
 //! - an empty TLSA set ([`Verdict::NoRecords`]) is not an all-unusable set
 //!   ([`Verdict::NoUsableRecords`]: TLS mandatory, no authentication);
-//! - a bogus or failed DNS answer is never "no TLSA" ([`dns::Answer`]);
+//! - a bogus or failed DNS answer is never "no TLSA" ([`TlsaFinding`]);
 //! - a verified peer is a [`PeerVerified`] token only [`PeerVerifier`] makes,
 //!   and a check that only reports is spelled [`danger::report_only`].
 //!
@@ -78,6 +79,7 @@ pub struct ReadmeDoctests;
 
 mod cert;
 mod error;
+mod finding;
 mod hex;
 mod matching;
 mod names;
@@ -94,6 +96,7 @@ pub mod dns;
 
 pub use cert::certs_from_pem_or_der;
 pub use error::{CertError, ParseError};
+pub use finding::{DnssecStatus, TlsaFinding};
 pub use matching::{DaneMatch, MatchFailure, MatchOptions, Verdict, match_chain};
 pub use names::{ReferenceId, ReferenceNames};
 pub use pkix::PkixRoots;

@@ -6,9 +6,10 @@
 //! with their access policy and rustls server configuration, the outbound
 //! policy, SMTP routes, the trust roots for outbound verification, the DNS
 //! resolver, the spool directory, retry schedule and timeouts. The engine
-//! does not re-validate them; it opens the spool, binds the listeners and
-//! starts the delivery scheduler, and reports anything that cannot start as
-//! a [`StartError`] for the operator.
+//! does not re-validate them; it builds the one DNS resolver (and starts its
+//! DNSSEC self-check), opens the spool, binds the listeners and starts the
+//! delivery scheduler, and reports anything that cannot start as a
+//! [`StartError`] for the operator.
 //!
 //! ```
 //! use std::time::Duration;
@@ -46,6 +47,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dns::Resolver;
 use crate::inbound::Inbound;
 use crate::maillog::MailLog;
 use crate::outbound::Outbound;
@@ -63,6 +65,8 @@ pub struct Engine {
     inbound: Inbound,
     outbound: Outbound,
     spool: Arc<Spool>,
+    dns: Option<Resolver>,
+    log: MailLog,
 }
 
 impl Engine {
@@ -76,10 +80,32 @@ impl Engine {
                 settings.data_dir.display()
             ))
         })?;
+        let dns = match &settings.delivery.dns {
+            Some(d) => Some(
+                Resolver::new(d).map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?,
+            ),
+            None => {
+                log.warn(format_args!(
+                    "DNS: no resolver configured ([dns] resolvers, or nameserver lines in /etc/resolv.conf): only SMTP routes given by address can be delivered"
+                ));
+                None
+            }
+        };
+        if let Some(dns) = &dns {
+            dns.check_at_start(log.clone());
+        }
         let (spool, queued) = Spool::open(&settings.spool_dir, SpoolOptions::default())?;
         let spool = Arc::new(spool);
-        let outbound = Outbound::start(&settings, spool.clone(), log.clone(), queued)?;
-        let inbound = match Inbound::start(&settings, spool.clone(), outbound.handle(), log).await {
+        let outbound = Outbound::start(&settings, spool.clone(), log.clone(), queued, dns.clone())?;
+        let inbound = match Inbound::start(
+            &settings,
+            spool.clone(),
+            outbound.handle(),
+            log.clone(),
+            dns.clone(),
+        )
+        .await
+        {
             Ok(i) => i,
             Err(e) => {
                 outbound.shutdown(Duration::ZERO).await;
@@ -90,7 +116,20 @@ impl Engine {
             inbound,
             outbound,
             spool,
+            dns,
+            log,
         })
+    }
+
+    /// Forgets every cached DNS answer and DNSSEC validation result (after
+    /// fixing a zone, say): the next lookups ask the servers again.
+    pub fn flush_dns_cache(&self) -> Result<(), portcullis_dane::dns::DnsSetupError> {
+        let Some(dns) = &self.dns else {
+            return Err(portcullis_dane::dns::DnsSetupError::NoServers);
+        };
+        dns.flush()?;
+        self.log.line(format_args!("DNS: cache flushed"));
+        Ok(())
     }
 
     /// The bound address of each listener, in settings order.

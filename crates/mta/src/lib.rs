@@ -6,6 +6,7 @@
 //! - [`config`]: the TOML file, checked and turned into [`settings`];
 //! - [`settings`]: the validated values everything else reads;
 //! - [`engine`]: starts the parts from the settings and stops them;
+//! - [`dns`]: the one resolver every DNS question goes through;
 //! - `inbound`: listeners and SMTP sessions; `outbound`: the delivery
 //!   scheduler and the transport that executes each hop's policy decision;
 //! - [`spool`]: the durable queue that answers `250` only once a message is
@@ -18,6 +19,7 @@
 )]
 
 pub mod config;
+pub mod dns;
 pub mod dsn;
 pub mod engine;
 mod error;

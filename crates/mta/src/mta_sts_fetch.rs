@@ -1,7 +1,10 @@
 //! Fetching an MTA-STS policy file over HTTPS (RFC 8461 §3.3).
 //!
 //! The policy lives at `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
-//! The fetch is deliberately narrow: the server's certificate must verify
+//! The host's address comes from the gateway's resolver
+//! ([`crate::dns::Resolver`], the configured `[dns]` servers), or from a
+//! fixed address given for it; never from the system resolver. The fetch is
+//! deliberately narrow: the server's certificate must verify
 //! against the trust lists for `mta-sts.<domain>` (the rustls configuration
 //! passed in decides which lists), redirects are not followed, only `200`
 //! with media type `text/plain` is accepted, the body is capped at 64 KiB, and
@@ -19,6 +22,8 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::dns::Resolver;
 
 /// RFC 8461 §3.3 suggests a size limit; 64 KiB is the common one.
 pub const MAX_POLICY_BYTES: usize = 64 * 1024;
@@ -62,6 +67,7 @@ pub struct PolicyFetcher {
     timeout: Duration,
     port: u16,
     addresses: HashMap<String, SocketAddr>,
+    resolver: Option<Resolver>,
 }
 
 impl PolicyFetcher {
@@ -74,7 +80,22 @@ impl PolicyFetcher {
             timeout,
             port: 443,
             addresses: HashMap::new(),
+            resolver: None,
         }
+    }
+
+    /// Resolves policy hosts with the gateway's resolver. Without one (and
+    /// without [`with_address`](Self::with_address)) no host can be reached.
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// Connects to this port of resolved policy hosts instead of 443 (a
+    /// policy host behind a port mapping; tests on loopback).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
     }
 
     /// Connects to `addr` for `host` instead of resolving it, and to that
@@ -146,9 +167,16 @@ impl PolicyFetcher {
             host: host.to_string(),
             reason,
         };
-        tokio::net::lookup_host((host, self.port))
+        let Some(resolver) = &self.resolver else {
+            return Err(resolve_error(
+                "no DNS resolver is configured ([dns] resolvers), and no fixed address is given for this host ([mta-sts] addresses)".into(),
+            ));
+        };
+        resolver
+            .host_addresses(host, self.port)
             .await
-            .map_err(|e| resolve_error(e.to_string()))?
+            .map_err(resolve_error)?
+            .into_iter()
             .next()
             .ok_or_else(|| resolve_error("no address records".into()))
     }

@@ -5,9 +5,14 @@
 //! request, validated by `unbound` in front of it (trust anchor: the zone's
 //! DNSKEY RRset). Names under `insecure.test.` live in an unsigned child
 //! zone delegated without DS (so they validate as insecure); TLSA sets named
-//! with [`ZoneBuilder::bogus_tlsa`] get a corrupted RRSIG (bogus). The same
-//! recipe as `crates/dane/tests/dnssec_zone.rs`, made reusable; that test
-//! could later call this fixture instead of its own copy.
+//! with [`ZoneBuilder::bogus_tlsa`] get a corrupted RRSIG (bogus). Names
+//! under `outside.example.` live in a third, unsigned zone outside the
+//! trust anchor's tree (RFC 4035 §4.3: indeterminate). The trust anchor
+//! comes in three forms: the whole DNSKEY RRset, the KSK alone, or the
+//! KSK's DS record. [`ZoneBuilder::without_signatures`] serves the zone
+//! without its DNSSEC records, as a resolver path that strips them would.
+//! The same recipe as `crates/dane/tests/dnssec_zone.rs`, made reusable;
+//! that test could later call this fixture instead of its own copy.
 //!
 //! Records can be added after start: [`DnsZone::add`] then
 //! [`DnsZone::publish`] re-signs with the same keys and reloads knotd.
@@ -27,6 +32,8 @@ use crate::Error;
 pub const ZONE: &str = "test.";
 /// The unsigned child zone (delegated without DS).
 pub const INSECURE_ZONE: &str = "insecure.test.";
+/// An unsigned zone outside the signed tree (not below any trust anchor).
+pub const OUTSIDE_ZONE: &str = "outside.example.";
 
 /// Records for the zones, before they are signed and served.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +43,7 @@ pub struct ZoneBuilder {
     /// Owner names (absolute) whose TLSA RRSIG gets corrupted.
     bogus: Vec<String>,
     validating_resolver: bool,
+    unsigned: bool,
 }
 
 fn absolute(name: &str) -> String {
@@ -59,6 +67,14 @@ impl ZoneBuilder {
     /// Also start `unbound` as a validating resolver in front of knotd.
     pub fn with_validating_resolver(mut self) -> Self {
         self.validating_resolver = true;
+        self
+    }
+
+    /// Serves the `test.` zone without its DNSSEC records (no RRSIG, DNSKEY
+    /// or NSEC), while the trust anchor files still name its keys: what a
+    /// validator sees behind a resolver or middlebox that strips DNSSEC.
+    pub fn without_signatures(mut self) -> Self {
+        self.unsigned = true;
         self
     }
 
@@ -266,15 +282,23 @@ impl DnsZone {
         };
         let ksk = keygen(true)?;
         let zsk = keygen(false)?;
-        // The trust anchor is the whole DNSKEY RRset (KSK and ZSK): hickory
-        // 0.26 only stops its DS chase below a non-root anchor when every
-        // key of the RRset is an anchor.
+        // Three forms of the same anchor: the whole DNSKEY RRset (what
+        // unbound here and hickory alone accept), the KSK alone and its DS
+        // (which the gateway's resolver turns into the RRset by validating
+        // it from them).
         let read = |p: PathBuf| {
             std::fs::read_to_string(&p).map_err(Error::io(format!("reading {}", p.display())))
         };
-        let anchor = read(dir.path().join(format!("{ksk}.key")))?
-            + &read(dir.path().join(format!("{zsk}.key")))?;
+        let ksk_key = read(dir.path().join(format!("{ksk}.key")))?;
+        let anchor = ksk_key.clone() + &read(dir.path().join(format!("{zsk}.key")))?;
         write(&dir.path().join("anchor.keys"), &anchor)?;
+        write(&dir.path().join("anchor-ksk.keys"), &ksk_key)?;
+        let ds = run(Command::new("ldns-key2ds").current_dir(dir.path()).args([
+            "-n",
+            "-2",
+            &format!("{ksk}.key"),
+        ]))?;
+        write(&dir.path().join("anchor-ds.keys"), &format!("{ds}\n"))?;
 
         let port = free_udp_tcp_port()?;
         let authoritative = SocketAddr::from(([127, 0, 0, 1], port));
@@ -291,6 +315,11 @@ impl DnsZone {
         };
         zone.write_zones()?;
         let d = zone.dir.path().display().to_string();
+        let served = if zone.builder.unsigned {
+            "test.zone"
+        } else {
+            "test.zone.signed"
+        };
         std::fs::create_dir_all(zone.dir.path().join("db"))
             .map_err(Error::io("creating knot's db"))?;
         let conf = format!(
@@ -298,7 +327,7 @@ impl DnsZone {
              database:\n    storage: \"{d}/db\"\n\
              control:\n    listen: \"{d}/knot.sock\"\n\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
-             zone:\n  - domain: {ZONE}\n    file: test.zone.signed\n  - domain: {INSECURE_ZONE}\n    file: insecure.test.zone\n\
+             zone:\n  - domain: {ZONE}\n    file: {served}\n  - domain: {INSECURE_ZONE}\n    file: insecure.test.zone\n  - domain: {OUTSIDE_ZONE}\n    file: outside.example.zone\n\
              log:\n  - target: stderr\n    any: warning\n"
         );
         write(&zone.dir.path().join("knot.conf"), &conf)?;
@@ -328,7 +357,8 @@ impl DnsZone {
             "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  username: \"\"\n  chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  local-zone: \"test.\" nodefault\n  trust-anchor-file: \"{d}/anchor.keys\"\n  val-log-level: 2\n  cache-max-ttl: 1\n  cache-max-negative-ttl: 1\n  module-config: \"validator iterator\"\n\
              remote-control:\n  control-enable: no\n\
              stub-zone:\n  name: \"{ZONE}\"\n  stub-addr: 127.0.0.1@{auth}\n\
-             stub-zone:\n  name: \"{INSECURE_ZONE}\"\n  stub-addr: 127.0.0.1@{auth}\n"
+             stub-zone:\n  name: \"{INSECURE_ZONE}\"\n  stub-addr: 127.0.0.1@{auth}\n\
+             stub-zone:\n  name: \"{OUTSIDE_ZONE}\"\n  stub-addr: 127.0.0.1@{auth}\n"
         );
         let path = self.dir.path().join("unbound.conf");
         write(&path, &conf)?;
@@ -368,23 +398,34 @@ impl DnsZone {
              @ IN NS ns.insecure.test.\n\
              ns IN A 127.0.0.1\n"
         );
+        let mut outside = format!(
+            "$ORIGIN {OUTSIDE_ZONE}\n$TTL 300\n\
+             @ IN SOA ns.outside.example. hostmaster.outside.example. {serial} 3600 600 86400 1\n\
+             @ IN NS ns.outside.example.\n\
+             ns IN A 127.0.0.1\n"
+        );
+        let under = |owner: &str, zone: &str| owner == zone || owner.ends_with(&format!(".{zone}"));
         for line in &self.builder.records {
             let owner = line.split_whitespace().next().unwrap_or_default();
-            if owner == INSECURE_ZONE || owner.ends_with(&format!(".{INSECURE_ZONE}")) {
+            if under(owner, OUTSIDE_ZONE) {
+                outside.push_str(line);
+                outside.push('\n');
+            } else if under(owner, INSECURE_ZONE) {
                 child.push_str(line);
                 child.push('\n');
-            } else if owner == ZONE || owner.ends_with(&format!(".{ZONE}")) {
+            } else if under(owner, ZONE) {
                 parent.push_str(line);
                 parent.push('\n');
             } else {
                 return Err(Error::Other(format!(
-                    "record {line:?} is outside the test zone {ZONE}"
+                    "record {line:?} is outside the test zones {ZONE} and {OUTSIDE_ZONE}"
                 )));
             }
         }
         let dir = self.dir.path();
         write(&dir.join("test.zone"), &parent)?;
         write(&dir.join("insecure.test.zone"), &child)?;
+        write(&dir.join("outside.example.zone"), &outside)?;
         run(Command::new("ldns-signzone").current_dir(dir).args([
             "-o",
             ZONE,
@@ -412,9 +453,22 @@ impl DnsZone {
         self.resolver
     }
 
-    /// A file of DNSKEY records (zone-file syntax): the zone's trust anchor.
+    /// A file of DNSKEY records (zone-file syntax): the zone's trust anchor
+    /// (the whole DNSKEY RRset, KSK and ZSK).
     pub fn trust_anchor_file(&self) -> PathBuf {
         self.dir.path().join("anchor.keys")
+    }
+
+    /// The zone's trust anchor as its key-signing key alone (one DNSKEY
+    /// record), the form most operators copy from a zone's KSK.
+    pub fn ksk_anchor_file(&self) -> PathBuf {
+        self.dir.path().join("anchor-ksk.keys")
+    }
+
+    /// The zone's trust anchor as the DS record of its KSK (SHA-256 digest,
+    /// made by `ldns-key2ds`), the form a parent zone publishes.
+    pub fn ds_anchor_file(&self) -> PathBuf {
+        self.dir.path().join("anchor-ds.keys")
     }
 
     /// The directory holding the zone files (for debugging).

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use portcullis_certstore::{DEMO_ENTRY, Store};
-use portcullis_dane::dns::ResolverSettings;
 
 use super::load::LoadedConfig;
 use super::report::ConfigReport;
@@ -102,16 +101,8 @@ impl LoadedConfig {
             }
         };
 
-        let servers = if checked.resolvers.is_empty() {
+        let dns = super::dns::resolver_settings(&c.dns, checked.dns, || {
             system_resolvers(Path::new(RESOLV_CONF))
-        } else {
-            checked.resolvers
-        };
-        let dns = (!servers.is_empty()).then(|| ResolverSettings {
-            servers,
-            trust_anchor_file: c.dns.trust_anchor_file.clone(),
-            probe_name: None,
-            timeout: Duration::from_secs(c.dns.timeout_seconds.unwrap_or(5)),
         });
 
         let (Some(tls), true) = (outbound_tls, problems.is_empty()) else {

@@ -35,6 +35,7 @@
 //! ```
 
 mod default;
+mod dns;
 mod engine_settings;
 mod load;
 mod report;

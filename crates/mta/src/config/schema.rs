@@ -15,6 +15,10 @@ use portcullis_certstore::TlsVersion;
 use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
+pub use super::dns::{
+    DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
+};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -229,24 +233,6 @@ pub struct RouteConfig {
     /// Next hops, tried in order: `host`, `host:port`, `IP`, `IP:port`,
     /// `[IPv6]:port`. Port 25 unless given.
     pub hosts: Vec<String>,
-}
-
-/// DNS settings (SPEC §6).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct DnsConfig {
-    /// Recursive resolvers (`IP` or `IP:port`), asked in order. Empty: the
-    /// `nameserver` lines of /etc/resolv.conf. Answers are DNSSEC-validated
-    /// by the gateway itself, so the resolver need not validate.
-    #[serde(default)]
-    pub resolvers: Vec<String>,
-    /// File of DNSKEY records (zone-file syntax) trusted instead of the
-    /// built-in root keys (private or test zones).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trust_anchor_file: Option<PathBuf>,
-    /// Per-query timeout. Default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_seconds: Option<u64>,
 }
 
 /// MTA-STS (RFC 8461) fetching.

@@ -31,8 +31,8 @@ pub(crate) struct Checked {
     pub listeners: Vec<CheckedListener>,
     pub outbound: OutboundPolicy,
     pub routes: Vec<SmtpRoute>,
-    /// Configured resolvers (empty: use /etc/resolv.conf).
-    pub resolvers: Vec<SocketAddr>,
+    /// The `[dns]` section, checked.
+    pub dns: super::dns::CheckedDns,
     pub mta_sts_addresses: Vec<(String, SocketAddr)>,
 }
 
@@ -76,7 +76,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     };
 
     let routes = check_routes(config, &mut p);
-    let resolvers = check_dns(config, &mut p);
+    let dns = super::dns::check(&config.dns, &mut p);
     let mta_sts_addresses = check_mta_sts(config, &mut p);
     check_numbers(config, &mut p);
     check_tls(config, &mut p);
@@ -87,7 +87,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
             listeners,
             outbound,
             routes,
-            resolvers,
+            dns,
             mta_sts_addresses,
         }),
         _ => Err(p),
@@ -305,27 +305,6 @@ pub(crate) fn parse_resolver(text: &str) -> Option<SocketAddr> {
         .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
-fn check_dns(config: &Config, p: &mut Vec<Problem>) -> Vec<SocketAddr> {
-    let at = root().key("dns");
-    let mut out = Vec::new();
-    for (i, r) in config.dns.resolvers.iter().enumerate() {
-        match parse_resolver(r) {
-            Some(a) => out.push(a),
-            None => p.push((
-                at.key("resolvers").index(i),
-                format!("{r:?} is not an IP address, or IP:port (127.0.0.1, 192.0.2.53:53, [2001:db8::53]:53)"),
-            )),
-        }
-    }
-    if let Some(f) = &config.dns.trust_anchor_file {
-        check_readable_file(f, at.key("trust-anchor-file"), p);
-    }
-    if config.dns.timeout_seconds == Some(0) {
-        p.push((at.key("timeout-seconds"), "must be at least 1".into()));
-    }
-    out
-}
-
 fn check_mta_sts(config: &Config, p: &mut Vec<Problem>) -> Vec<(String, SocketAddr)> {
     let at = root().key("mta-sts");
     if config.mta_sts.fetch_timeout_seconds == 0 {
@@ -500,11 +479,18 @@ fn check_log(config: &Config, p: &mut Vec<Problem>) {
     }
 }
 
-fn check_readable_file(f: &Path, at: KeyPath, p: &mut Vec<Problem>) {
+/// Whether `f` is a regular file; if not, the problem is recorded at `at`.
+pub(crate) fn check_readable_file(f: &Path, at: KeyPath, p: &mut Vec<Problem>) -> bool {
     match std::fs::metadata(f) {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => p.push((at, format!("{} is not a regular file", f.display()))),
-        Err(e) => p.push((at, format!("cannot read {}: {e}", f.display()))),
+        Ok(m) if m.is_file() => true,
+        Ok(_) => {
+            p.push((at, format!("{} is not a regular file", f.display())));
+            false
+        }
+        Err(e) => {
+            p.push((at, format!("cannot read {}: {e}", f.display())));
+            false
+        }
     }
 }
 

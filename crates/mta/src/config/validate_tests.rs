@@ -165,6 +165,54 @@ fn addresses_names_and_numbers() {
 }
 
 #[test]
+fn dns_priorities_modes_anchors_and_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("anchor.key");
+    std::fs::write(&anchor, "test. IN A 192.0.2.1\n").unwrap();
+    let p = problems(&format!(
+        "{LISTENER}[dns]\n\
+         resolvers = [\"127.0.0.1\", {{ address = \"dns.example\", priority = 2 }}]\n\
+         trust-anchor-file = {anchor:?}\n\
+         probe-name = \"bad..name\"\n\
+         [[dns.domain]]\nname = \"corp.example\"\nservers = []\n\
+         [[dns.domain]]\nname = \"corp.example\"\nservers = [\"10.0.0.53\"]\n"
+    ));
+    has(
+        &p,
+        "c.toml:7:29: dns.resolvers[1].address:",
+        "not an IP address",
+    );
+    has(
+        &p,
+        "c.toml:8:1: dns.trust-anchor-file:",
+        "line 1: test. A is not a trust anchor",
+    );
+    has(&p, "c.toml:9:1: dns.probe-name:", "bad..name");
+    has(
+        &p,
+        "c.toml:12:1: dns.domain[0].servers:",
+        "at least one server",
+    );
+    has(&p, "c.toml:14:1: dns.domain[1].name:", "configured twice");
+    assert_eq!(p.len(), 5, "{p:#?}");
+
+    let p = problems(&format!(
+        "{LISTENER}[dns]\ndnssec = \"trust-ad\"\ntrust-anchor-file = {anchor:?}\n"
+    ));
+    has(
+        &p,
+        "c.toml:8:1: dns.trust-anchor-file:",
+        "not used with dnssec = \"trust-ad\"",
+    );
+    let p = problems(&format!("{LISTENER}[dns]\ndnssec = \"maybe\"\n"));
+    has(&p, "c.toml:7:10: dns.dnssec:", "unknown variant `maybe`");
+    let p = problems(&format!(
+        "{LISTENER}[dns]\nresolvers = [{{ address = \"127.0.0.1\", weight = 2 }}]\n"
+    ));
+    has(&p, "c.toml:7:", "unknown field `weight`");
+}
+
+#[test]
 fn no_listener_and_bad_cipher_suite() {
     let p = problems("[tls.inbound]\ncipher-suites = [\"RC4_MD5\"]\n");
     has(&p, "c.toml: listener:", "no listener is configured");

@@ -36,8 +36,9 @@ pub(crate) struct ListenerContext {
     pub limits: Limits,
     /// Flips to true when sessions must close now (grace delay over).
     pub abort: watch::Receiver<bool>,
-    /// For HATs with host-name patterns: resolver and deadline for FCrDNS.
-    pub names: Option<(hickory_resolver::TokioResolver, Duration)>,
+    /// For HATs with host-name patterns: the gateway's resolver, for the
+    /// client's forward-confirmed name (its timeout is the deadline).
+    pub names: Option<crate::dns::Resolver>,
 }
 
 impl std::fmt::Debug for ListenerContext {
@@ -81,6 +82,7 @@ impl Inbound {
         spool: Arc<Spool>,
         outbound: OutboundHandle,
         log: MailLog,
+        dns: Option<crate::dns::Resolver>,
     ) -> Result<Inbound, StartError> {
         let (stop, _) = watch::channel(false);
         let (abort, abort_rx) = watch::channel(false);
@@ -114,24 +116,13 @@ impl Inbound {
                 }
             ));
             let names = if fcrdns::needs_names(l.access.hat()) {
-                match &settings.delivery.dns {
-                    Some(dns) => Some((
-                        fcrdns::plain_resolver(dns).map_err(|e| {
-                            StartError::Setup(format!(
-                                "listener {:?}: DNS resolver for reverse lookups: {e}",
-                                l.name
-                            ))
-                        })?,
-                        dns.timeout,
-                    )),
-                    None => {
-                        log.warn(format_args!(
-                            "listener {:?}: the HAT has host-name sender groups but no DNS resolver is configured; they match no client",
-                            l.name
-                        ));
-                        None
-                    }
+                if dns.is_none() {
+                    log.warn(format_args!(
+                        "listener {:?}: the HAT has host-name sender groups but no DNS resolver is configured; they match no client",
+                        l.name
+                    ));
                 }
+                dns.clone()
             } else {
                 None
             };

@@ -76,7 +76,11 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     let l = &ctx.settings;
     let ip = canonical_ip(peer.ip());
     let fcrdns = match &ctx.names {
-        Some((resolver, deadline)) => super::fcrdns::lookup(resolver, ip, *deadline).await,
+        Some(resolver) => {
+            resolver
+                .forward_confirmed_name(ip, resolver.timeout())
+                .await
+        }
         None => None,
     };
     let hat = l.access.connect(&ClientFacts {

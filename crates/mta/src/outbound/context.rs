@@ -33,7 +33,8 @@ pub(crate) struct Context {
     pub plain_connector: TlsConnector,
     pub connections: Arc<Semaphore>,
     pub per_destination: Mutex<HashMap<String, Arc<Semaphore>>>,
-    pub resolver: Option<portcullis_dane::dns::DaneResolver>,
+    /// The gateway's resolver (built once by the engine).
+    pub resolver: Option<crate::dns::Resolver>,
     pub sts: StsState,
     pub pool: Arc<Pool>,
 }
@@ -52,6 +53,7 @@ impl Context {
         spool: Arc<Spool>,
         log: MailLog,
         handle: OutboundHandle,
+        resolver: Option<crate::dns::Resolver>,
     ) -> Result<Context, StartError> {
         let d = &settings.delivery;
         let pkix = PkixRoots::new(d.tls.roots.clone(), d.tls.provider.clone()).map_err(|e| {
@@ -67,13 +69,6 @@ impl Context {
         let plain = Arc::new(PeerVerifier::any_certificate(d.tls.provider.clone()))
             .client_config(&d.tls.versions, d.tls.client_certificate.clone())
             .map_err(|e| StartError::Setup(format!("outbound TLS settings: {e}")))?;
-        let resolver = match &d.dns {
-            Some(dns) => Some(
-                portcullis_dane::dns::DaneResolver::new(dns)
-                    .map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?,
-            ),
-            None => None,
-        };
         Ok(Context {
             settings: d.clone(),
             hostname: settings.hostname.clone(),
@@ -85,9 +80,9 @@ impl Context {
             plain_connector: TlsConnector::from(Arc::new(plain)),
             connections: Arc::new(Semaphore::new(d.max_connections.max(1))),
             per_destination: Mutex::default(),
-            resolver,
-            sts: StsState::new(settings)?,
+            sts: StsState::new(settings, resolver.clone())?,
             pool: Arc::default(),
+            resolver,
         })
     }
 

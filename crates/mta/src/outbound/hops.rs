@@ -1,15 +1,17 @@
-//! Next hops of a destination domain: an SMTP route when one matches, else
-//! the MX records from the DNSSEC-validating resolver (implicit MX when
-//! there are none; a null MX refuses mail), in preference order, each with
-//! its addresses and the facts policy needs: how the hop was learned
-//! ([`MxOrigin`]) and its TLSA lookup ([`TlsaFacts`]). TLSA records are
-//! looked up only where RFC 7672 §2.2 says they count: a secure MX answer
-//! (or implicit MX) and a secure address answer.
+//! Next hops of a destination domain: an SMTP route when one matches (host
+//! names resolved by the gateway's resolver, never the system's), else the
+//! MX records from the DNSSEC-aware resolver (implicit MX when there are
+//! none; a null MX refuses mail), in preference order, each with its
+//! addresses and the facts policy needs: how the hop was learned
+//! ([`MxOrigin`]) and its TLSA lookup ([`TlsaFacts`], mapped one-to-one from
+//! `dane`'s [`TlsaFinding`]). TLSA records are looked up only where RFC 7672
+//! §2.2 says they count: a secure MX answer (or implicit MX) and a secure
+//! address answer.
 
 use std::net::{IpAddr, SocketAddr};
 
-use portcullis_dane::TlsaSet;
 use portcullis_dane::dns::{Answer, DaneResolver};
+use portcullis_dane::{TlsaFinding, TlsaSet};
 use portcullis_policy::{DestinationKey, DomainName, HopHost, MxOrigin, NextHop, TlsaFacts};
 use rustls::pki_types::ServerName;
 
@@ -61,21 +63,17 @@ pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -
             let addrs = match (&h.address, &h.host) {
                 (Some(ip), _) => vec![SocketAddr::new(*ip, h.port)],
                 (None, HopHost::Ip(ip)) => vec![SocketAddr::new(*ip, h.port)],
-                (None, HopHost::Name(n)) => match &ctx.resolver {
-                    Some(r) => match r.addresses(n.as_str()).await {
-                        Ok(Answer::Records(p)) => {
-                            let (_, (_, ips)) = p.into_parts();
-                            ips.into_iter()
-                                .map(|ip| SocketAddr::new(ip, h.port))
-                                .collect()
-                        }
-                        _ => Vec::new(),
-                    },
-                    None => tokio::net::lookup_host((n.as_str(), h.port))
-                        .await
-                        .map(|it| it.collect())
-                        .unwrap_or_default(),
-                },
+                (None, HopHost::Name(n)) => {
+                    let found = match &ctx.resolver {
+                        Some(r) => r.host_addresses(n.as_str(), h.port).await,
+                        None => Err("no DNS resolver is configured to resolve it".into()),
+                    };
+                    found.unwrap_or_else(|why| {
+                        ctx.log
+                            .line(format_args!("MID {id} to {domain}: route host {n}: {why}"));
+                        Vec::new()
+                    })
+                }
             };
             if addrs.is_empty() {
                 ctx.log.line(format_args!(
@@ -109,7 +107,7 @@ pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -
             format!("no SMTP route for {domain} and no DNS resolver configured for MX lookups"),
         ));
     };
-    mx_hops(ctx, resolver, id, domain).await
+    mx_hops(ctx, resolver.dane(), id, domain).await
 }
 
 async fn mx_hops(
@@ -122,6 +120,7 @@ async fn mx_hops(
         Ok(a) => a,
         Err(e) => return NextHops::None(Shortfall::defer("4.4.3", e.to_string())),
     };
+    let status = mx.status();
     let (secure, hosts): (bool, Vec<(u16, String)>) = match mx {
         Answer::Records(p) => {
             let (proof, list) = p.into_parts();
@@ -153,7 +152,11 @@ async fn mx_hops(
     }
     ctx.log.line(format_args!(
         "MID {id} MX for {domain} ({}): {}",
-        if secure { "DNSSEC secure" } else { "insecure" },
+        if secure {
+            "DNSSEC secure".to_owned()
+        } else {
+            status.to_string()
+        },
         hosts
             .iter()
             .map(|(p, h)| format!("{p} {h}"))
@@ -274,37 +277,26 @@ async fn tlsa_facts(
             return TlsaFacts::Failed;
         }
     };
-    let (facts, what) = match lookup.answer {
-        Answer::Records(p) if p.proof().is_secure() => {
-            let (_, set) = p.into_parts();
-            let usable: Vec<_> = set.usable(false).into_iter().cloned().collect();
-            if usable.is_empty() {
-                (
-                    TlsaFacts::SecureAllUnusable,
-                    format!("secure, {} record(s), none usable", set.records().len()),
-                )
-            } else {
-                let text = usable
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                (
-                    TlsaFacts::SecureUsable(TlsaSet::new(usable)),
-                    format!("secure usable: {text}"),
-                )
-            }
-        }
-        Answer::Records(_) => (TlsaFacts::Insecure, "insecure records (ignored)".into()),
-        Answer::NoRecords { proof } => (TlsaFacts::Insecure, format!("no records ({proof})")),
-        Answer::Bogus { detail } => (TlsaFacts::Bogus, format!("bogus: {detail}")),
-        Answer::LookupFailed { detail } => (TlsaFacts::Failed, format!("lookup failed: {detail}")),
-    };
+    let finding = lookup.answer.into_finding();
     ctx.log.line(format_args!(
-        "MID {id} DANE TLSA _{}._tcp.{} {what}",
+        "MID {id} DANE TLSA _{}._tcp.{} {finding}",
         ctx.settings.mx_port, lookup.base_domain
     ));
-    facts
+    facts_for_policy(finding)
+}
+
+/// `dane`'s finding, as policy names it.
+fn facts_for_policy(finding: TlsaFinding) -> TlsaFacts<TlsaSet> {
+    match finding {
+        TlsaFinding::SecureUsable(set) => TlsaFacts::SecureUsable(set),
+        TlsaFinding::SecureAllUnusable { .. } => TlsaFacts::SecureAllUnusable,
+        TlsaFinding::Insecure { .. } => TlsaFacts::Insecure,
+        TlsaFinding::Bogus { .. } => TlsaFacts::Bogus,
+        TlsaFinding::Failed { .. } => TlsaFacts::Failed,
+        // A finding this gateway does not know yet: no DANE decision can
+        // rest on it, so it counts as a failed lookup (the mail waits).
+        _ => TlsaFacts::Failed,
+    }
 }
 
 #[cfg(test)]

@@ -65,10 +65,11 @@ impl Outbound {
         spool: Arc<Spool>,
         log: MailLog,
         recovered: Vec<QueuedMessage>,
+        dns: Option<crate::dns::Resolver>,
     ) -> Result<Outbound, StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = OutboundHandle { tx };
-        let scheduler = scheduler::start(settings, spool, log, recovered, rx, handle.clone())?;
+        let scheduler = scheduler::start(settings, spool, log, recovered, rx, handle.clone(), dns)?;
         Ok(Outbound { handle, scheduler })
     }
 

@@ -1,5 +1,6 @@
 //! MTA-STS state of destination domains (RFC 8461): the `_mta-sts` TXT
-//! lookup, the HTTPS fetch of the policy ([`PolicyFetcher`]: PKIX against
+//! lookup and the policy host's address (both through the gateway's one
+//! resolver), the HTTPS fetch of the policy ([`PolicyFetcher`]: PKIX against
 //! the enabled CA lists, no redirects, 64 KiB, deadline), and the policy
 //! cache ([`StsCache`], which says when to fetch and what is in force),
 //! persisted as JSON under the data directory so a restart keeps every
@@ -11,8 +12,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hickory_resolver::TokioResolver;
-use hickory_resolver::proto::rr::RData;
 use portcullis_policy::DomainName;
 use portcullis_policy::mta_sts::{
     MtaStsFacts, RefreshPlan, StsCache, StsFailure, StsPolicy, StsTxtRecord,
@@ -20,6 +19,7 @@ use portcullis_policy::mta_sts::{
 use serde::{Deserialize, Serialize};
 
 use super::delivery::Context;
+use crate::dns::Resolver;
 use crate::error::StartError;
 use crate::mta_sts_fetch::{FetchError, PolicyFetcher};
 use crate::settings::EngineSettings;
@@ -39,7 +39,7 @@ pub(crate) struct StsState {
 }
 
 struct Inner {
-    resolver: TokioResolver,
+    resolver: Resolver,
     fetcher: PolicyFetcher,
     cache: Mutex<(StsCache, BTreeMap<String, Stored>)>,
     file: PathBuf,
@@ -60,24 +60,26 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 impl StsState {
-    pub(crate) fn new(settings: &EngineSettings) -> Result<Self, StartError> {
+    pub(crate) fn new(
+        settings: &EngineSettings,
+        resolver: Option<Resolver>,
+    ) -> Result<Self, StartError> {
         let d = &settings.delivery;
         if !d.mta_sts.enabled {
             return Ok(StsState { inner: None });
         }
-        let Some(dns) = &d.dns else {
+        let Some(resolver) = resolver else {
             return Err(StartError::Setup(
                 "MTA-STS is enabled but no DNS resolver is configured: the _mta-sts TXT record cannot be looked up".into(),
             ));
         };
-        let resolver = crate::inbound::fcrdns::plain_resolver(dns)
-            .map_err(|e| StartError::Setup(format!("MTA-STS DNS resolver: {e}")))?;
         let https = rustls::ClientConfig::builder_with_provider(d.tls.provider.clone())
             .with_protocol_versions(&d.tls.versions)
             .map_err(|e| StartError::Setup(format!("MTA-STS HTTPS client: {e}")))?
             .with_root_certificates(d.tls.roots.clone())
             .with_no_client_auth();
-        let mut fetcher = PolicyFetcher::new(Arc::new(https), d.mta_sts.fetch_timeout);
+        let mut fetcher = PolicyFetcher::new(Arc::new(https), d.mta_sts.fetch_timeout)
+            .with_resolver(resolver.clone());
         for (host, addr) in &d.mta_sts.addresses {
             fetcher = fetcher.with_address(host, *addr);
         }
@@ -204,21 +206,8 @@ impl Inner {
         &self,
         domain: &DomainName,
     ) -> Result<StsTxtRecord, portcullis_policy::MtaStsTxtError> {
-        let name = format!("_mta-sts.{}.", domain.as_str().trim_end_matches('.'));
-        match self.resolver.txt_lookup(name).await {
-            Ok(lookup) => {
-                let records: Vec<Vec<u8>> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(t) => {
-                            Some(t.txt_data.iter().flat_map(|s| s.iter().copied()).collect())
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                StsTxtRecord::select(records.iter().map(Vec::as_slice))
-            }
+        match self.resolver.mta_sts_txt(domain).await {
+            Ok(records) => StsTxtRecord::select(records.iter().map(Vec::as_slice)),
             Err(_) => StsTxtRecord::select(std::iter::empty()),
         }
     }

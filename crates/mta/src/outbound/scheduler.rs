@@ -60,8 +60,9 @@ pub(crate) fn start(
     recovered: Vec<QueuedMessage>,
     rx: mpsc::UnboundedReceiver<NewMessage>,
     handle: OutboundHandle,
+    dns: Option<crate::dns::Resolver>,
 ) -> Result<Running, StartError> {
-    let ctx = Arc::new(Context::new(settings, spool, log, handle)?);
+    let ctx = Arc::new(Context::new(settings, spool, log, handle, dns)?);
     let (stop, stop_rx) = watch::channel(false);
     if !recovered.is_empty() {
         ctx.log.line(format_args!(
