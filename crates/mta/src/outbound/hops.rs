@@ -140,6 +140,13 @@ async fn mx_hops(
                 format!("MX lookup for {domain} failed: {detail}"),
             ));
         }
+        // An answer this build does not know: never deliver on it.
+        _ => {
+            return NextHops::None(Shortfall::defer(
+                "4.4.3",
+                format!("MX lookup for {domain} gave no usable answer"),
+            ));
+        }
     };
     let hosts = shuffle_equal_preferences(hosts, seed());
     if hosts.len() == 1 && hosts.first().is_some_and(|(_, h)| h == "." || h.is_empty()) {
