@@ -1,0 +1,38 @@
+//! Entry points for the cargo-fuzz target `spool_segment` (not a stable
+//! API): after damage, the bytes of a segment file are untrusted input, and
+//! these run them through the same decoders recovery uses.
+
+use super::record;
+use super::scan;
+
+/// Reads `data` as a segment file: its header, then every frame with
+/// resynchronisation after damage. Returns how many records decoded and
+/// how many damaged ranges were found; checks the ranges are ordered and
+/// inside the input.
+pub fn scan_segment(data: &[u8]) -> (usize, usize) {
+    let key = match scan::header(data) {
+        scan::HeaderState::Valid(key) => key,
+        scan::HeaderState::Damaged(_) => data
+            .get(8..16)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+    };
+    let mut records = 0;
+    let mut last_end = 0;
+    let damage = scan::frames(data, key, |at, _, len| {
+        assert!(at >= last_end && at + len <= data.len() as u64);
+        last_end = at + len;
+        records += 1;
+    });
+    for d in &damage {
+        assert!(d.start < d.end && d.end <= data.len() as u64);
+    }
+    (records, damage.len())
+}
+
+/// Frames `payload` with a valid checksum and decodes it: reaches the
+/// payload decoder with arbitrary contents.
+pub fn decode_payload(payload: &[u8]) -> bool {
+    let key = 0x5eed;
+    let framed = record::frame_raw(key, payload);
+    record::decode_frame(key, &framed).is_ok()
+}
