@@ -15,6 +15,7 @@ use portcullis_policy::{
 
 use super::schema::{
     Config, DeliveryConfig, DnsConfig, ListenerConfig, LogConfig, MtaStsConfig, QueueConfig,
+    SpoolConfig,
     TlsConfig, default_data_dir, default_hostname,
 };
 
@@ -71,6 +72,7 @@ impl Config {
             dns: DnsConfig::default(),
             mta_sts: MtaStsConfig::default(),
             queue: QueueConfig::default(),
+            spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
