@@ -14,9 +14,7 @@ pub fn reply(json: bool, reply: &QueueReply, online: bool) -> CmdResult {
     match reply {
         QueueReply::List(rows) => emit(json, rows, || list(rows, online)),
         QueueReply::Show(detail) => emit(json, detail, || show(detail)),
-        QueueReply::Done(line) => emit(json, &serde_json::json!({ "done": line }), || {
-            line.clone()
-        }),
+        QueueReply::Done(line) => emit(json, &serde_json::json!({ "done": line }), || line.clone()),
     }
 }
 
@@ -146,7 +144,11 @@ pub fn check(json: bool, report: &Check, spool: &Path) -> CmdResult {
             mib(report.usage.disk_bytes),
             mib(report.usage.live_bytes),
             report.messages.len(),
-            if report.in_use { " (the gateway is running)" } else { "" }
+            if report.in_use {
+                " (the gateway is running)"
+            } else {
+                ""
+            }
         );
         for d in &report.damage {
             out.push_str(&format!(

@@ -304,15 +304,21 @@ async fn queued_message_survives_restart_and_is_delivered() {
     let engine = Engine::start(s).await.unwrap();
     // The stored schedule survived the restart: attempt 1 is remembered and
     // the next attempt is still an hour away, so nothing is retried at once.
-    log2.wait_for(&["recovered from the spool", "1 waiting for their next attempt"])
-        .await;
+    log2.wait_for(&[
+        "recovered from the spool",
+        "1 waiting for their next attempt",
+    ])
+    .await;
     let queue = engine.queue_service();
     let Ok(QueueReply::List(rows)) = queue.handle(QueueRequest::List).await else {
         panic!("queue list failed");
     };
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].attempts, 1);
-    assert!(rows[0].next.starts_with("in 59m") || rows[0].next.starts_with("in 1h"), "{rows:?}");
+    assert!(
+        rows[0].next.starts_with("in 59m") || rows[0].next.starts_with("in 1h"),
+        "{rows:?}"
+    );
     assert!(sink.received().is_empty());
     // The operator asks for a retry: delivered now.
     let retry = QueueRequest::Retry {
@@ -356,5 +362,9 @@ async fn shutdown_closes_sessions_left_open_after_the_grace_delay() {
     let said = String::from_utf8_lossy(&said);
     assert!(said.starts_with("421 4.3.2 "), "{said:?}");
     assert!(said.ends_with("\r\n"), "{said:?}");
-    assert!(log.find(&["answered 421 4.3.2"]).is_some(), "{}", log.dump());
+    assert!(
+        log.find(&["answered 421 4.3.2"]).is_some(),
+        "{}",
+        log.dump()
+    );
 }

@@ -15,8 +15,7 @@ use portcullis_policy::{
 
 use super::schema::{
     Config, DeliveryConfig, DnsConfig, ListenerConfig, LogConfig, MtaStsConfig, QueueConfig,
-    SpoolConfig,
-    TlsConfig, default_data_dir, default_hostname,
+    SpoolConfig, TlsConfig, default_data_dir, default_hostname,
 };
 
 /// Address of the default listener.

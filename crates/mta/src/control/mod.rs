@@ -37,16 +37,28 @@ pub enum QueueRequest {
     /// Every queued message.
     List,
     /// One message: envelope, headers, per-recipient status.
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Attempt now.
-    Retry { target: RetryWhat },
+    Retry {
+        target: RetryWhat,
+    },
     /// Do not deliver until released.
-    Hold { id: String },
-    Release { id: String },
+    Hold {
+        id: String,
+    },
+    Release {
+        id: String,
+    },
     /// Remove without a bounce.
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
     /// Return to the sender with a DSN and remove.
-    Bounce { id: String },
+    Bounce {
+        id: String,
+    },
 }
 
 /// Which messages `retry` means.

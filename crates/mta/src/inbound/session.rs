@@ -189,7 +189,9 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         };
         let Some(event) = event else {
             super::storage::say_shutting_down(&mut conn, &l.hostname).await;
-            log.line(format_args!("{icid} close: the gateway is shutting down (grace delay over, answered 421 4.3.2)"));
+            log.line(format_args!(
+                "{icid} close: the gateway is shutting down (grace delay over, answered 421 4.3.2)"
+            ));
             return;
         };
         if !tls_logged && let Some(info) = conn.session().tls() {

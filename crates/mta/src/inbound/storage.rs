@@ -19,11 +19,7 @@ use crate::maillog::Icid;
 use crate::spool::SpoolError;
 
 fn insufficient_storage() -> Reply {
-    super::session::fixed(
-        452,
-        "4.3.1",
-        "Insufficient system storage, try again later",
-    )
+    super::session::fixed(452, "4.3.1", "Insufficient system storage, try again later")
 }
 
 /// The `452 4.3.1` for a `MAIL FROM` the spool has no room for, or `None`

@@ -82,8 +82,8 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
         }
         outcomes.extend(v);
     }
-    let expired = unix_now().saturating_sub(q.envelope.received_at)
-        >= ctx.settings.queue_lifetime.as_secs();
+    let expired =
+        unix_now().saturating_sub(q.envelope.received_at) >= ctx.settings.queue_lifetime.as_secs();
     let mut finished = Vec::new();
     let mut failures = Vec::new();
     let mut still_pending = Vec::new();
@@ -242,7 +242,11 @@ pub(super) async fn send_bounce(
             ctx.log.line(format_args!(
                 "MID {id} queued bounce for MID {} to <{}> ({} bytes)",
                 q.id,
-                envelope.recipients.first().map(String::as_str).unwrap_or(""),
+                envelope
+                    .recipients
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or(""),
                 dsn.len()
             ));
             ctx.handle.submit(NewMessage {

@@ -146,9 +146,8 @@ impl State {
             return Ok(format!("MID {id} is already held"));
         }
         let in_flight = self.in_flight(id);
-        let known = in_flight
-            || self.waiting.contains_key(&id)
-            || self.ready.iter().any(|q| q.id == id);
+        let known =
+            in_flight || self.waiting.contains_key(&id) || self.ready.iter().any(|q| q.id == id);
         if !known {
             return Err(self.unknown(id));
         }
@@ -192,7 +191,9 @@ impl State {
             .line(format_args!("MID {id} released by the operator"));
         if on_return {
             self.hold_on_return.remove(&id);
-            return Ok(format!("MID {id} released (it is being delivered right now)"));
+            return Ok(format!(
+                "MID {id} released (it is being delivered right now)"
+            ));
         }
         if let Some(q) = self.held.remove(&id) {
             self.ready.push_back(q);
@@ -225,9 +226,7 @@ impl State {
             "MID {id} deleted: {} recipient(s) dropped without a bounce",
             q.pending.len()
         );
-        self.ctx
-            .log
-            .line(format_args!("{line} (by the operator)"));
+        self.ctx.log.line(format_args!("{line} (by the operator)"));
         Ok(line)
     }
 
@@ -278,9 +277,7 @@ impl State {
             q.envelope.sender,
             q.pending.len()
         );
-        self.ctx
-            .log
-            .line(format_args!("{line} (by the operator)"));
+        self.ctx.log.line(format_args!("{line} (by the operator)"));
         Ok(line)
     }
 }

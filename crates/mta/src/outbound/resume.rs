@@ -119,9 +119,9 @@ mod tests {
         let now = Instant::now();
         let now_unix = 1_800_000_000;
         let mut recovered = vec![
-            message(1, 0, 0, false),                // never tried: now
-            message(2, 3, now_unix + 600, false),   // ten minutes ahead
-            message(3, 1, now_unix - 50, true),     // held
+            message(1, 0, 0, false),              // never tried: now
+            message(2, 3, now_unix + 600, false), // ten minutes ahead
+            message(3, 1, now_unix - 50, true),   // held
         ];
         // 30,000 retries that fell due while the gateway was down.
         recovered.extend((10..30_010).map(|n| message(n, 2, now_unix - n, false)));
@@ -152,6 +152,10 @@ mod tests {
         let recovered = (1..=3).map(|n| message(n, 1, 100, false)).collect();
         let plan = plan_recovered(1000, now, recovered, &retry);
         assert_eq!(plan.spread_over, Duration::from_millis(30));
-        assert!(plan.spread.iter().all(|q| q.due_at < now + Duration::from_millis(30)));
+        assert!(
+            plan.spread
+                .iter()
+                .all(|q| q.due_at < now + Duration::from_millis(30))
+        );
     }
 }

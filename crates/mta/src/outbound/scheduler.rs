@@ -185,11 +185,7 @@ impl State {
             .contains(&id)
     }
 
-    async fn run(
-        mut self,
-        mut channels: Channels,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut channels: Channels, mut stop: watch::Receiver<bool>) {
         loop {
             self.promote_due();
             self.start_ready();

@@ -36,3 +36,20 @@ pub fn decode_payload(payload: &[u8]) -> bool {
     let framed = record::frame_raw(key, payload);
     record::decode_frame(key, &framed).is_ok()
 }
+
+/// The records of a segment file, as `(start, end, message id)` byte
+/// ranges (for tests that damage chosen records and check what survives).
+/// Empty when the header does not read.
+pub fn record_spans(data: &[u8]) -> Vec<(u64, u64, u64)> {
+    let scan::HeaderState::Valid(key) = scan::header(data) else {
+        return Vec::new();
+    };
+    let mut spans = Vec::new();
+    scan::frames(data, key, |at, record, len| {
+        spans.push((at, at + len, record.id()));
+    });
+    spans
+}
+
+/// Length of the segment header.
+pub const SEGMENT_HEADER: u64 = record::HEADER_LEN as u64;

@@ -231,6 +231,10 @@ pub enum SpoolError {
 
 impl SpoolError {
     fn io(path: &Path, err: std::io::Error) -> Self {
+        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+        if matches!(err.kind(), StorageFull | QuotaExceeded) {
+            return SpoolError::NoSpace(format!("{}: {err}", path.display()));
+        }
         SpoolError::Io {
             path: path.to_path_buf(),
             reason: err.to_string(),

@@ -150,7 +150,9 @@ fn choose(shared: &Shared, options: &SpoolOptions) -> Option<Vec<u64>> {
     let index = shared.index();
     let active = shared.active_segment();
     let (disk, live) = index.usage();
-    let over = disk > live.saturating_mul(2).saturating_add(options.segment_bytes);
+    // The key file counts too: the bound is on everything in the directory.
+    let budget = live.saturating_mul(2).saturating_add(options.segment_bytes);
+    let over = disk + HEADER_LEN as u64 > budget;
     let mut best: Option<(u64, u64, Vec<u64>)> = None;
     for (&seq, info) in &index.segments {
         if seq == active || info.bytes.saturating_sub(info.live_bytes) <= HEADER_LEN as u64 {

@@ -14,15 +14,10 @@
 //!    delivery whose outcome cannot be stored would be repeated after a
 //!    restart.
 //!
-//! Every check measures again (at most every [`CACHE`]), so service resumes
-//! by itself once space is free.
+//! Every check measures again (one `statvfs`, about a microsecond), so
+//! service resumes by itself the moment space is free.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Free space is measured at most this often for admission and delivery.
-const CACHE: Duration = Duration::from_millis(100);
 
 /// Below this, outcomes may not fit: delivery pauses.
 pub(super) const PAUSE_BELOW: u64 = 64 << 10;
@@ -85,13 +80,12 @@ pub fn measure(dir: &Path) -> std::io::Result<FreeSpace> {
     })
 }
 
-/// The operator's threshold and a short-lived cache of the measurement.
+/// The operator's threshold.
 #[derive(Debug)]
 pub(super) struct Gauge {
     dir: PathBuf,
     min_free_bytes: u64,
     min_free_percent: u8,
-    last: Mutex<Option<(Instant, FreeSpace)>>,
 }
 
 impl Gauge {
@@ -100,21 +94,12 @@ impl Gauge {
             dir: dir.to_path_buf(),
             min_free_bytes,
             min_free_percent,
-            last: Mutex::new(None),
         }
     }
 
-    /// The current free space (measured at most every [`CACHE`]).
+    /// The current free space.
     pub(super) fn free(&self) -> std::io::Result<FreeSpace> {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, space)) = *last
-            && at.elapsed() < CACHE
-        {
-            return Ok(space);
-        }
-        let space = measure(&self.dir)?;
-        *last = Some((Instant::now(), space));
-        Ok(space)
+        measure(&self.dir)
     }
 
     /// The threshold under which transactions are refused.

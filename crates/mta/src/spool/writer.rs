@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -35,7 +35,7 @@ use super::{Envelope, Schedule, Shared, SpoolError, SpoolOptions, segment_path, 
 
 /// A batch's new messages stop growing past this many bytes, so one burst
 /// does not hold every earlier sender behind a single enormous write.
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 
 /// Most compaction bytes in one batch.
 pub(super) const COPY_BUDGET: usize = 1 << 20;
@@ -388,11 +388,7 @@ impl Writer {
             Ok(()) => Ok(()),
             Err(e) => {
                 let undone = self.undo();
-                let err = if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
-                    SpoolError::NoSpace(format!("{}: {e}", self.path.display()))
-                } else {
-                    SpoolError::io(&self.path, e)
-                };
+                let err = SpoolError::io(&self.path, e);
                 tracing::error!(
                     %err, undone,
                     "spool write failed; the batch was {} and its {} request(s) refused",
