@@ -30,7 +30,7 @@ fn envelope(n: usize, recipients: usize) -> Envelope {
             .collect(),
         received_at: 1_790_000_000 + n as u64,
         flags: EnvelopeFlags {
-            requiretls: n % 2 == 0,
+            requiretls: n.is_multiple_of(2),
             ..EnvelopeFlags::default()
         },
     }
@@ -70,14 +70,13 @@ fn flip(path: &Path, offset: u64, mask: u8) {
 /// A spool of 40 one-recipient messages in one segment.
 fn forty(dir: &Path) -> Vec<(MessageId, Vec<u8>)> {
     let (spool, _) = Spool::open(dir, SpoolOptions::default()).unwrap();
-    let out = (0..40)
+    (0..40)
         .map(|n| {
             let (id, commit) = spool.enqueue(envelope(n, 1), &body(n));
             commit.wait().unwrap();
             (id, body(n))
         })
-        .collect();
-    out
+        .collect()
 }
 
 fn assert_refused_naming(err: SpoolError, file: &Path, offset: u64) {

@@ -42,251 +42,43 @@
 //! (`replay.rs`): [`Spool::check`] reports, [`Spool::salvage`] rebuilds
 //! the spool from every valid record and moves the damaged files aside.
 
+mod check;
 mod damaged_files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod lanes;
 mod reclaim;
 mod record;
 mod replay;
 mod salvage;
 mod scan;
 mod space;
+mod types;
 mod writer;
 
-use std::collections::HashMap;
-use std::fmt;
 use std::fs::{self, File};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
+pub use check::Check;
 pub use damaged_files::Retention;
 pub use replay::{Damage, DamageKind};
 pub use salvage::SalvageReport;
 pub use space::{FreeSpace, Shortage, mib};
+pub use types::{
+    Commit, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError, SpoolOptions,
+    Usage,
+};
 
 use index::Index;
 use replay::Mode;
-
-/// A queued message's identifier, unique across restarts. Shown in the mail
-/// log as hexadecimal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(u64);
-
-impl MessageId {
-    /// The raw value, for storage elsewhere.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}", self.0)
-    }
-}
-
-impl std::str::FromStr for MessageId {
-    type Err = String;
-
-    /// The hexadecimal form the mail log shows.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        u64::from_str_radix(s.trim(), 16)
-            .map(MessageId)
-            .map_err(|_| format!("{s:?} is not a message id (hexadecimal, as in the mail log)"))
-    }
-}
-
-/// What the SMTP transaction said about a message, beside its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// The reverse-path; empty for the null sender (bounces).
-    pub sender: String,
-    /// Forward-paths, in the order they were accepted. Delivery outcomes
-    /// refer to recipients by their index in this list.
-    pub recipients: Vec<String>,
-    /// When the message was accepted, in seconds since the Unix epoch.
-    pub received_at: u64,
-    pub flags: EnvelopeFlags,
-}
-
-/// MAIL parameters that delivery must honour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EnvelopeFlags {
-    /// `REQUIRETLS` (RFC 8689).
-    pub requiretls: bool,
-    /// `SMTPUTF8` (RFC 6531).
-    pub smtputf8: bool,
-    /// `BODY=8BITMIME`.
-    pub eight_bit: bool,
-}
-
-impl EnvelopeFlags {
-    fn to_bits(self) -> u8 {
-        u8::from(self.requiretls) | u8::from(self.smtputf8) << 1 | u8::from(self.eight_bit) << 2
-    }
-
-    fn from_bits(bits: u8) -> Self {
-        EnvelopeFlags {
-            requiretls: bits & 1 != 0,
-            smtputf8: bits & 2 != 0,
-            eight_bit: bits & 4 != 0,
-        }
-    }
-}
-
-/// Where a message stands in its retries. Stored, so it survives restarts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Schedule {
-    /// Delivery attempts so far.
-    pub attempts: u32,
-    /// When to try next, in seconds since the Unix epoch; 0 means at once.
-    pub next_attempt: u64,
-    /// Why the last attempt did not finish every recipient.
-    pub last_error: String,
-}
-
-/// A message in the queue and the recipients not yet finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub id: MessageId,
-    pub envelope: Arc<Envelope>,
-    /// Indices into `envelope.recipients` still to deliver.
-    pub pending: Vec<u32>,
-    /// Size of the body in bytes.
-    pub size: u64,
-    pub schedule: Schedule,
-    /// Held by the operator: not delivered until released.
-    pub held: bool,
-}
-
-/// Tuning knobs. The defaults suit a gateway on a small disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolOptions {
-    /// A segment file is closed and a new one started before it would grow
-    /// past this size (only a single larger message makes a larger one).
-    /// The spool's files stay under twice the live records plus this.
-    pub segment_bytes: u64,
-    /// New transactions are refused (`452 4.3.1`) when the filesystem has
-    /// less than this free...
-    pub min_free_bytes: u64,
-    /// ...or less than this percentage of its size, whichever is larger.
-    pub min_free_percent: u8,
-    /// The writer refuses a message that would leave less than this free:
-    /// the room is kept for delivery outcomes, retry times and bounces.
-    pub outcome_reserve_bytes: u64,
-    /// How many torn or damaged files to keep beside the spool.
-    pub keep_damaged: Retention,
-}
-
-impl Default for SpoolOptions {
-    fn default() -> Self {
-        SpoolOptions {
-            segment_bytes: 8 << 20,
-            min_free_bytes: 64 << 20,
-            min_free_percent: 2,
-            outcome_reserve_bytes: 1 << 20,
-            keep_damaged: Retention::default(),
-        }
-    }
-}
-
-/// Spool failures, written for the operator who has to act on them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpoolError {
-    #[error("spool {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
-    #[error(
-        "spool file {path} is damaged at byte {offset} ({reason}){}; the gateway does not start \
-         because it cannot tell which messages the damaged bytes held. Run `portcullis queue \
-         check` to see every damaged range, then `portcullis queue salvage` to keep every readable \
-         message and move the damaged files aside",
-        if *more > 0 { format!(" and in {more} more place(s)") } else { String::new() }
-    )]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-        more: usize,
-    },
-    #[error("spool {0} is in use by another Portcullis process")]
-    Locked(PathBuf),
-    #[error("the spool cannot write: {0}")]
-    Failed(String),
-    #[error("no space for the spool: {0}")]
-    NoSpace(String),
-    #[error("message {0} is not in the queue")]
-    UnknownMessage(MessageId),
-    #[error("message of {0} bytes is larger than the spool accepts")]
-    TooLarge(usize),
-}
-
-impl SpoolError {
-    fn io(path: &Path, err: std::io::Error) -> Self {
-        use std::io::ErrorKind::{QuotaExceeded, StorageFull};
-        if matches!(err.kind(), StorageFull | QuotaExceeded) {
-            return SpoolError::NoSpace(format!("{}: {err}", path.display()));
-        }
-        SpoolError::Io {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        }
-    }
-}
-
-/// A write on its way to stable storage. Await it, or call [`Commit::wait`]
-/// from synchronous code; either way the value arrives only after `fdatasync`.
-#[derive(Debug)]
-#[must_use = "the write is durable only once the commit resolves"]
-pub struct Commit<T>(oneshot::Receiver<Result<T, SpoolError>>);
-
-impl<T> Commit<T> {
-    fn failed(err: SpoolError) -> Self {
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Err(err));
-        Commit(rx)
-    }
-
-    /// Blocks the calling thread until the write is durable. Do not call it
-    /// from inside an async runtime; await the commit there.
-    pub fn wait(self) -> Result<T, SpoolError> {
-        self.0
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(writer_gone()))
-    }
-}
-
-impl<T> Future for Commit<T> {
-    type Output = Result<T, SpoolError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(writer_gone())))
-    }
-}
-
-fn writer_gone() -> SpoolError {
-    SpoolError::Failed("the spool writer thread has stopped".into())
-}
-
-/// Disk use of the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
-    /// Bytes in segment files.
-    pub disk_bytes: u64,
-    /// Bytes of the live messages' records.
-    pub live_bytes: u64,
-    pub segments: usize,
-}
+use types::writer_gone;
 
 /// The durable queue. Cheap to share behind an `Arc`; all methods take
 /// `&self`.
@@ -305,7 +97,7 @@ struct Shared {
     options: SpoolOptions,
     index: Mutex<Index>,
     next_id: AtomicU64,
-    inbox: writer::Inbox,
+    inbox: lanes::Inbox,
     reclaim: reclaim::Signal,
     reclaiming: Mutex<()>,
     /// The segment the writer appends to.
@@ -376,7 +168,7 @@ impl Spool {
             options: options.clone(),
             index: Mutex::new(recovered.index),
             next_id: AtomicU64::new(next_id),
-            inbox: writer::Inbox::default(),
+            inbox: lanes::Inbox::default(),
             reclaim: reclaim::Signal::default(),
             reclaiming: Mutex::new(()),
             active: AtomicU64::new(0),
@@ -434,7 +226,7 @@ impl Spool {
                 live_bytes,
                 segments: rec.index.segments.len(),
             },
-            in_use: in_use(dir),
+            in_use: check::in_use(dir),
             bodies,
         })
     }
@@ -464,7 +256,7 @@ impl Spool {
         let mut bytes = Vec::with_capacity(body.len() + 256);
         let state = record::StoredState::default();
         record::encode_message(&mut bytes, self.shared.key, id, &envelope, &state, body);
-        let job = writer::Job::Message {
+        let job = lanes::Job::Message {
             id,
             envelope: Arc::new(envelope),
             body_len: body.len() as u64,
@@ -478,7 +270,7 @@ impl Spool {
     pub fn finish(&self, id: MessageId, recipients: &[u32]) -> Commit<()> {
         self.outcome(id, |bytes, key| {
             record::encode_finished(bytes, key, id.0, recipients);
-            writer::Job::Finished {
+            lanes::Job::Finished {
                 id: id.0,
                 recipients: recipients.to_vec(),
             }
@@ -489,7 +281,7 @@ impl Spool {
     pub fn set_schedule(&self, id: MessageId, schedule: Schedule) -> Commit<()> {
         self.outcome(id, |bytes, key| {
             record::encode_schedule(bytes, key, id.0, &schedule);
-            writer::Job::Schedule { id: id.0, schedule }
+            lanes::Job::Schedule { id: id.0, schedule }
         })
     }
 
@@ -497,14 +289,14 @@ impl Spool {
     pub fn set_held(&self, id: MessageId, held: bool) -> Commit<()> {
         self.outcome(id, |bytes, key| {
             record::encode_hold(bytes, key, id.0, held);
-            writer::Job::Hold { id: id.0, held }
+            lanes::Job::Hold { id: id.0, held }
         })
     }
 
     fn outcome(
         &self,
         id: MessageId,
-        encode: impl FnOnce(&mut Vec<u8>, u64) -> writer::Job,
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> lanes::Job,
     ) -> Commit<()> {
         if !self.shared.index().live.contains_key(&id.0) {
             return Commit::failed(SpoolError::UnknownMessage(id));
@@ -606,9 +398,9 @@ impl Spool {
         reclaim::reclaim(&self.shared, &self.shared.options);
     }
 
-    fn submit(&self, job: writer::Job, bytes: Vec<u8>) -> Commit<()> {
+    fn submit(&self, job: lanes::Job, bytes: Vec<u8>) -> Commit<()> {
         let (reply, rx) = oneshot::channel();
-        let request = writer::Request { job, bytes, reply };
+        let request = lanes::Request { job, bytes, reply };
         match self.shared.inbox.push(request) {
             Ok(()) => Commit(rx),
             Err(_) => Commit::failed(writer_gone()),
@@ -628,43 +420,6 @@ impl Drop for Spool {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
-    }
-}
-
-/// What [`Spool::check`] found.
-#[derive(Debug)]
-pub struct Check {
-    /// Every message readable, damage notwithstanding.
-    pub messages: Vec<QueuedMessage>,
-    /// Every damaged range, in file order.
-    pub damage: Vec<Damage>,
-    pub usage: Usage,
-    /// A gateway holds the spool's lock.
-    pub in_use: bool,
-    bodies: HashMap<u64, (PathBuf, u64, u64)>,
-}
-
-impl Check {
-    /// Damage that stops the gateway from starting.
-    pub fn fatal(&self) -> impl Iterator<Item = &Damage> {
-        self.damage.iter().filter(|d| d.is_fatal())
-    }
-
-    /// The body of a message found by the check.
-    pub fn body(&self, id: MessageId) -> Result<Vec<u8>, SpoolError> {
-        let place = self
-            .bodies
-            .get(&id.0)
-            .ok_or(SpoolError::UnknownMessage(id))?;
-        read_at(place)
-    }
-}
-
-/// Whether a gateway holds the spool's lock (read-only probe).
-fn in_use(dir: &Path) -> bool {
-    match File::open(dir.join("lock")) {
-        Ok(f) => f.try_lock_shared().is_err(),
-        Err(_) => false,
     }
 }
 

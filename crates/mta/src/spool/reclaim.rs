@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::lanes::{COPY_BUDGET, Copy, CopyOutcome};
 use super::record::{HEADER_LEN, encode_message};
-use super::writer::{COPY_BUDGET, Copy, CopyOutcome};
 use super::{Shared, SpoolError, SpoolOptions, read_at, segment_path, sync_dir};
 
 /// A wake-up flag for the reclaim thread.

@@ -427,7 +427,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KEY: u64 = 0x5eed_0f_5b_00_1c_0de;
+    const KEY: u64 = 0x05ee_d0f5_b001_c0de;
 
     fn envelope() -> Envelope {
         Envelope {

@@ -3,13 +3,12 @@
 //!
 //! Every write goes through one thread so appends never interleave and one
 //! `fdatasync` covers every request that queued up while the previous one
-//! ran. Requests wait in three lanes, taken in this order into each batch:
-//! compaction copies (at most [`COPY_BUDGET`] bytes, so compaction never
-//! holds receipt up by more than that), outcomes (finished recipients, retry
-//! times, holds: small, and a delivery's outcome should be on disk as soon
-//! as possible, since until then a crash repeats the delivery), then new
-//! messages up to [`BATCH_BYTES`]. The index is updated only here, after the
-//! sync, so a reader never sees a message that is not yet durable.
+//! ran. Requests wait in three lanes (`lanes.rs`): compaction copies (a
+//! bounded share of each batch, so compaction never holds receipt up for
+//! long), outcomes first among the rest (a delivery's outcome should be on
+//! disk as soon as possible: until then a crash repeats the delivery), then
+//! new messages. The index is updated only here, after the sync, so a
+//! reader never sees a message that is not yet durable.
 //!
 //! A write or sync that fails (a full disk) is undone: the segment is
 //! truncated back to where the batch began and synced, every request of the
@@ -18,176 +17,18 @@
 //! once space is free. New messages are also refused before the write when
 //! they would leave less than the outcome reserve free.
 
-use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
-use tokio::sync::oneshot;
-
 use super::index::Placement;
+use super::lanes::{Batch, Copy, CopyOutcome, Job, Request};
 use super::record::{HEADER_LEN, Record, StoredState, encode_header};
 use super::space::{self, mib};
-use super::{Envelope, Schedule, Shared, SpoolError, SpoolOptions, segment_path, sync_dir};
-
-/// A batch's new messages stop growing past this many bytes, so one burst
-/// does not hold every earlier sender behind a single enormous write.
-const BATCH_BYTES: usize = 4 << 20;
-
-/// Most compaction bytes in one batch.
-pub(super) const COPY_BUDGET: usize = 1 << 20;
-
-/// What a request does to the index once it is durable.
-#[derive(Debug)]
-pub(super) enum Job {
-    Message {
-        id: u64,
-        envelope: Arc<Envelope>,
-        body_len: u64,
-    },
-    Finished {
-        id: u64,
-        recipients: Vec<u32>,
-    },
-    Schedule {
-        id: u64,
-        schedule: Schedule,
-    },
-    Hold {
-        id: u64,
-        held: bool,
-    },
-}
-
-#[derive(Debug)]
-pub(super) struct Request {
-    pub(super) job: Job,
-    /// The framed record, encoded by the caller's thread.
-    pub(super) bytes: Vec<u8>,
-    pub(super) reply: oneshot::Sender<Result<(), SpoolError>>,
-}
-
-/// A live message re-written by compaction, valid only if the message has
-/// not changed since `version`.
-#[derive(Debug)]
-pub(super) struct Copy {
-    pub(super) id: u64,
-    pub(super) from: u64,
-    pub(super) version: u64,
-    pub(super) envelope: Arc<Envelope>,
-    pub(super) state: StoredState,
-    pub(super) body_len: u64,
-    pub(super) bytes: Vec<u8>,
-    pub(super) reply: oneshot::Sender<CopyOutcome>,
-}
-
-#[derive(Debug)]
-pub(super) enum CopyOutcome {
-    Written,
-    /// The message changed or left meanwhile; nothing was written.
-    Stale,
-    Failed(SpoolError),
-}
-
-/// The writer's three lanes.
-#[derive(Debug, Default)]
-pub(super) struct Inbox {
-    lanes: Mutex<Lanes>,
-    wake: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct Lanes {
-    copies: VecDeque<Copy>,
-    outcomes: VecDeque<Request>,
-    messages: VecDeque<Request>,
-    closed: bool,
-}
-
-struct Batch {
-    copies: Vec<Copy>,
-    outcomes: Vec<Request>,
-    messages: Vec<Request>,
-}
-
-impl Inbox {
-    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
-        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues a request; gives it back once the writer has stopped.
-    pub(super) fn push(&self, request: Request) -> Result<(), Request> {
-        let mut lanes = self.lanes();
-        if lanes.closed {
-            return Err(request);
-        }
-        match request.job {
-            Job::Message { .. } => lanes.messages.push_back(request),
-            _ => lanes.outcomes.push_back(request),
-        }
-        self.wake.notify_one();
-        Ok(())
-    }
-
-    /// Queues a compaction copy; false (and the copy dropped) once the
-    /// writer has stopped.
-    pub(super) fn push_copy(&self, copy: Copy) -> bool {
-        let mut lanes = self.lanes();
-        if lanes.closed {
-            return false;
-        }
-        lanes.copies.push_back(copy);
-        self.wake.notify_one();
-        true
-    }
-
-    /// The writer finishes what is queued, then stops.
-    pub(super) fn close(&self) {
-        self.lanes().closed = true;
-        self.wake.notify_all();
-    }
-
-    /// The next batch; `None` once closed and drained.
-    fn take(&self, segment_bytes: usize) -> Option<Batch> {
-        let mut lanes = self.lanes();
-        while lanes.copies.is_empty() && lanes.outcomes.is_empty() && lanes.messages.is_empty() {
-            if lanes.closed {
-                return None;
-            }
-            lanes = self.wake.wait(lanes).unwrap_or_else(|p| p.into_inner());
-        }
-        let mut used = 0;
-        let mut copies = Vec::new();
-        let copy_budget = COPY_BUDGET.min(segment_bytes / 4).max(1);
-        while let Some(c) = lanes.copies.front() {
-            if !copies.is_empty() && used + c.bytes.len() > copy_budget {
-                break;
-            }
-            used += c.bytes.len();
-            copies.extend(lanes.copies.pop_front());
-        }
-        let outcomes: Vec<Request> = lanes.outcomes.drain(..).collect();
-        used += outcomes.iter().map(|r| r.bytes.len()).sum::<usize>();
-        let budget = BATCH_BYTES.min(segment_bytes.saturating_sub(HEADER_LEN + used));
-        let mut messages = Vec::new();
-        let mut taken = 0;
-        while let Some(m) = lanes.messages.front() {
-            if !messages.is_empty() && taken + m.bytes.len() > budget {
-                break;
-            }
-            taken += m.bytes.len();
-            messages.extend(lanes.messages.pop_front());
-        }
-        Some(Batch {
-            copies,
-            outcomes,
-            messages,
-        })
-    }
-}
+use super::{Shared, SpoolError, SpoolOptions, segment_path, sync_dir};
 
 pub(super) fn start(
     shared: Arc<Shared>,
