@@ -53,3 +53,14 @@ pub fn record_spans(data: &[u8]) -> Vec<(u64, u64, u64)> {
 
 /// Length of the segment header.
 pub const SEGMENT_HEADER: u64 = record::HEADER_LEN as u64;
+
+/// A valid segment header for `key`.
+pub fn segment_header(key: u64) -> Vec<u8> {
+    record::encode_header(key).to_vec()
+}
+
+/// `payload` framed as a record of the spool with `key` (valid checksum,
+/// whatever the payload holds).
+pub fn frame(key: u64, payload: &[u8]) -> Vec<u8> {
+    record::frame_raw(key, payload)
+}
