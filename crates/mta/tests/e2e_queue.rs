@@ -138,6 +138,11 @@ async fn queue_commands_online_offline_and_on_a_damaged_spool() {
     gateway.terminate(Duration::from_secs(10));
     let list = rows(&fx);
     assert_eq!(list.len(), 1);
+    // Its stored schedule: one attempt, the next an hour after it.
+    assert_eq!(list[0]["attempts"], 1);
+    assert!(
+        list[0]["next_attempt"].as_u64().unwrap() > list[0]["received_at"].as_u64().unwrap() + 3500
+    );
     assert_eq!(
         (list[0]["id"].as_str().unwrap(), &list[0]["held"]),
         (id(0).as_str(), &serde_json::Value::Bool(true))

@@ -264,7 +264,10 @@ impl State {
     /// Starts attempts for ready messages, unless the spool cannot store
     /// their outcomes now.
     pub(super) fn start_ready(&mut self) {
-        if self.ready.is_empty() || self.inflight.len() >= self.max_inflight {
+        let room = !self.ready.is_empty() && self.inflight.len() < self.max_inflight;
+        // While paused, look again even with nothing ready, so the resume
+        // is noticed (and logged) as soon as it happens.
+        if !room && self.paused.is_none() {
             return;
         }
         match self.ctx.spool.outcomes_storable() {

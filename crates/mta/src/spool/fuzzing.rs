@@ -38,15 +38,15 @@ pub fn decode_payload(payload: &[u8]) -> bool {
 }
 
 /// The records of a segment file, as `(start, end, message id)` byte
-/// ranges (for tests that damage chosen records and check what survives).
-/// Empty when the header does not read.
+/// ranges (for tests that damage chosen records and check what survives);
+/// a seal has id 0. Empty when the header does not read.
 pub fn record_spans(data: &[u8]) -> Vec<(u64, u64, u64)> {
     let scan::HeaderState::Valid(key) = scan::header(data) else {
         return Vec::new();
     };
     let mut spans = Vec::new();
     scan::frames(data, key, |at, record, len| {
-        spans.push((at, at + len, record.id()));
+        spans.push((at, at + len, record.id().unwrap_or(0)));
     });
     spans
 }

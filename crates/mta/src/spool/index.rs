@@ -128,6 +128,7 @@ impl Index {
                 self.update(id, segment, |e| e.schedule = schedule)
             }
             Record::Hold { id, held } => self.update(id, segment, |e| e.held = held),
+            Record::Seal => {}
         }
     }
 

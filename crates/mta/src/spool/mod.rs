@@ -174,7 +174,12 @@ impl Spool {
             active: AtomicU64::new(0),
             writer_dirty: AtomicBool::new(false),
         });
-        let writer = writer::start(shared.clone(), recovered.max_segment + 1, options.clone())?;
+        let writer = writer::start(
+            shared.clone(),
+            recovered.max_segment + 1,
+            recovered.newest,
+            options.clone(),
+        )?;
         let mut spool = Spool {
             shared: shared.clone(),
             writer: Some(writer),

@@ -39,6 +39,7 @@ const KIND_MESSAGE: u8 = 1;
 const KIND_FINISHED: u8 = 2;
 const KIND_SCHEDULE: u8 = 3;
 const KIND_HOLD: u8 = 4;
+const KIND_SEAL: u8 = 5;
 
 /// The state of a message that travels with each copy of its record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,16 +70,20 @@ pub(super) enum Record {
     Schedule { id: u64, schedule: Schedule },
     /// The operator held (or released) the message.
     Hold { id: u64, held: bool },
+    /// The last record of a segment the writer has moved on from: a sealed
+    /// segment that does not end with it was cut short.
+    Seal,
 }
 
 impl Record {
-    /// The message the record is about.
-    pub(super) fn id(&self) -> u64 {
+    /// The message the record is about (none for a seal).
+    pub(super) fn id(&self) -> Option<u64> {
         match self {
             Record::Message { id, .. }
             | Record::Finished { id, .. }
             | Record::Schedule { id, .. }
-            | Record::Hold { id, .. } => *id,
+            | Record::Hold { id, .. } => Some(*id),
+            Record::Seal => None,
         }
     }
 }
@@ -218,6 +223,11 @@ pub(super) fn encode_hold(out: &mut Vec<u8>, key: u64, id: u64, held: bool) {
     });
 }
 
+/// Appends a framed seal record to `out`.
+pub(super) fn encode_seal(out: &mut Vec<u8>, key: u64) {
+    frame(out, key, |p| p.push(KIND_SEAL));
+}
+
 /// Reads the frame at the start of `input`: the record and the frame's total
 /// length.
 pub(super) fn decode_frame(key: u64, input: &[u8]) -> Result<(Record, usize), FrameError> {
@@ -339,6 +349,7 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
             id: r.u64()?,
             held: r.flag()?,
         },
+        KIND_SEAL => Record::Seal,
         _ => return Err("unknown record kind"),
     };
     r.end()?;
@@ -484,9 +495,12 @@ mod tests {
         encode_finished(&mut out, KEY, 9, &[0, 2]);
         encode_schedule(&mut out, KEY, 9, &state().schedule);
         encode_hold(&mut out, KEY, 9, true);
+        encode_seal(&mut out, KEY);
         let (a, n) = decode_frame(KEY, &out).unwrap();
         let (b, m) = decode_frame(KEY, &out[n..]).unwrap();
-        let (c, _) = decode_frame(KEY, &out[n + m..]).unwrap();
+        let (c, k) = decode_frame(KEY, &out[n + m..]).unwrap();
+        let (d, _) = decode_frame(KEY, &out[n + m + k..]).unwrap();
+        assert_eq!(d, Record::Seal);
         assert_eq!(
             a,
             Record::Finished {

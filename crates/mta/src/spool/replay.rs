@@ -86,6 +86,20 @@ pub(super) struct Recovered {
     pub(super) damage: Vec<Damage>,
     /// The segment files read, oldest first.
     pub(super) files: Vec<(u64, PathBuf)>,
+    /// The newest segment, for the writer to seal (or, on a full disk, to
+    /// go on writing in).
+    pub(super) newest: Option<Newest>,
+}
+
+/// The newest segment after recovery.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Newest {
+    pub(super) seq: u64,
+    /// It already ends with a seal.
+    pub(super) sealed: bool,
+    /// Its header is this spool's and nothing in it is damaged: records
+    /// may be appended.
+    pub(super) usable: bool,
 }
 
 /// Replays every segment in `dir`.
@@ -104,6 +118,7 @@ pub(super) fn replay(
         key,
         damage,
         files: Vec::new(),
+        newest: None,
     };
     for (n, (seq, path)) in files.iter().enumerate() {
         let newest = n + 1 == files.len();
@@ -147,18 +162,48 @@ pub(super) fn replay(
         }
         rec.index.add_segment(*seq, data.len() as u64);
         rec.files.push((*seq, path.clone()));
+        let mut last = None;
         let ranges = scan::frames(&data, key, |at, record, len| {
+            last = Some((at + len, matches!(record, Record::Seal)));
             apply(&mut rec, *seq, at, record, len);
         });
+        let damaged_before = rec.damage.len();
+        let mut len = data.len() as u64;
+        let cut_at_end = ranges.iter().any(|r| r.at_end);
         for range in ranges {
             let torn = range.at_end && newest && !foreign;
             if torn && mode == Mode::Open {
                 cut_torn_tail(path, &data, &range, retention)?;
+                len = range.start;
                 if let Some(s) = rec.index.segments.get_mut(seq) {
-                    s.bytes = range.start;
+                    s.bytes = len;
                 }
             }
             rec.damage.push(damage_of(path, range, torn));
+        }
+        let sealed = last.is_some_and(|(end, seal)| seal && end == data.len() as u64);
+        if !newest && !sealed && !cut_at_end {
+            // The writer seals a segment before it starts the next: one
+            // that ends without its seal lost its end, and what was there
+            // is unknown.
+            rec.damage.push(Damage {
+                file: path.clone(),
+                start: last.map_or(HEADER_LEN as u64, |(end, _)| end).min(len),
+                end: len,
+                reason: "the segment ends without the record that closes it: it was cut short"
+                    .into(),
+                kind: DamageKind::Records,
+            });
+        }
+        if newest {
+            let clean = rec.damage[damaged_before..]
+                .iter()
+                .all(|d| d.kind == DamageKind::TornTail);
+            rec.newest = Some(Newest {
+                seq: *seq,
+                sealed: sealed && len == data.len() as u64,
+                usable: clean && !foreign && matches!(header, HeaderState::Valid(_)),
+            });
         }
     }
     if mode == Mode::Open
@@ -190,7 +235,7 @@ fn damage_of(path: &Path, range: DamagedRange, torn: bool) -> Damage {
 }
 
 fn apply(rec: &mut Recovered, segment: u64, frame_at: u64, record: Record, len: u64) {
-    rec.max_id = rec.max_id.max(record.id());
+    rec.max_id = rec.max_id.max(record.id().unwrap_or(0));
     let (body_at, body_len) = match &record {
         Record::Message {
             body_at, body_len, ..

@@ -130,7 +130,7 @@ mod tests {
 
     fn ids(data: &[u8]) -> (Vec<u64>, Vec<DamagedRange>) {
         let mut ids = Vec::new();
-        let damage = frames(data, KEY, |_, r, _| ids.push(r.id()));
+        let damage = frames(data, KEY, |_, r, _| ids.extend(r.id()));
         (ids, damage)
     }
 

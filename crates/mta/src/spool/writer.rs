@@ -26,23 +26,25 @@ use std::thread::JoinHandle;
 
 use super::index::Placement;
 use super::lanes::{Batch, Copy, CopyOutcome, Job, Request};
-use super::record::{HEADER_LEN, Record, StoredState, encode_header};
+use super::record::{HEADER_LEN, Record, StoredState, encode_header, encode_seal};
+use super::replay::Newest;
 use super::space::{self, mib};
 use super::{Shared, SpoolError, SpoolOptions, segment_path, sync_dir};
 
 pub(super) fn start(
     shared: Arc<Shared>,
-    first_segment: u64,
+    next_segment: u64,
+    newest: Option<Newest>,
     options: SpoolOptions,
 ) -> Result<JoinHandle<()>, SpoolError> {
-    let (path, file) = create_segment(&shared, first_segment)?;
+    let (seq, path, file, len) = first_segment(&shared, next_segment, newest)?;
     let mut writer = Writer {
         shared,
         options,
-        seq: first_segment,
+        seq,
         path,
         file,
-        len: HEADER_LEN as u64,
+        len,
         dirty: false,
         buf: Vec::new(),
     };
@@ -50,6 +52,53 @@ pub(super) fn start(
         .name("spool-writer".into())
         .spawn(move || writer.run())
         .map_err(|e| SpoolError::Failed(format!("cannot start the spool writer: {e}")))
+}
+
+/// Where the writer starts: a new segment after sealing the newest one, or,
+/// when that cannot be done (a full disk), the newest segment itself, so
+/// the gateway still starts and can deliver what it holds.
+fn first_segment(
+    shared: &Shared,
+    next: u64,
+    newest: Option<Newest>,
+) -> Result<(u64, PathBuf, File, u64), SpoolError> {
+    let sealed = match newest {
+        Some(n) if !n.sealed => seal(shared, n.seq, &segment_path(&shared.dir, n.seq)),
+        _ => Ok(()),
+    };
+    let err = match sealed.and_then(|()| create_segment(shared, next)) {
+        Ok((path, file)) => return Ok((next, path, file, HEADER_LEN as u64)),
+        Err(err) => err,
+    };
+    let Some(n) = newest.filter(|n| n.usable) else {
+        return Err(err);
+    };
+    let path = segment_path(&shared.dir, n.seq);
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io(&path, e))?;
+    let len = file.metadata().map_err(|e| SpoolError::io(&path, e))?.len();
+    tracing::warn!(%err, segment = %path.display(), "cannot start a new spool segment; going on in the newest one");
+    shared.active.store(n.seq, Ordering::Release);
+    Ok((n.seq, path, file, len))
+}
+
+/// Appends the seal to segment `seq` (its last record: the writer moves on
+/// to the next), durably.
+fn seal(shared: &Shared, seq: u64, path: &std::path::Path) -> Result<(), SpoolError> {
+    let mut bytes = Vec::with_capacity(24);
+    encode_seal(&mut bytes, shared.key);
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            f.sync_data()
+        })
+        .map_err(|e| SpoolError::io(path, e))?;
+    shared.index().grow(seq, bytes.len() as u64);
+    Ok(())
 }
 
 /// Creates segment `seq` with its header, durably.
@@ -122,7 +171,10 @@ impl Writer {
         let rotated =
             self.len > HEADER_LEN as u64 && self.len + incoming > self.options.segment_bytes;
         if rotated {
-            match create_segment(&self.shared, self.seq + 1) {
+            match self
+                .seal()
+                .and_then(|()| create_segment(&self.shared, self.seq + 1))
+            {
                 Ok((path, file)) => {
                     self.seq += 1;
                     (self.path, self.file, self.len) = (path, file, HEADER_LEN as u64);
@@ -157,6 +209,31 @@ impl Writer {
         if changed || rotated {
             self.shared.reclaim.notify();
         }
+    }
+
+    /// Seals the current segment before the next one is started. The seal
+    /// goes in at the end even when a later batch then stays in this
+    /// segment (the next segment could not be made): the last seal is the
+    /// one that counts.
+    fn seal(&mut self) -> Result<(), SpoolError> {
+        if self.dirty && !self.undo() {
+            return Err(SpoolError::Failed(
+                "a failed write is not undone yet".into(),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(24);
+        encode_seal(&mut bytes, self.shared.key);
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.undo();
+            return Err(SpoolError::io(&self.path, e));
+        }
+        self.shared.index().grow(self.seq, bytes.len() as u64);
+        self.len += bytes.len() as u64;
+        Ok(())
     }
 
     /// Drops compaction copies of messages that changed since they were
