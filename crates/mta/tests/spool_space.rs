@@ -240,7 +240,7 @@ fn a_full_filesystem_refuses_without_leaving_a_replayable_record_and_recovers_by
         outcome_reserve_bytes: 1 << 20,
         ..options
     };
-    let (spool, queued) = Spool::open(&dir, reserve).unwrap();
+    let (spool, queued) = Spool::open(&dir, reserve.clone()).unwrap();
     let err = spool
         .enqueue(envelope(1000, 1), &body(1000, 1000))
         .1
@@ -255,6 +255,12 @@ fn a_full_filesystem_refuses_without_leaving_a_replayable_record_and_recovers_by
     fs.fill(0).unwrap();
     let paused = spool.outcomes_storable().unwrap_err();
     assert!(paused.contains("free"), "{paused}");
+    // A restart on the full disk still opens (no new segment can be made:
+    // the writer goes on in the newest one) with every message.
+    let before = queued.len() - 1;
+    drop(spool);
+    let (spool, queued) = Spool::open(&dir, reserve).unwrap();
+    assert_eq!(queued.len(), before);
     fs.free().unwrap();
     spool
         .enqueue(envelope(1001, 1), &body(1001, 1000))
