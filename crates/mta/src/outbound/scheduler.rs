@@ -107,6 +107,9 @@ const BODY_BUDGET: usize = 64 << 20;
 /// How often a paused delivery looks at the spool again.
 const PAUSE_CHECK: Duration = Duration::from_secs(1);
 
+/// How often delivery checks that outcomes can be stored while it runs.
+const SPACE_CHECK: Duration = Duration::from_millis(100);
+
 pub(super) struct State {
     pub(super) ctx: Arc<Context>,
     pub(super) waiting: HashMap<MessageId, Queued>,
@@ -123,6 +126,7 @@ pub(super) struct State {
     held_bytes: usize,
     /// Why delivery is paused, while it is.
     pub(super) paused: Option<String>,
+    checked_space: Instant,
 }
 
 impl State {
@@ -140,6 +144,9 @@ impl State {
             max_inflight,
             held_bytes: 0,
             paused: None,
+            checked_space: Instant::now()
+                .checked_sub(SPACE_CHECK)
+                .unwrap_or_else(Instant::now),
         }
     }
 
@@ -270,7 +277,16 @@ impl State {
         if !room && self.paused.is_none() {
             return;
         }
-        match self.ctx.spool.outcomes_storable() {
+        // One statvfs per tenth of a second is plenty while all is well
+        // (the writer keeps a reserve for outcomes); every time while paused.
+        let fresh = self.checked_space.elapsed() < SPACE_CHECK;
+        let storable = if fresh && self.paused.is_none() {
+            Ok(())
+        } else {
+            self.checked_space = Instant::now();
+            self.ctx.spool.outcomes_storable()
+        };
+        match storable {
             Err(reason) => {
                 if self.paused.is_none() {
                     self.ctx.log.warn(format_args!(
