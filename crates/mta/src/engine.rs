@@ -33,6 +33,7 @@
 //!     hostname: "gw.example".into(),
 //!     listeners: vec![ListenerSettings::new("loopback", "127.0.0.1:0".parse().unwrap(), access)],
 //!     spool_dir: dir.path().join("spool"),
+//!     spool: Default::default(),
 //!     data_dir: dir.path().join("data"),
 //!     delivery: DeliverySettings::new(OutboundPolicy::default(), tls),
 //!     log_observer: None,
