@@ -26,14 +26,26 @@ use portcullis_testkit::gateway::{GatewayFixture, destination, route};
 use portcullis_testkit::loadgen::{LoadOptions, run};
 use portcullis_testkit::sink::{ReceivedMessage, Sink, SinkOptions, SinkTls};
 
-/// (messages, bytes each) per round: four small rounds, then two large.
-const ROUNDS: [(usize, usize); 6] = [
-    (200, 3000),
-    (200, 3000),
-    (200, 3000),
-    (200, 3000),
-    (60, 600_000),
-    (60, 600_000),
+/// When a round's SIGKILL comes.
+#[derive(Clone, Copy)]
+enum KillAt {
+    /// Once the sink has seen a random number of the round's messages
+    /// (accepted mail is queued, some deliveries in flight).
+    Delivering,
+    /// A random delay of up to 100 ms after the load starts, while messages
+    /// are still being received (some get no 250 at all).
+    Receiving,
+}
+
+/// (messages, bytes each, kill moment) per round: four small rounds, then
+/// two of 600 KB messages killed while they are being delivered.
+const ROUNDS: [(usize, usize, KillAt); 6] = [
+    (200, 3000, KillAt::Delivering),
+    (200, 3000, KillAt::Receiving),
+    (200, 3000, KillAt::Delivering),
+    (200, 3000, KillAt::Receiving),
+    (60, 600_000, KillAt::Delivering),
+    (60, 600_000, KillAt::Delivering),
 ];
 
 fn seq_of(m: &ReceivedMessage) -> Option<usize> {
@@ -91,7 +103,7 @@ async fn every_accepted_message_survives_sigkill() {
     let mut attempted = 0;
     let mut kills: Vec<Kill> = Vec::new();
     let mut first_seq = 0;
-    for (round, &(count, size)) in ROUNDS.iter().enumerate() {
+    for (round, &(count, size, kill_at)) in ROUNDS.iter().enumerate() {
         let mut o = LoadOptions::new(fx.listen);
         o.messages = count;
         o.first_seq = first_seq;
@@ -103,16 +115,15 @@ async fn every_accepted_message_survives_sigkill() {
         o.timeout = Duration::from_secs(60);
         let before = sink.messages().len();
         let load = tokio::spawn(run(o));
-        // A random moment while the round is in full swing. Even rounds:
-        // once the sink has seen a random number of this round's messages
-        // (accepted mail is queued, some deliveries in flight). Odd rounds:
-        // a random delay of up to 100 ms after the load starts, while
-        // messages are still being received (some get no 250 at all).
-        if round % 2 == 0 {
-            let at = before + 1 + (random.hash_one(round) as usize % (count / 2));
-            let _ = sink.wait_for_messages(at, Duration::from_secs(60)).await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(random.hash_one(round) % 100)).await;
+        // A random moment while the round is in full swing.
+        match kill_at {
+            KillAt::Delivering => {
+                let at = before + 1 + (random.hash_one(round) as usize % (count / 2));
+                let _ = sink.wait_for_messages(at, Duration::from_secs(60)).await;
+            }
+            KillAt::Receiving => {
+                tokio::time::sleep(Duration::from_millis(random.hash_one(round) % 100)).await;
+            }
         }
         gateway.kill();
         // Everything the dead gateway had sent is recorded before we look.
