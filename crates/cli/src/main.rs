@@ -16,6 +16,7 @@ mod config_cmd;
 mod dane_cmd;
 mod output;
 mod queue_cmd;
+mod queue_print;
 mod run_cmd;
 
 use std::path::PathBuf;
@@ -71,7 +72,9 @@ enum Command {
     /// Configuration file: validate one, or print the built-in default.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
-    /// The queue of accepted messages not yet delivered (works while the gateway runs).
+    /// The queue of accepted messages not yet delivered: list, show, retry, hold,
+    /// release, delete, bounce (through the running gateway, or on the spool
+    /// files when it is stopped), check and salvage the spool files.
     #[command(subcommand)]
     Queue(queue_cmd::QueueCommand),
     /// Certificates the gateway presents: create, CSR, install, import, export, list, show, delete.

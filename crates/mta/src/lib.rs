@@ -10,7 +10,8 @@
 //! - `inbound`: listeners and SMTP sessions; `outbound`: the delivery
 //!   scheduler and the transport that executes each hop's policy decision;
 //! - [`spool`]: the durable queue that answers `250` only once a message is
-//!   on stable storage; [`dsn`]: the bounces it sends;
+//!   on stable storage; [`dsn`]: the bounces it sends; [`control`]: the
+//!   queue commands operators run, online (control socket) or offline;
 //! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
 //!   fetches over HTTPS.
 #![cfg_attr(
@@ -19,6 +20,7 @@
 )]
 
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod dsn;
 pub mod engine;

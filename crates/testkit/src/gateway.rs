@@ -38,6 +38,9 @@ pub struct GatewayFixture {
     pub mta_sts: String,
     /// `[dns]` body (default: empty).
     pub dns: String,
+    /// The data directory (default: `data` in the fixture's directory; a
+    /// disk-full test puts it on a small filesystem).
+    pub data: PathBuf,
 }
 
 impl GatewayFixture {
@@ -48,6 +51,7 @@ impl GatewayFixture {
         let binary = portcullis_binary()?;
         let dir = tempfile::tempdir().map_err(Error::io("creating the gateway directory"))?;
         let listen = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
+        let data = dir.path().join("data");
         Ok(Self {
             binary,
             dir,
@@ -59,6 +63,7 @@ impl GatewayFixture {
             delivery: "connect-timeout-seconds = 10\ncommand-timeout-seconds = 30\ndata-timeout-seconds = 30\n".into(),
             mta_sts: "enabled = false\n".into(),
             dns: String::new(),
+            data,
         })
     }
 
@@ -69,7 +74,7 @@ impl GatewayFixture {
 
     /// The data directory (`data-dir`).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// The mail-log file.
@@ -77,9 +82,11 @@ impl GatewayFixture {
         self.dir.path().join("mail.log")
     }
 
-    fn cli(&self, args: &[&str]) -> Result<String, Error> {
+    /// Runs `portcullis ARGS` with this gateway's certificate store and
+    /// returns what it printed and its status, whatever the status.
+    pub fn run_cli(&self, args: &[&str]) -> Result<std::process::Output, Error> {
         let store = self.data_dir().join("certs");
-        let out = Command::new(&self.binary)
+        Command::new(&self.binary)
             .arg("--store")
             .arg(&store)
             .args(args)
@@ -87,7 +94,21 @@ impl GatewayFixture {
             .map_err(|e| Error::Program {
                 program: self.binary.display().to_string(),
                 detail: e.to_string(),
-            })?;
+            })
+    }
+
+    /// Runs `portcullis queue ARGS --config <this gateway's file>`.
+    pub fn queue(&self, args: &[&str]) -> Result<std::process::Output, Error> {
+        let config = self.dir.path().join("portcullis.toml");
+        let config = config.display().to_string();
+        let mut all = vec!["queue"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", &config]);
+        self.run_cli(&all)
+    }
+
+    fn cli(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self.run_cli(args)?;
         if !out.status.success() {
             return Err(Error::Program {
                 program: format!("portcullis {}", args.join(" ")),

@@ -20,6 +20,7 @@
 //!   with the CLI, generated configuration).
 //! - [`runner`]: runs the `portcullis` binary with a config and reads its
 //!   mail log; SIGTERM or SIGKILL on demand.
+//! - [`tmpfs`]: a small real filesystem (root only) for disk-full tests.
 //!
 //! Not for production use (`publish = false`): errors are descriptive but
 //! the fixtures trust the test that drives them.
@@ -57,6 +58,7 @@ pub mod pki;
 pub mod runner;
 pub mod sink;
 mod sink_shim;
+pub mod tmpfs;
 
 pub use error::Error;
 

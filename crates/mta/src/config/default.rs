@@ -15,7 +15,7 @@ use portcullis_policy::{
 
 use super::schema::{
     Config, DeliveryConfig, DnsConfig, ListenerConfig, LogConfig, MtaStsConfig, QueueConfig,
-    TlsConfig, default_data_dir, default_hostname,
+    SpoolConfig, TlsConfig, default_data_dir, default_hostname,
 };
 
 /// Address of the default listener.
@@ -71,6 +71,7 @@ impl Config {
             dns: DnsConfig::default(),
             mta_sts: MtaStsConfig::default(),
             queue: QueueConfig::default(),
+            spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
         }

@@ -134,6 +134,7 @@ impl LoadedConfig {
             hostname: c.hostname.clone(),
             listeners,
             spool_dir: c.spool_dir(),
+            spool: c.spool.options(),
             data_dir: c.data_dir.clone(),
             delivery,
             log_observer: None,

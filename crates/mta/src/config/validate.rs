@@ -372,6 +372,35 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
             p.push((path, "must be at least 1".into()));
         }
     }
+    let sp = root().key("spool");
+    let spool = &config.spool;
+    if !(1..=1024).contains(&spool.segment_mib) {
+        p.push((
+            sp.key("segment-mib"),
+            format!("{} is outside 1..=1024", spool.segment_mib),
+        ));
+    }
+    if spool.min_free_percent > 50 {
+        p.push((
+            sp.key("min-free-percent"),
+            format!(
+                "{}% would refuse mail on a half-empty disk; at most 50",
+                spool.min_free_percent
+            ),
+        ));
+    }
+    if spool.min_free_mib > 1 << 30 {
+        p.push((
+            sp.key("min-free-mib"),
+            format!("{} MiB is more than any disk holds", spool.min_free_mib),
+        ));
+    }
+    if spool.keep_damaged_mib > 1 << 30 {
+        p.push((
+            sp.key("keep-damaged-mib"),
+            format!("{} MiB is more than any disk holds", spool.keep_damaged_mib),
+        ));
+    }
     if config.queue.retry_max_seconds < config.queue.retry_first_seconds {
         p.push((
             q.key("retry-max-seconds"),

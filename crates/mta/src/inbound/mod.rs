@@ -8,6 +8,7 @@ pub(crate) mod fcrdns;
 mod limits;
 mod received;
 mod session;
+mod storage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
