@@ -12,12 +12,14 @@
 //! - [`spool`]: the durable queue that answers `250` only once a message is
 //!   on stable storage; [`dsn`]: the bounces it sends;
 //! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
-//!   fetches over HTTPS.
+//!   fetches over HTTPS;
+//! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod acme;
 pub mod config;
 pub mod dns;
 pub mod dsn;
