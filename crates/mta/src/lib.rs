@@ -20,7 +20,9 @@
 )]
 
 pub mod acme;
+pub mod cert_manager;
 pub mod config;
+pub mod dane_check;
 pub mod dns;
 pub mod dsn;
 pub mod engine;
