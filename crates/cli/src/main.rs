@@ -10,6 +10,7 @@
 // `<data-dir>` as placeholders, not as HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod acme_cmd;
 mod ca_cmd;
 mod cert_cmd;
 mod config_cmd;
@@ -80,7 +81,7 @@ enum Command {
     /// CA lists the gateway trusts when it verifies peers (system and custom).
     #[command(subcommand)]
     Ca(ca_cmd::CaCommand),
-    /// DANE: print TLSA records for a certificate, check a chain against TLSA records.
+    /// DANE: TLSA records for a certificate, check a chain or what DNS publishes, key rollover.
     #[command(subcommand)]
     Dane(dane_cmd::DaneCommand),
 }
@@ -93,6 +94,6 @@ fn main() -> ExitCode {
         Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd),
         Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
         Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
-        Command::Dane(cmd) => dane_cmd::run(cmd),
+        Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
     }
 }

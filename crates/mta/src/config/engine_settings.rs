@@ -144,6 +144,20 @@ impl LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The resolver settings of `[dns]` (checked; the resolv.conf servers
+    /// when none are listed), for commands that ask DNS the way the gateway
+    /// does. `None`: no server to ask.
+    pub fn resolver_settings(
+        &self,
+    ) -> Result<Option<portcullis_dane::dns::ResolverSettings>, ConfigReport> {
+        let checked = validate::check(&self.config).map_err(|p| self.report(p))?;
+        Ok(super::dns::resolver_settings(
+            &self.config.dns,
+            checked.dns,
+            || system_resolvers(Path::new(RESOLV_CONF)),
+        ))
+    }
+
     /// The settings of the certificate tasks (`[acme]`, `[dane]`): checked,
     /// with every entry to renew present in the store.
     pub fn to_certificate_settings(
