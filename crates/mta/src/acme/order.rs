@@ -224,12 +224,15 @@ impl AcmeClient {
             self.answer_authorizations(&mut order, request.challenge, &mut published)
                 .await?;
             let retry = RetryPolicy::new().timeout(self.settings.order_timeout);
-            let status = order
-                .poll_ready(&retry)
-                .await
-                .map_err(self.protocol("waiting for validation"))?;
-            if status != OrderStatus::Ready {
-                return Err(self.validation_failures(&mut order).await);
+            // An order that failed validation ends invalid, with a problem
+            // document on the order; the reasons per name are on the
+            // authorizations' challenges.
+            match order.poll_ready(&retry).await {
+                Ok(OrderStatus::Ready) => {}
+                Ok(_) | Err(instant_acme::Error::Api(_)) => {
+                    return Err(self.validation_failures(&mut order).await);
+                }
+                Err(e) => return Err(self.protocol("waiting for validation")(e)),
             }
             order
                 .finalize_csr(&csr)
