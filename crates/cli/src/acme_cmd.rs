@@ -201,7 +201,7 @@ pub fn obtain(
                     "installed a certificate for {name:?} ({}) from {}, valid until {until}\nkey kept: TLSA 3 1 1 {} stays valid\n",
                     domains.join(", "),
                     settings.directory,
-                    report.entry.key_spki_sha256
+                    portcullis_mta::dane_check::tlsa_data(&report.entry.key_spki_sha256)
                 )
             }
         },
@@ -300,7 +300,7 @@ pub fn rollover(
         ] {
             publish.push(format!(
                 "_{port}._tcp.{host}. IN TLSA 3 1 1 {}   ; {what} key",
-                spki.to_ascii_lowercase()
+                portcullis_mta::dane_check::tlsa_data(&spki)
             ));
         }
     }
@@ -320,8 +320,8 @@ pub fn rollover(
     };
     let plan = RolloverPlan {
         name: name.to_owned(),
-        current_key_spki_sha256: entry.key.spki_sha256(),
-        next_key_spki_sha256: next.key.spki_sha256(),
+        current_key_spki_sha256: portcullis_mta::dane_check::tlsa_data(&entry.key.spki_sha256()),
+        next_key_spki_sha256: portcullis_mta::dane_check::tlsa_data(&next.key.spki_sha256()),
         publish,
         status: status_text,
     };

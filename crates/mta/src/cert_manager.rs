@@ -267,7 +267,7 @@ impl Renewer {
             m.entry,
             m.domains.join(", "),
             leaf.map(|l| l.not_after.to_string()).unwrap_or_default(),
-            report.entry.key_spki_sha256
+            dane_check::tlsa_data(&report.entry.key_spki_sha256)
         ));
         for p in &report.problems {
             self.log.warn(format_args!("ACME: {}: {p}", m.entry));
@@ -386,7 +386,7 @@ async fn watch_rollovers(
                 Ok(RolloverProgress::Switched { ttl }) => {
                     let served = store
                         .entry(&name)
-                        .map(|e| e.key.spki_sha256())
+                        .map(|e| dane_check::tlsa_data(&e.key.spki_sha256()))
                         .unwrap_or_default();
                     log.line(format_args!(
                         "DANE: rollover of {name}: the next key's TLSA record was seen for twice its TTL ({ttl}s); now serving key {served}; remove the old key's record from the TLSA RRset"

@@ -65,14 +65,20 @@ impl HostCheck {
     }
 }
 
+/// A store fingerprint (`AB:CD:…`) as TLSA record data (`abcd…`).
+pub fn tlsa_data(fingerprint: &str) -> String {
+    fingerprint.replace(':', "").to_ascii_lowercase()
+}
+
 /// The `3 1 1` record of a certificate's key (what the gateway asks
 /// operators to publish: it survives renewals with the same key).
 pub fn spki_record(chain: &[CertificateDer<'_>]) -> Option<TlsaRecord> {
     let leaf = chain.first()?;
     let info = portcullis_certstore::CertInfo::from_der(leaf, "certificate").ok()?;
-    let digest = (0..info.spki_sha256.len())
+    let hex = tlsa_data(&info.spki_sha256);
+    let digest = (0..hex.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(info.spki_sha256.get(i..i + 2)?, 16).ok())
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
     Some(TlsaRecord::new(
         Usage::DaneEe,
