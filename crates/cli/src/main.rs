@@ -13,6 +13,7 @@
 mod acme_cmd;
 mod ca_cmd;
 mod cert_cmd;
+mod check_cmd;
 mod config_cmd;
 mod dane_cmd;
 mod output;
@@ -81,6 +82,13 @@ enum Command {
     /// CA lists the gateway trusts when it verifies peers (system and custom).
     #[command(subcommand)]
     Ca(ca_cmd::CaCommand),
+    /// Check a mail domain's TLS from this gateway: MX and DNSSEC, TLSA,
+    /// STARTTLS, certificates, DANE, MTA-STS, TLS-RPT and the delivery
+    /// decision, one verdict per line. Exit status 0 good, 1 warnings, 2
+    /// failures, 3 the check could not run.
+    ///
+    /// Example: portcullis check example.com --config /etc/portcullis/portcullis.toml
+    Check(check_cmd::CheckArgs),
     /// DANE: TLSA records for a certificate, check a chain or what DNS publishes, key rollover.
     #[command(subcommand)]
     Dane(dane_cmd::DaneCommand),
@@ -95,5 +103,6 @@ fn main() -> ExitCode {
         Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
         Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
         Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
+        Command::Check(args) => check_cmd::run(&cli.global, args),
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod acme;
 pub mod cert_manager;
+pub mod check;
 pub mod config;
 pub mod dane_check;
 pub mod dns;
