@@ -298,6 +298,21 @@ pub(crate) async fn probe(
     out
 }
 
+fn describe(m: &portcullis_dane::Method) -> String {
+    match m {
+        portcullis_dane::Method::Pkix {
+            reference,
+            subject_cn: None,
+        } => format!("chain to a trusted CA, name {reference} matched"),
+        portcullis_dane::Method::Pkix {
+            reference,
+            subject_cn: Some(cn),
+        } => format!("chain to a trusted CA, name {reference} matched the subject CN {cn}"),
+        portcullis_dane::Method::Dane(d) => d.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Runs a verifier on a presented chain, the way the handshake would have.
 pub(crate) fn run_verifier(
     verifier: &PeerVerifier,
@@ -309,7 +324,7 @@ pub(crate) fn run_verifier(
     };
     let result = verifier.verify_server_cert(leaf, rest, server_name, &[], UnixTime::now());
     match (result, verifier.outcome()) {
-        (_, PeerAuthentication::Verified(v)) => (true, format!("{:?}", v.method())),
+        (_, PeerAuthentication::Verified(v)) => (true, describe(v.method())),
         (_, PeerAuthentication::Failed(why)) => (false, why.to_string()),
         (Err(e), _) => (false, e.to_string()),
         (Ok(_), other) => (true, format!("{other:?}")),
