@@ -241,3 +241,53 @@ pub(crate) fn check(
     out.acme = Some(settings);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::LoadedConfig;
+
+    fn problems(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "data-dir = {:?}\n[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n{text}",
+            dir.path().display().to_string()
+        );
+        match LoadedConfig::parse("c.toml", &text) {
+            Ok(l) => l.validate().map_or_else(
+                |r| r.to_string().lines().map(str::to_owned).collect(),
+                |_| Vec::new(),
+            ),
+            Err(r) => r.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn acme_and_dane_sections_are_checked_with_locations() {
+        let p = problems(
+            "[acme]\ndirectory = \"http://ca.example/dir\"\ncontact = [\"postmaster@example.com\"]\n\
+             http-listen = \"port 80\"\nchallenge = \"dns-01\"\n\
+             [[acme.certificate]]\nname = \"mx/1\"\ndomains = [\"not a name\"]\n\
+             [dane]\nrollover-check-seconds = 0\n",
+        );
+        let want = [
+            "c.toml:7:1: acme.directory: \"http://ca.example/dir\" is not an https:// URL",
+            "c.toml:8:12: acme.contact[0]: \"postmaster@example.com\": write contacts as mailto:address",
+            "c.toml:9:1: acme.http-listen: \"port 80\" is not IP:port",
+            "c.toml:10:1: acme.challenge: unknown ACME challenge \"dns-01\"",
+            "c.toml:12:1: acme.certificate[0].name: invalid certificate name",
+            "c.toml:13:12: acme.certificate[0].domains[0]: domain \"not a name\"",
+            "c.toml:15:1: dane.rollover-check-seconds: must be at least 1",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|l| l.starts_with(w)),
+                "no line starting {w:?} in\n{}",
+                p.join("\n")
+            );
+        }
+        let ok = problems(
+            "[acme]\ncontact = [\"mailto:postmaster@example.com\"]\n[[acme.certificate]]\nname = \"mx1\"\ndomains = [\"mx1.example.com\"]\n",
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+}
