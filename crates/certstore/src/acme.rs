@@ -85,7 +85,9 @@ impl Store {
         };
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, first.clone());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.clone());
         for n in names {
             check_fqdn("domain", n, true)?;
             params

@@ -98,12 +98,14 @@ mod store;
 mod tls;
 mod verify;
 
+pub use acme::OrderKey;
 pub use calist::{CaEntry, CaImportReport, CaList, CaListKind};
 pub use chain::{ChainProblem, OrderedChain};
 pub use country::country_name;
 pub use create::{MAX_DAYS, SelfSignedRequest};
-pub use acme::OrderKey;
-pub use entry::{DEMO_ENTRY, Entry, EntryView, NextKey, NextKeyView, Pending, PendingView, Warning};
+pub use entry::{
+    DEMO_ENTRY, Entry, EntryView, NextKey, NextKeyView, Pending, PendingView, Warning,
+};
 pub use error::{Error, Result};
 pub use fingerprint::sha256_hex;
 pub use info::{CertInfo, KeyDescription, Timestamp, describe_spki};

@@ -118,7 +118,11 @@ impl ResolvesServerCert for LiveCertificate {
     }
 }
 
-fn certified_key(store: &Store, name: &str, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>> {
+fn certified_key(
+    store: &Store,
+    name: &str,
+    provider: &CryptoProvider,
+) -> Result<Arc<CertifiedKey>> {
     let entry = store.entry(name)?;
     let key = provider
         .key_provider
@@ -177,8 +181,8 @@ mod tests {
         // Self-sign the CSR's key: enough to stage and switch.
         let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap())
-            .unwrap();
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
         let signed = rcgen::CertificateSigningRequestParams::from_pem(&csr)
             .unwrap()
             .signed_by(&ca)

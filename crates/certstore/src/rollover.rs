@@ -99,7 +99,12 @@ impl Store {
     /// Records whether the next key's TLSA record was seen now: the first
     /// sighting starts the clock, a lookup that no longer shows it stops it.
     /// Returns since when it has been seen without a break.
-    pub fn note_next_tlsa(&self, name: &str, seen: bool, now: Timestamp) -> Result<Option<Timestamp>> {
+    pub fn note_next_tlsa(
+        &self,
+        name: &str,
+        seen: bool,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
         let mut entry = self.entry(name)?;
         let next = entry.next.as_mut().ok_or_else(|| no_rollover(name))?;
         let since = match (seen, next.tlsa_seen_since) {
@@ -172,9 +177,11 @@ mod tests {
     fn ca_signed_for(store: &Store, csr_pem: &str) -> String {
         let mut ca = rcgen::CertificateParams::new(Vec::new()).unwrap();
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap())
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+        store
+            .ca_import_custom(ca.pem().as_bytes(), "ca.pem")
             .unwrap();
-        store.ca_import_custom(ca.pem().as_bytes(), "ca.pem").unwrap();
         let signed = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
             .unwrap()
             .signed_by(&ca)
@@ -195,7 +202,10 @@ mod tests {
                 .to_string()
                 .contains("already under way")
         );
-        assert!(store.complete_rollover("mx1").is_err(), "no certificate yet");
+        assert!(
+            store.complete_rollover("mx1").is_err(),
+            "no certificate yet"
+        );
 
         let csr = store.next_key_csr("mx1").unwrap();
         let report = store

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use portcullis_certstore::{KeySpec, OrderKey, SelfSignedRequest, Store, TlsSettings, Timestamp};
+use portcullis_certstore::{KeySpec, OrderKey, SelfSignedRequest, Store, Timestamp, TlsSettings};
 use portcullis_mta::acme::{
     AcmeClient, AcmeSettings, ChallengeKind, Challenges, Http01Listener, Http01Responder,
     OrderRequest, TlsAlpnResponder,
@@ -104,7 +104,9 @@ pub fn obtain(
         req.sans = domains.get(1..).unwrap_or_default().to_vec();
         req.key = key;
         store.create_self_signed(name, &req).map_err(reason)?;
-        eprintln!("created {name:?} with a new {key} key and a self-signed certificate until the CA's arrives");
+        eprintln!(
+            "created {name:?} with a new {key} key and a self-signed certificate until the CA's arrives"
+        );
     }
     let config = load_config(args.config.as_deref())?;
     let acme_config = config.config.acme.clone();
@@ -115,7 +117,10 @@ pub fn obtain(
             .unwrap_or_else(|| AcmeSettings::LETS_ENCRYPT.to_owned()),
     );
     settings.contact = if args.contact.is_empty() {
-        acme_config.as_ref().map(|a| a.contact.clone()).unwrap_or_default()
+        acme_config
+            .as_ref()
+            .map(|a| a.contact.clone())
+            .unwrap_or_default()
     } else {
         args.contact.clone()
     };
@@ -131,7 +136,11 @@ pub fn obtain(
     let challenge: ChallengeKind = args.challenge.parse()?;
     let http_listen = args
         .http_listen
-        .or_else(|| acme_config.as_ref().and_then(|a| a.http_listen.parse().ok()))
+        .or_else(|| {
+            acme_config
+                .as_ref()
+                .and_then(|a| a.http_listen.parse().ok())
+        })
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80)));
     let request = OrderRequest {
         entry: name.to_owned(),
@@ -224,19 +233,17 @@ async fn tls_alpn_listener(
         .server_config(&settings.protocol_versions().map_err(reason)?, Vec::new())
         .map_err(reason)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot bind the TLS-ALPN-01 listener on {addr}: {e} (--tls-alpn-listen)"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot bind the TLS-ALPN-01 listener on {addr}: {e} (--tls-alpn-listen)")
+    })?;
     eprintln!("TLS-ALPN-01 challenge listener on {addr}");
     let task = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    acceptor.accept(tcp),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp))
+                        .await;
             });
         }
     });
@@ -269,9 +276,15 @@ pub fn rollover(
     let store = Store::open(&global.store).map_err(reason)?;
     if abort {
         store.abort_rollover(name).map_err(reason)?;
-        return emit(global.json, &serde_json::json!({"name": name, "aborted": true}), || {
-            format!("rollover of {name:?} aborted: the next key is deleted; keep publishing the current key's record\n")
-        });
+        return emit(
+            global.json,
+            &serde_json::json!({"name": name, "aborted": true}),
+            || {
+                format!(
+                    "rollover of {name:?} aborted: the next key is deleted; keep publishing the current key's record\n"
+                )
+            },
+        );
     }
     let entry = store.entry(name).map_err(reason)?;
     if entry.next.is_none() {
@@ -284,7 +297,10 @@ pub fn rollover(
     if let Some(path) = csr {
         let pem = store.next_key_csr(name).map_err(reason)?;
         write_output(path, pem.as_bytes(), false)?;
-        eprintln!("CSR for the next key written to {}: send it to your CA, then `portcullis cert install-signed {name} FILE…`", path.display());
+        eprintln!(
+            "CSR for the next key written to {}: send it to your CA, then `portcullis cert install-signed {name} FILE…`",
+            path.display()
+        );
     }
     if !acme_domains.is_empty() {
         obtain(global, name, acme_domains, key, true, acme)?;
@@ -308,8 +324,8 @@ pub fn rollover(
         let config = load_config(acme.config.as_deref())?;
         let rt = runtime()?;
         let progress: Result<RolloverProgress, String> = rt.block_on(async {
-            let resolver = resolver(&config)?
-                .ok_or("no DNS resolver: give --config with [dns] resolvers")?;
+            let resolver =
+                resolver(&config)?.ok_or("no DNS resolver: give --config with [dns] resolvers")?;
             rollover_step(&store, &resolver, name, port, Timestamp::now())
                 .await
                 .map_err(reason)
@@ -342,14 +358,20 @@ pub fn rollover(
 }
 
 /// `dane check NAME`: DNS against the served (and next) key.
-pub fn check(global: &Global, name: &str, hosts: &[String], port: u16, config: Option<&Path>) -> std::process::ExitCode {
+pub fn check(
+    global: &Global,
+    name: &str,
+    hosts: &[String],
+    port: u16,
+    config: Option<&Path>,
+) -> std::process::ExitCode {
     let result = (|| {
         let store = Store::open(&global.store).map_err(reason)?;
         let config = load_config(config)?;
         let rt = runtime()?;
         rt.block_on(async {
-            let resolver = resolver(&config)?
-                .ok_or("no DNS resolver: give --config with [dns] resolvers")?;
+            let resolver =
+                resolver(&config)?.ok_or("no DNS resolver: give --config with [dns] resolvers")?;
             portcullis_mta::dane_check::check_entry(&resolver, &store, name, hosts, port)
                 .await
                 .map_err(reason)

@@ -319,7 +319,9 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
             let report = store.install_signed(&name, &input, &what).map_err(reason)?;
             if report.staged_for_rollover {
                 return emit(json, &report, || {
-                    format!("installed the next key's certificate for {name:?}: it is served once the next key's TLSA record is published (portcullis dane rollover {name} --status)\n")
+                    format!(
+                        "installed the next key's certificate for {name:?}: it is served once the next key's TLSA record is published (portcullis dane rollover {name} --status)\n"
+                    )
                 });
             }
             emit(json, &report, || {

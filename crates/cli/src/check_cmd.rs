@@ -70,7 +70,8 @@ pub fn run(global: &Global, args: CheckArgs) -> ExitCode {
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
     let progress = |line: &str| eprintln!("checking {line}…");
-    let report = match runtime.block_on(check_domain(&settings, &args.domain, &options, &progress)) {
+    let report = match runtime.block_on(check_domain(&settings, &args.domain, &options, &progress))
+    {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -87,7 +88,10 @@ pub fn run(global: &Global, args: CheckArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot print JSON: {e}")),
         }
     } else {
-        print!("{}", table(&report.domain, &findings, std::io::stdout().is_terminal()));
+        print!(
+            "{}",
+            table(&report.domain, &findings, std::io::stdout().is_terminal())
+        );
     }
     ExitCode::from(match worst {
         Severity::Info | Severity::Ok => 0,
@@ -143,11 +147,16 @@ fn table(domain: &str, findings: &[Finding], colour: bool) -> String {
             f.reason
         ));
     }
-    let worst = findings.iter().map(|f| f.severity).max().unwrap_or(Severity::Info);
+    let worst = findings
+        .iter()
+        .map(|f| f.severity)
+        .max()
+        .unwrap_or(Severity::Info);
     out.push_str(&format!(
         "\nverdict: {}\n",
         match worst {
-            Severity::Fail => "FAIL — mail to this domain would not be delivered, or not protected as it asks",
+            Severity::Fail =>
+                "FAIL — mail to this domain would not be delivered, or not protected as it asks",
             Severity::Warn => "WARN — mail goes out, but something should be fixed",
             _ => "OK",
         }

@@ -166,7 +166,8 @@ pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
 }
 
 fn parse_key(s: &str) -> Result<portcullis_certstore::KeySpec, String> {
-    s.parse().map_err(|e: portcullis_certstore::Error| e.to_string())
+    s.parse()
+        .map_err(|e: portcullis_certstore::Error| e.to_string())
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -58,9 +58,15 @@ async fn presented(fx: &GatewayFixture) -> portcullis_certstore::CertInfo {
         tls: Some((Arc::new(config), "mx1.test".into())),
         ..SendOptions::default()
     };
-    let delivery = send(fx.listen, "a@local.test", &["b@local.test"], "tls", &options)
-        .await
-        .unwrap();
+    let delivery = send(
+        fx.listen,
+        "a@local.test",
+        &["b@local.test"],
+        "tls",
+        &options,
+    )
+    .await
+    .unwrap();
     let TlsOutcome::Established(info) = delivery.tls else {
         panic!("no TLS: {:?}", delivery.tls)
     };
@@ -74,13 +80,19 @@ async fn gateway_renews_from_acme_and_presents_the_new_certificate_without_resta
         .start()
         .unwrap();
     let http_port = free_tcp_port().unwrap();
-    let pebble = Pebble::start(zone.authoritative_addr(), http_port, free_tcp_port().unwrap())
-        .expect("pebble");
+    let pebble = Pebble::start(
+        zone.authoritative_addr(),
+        http_port,
+        free_tcp_port().unwrap(),
+    )
+    .expect("pebble");
     let mut fx = GatewayFixture::new().unwrap();
     let store = fx.data_dir().join("certs");
     ok(portcullis(
         &store,
-        &["cert", "create", "mx1", "--cn", "mx1.test", "--key", "ec-p256"],
+        &[
+            "cert", "create", "mx1", "--cn", "mx1.test", "--key", "ec-p256",
+        ],
     ));
     let key = spki(&store, "mx1");
     fx.listener =
@@ -101,7 +113,10 @@ async fn gateway_renews_from_acme_and_presents_the_new_certificate_without_resta
         .unwrap_or_else(|e| panic!("{e}\npebble:\n{}", pebble.log_text()));
     assert!(line.contains("because it is self-signed"), "{line}");
     assert!(line.contains("same key"), "{line}");
-    assert!(!gw.lines_with(&["ACME: HTTP-01 challenge listener on 127.0.0.1"]).is_empty());
+    assert!(
+        !gw.lines_with(&["ACME: HTTP-01 challenge listener on 127.0.0.1"])
+            .is_empty()
+    );
     // The listener follows the store: the next handshake shows Pebble's
     // certificate (it checks the entry at most once a second).
     let mut after = presented(&fx).await;
@@ -126,7 +141,9 @@ async fn rollover_switches_only_after_the_next_tlsa_record_is_published() {
     let store = fx.data_dir().join("certs");
     ok(portcullis(
         &store,
-        &["cert", "create", "mx1", "--cn", "mx1.test", "--key", "ec-p256"],
+        &[
+            "cert", "create", "mx1", "--cn", "mx1.test", "--key", "ec-p256",
+        ],
     ));
     let current = spki(&store, "mx1");
     zone.add(|z| Ok(z.record_ttl("_25._tcp.mx1.test", 2, "TLSA", &format!("3 1 1 {current}"))))
@@ -137,9 +154,20 @@ async fn rollover_switches_only_after_the_next_tlsa_record_is_published() {
     let csr_path = fx.dir().join("next.csr");
     let plan = ok(portcullis(
         &store,
-        &["dane", "rollover", "mx1", "--csr", &csr_path.display().to_string()],
+        &[
+            "dane",
+            "rollover",
+            "mx1",
+            "--csr",
+            &csr_path.display().to_string(),
+        ],
     ));
-    assert!(plan.contains(&format!("_25._tcp.mx1.test. IN TLSA 3 1 1 {current}   ; current key")), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "_25._tcp.mx1.test. IN TLSA 3 1 1 {current}   ; current key"
+        )),
+        "{plan}"
+    );
     let csr = std::fs::read_to_string(&csr_path).unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -182,7 +210,13 @@ async fn rollover_switches_only_after_the_next_tlsa_record_is_published() {
     .unwrap();
     let check = portcullis(
         &store,
-        &["dane", "check", "mx1", "--config", &config.display().to_string()],
+        &[
+            "dane",
+            "check",
+            "mx1",
+            "--config",
+            &config.display().to_string(),
+        ],
     );
     let text = String::from_utf8_lossy(&check.stdout).into_owned();
     assert_eq!(check.status.code(), Some(1), "{text}");
@@ -204,12 +238,18 @@ async fn rollover_switches_only_after_the_next_tlsa_record_is_published() {
         .unwrap();
     zone.publish().unwrap();
     let seen = gw
-        .wait_for_line(&["rollover of mx1: the next key's TLSA record is published"], Duration::from_secs(30))
+        .wait_for_line(
+            &["rollover of mx1: the next key's TLSA record is published"],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert!(seen.contains("TTL 2s"), "{seen}");
     let switched = gw
-        .wait_for_line(&["DANE: rollover of mx1", "now serving key"], Duration::from_secs(30))
+        .wait_for_line(
+            &["DANE: rollover of mx1", "now serving key"],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert!(switched.contains(&next), "{switched}");
@@ -229,9 +269,23 @@ async fn rollover_switches_only_after_the_next_tlsa_record_is_published() {
     // Afterwards `dane check` points at the old record to remove.
     let check = portcullis(
         &store,
-        &["dane", "check", "mx1", "--config", &config.display().to_string()],
+        &[
+            "dane",
+            "check",
+            "mx1",
+            "--config",
+            &config.display().to_string(),
+        ],
     );
     let text = String::from_utf8_lossy(&check.stdout).into_owned();
-    assert!(text.contains(&format!("3 1 1 {current}  matches no key of this certificate")), "{text}");
-    assert!(text.contains(&format!("3 1 1 {next}  matches the served key")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "3 1 1 {current}  matches no key of this certificate"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("3 1 1 {next}  matches the served key")),
+        "{text}"
+    );
 }

@@ -97,7 +97,12 @@ impl Rig {
 fn issue_then_renew_with_the_same_key_and_a_failed_challenge_is_explained() {
     let rig = rig();
     let issued = rig.acme(&["mx1", "--domain", "mx1.test"]);
-    assert!(issued.status.success(), "{}\npebble:\n{}", text(&issued), rig.pebble.log_text());
+    assert!(
+        issued.status.success(),
+        "{}\npebble:\n{}",
+        text(&issued),
+        rig.pebble.log_text()
+    );
     assert!(
         String::from_utf8_lossy(&issued.stdout).contains("key kept: TLSA 3 1 1"),
         "{}",
@@ -111,7 +116,10 @@ fn issue_then_renew_with_the_same_key_and_a_failed_challenge_is_explained() {
         "issued by Pebble's CA: {leaf}"
     );
     assert_eq!(leaf["self_signed"], false);
-    assert!(first["chain"].as_array().unwrap().len() >= 2, "with its intermediate");
+    assert!(
+        first["chain"].as_array().unwrap().len() >= 2,
+        "with its intermediate"
+    );
     // The ACME account key is in the store, owner-only.
     let accounts = rig.store().join("acme-accounts.json");
     use std::os::unix::fs::PermissionsExt;
@@ -143,7 +151,10 @@ fn issue_then_renew_with_the_same_key_and_a_failed_challenge_is_explained() {
         "{}",
         text(&failed)
     );
-    assert!(err.contains("127.0.0.2"), "the CA says where it connected: {err}");
+    assert!(
+        err.contains("127.0.0.2"),
+        "the CA says where it connected: {err}"
+    );
     // The entry keeps its self-signed certificate; nothing half-installed.
     let kept = show(&rig.store(), "nobody");
     assert_eq!(kept["chain"][0]["self_signed"], true);
@@ -161,8 +172,18 @@ fn tls_alpn_01_challenge_issues_too() {
         "--key",
         "rsa2048",
     ]);
-    assert!(issued.status.success(), "{}\npebble:\n{}", text(&issued), rig.pebble.log_text());
+    assert!(
+        issued.status.success(),
+        "{}\npebble:\n{}",
+        text(&issued),
+        rig.pebble.log_text()
+    );
     let shown = show(&rig.store(), "mx2");
-    assert!(shown["chain"][0]["issuer"].as_str().unwrap().contains("Pebble"));
+    assert!(
+        shown["chain"][0]["issuer"]
+            .as_str()
+            .unwrap()
+            .contains("Pebble")
+    );
     assert!(shown["key"].to_string().contains("RSA"), "{}", shown["key"]);
 }

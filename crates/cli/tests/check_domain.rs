@@ -66,8 +66,12 @@ fn check(rig: &Rig, domain: &str) -> (i32, Value, String) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{domain}: {e}\n{stderr}\n{}", String::from_utf8_lossy(&o.stdout)));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{domain}: {e}\n{stderr}\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
     (o.status.code().unwrap_or(-1), v, stderr)
 }
 
@@ -165,7 +169,10 @@ async fn rig() -> Rig {
         .unwrap()
         .bogus_tlsa("mx.bogus.test", port)
         .txt("_mta-sts.sts.test", "v=STSv1; id=20261201")
-        .txt("_smtp._tls.sts.test", "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test");
+        .txt(
+            "_smtp._tls.sts.test",
+            "v=TLSRPTv1; rua=mailto:tlsrpt@sts.test",
+        );
     let zone = z.start().unwrap();
 
     let mut fx = GatewayFixture::new().unwrap();
@@ -200,7 +207,10 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
 
     // DANE match: our JSON against openssl with the same TLSA records.
     let (code, v, stderr) = check(&rig, "dane-ok.test");
-    assert!(stderr.contains("checking mx.dane-ok.test"), "progress on stderr: {stderr}");
+    assert!(
+        stderr.contains("checking mx.dane-ok.test"),
+        "progress on stderr: {stderr}"
+    );
     assert_eq!(v["report"]["mx"]["dnssec"], "secure");
     let a = address(&v);
     let tls = &a["tls"];
@@ -212,19 +222,44 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
         .collect();
     assert_eq!(records.len(), 1);
     let ossl = openssl(&rig, 0, &records);
-    assert_eq!(Some(tls["protocol"].as_str().unwrap()), field(&ossl, "Protocol version:"), "{ossl}");
-    assert_eq!(Some(tls["cipher"].as_str().unwrap()), field(&ossl, "Ciphersuite:"), "{ossl}");
+    assert_eq!(
+        Some(tls["protocol"].as_str().unwrap()),
+        field(&ossl, "Protocol version:"),
+        "{ossl}"
+    );
+    assert_eq!(
+        Some(tls["cipher"].as_str().unwrap()),
+        field(&ossl, "Ciphersuite:"),
+        "{ossl}"
+    );
     assert_eq!(field(&ossl, "Verification:"), Some("OK"), "{ossl}");
     assert_eq!(tls["dane_match"], true);
-    assert!(ossl.contains("DANE TLSA 3 1 1"), "openssl matched by DANE too: {ossl}");
+    assert!(
+        ossl.contains("DANE TLSA 3 1 1"),
+        "openssl matched by DANE too: {ossl}"
+    );
     assert_eq!(tls["pkix_valid"], true);
     assert_eq!(a["starttls"], "offered");
-    assert!(a["banner"].as_str().unwrap().starts_with("220 mx.dane-ok.test"));
-    assert!(a["ehlo"].as_array().unwrap().iter().any(|k| k == "STARTTLS"));
+    assert!(
+        a["banner"]
+            .as_str()
+            .unwrap()
+            .starts_with("220 mx.dane-ok.test")
+    );
+    assert!(
+        a["ehlo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "STARTTLS")
+    );
     assert_eq!(a["decision"]["delivers"], true);
     assert_eq!(a["decision"]["outcome"], "deliver");
     // The test PKI's leaves live 10 days: expiry soon is a warning.
-    assert!((9..=10).contains(&tls["days_to_expiry"].as_i64().unwrap()), "{tls}");
+    assert!(
+        (9..=10).contains(&tls["days_to_expiry"].as_i64().unwrap()),
+        "{tls}"
+    );
     assert_eq!(v["worst"], "warn");
     assert_eq!(code, 1);
     let pf = posttls_finger(&rig, 0);
@@ -240,11 +275,17 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
     );
     let leaf = &tls["chain"][0];
     assert!(
-        pf.contains(&format!("fingerprint={}, ", leaf["sha256"].as_str().unwrap())),
+        pf.contains(&format!(
+            "fingerprint={}, ",
+            leaf["sha256"].as_str().unwrap()
+        )),
         "certificate fingerprint: {pf}\n{leaf}"
     );
     assert!(
-        pf.contains(&format!("pkey_fingerprint={}", leaf["spki_sha256"].as_str().unwrap())),
+        pf.contains(&format!(
+            "pkey_fingerprint={}",
+            leaf["spki_sha256"].as_str().unwrap()
+        )),
         "public key fingerprint: {pf}\n{leaf}"
     );
     assert!(pf.contains("matched peername: mx.dane-ok.test"), "{pf}");
@@ -287,7 +328,14 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
     assert_eq!(v["report"]["tls_rpt"]["rua"][0], "mailto:tlsrpt@sts.test");
     let a = address(&v);
     assert_eq!(a["decision"]["delivers"], true);
-    assert!(a["decision"]["reason"].as_str().unwrap().contains("MTA-STS"), "{}", a["decision"]);
+    assert!(
+        a["decision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("MTA-STS"),
+        "{}",
+        a["decision"]
+    );
     let ossl = openssl(&rig, 2, &[]);
     assert_eq!(field(&ossl, "Verification:"), Some("OK"), "{ossl}");
     assert_eq!(a["tls"]["pkix_valid"], true);
@@ -300,7 +348,10 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
     let ossl = openssl(&rig, 3, &[]);
     assert!(ossl.contains("Didn't find STARTTLS"), "{ossl}");
     let pf = posttls_finger(&rig, 3);
-    assert!(pf.contains("< 250"), "posttls-finger saw the EHLO reply: {pf}");
+    assert!(
+        pf.contains("< 250"),
+        "posttls-finger saw the EHLO reply: {pf}"
+    );
     assert!(!pf.contains("STARTTLS"), "and no STARTTLS in it: {pf}");
     assert!(!pf.contains("TLS connection established"), "{pf}");
     assert_eq!(code, 2);
@@ -309,7 +360,10 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
     let (_, v, _) = check(&rig, "expired.test");
     let tls = &address(&v)["tls"];
     assert_eq!(tls["pkix_valid"], false);
-    assert!(tls["pkix_detail"].as_str().unwrap().contains("expired"), "{tls}");
+    assert!(
+        tls["pkix_detail"].as_str().unwrap().contains("expired"),
+        "{tls}"
+    );
     assert!(tls["days_to_expiry"].as_i64().unwrap() < 0);
     let ossl = openssl(&rig, 4, &[]);
     assert!(ossl.contains("certificate has expired"), "{ossl}");
@@ -320,7 +374,13 @@ async fn check_reports_what_openssl_and_posttls_finger_see() {
     // Bogus TLSA: delivery would not connect; the verdict says why.
     let (code, v, _) = check(&rig, "bogus.test");
     let host = &v["report"]["hosts"][0];
-    assert!(host["tlsa"]["finding"].as_str().unwrap().starts_with("bogus"), "{host}");
+    assert!(
+        host["tlsa"]["finding"]
+            .as_str()
+            .unwrap()
+            .starts_with("bogus"),
+        "{host}"
+    );
     assert_eq!(host["addresses"][0]["decision"]["delivers"], false);
     assert_eq!(code, 2);
 }
@@ -346,8 +406,14 @@ fn table_for_people() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(2), "{out}");
-    assert!(out.starts_with("TLS check of nowhere.test from this gateway"), "{out}");
+    assert!(
+        out.starts_with("TLS check of nowhere.test from this gateway"),
+        "{out}"
+    );
     assert!(out.contains("FAIL  MX"), "{out}");
-    assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when stdout is not a terminal"
+    );
     let _ = Path::new("");
 }

@@ -126,7 +126,9 @@ impl CertificateManager {
                 .iter()
                 .any(|m| m.challenge == ChallengeKind::Http01)
             {
-                let addr = settings.http_listen.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80)));
+                let addr = settings
+                    .http_listen
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80)));
                 let responder = Http01Responder::default();
                 let listener = Http01Listener::bind(addr, responder.clone())
                     .await
@@ -202,7 +204,11 @@ impl Renewer {
                     Ok(()) => *a = Attempts::default(),
                     Err(why) => {
                         a.failures = a.failures.saturating_add(1);
-                        let wait = backoff(self.settings.retry_first, self.settings.retry_max, a.failures);
+                        let wait = backoff(
+                            self.settings.retry_first,
+                            self.settings.retry_max,
+                            a.failures,
+                        );
                         a.not_before = Some(tokio::time::Instant::now() + wait);
                         self.log.warn(format_args!(
                             "ACME: renewal of {} ({}) failed (attempt {}): {why}; next attempt in {}s",
@@ -220,7 +226,9 @@ impl Renewer {
                 .min()
                 .map(|t| t.saturating_duration_since(tokio::time::Instant::now()));
             let sleep = next_retry
-                .map_or(self.settings.check_interval, |r| r.min(self.settings.check_interval))
+                .map_or(self.settings.check_interval, |r| {
+                    r.min(self.settings.check_interval)
+                })
                 .max(Duration::from_secs(1));
             tokio::time::sleep(sleep).await;
         }
@@ -396,7 +404,10 @@ async fn watch_rollovers(
                 Ok(p) => {
                     // One line per change of state, not per look.
                     let changed = match (last.get(&name), &p) {
-                        (Some(RolloverProgress::Waiting { since: a, .. }), RolloverProgress::Waiting { since: b, .. }) => a != b,
+                        (
+                            Some(RolloverProgress::Waiting { since: a, .. }),
+                            RolloverProgress::Waiting { since: b, .. },
+                        ) => a != b,
                         (Some(old), new) => old != new,
                         (None, _) => true,
                     };
@@ -416,7 +427,8 @@ async fn watch_rollovers(
 pub fn describe(p: &RolloverProgress) -> String {
     match p {
         RolloverProgress::NoCertificate => {
-            "waiting for the next key's certificate (cert acme --next-key, or install-signed)".into()
+            "waiting for the next key's certificate (cert acme --next-key, or install-signed)"
+                .into()
         }
         RolloverProgress::NotPublished { missing } => format!(
             "waiting for the next key's TLSA record (DNSSEC-secure) at {}",

@@ -10,8 +10,8 @@ use portcullis_certstore::{Entry, Store};
 use portcullis_dane::generate::zone_line;
 use portcullis_dane::pki_types::{CertificateDer, UnixTime};
 use portcullis_dane::{
-    DnssecStatus, MatchOptions, MatchingType, ReferenceNames, Selector, TlsaRecord, TlsaSet,
-    Usage, match_chain,
+    DnssecStatus, MatchOptions, MatchingType, ReferenceNames, Selector, TlsaRecord, TlsaSet, Usage,
+    match_chain,
 };
 use serde::Serialize;
 
@@ -128,8 +128,11 @@ fn matches(record: &TlsaRecord, chain: &[CertificateDer<'_>], host: &str) -> boo
 
 /// Looks up and judges the TLSA records of `host` for `entry`.
 pub async fn check_host(resolver: &Resolver, entry: &Entry, host: &str, port: u16) -> HostCheck {
-    let next_chain: &[CertificateDer<'static>] =
-        entry.next.as_ref().map(|n| n.chain.as_slice()).unwrap_or(&[]);
+    let next_chain: &[CertificateDer<'static>] = entry
+        .next
+        .as_ref()
+        .map(|n| n.chain.as_slice())
+        .unwrap_or(&[]);
     let owner = format!("_{port}._tcp.{host}");
     let mut check = HostCheck {
         host: host.to_owned(),
@@ -166,7 +169,9 @@ pub async fn check_host(resolver: &Resolver, entry: &Entry, host: &str, port: u1
             return check;
         }
         portcullis_dane::dns::Answer::LookupFailed { detail } => {
-            check.problems.push(format!("{owner}: lookup failed: {detail}"));
+            check
+                .problems
+                .push(format!("{owner}: lookup failed: {detail}"));
             return check;
         }
     };

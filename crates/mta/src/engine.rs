@@ -131,9 +131,12 @@ impl Engine {
         &mut self,
         settings: crate::cert_manager::CertificateSettings,
     ) -> Result<(), StartError> {
-        let manager =
-            crate::cert_manager::CertificateManager::start(settings, self.dns.clone(), self.log.clone())
-                .await?;
+        let manager = crate::cert_manager::CertificateManager::start(
+            settings,
+            self.dns.clone(),
+            self.log.clone(),
+        )
+        .await?;
         self.certificates = Some(manager);
         Ok(())
     }

@@ -90,9 +90,7 @@ impl TlsRptTxtRecord {
     }
 
     /// The one TLS-RPT record among a name's TXT records.
-    pub fn select<'a>(
-        records: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<Self, TlsRptTxtError> {
+    pub fn select<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, TlsRptTxtError> {
         let candidates: Vec<&[u8]> = records
             .into_iter()
             .filter(|r| r.starts_with(b"v=TLSRPTv1"))
@@ -116,7 +114,10 @@ mod tests {
             b"v=TLSRPTv1; rua=mailto:tls@example.com, https://r.example.com/tlsrpt",
         )
         .unwrap();
-        assert_eq!(r.rua(), ["mailto:tls@example.com", "https://r.example.com/tlsrpt"]);
+        assert_eq!(
+            r.rua(),
+            ["mailto:tls@example.com", "https://r.example.com/tlsrpt"]
+        );
         assert_eq!(
             TlsRptTxtRecord::parse(b"v=TLSRPTv1;").unwrap_err(),
             TlsRptTxtError::NoRua
@@ -130,8 +131,11 @@ mod tests {
             TlsRptTxtError::NoRecord
         );
         assert_eq!(
-            TlsRptTxtRecord::select([&b"v=TLSRPTv1; rua=mailto:a@b"[..], b"v=TLSRPTv1; rua=mailto:c@d"])
-                .unwrap_err(),
+            TlsRptTxtRecord::select([
+                &b"v=TLSRPTv1; rua=mailto:a@b"[..],
+                b"v=TLSRPTv1; rua=mailto:c@d"
+            ])
+            .unwrap_err(),
             TlsRptTxtError::SeveralRecords(2)
         );
         assert!(TlsRptTxtRecord::select([&b"other"[..], b"v=TLSRPTv1;rua=mailto:a@b"]).is_ok());

@@ -32,7 +32,9 @@ impl Drop for Pebble {
 
 fn free_port() -> Result<u16, Error> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(Error::io("finding a free port"))?;
-    Ok(l.local_addr().map_err(Error::io("finding a free port"))?.port())
+    Ok(l.local_addr()
+        .map_err(Error::io("finding a free port"))?
+        .port())
 }
 
 impl Pebble {
@@ -58,7 +60,9 @@ impl Pebble {
         std::fs::write(&config, json).map_err(Error::io("writing Pebble's configuration"))?;
         let log = dir.path().join("pebble.log");
         let out = std::fs::File::create(&log).map_err(Error::io("creating Pebble's log"))?;
-        let err = out.try_clone().map_err(Error::io("creating Pebble's log"))?;
+        let err = out
+            .try_clone()
+            .map_err(Error::io("creating Pebble's log"))?;
         let child = Command::new("pebble")
             .arg("-config")
             .arg(&config)

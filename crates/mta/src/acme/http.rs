@@ -66,7 +66,9 @@ impl AcmeHttp {
     ) -> Result<BytesResponse, instant_acme::Error> {
         let uri = req.uri().clone();
         if uri.scheme_str() != Some("https") {
-            return Err(fail(format!("{uri}: ACME servers are reached over https only")));
+            return Err(fail(format!(
+                "{uri}: ACME servers are reached over https only"
+            )));
         }
         let host = uri
             .host()
@@ -96,15 +98,14 @@ impl AcmeHttp {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
-        parts.uri = path
-            .parse()
-            .map_err(|e| fail(format!("{uri}: {e}")))?;
-        let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or(host.clone());
+        parts.uri = path.parse().map_err(|e| fail(format!("{uri}: {e}")))?;
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or(host.clone());
         parts.headers.insert(
             hyper::header::HOST,
-            authority
-                .parse()
-                .map_err(|e| fail(format!("{uri}: {e}")))?,
+            authority.parse().map_err(|e| fail(format!("{uri}: {e}")))?,
         );
         let response = sender
             .send_request(hyper::Request::from_parts(parts, body))

@@ -146,9 +146,17 @@ mod tests {
         let r = get(addr, "/.well-known/acme-challenge/tok").await;
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
         assert!(r.ends_with("tok.thumb"), "{r}");
-        assert!(get(addr, "/.well-known/acme-challenge/other").await.starts_with("HTTP/1.1 404"));
+        assert!(
+            get(addr, "/.well-known/acme-challenge/other")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
         assert!(get(addr, "/").await.starts_with("HTTP/1.1 404"));
         responder.remove("tok");
-        assert!(get(addr, "/.well-known/acme-challenge/tok").await.starts_with("HTTP/1.1 404"));
+        assert!(
+            get(addr, "/.well-known/acme-challenge/tok")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
     }
 }

@@ -334,7 +334,10 @@ impl AcmeClient {
                 .map(|p| {
                     let detail = p.detail.clone().unwrap_or_else(|| p.to_string());
                     match &p.r#type {
-                        Some(t) => format!("{detail} ({})", t.trim_start_matches("urn:ietf:params:acme:error:")),
+                        Some(t) => format!(
+                            "{detail} ({})",
+                            t.trim_start_matches("urn:ietf:params:acme:error:")
+                        ),
                         None => detail,
                     }
                 })

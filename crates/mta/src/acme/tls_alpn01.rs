@@ -134,7 +134,10 @@ fn challenge_certificate(
         .key_provider
         .load_private_key(der)
         .map_err(|e| format!("TLS-ALPN-01 key: {e}"))?;
-    Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing)))
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
 }
 
 #[cfg(test)]
@@ -204,7 +207,9 @@ mod tests {
         if let Some(p) = alpn {
             config.alpn_protocols = vec![p.to_vec()];
         }
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(
                 ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?,
@@ -262,15 +267,24 @@ mod tests {
             .unwrap();
         assert_eq!(alpn.as_deref(), Some(ACME_TLS_ALPN));
         assert_ne!(cert, real);
-        let at = cert.windows(OID.len()).position(|w| w == OID).expect("acmeIdentifier");
+        let at = cert
+            .windows(OID.len())
+            .position(|w| w == OID)
+            .expect("acmeIdentifier");
         // critical BOOLEAN TRUE, then OCTET STRING { OCTET STRING digest }
-        assert_eq!(&cert[at + OID.len()..at + OID.len() + 3], &[0x01, 0x01, 0xff]);
+        assert_eq!(
+            &cert[at + OID.len()..at + OID.len() + 3],
+            &[0x01, 0x01, 0xff]
+        );
         assert!(cert.windows(32).any(|w| w == digest));
 
         let (cert, alpn) = handshake(addr, "mx1.example.test", Some(b"http/1.1"))
             .await
             .unwrap();
-        assert_eq!(cert, real, "ordinary handshakes get the listener's certificate");
+        assert_eq!(
+            cert, real,
+            "ordinary handshakes get the listener's certificate"
+        );
         assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
         let (cert, _) = handshake(addr, "mx1.example.test", None).await.unwrap();
         assert_eq!(cert, real);

@@ -86,7 +86,9 @@ impl DomainReport {
         ));
         for h in &self.hosts {
             let usable = h.tlsa.records.iter().filter(|r| r.usable).count();
-            let tlsa_sev = if h.tlsa.finding.starts_with("bogus") || h.tlsa.finding.starts_with("lookup failed") {
+            let tlsa_sev = if h.tlsa.finding.starts_with("bogus")
+                || h.tlsa.finding.starts_with("lookup failed")
+            {
                 Severity::Fail
             } else if h.tlsa.finding.starts_with("secure, usable") {
                 Severity::Ok
@@ -133,7 +135,11 @@ impl DomainReport {
                     };
                     (
                         sev,
-                        format!("mode {mode}, mx [{}], max_age {}", sts.mx.join(", "), sts.max_age.unwrap_or(0)),
+                        format!(
+                            "mode {mode}, mx [{}], max_age {}",
+                            sts.mx.join(", "),
+                            sts.max_age.unwrap_or(0)
+                        ),
                         if listed {
                             format!("{txt}; every MX host is listed")
                         } else {
@@ -178,7 +184,13 @@ impl DomainReport {
 
 fn address_findings(out: &mut Vec<Finding>, subject: &str, a: &AddressReport) {
     if let Some(e) = &a.error {
-        out.push(f("connect", subject, "failed".into(), Severity::Fail, e.clone()));
+        out.push(f(
+            "connect",
+            subject,
+            "failed".into(),
+            Severity::Fail,
+            e.clone(),
+        ));
     } else {
         out.push(f(
             "connect",
@@ -189,7 +201,11 @@ fn address_findings(out: &mut Vec<Finding>, subject: &str, a: &AddressReport) {
         ));
     }
     if let Some(s) = &a.starttls {
-        let sev = if s == "offered" { Severity::Ok } else { Severity::Fail };
+        let sev = if s == "offered" {
+            Severity::Ok
+        } else {
+            Severity::Fail
+        };
         let reason = if s == "offered" {
             format!("EHLO: {}", a.ehlo.join(" "))
         } else {
@@ -207,9 +223,9 @@ fn address_findings(out: &mut Vec<Finding>, subject: &str, a: &AddressReport) {
         ));
         let leaf = t.chain.first();
         let days = t.days_to_expiry.unwrap_or(0);
-        let sev = if !t.pkix_valid || days < 0 {
-            Severity::Warn
-        } else if days < 14 {
+        // Expired, expiring or not valid for the name: mail may still go
+        // out (the decision line says), but it should be fixed.
+        let sev = if !t.pkix_valid || days < 14 {
             Severity::Warn
         } else {
             Severity::Ok
@@ -238,7 +254,12 @@ fn address_findings(out: &mut Vec<Finding>, subject: &str, a: &AddressReport) {
         out.push(f(
             "REQUIRETLS",
             subject,
-            if a.requiretls { "offered" } else { "not offered" }.into(),
+            if a.requiretls {
+                "offered"
+            } else {
+                "not offered"
+            }
+            .into(),
             Severity::Info,
             String::new(),
         ));

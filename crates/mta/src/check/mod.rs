@@ -328,7 +328,9 @@ async fn mx_report(
                     .into_iter()
                     .map(|(pref, host)| format!("{pref} {host}"))
                     .collect(),
-                Answer::NoRecords { .. } => vec![format!("(none: {name} itself is the implicit MX)")],
+                Answer::NoRecords { .. } => {
+                    vec![format!("(none: {name} itself is the implicit MX)")]
+                }
                 Answer::Bogus { detail } | Answer::LookupFailed { detail } => {
                     return MxReport {
                         dnssec,
@@ -404,7 +406,16 @@ async fn address_report(
 ) -> AddressReport {
     let d = &settings.delivery;
     let req = probe::decide(d, domain, hop, addr, sts);
-    let p = probe::probe(d, pkix, &settings.hostname, hop, addr, &req, options.timeout).await;
+    let p = probe::probe(
+        d,
+        pkix,
+        &settings.hostname,
+        hop,
+        addr,
+        &req,
+        options.timeout,
+    )
+    .await;
     let mut out = AddressReport {
         address: addr.to_string(),
         connect_ms: p.connect_ms,
@@ -439,20 +450,22 @@ fn tls_report(
     let chain: Vec<CertReport> = info
         .peer_certificates
         .iter()
-        .map(|c| match portcullis_certstore::CertInfo::from_der(c, "presented certificate") {
-            Ok(i) => CertReport {
-                names: i.dns_names().map(str::to_owned).collect(),
-                subject: i.subject,
-                issuer: i.issuer,
-                not_after: i.not_after.to_string(),
-                sha256: i.sha256,
-                spki_sha256: i.spki_sha256,
+        .map(
+            |c| match portcullis_certstore::CertInfo::from_der(c, "presented certificate") {
+                Ok(i) => CertReport {
+                    names: i.dns_names().map(str::to_owned).collect(),
+                    subject: i.subject,
+                    issuer: i.issuer,
+                    not_after: i.not_after.to_string(),
+                    sha256: i.sha256,
+                    spki_sha256: i.spki_sha256,
+                },
+                Err(e) => CertReport {
+                    subject: format!("(cannot be read: {e})"),
+                    ..CertReport::default()
+                },
             },
-            Err(e) => CertReport {
-                subject: format!("(cannot be read: {e})"),
-                ..CertReport::default()
-            },
-        })
+        )
         .collect();
     let days_to_expiry = info.peer_certificates.first().and_then(|c| {
         portcullis_certstore::CertInfo::from_der(c, "leaf")
@@ -512,9 +525,10 @@ fn decision_report(
         match &p.next_step {
             None => ("deliver".into(), true),
             Some(NextStep::ContinueCleartext) => ("deliver in cleartext".into(), true),
-            Some(NextStep::ContinueEncrypted) => {
-                ("deliver encrypted, authentication failure only reported".into(), true)
-            }
+            Some(NextStep::ContinueEncrypted) => (
+                "deliver encrypted, authentication failure only reported".into(),
+                true,
+            ),
             Some(NextStep::RetryCleartext { .. }) => ("retry in cleartext".into(), true),
             Some(NextStep::GiveUp { shortfall, status }) => (
                 format!("do not deliver here: {shortfall:?} ({status})"),
@@ -554,9 +568,12 @@ fn mx_listed(
     let portcullis_policy::mta_sts::MtaStsFacts::Policy(policy) = facts else {
         return None;
     };
-    Some(report.hosts.iter().all(|h| {
-        DomainName::parse(&h.host).is_ok_and(|n| policy.allows_mx(&n))
-    }))
+    Some(
+        report
+            .hosts
+            .iter()
+            .all(|h| DomainName::parse(&h.host).is_ok_and(|n| policy.allows_mx(&n))),
+    )
 }
 
 async fn tls_rpt_report(resolver: Option<&Resolver>, name: &DomainName) -> TlsRptReport {

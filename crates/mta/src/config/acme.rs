@@ -170,12 +170,10 @@ pub(crate) fn check(
     if let Some(f) = &a.server_ca_file
         && check_readable_file(f, at.key("server-ca-file"), p)
     {
-        match std::fs::read(f)
-            .map_err(|e| e.to_string())
-            .and_then(|b| {
-                portcullis_certstore::pem::parse_certs(&b, &f.display().to_string())
-                    .map_err(|e| e.to_string())
-            }) {
+        match std::fs::read(f).map_err(|e| e.to_string()).and_then(|b| {
+            portcullis_certstore::pem::parse_certs(&b, &f.display().to_string())
+                .map_err(|e| e.to_string())
+        }) {
             Ok(certs) => settings.server_roots = certs,
             Err(e) => p.push((at.key("server-ca-file"), e)),
         }

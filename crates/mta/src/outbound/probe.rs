@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use portcullis_dane::{PeerAuthentication, PeerVerifier, PkixRoots, TlsaSet};
-use portcullis_policy::mta_sts::{MtaStsFacts, RefreshPlan, StsCache, StsFailure, StsPolicy, StsTxtRecord};
+use portcullis_policy::mta_sts::{
+    MtaStsFacts, RefreshPlan, StsCache, StsFailure, StsPolicy, StsTxtRecord,
+};
 use portcullis_policy::{
     DomainName, HopFacts, HopRequirement, MessageTls, NextStep, PeerFailure, TlsExemptions,
 };
@@ -100,7 +102,10 @@ pub(crate) async fn mta_sts(
     let (policy, failure) = match fetcher.fetch(domain.as_str()).await {
         Ok(text) => match StsPolicy::parse(text.as_bytes()) {
             Ok(p) => (Ok(p), None),
-            Err(e) => (Err(format!("the policy is invalid: {e}")), Some(StsFailure::PolicyInvalid)),
+            Err(e) => (
+                Err(format!("the policy is invalid: {e}")),
+                Some(StsFailure::PolicyInvalid),
+            ),
         },
         Err(e) => {
             let failure = match e {
@@ -213,14 +218,19 @@ pub(crate) async fn probe(
             return out;
         }
         Err(_) => {
-            out.error = Some(format!("connect to {addr} timed out after {}s", timeout.as_secs()));
+            out.error = Some(format!(
+                "connect to {addr} timed out after {}s",
+                timeout.as_secs()
+            ));
             return out;
         }
     };
     out.connect_ms = Some(started.elapsed().as_millis());
     let connector = match Arc::new(PeerVerifier::any_certificate(settings.tls.provider.clone()))
-        .client_config(&settings.tls.versions, settings.tls.client_certificate.clone())
-    {
+        .client_config(
+            &settings.tls.versions,
+            settings.tls.client_certificate.clone(),
+        ) {
         Ok(c) => TlsConnector::from(Arc::new(c)),
         Err(e) => {
             out.error = Some(format!("outbound TLS settings: {e}"));
@@ -241,7 +251,9 @@ pub(crate) async fn probe(
     )
     .await;
     let session = conn.session_mut();
-    out.banner = session.greeting().map(|r| r.to_string().trim_end().to_owned());
+    out.banner = session
+        .greeting()
+        .map(|r| r.to_string().trim_end().to_owned());
     out.ehlo = session
         .capabilities_before_tls()
         .map(|c| c.keywords.clone())
