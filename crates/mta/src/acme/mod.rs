@@ -1,6 +1,6 @@
 //! ACME (RFC 8555): certificates for store entries from an ACME CA (Let's
 //! Encrypt, or a private one), with the `instant-acme` protocol client
-//! running over the gateway's own HTTPS ([`http`]: the one resolver, the
+//! running over the gateway's own HTTPS (`http.rs`: the one resolver, the
 //! store's CA lists). The account key lives in the store; an order is for
 //! the names of one store entry and certifies either the entry's served key
 //! (a renewal: a published DANE `3 1 1` record stays valid) or the staged
