@@ -63,7 +63,13 @@ impl DomainReport {
     /// One verdict per line, in report order.
     pub fn findings(&self) -> Vec<Finding> {
         let d = self.domain.as_str();
-        let mut out = Vec::new();
+        let mut out = vec![f(
+            "policy",
+            d,
+            self.policy.clone(),
+            Severity::Info,
+            "what this gateway demands of the domain".into(),
+        )];
         let mx_sev = match (self.mx.error.is_some(), self.mx.dnssec.as_str()) {
             (true, _) => Severity::Fail,
             (false, "secure") => Severity::Ok,

@@ -64,7 +64,13 @@ pub async fn check_domain(
     let pkix = PkixRoots::new(d.tls.roots.clone(), d.tls.provider.clone())
         .map_err(|e| format!("outbound TLS: {e}"))?;
     let entry = d.policy.destinations().lookup(&name);
-    let policy = format!("{entry:?}");
+    let dane = format!("{:?}", entry.dane).to_ascii_lowercase();
+    let policy = format!(
+        "destination entry {}: tls {}, dane {dane}, mta-sts {}",
+        entry.key,
+        entry.tls,
+        if entry.mta_sts { "on" } else { "off" }
+    );
     let log = MailLog::with_observer(None);
 
     progress(&format!("{name}: MX"));

@@ -9,7 +9,8 @@ use serde::Serialize;
 pub struct DomainReport {
     /// The domain.
     pub domain: String,
-    /// The destination entry's settings that apply (`tls`, `dane`, `mta-sts`).
+    /// The destination entry that applies, with its `tls`, `dane` and
+    /// `mta-sts` settings (the gateway's configured level for this domain).
     pub policy: String,
     /// The MX lookup.
     pub mx: MxReport,
