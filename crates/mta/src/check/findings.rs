@@ -86,7 +86,11 @@ impl DomainReport {
         out.push(f(
             "MX",
             d,
-            format!("{} ({})", self.mx.records.join(", "), self.mx.dnssec),
+            if self.mx.records.is_empty() {
+                format!("no answer ({})", self.mx.dnssec)
+            } else {
+                format!("{} ({})", self.mx.records.join(", "), self.mx.dnssec)
+            },
             mx_sev,
             mx_reason,
         ));
