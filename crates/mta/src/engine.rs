@@ -73,6 +73,7 @@ pub struct Engine {
     log: MailLog,
     queue: QueueService,
     control: ControlSocket,
+    certificates: Option<crate::cert_manager::CertificateManager>,
 }
 
 impl Engine {
@@ -139,7 +140,31 @@ impl Engine {
             log,
             queue,
             control,
+            certificates: None,
         })
+    }
+
+    /// Starts the certificate tasks beside the mail path: ACME renewals of
+    /// the `[acme]` entries (with the HTTP-01 listener) and the watch over
+    /// DANE key rollovers, both through the engine's resolver and logging
+    /// to its mail log. They stop with the engine.
+    pub async fn manage_certificates(
+        &mut self,
+        settings: crate::cert_manager::CertificateSettings,
+    ) -> Result<(), StartError> {
+        let manager = crate::cert_manager::CertificateManager::start(
+            settings,
+            self.dns.clone(),
+            self.log.clone(),
+        )
+        .await?;
+        self.certificates = Some(manager);
+        Ok(())
+    }
+
+    /// The HTTP-01 challenge listener's address, when it runs.
+    pub fn acme_http01_addr(&self) -> Option<SocketAddr> {
+        self.certificates.as_ref().and_then(|c| c.http01_addr())
     }
 
     /// Forgets every cached DNS answer and DNSSEC validation result (after
@@ -174,7 +199,8 @@ impl Engine {
     /// never accepted); deliveries in flight get what is left of `grace`
     /// (at least a second) before they are abandoned. Nothing queued is
     /// lost: what was not delivered stays in the spool for the next start.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
+        drop(self.certificates.take());
         let started = std::time::Instant::now();
         self.control.shutdown().await;
         self.inbound.shutdown(grace).await;

@@ -6,6 +6,7 @@
 //! clients on 127.0.0.0/8 (a private listener on loopback: not an open
 //! relay), and everything kept under `./portcullis-data`.
 
+use super::schema::DaneConfig;
 use std::collections::BTreeMap;
 
 use portcullis_policy::{
@@ -74,6 +75,8 @@ impl Config {
             spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            acme: None,
+            dane: DaneConfig::default(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Checked {
     /// The `[dns]` section, checked.
     pub dns: super::dns::CheckedDns,
     pub mta_sts_addresses: Vec<(String, SocketAddr)>,
+    /// `[acme]` and `[dane]`, checked (the store directory is set later).
+    pub certificates: crate::cert_manager::CertificateSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +83,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_numbers(config, &mut p);
     check_tls(config, &mut p);
     check_log(config, &mut p);
+    let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
         Some(outbound) if p.is_empty() => Ok(Checked {
@@ -89,6 +92,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
             routes,
             dns,
             mta_sts_addresses,
+            certificates,
         }),
         _ => Err(p),
     }

@@ -19,6 +19,8 @@ mod hops;
 mod mta_sts;
 mod outcome;
 mod plan;
+/// The domain check's way into delivery's code (`crate::check`).
+pub(crate) mod probe;
 mod queue_ops;
 mod resume;
 mod reuse;
