@@ -1,19 +1,45 @@
 #!/usr/bin/env bash
 # Runs the cargo-fuzz targets on the stable toolchain.
-#   scripts/fuzz.sh                 every target, 300 s each
-#   scripts/fuzz.sh 60 dane_tlsa_wire   one target, 60 s
+#   scripts/fuzz.sh                      every target, 300 s each
+#   scripts/fuzz.sh 60 dane_tlsa_wire    one target, 60 s
+#   scripts/fuzz.sh --seeds [S] [T...]   each target over its seeds, then S
+#                                        seconds more (default 5); fails on a crash
+#   scripts/fuzz.sh --replay DIR [T...]  the binaries in DIR (built by plain
+#                                        `cargo build`, as scripts/test.sh does)
+#                                        run once over the seeds; no cargo-fuzz
+#   scripts/fuzz.sh --coverage [T...]    what the corpus and seeds reach: libFuzzer's
+#                                        edges and features, and the Portcullis
+#                                        functions it covers (fuzz/coverage/T.txt)
+#   scripts/fuzz.sh --cmin [T...]        minimises fuzz/seeds/T with cargo fuzz cmin
+# Fuzzing starts from fuzz/corpus/T (ignored by git; new inputs land there)
+# plus the committed seeds in fuzz/seeds/T, with fuzz/dict/T.dict if present.
+# FUZZ_SEEDS=0 leaves seeds and dictionary out (for before/after figures);
+# FUZZ_CORPUS=DIR puts the working corpora under DIR instead of fuzz/corpus.
 # Installs cargo-fuzz if missing. Uses libFuzzer without a sanitizer (catches
 # panics, fast); set FUZZ_ASAN=1 for AddressSanitizer via RUSTC_BOOTSTRAP.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-seconds=${1:-300}
-shift || true
+mode=run
+seconds=300
+case "${1:-}" in
+  --seeds) mode=seeds seconds=5; shift
+    if [[ "${1:-}" =~ ^[0-9]+$ ]]; then seconds=$1; shift; fi ;;
+  --replay) mode=replay; bindir=$(cd "$2" && pwd); shift 2 ;;
+  --coverage) mode=coverage; shift ;;
+  --cmin) mode=cmin; shift ;;
+  [0-9]*) seconds=$1; shift ;;
+esac
 
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+corpus_root=${FUZZ_CORPUS:-corpus}
+use_seeds=${FUZZ_SEEDS:-1}
 
 # "name feature" pairs, read from the [[bin]] blocks of fuzz/Cargo.toml.
 targets=$(awk -F'"' '/^name = /{n=$2} /^required-features/{print n, $2}' Cargo.toml | grep -v '^portcullis-fuzz ')
+
+if [ "$mode" != replay ]; then
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+fi
 
 sanitizer=(--sanitizer none)
 if [ "${FUZZ_ASAN:-}" = 1 ]; then
@@ -21,17 +47,77 @@ if [ "${FUZZ_ASAN:-}" = 1 ]; then
   sanitizer=()
 fi
 
+# The corpus directories and libFuzzer options for one target: the working
+# corpus first (libFuzzer writes new inputs to the first directory).
+inputs() {
+  local name=$1
+  mkdir -p "$corpus_root/$name"
+  dirs=("$corpus_root/$name")
+  opts=()
+  if [ "$use_seeds" = 1 ]; then
+    [ -d "seeds/$name" ] && dirs+=("seeds/$name")
+    [ -f "dict/$name.dict" ] && opts+=("-dict=dict/$name.dict")
+  fi
+  return 0
+}
+
+# The last statistics libFuzzer printed: runs, edges (cov), features (ft).
+summary() {
+  local log=$1
+  grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -1 || true
+  grep -E '^stat::number_of_executed_units' "$log" || true
+}
+
 failed=0
 while read -r name feature; do
   [ -n "$name" ] || continue
   if (($#)) && [[ ! " $* " == *" $name "* ]]; then continue; fi
-  echo "== $name (feature $feature): ${seconds}s"
-  mkdir -p "corpus/$name"
-  if ! cargo fuzz run "${sanitizer[@]}" --features "$feature" "$name" "corpus/$name" -- \
-      -max_total_time="$seconds" -print_final_stats=1 2>"/tmp/fuzz-$name.log"; then
-    echo "!! $name found a crash; see /tmp/fuzz-$name.log and fuzz/artifacts/$name"
-    failed=1
-  fi
-  grep -E '^(#[0-9]+ *DONE|Done [0-9]+ runs|stat::number_of_executed_units)' "/tmp/fuzz-$name.log" || true
+  log="/tmp/fuzz-$name.log"
+  case $mode in
+    run | seeds)
+      inputs "$name"
+      echo "== $name (feature $feature): ${seconds}s"
+      if ! cargo fuzz run "${sanitizer[@]}" --features "$feature" "$name" "${dirs[@]}" -- \
+          -max_total_time="$seconds" -print_final_stats=1 "${opts[@]}" 2>"$log"; then
+        echo "!! $name found a crash; see $log and fuzz/artifacts/$name"
+        failed=1
+      fi
+      summary "$log"
+      ;;
+    replay)
+      [ -d "seeds/$name" ] || continue
+      echo "== $name: $(find "seeds/$name" -type f | wc -l) seeds"
+      # Files given one by one are each run once, without fuzzing.
+      if ! find "seeds/$name" -type f -print0 | xargs -0 "$bindir/$name" >"$log" 2>&1; then
+        echo "!! $name failed on a seed; see $log"
+        tail -20 "$log"
+        failed=1
+      fi
+      ;;
+    coverage)
+      inputs "$name"
+      mkdir -p coverage
+      echo "== $name: coverage of ${dirs[*]}"
+      # -runs=0: load every input once, fuzz nothing; -print_coverage lists
+      # the covered functions with their edges.
+      cargo fuzz run "${sanitizer[@]}" --features "$feature" "$name" "${dirs[@]}" -- \
+        -runs=0 -print_final_stats=1 -print_coverage=1 >"$log" 2>&1 || failed=1
+      grep -E '^(COVERED_FUNC|UNCOVERED_FUNC)' "$log" | grep portcullis >"coverage/$name.txt" || true
+      summary "$log"
+      echo "Portcullis functions reached: $(grep -c '^COVERED_FUNC' "coverage/$name.txt" || true)" \
+        "(not reached, in files with reached code: $(grep -c '^UNCOVERED_FUNC' "coverage/$name.txt" || true)); list in fuzz/coverage/$name.txt"
+      ;;
+    cmin)
+      [ -d "seeds/$name" ] || continue
+      echo "== $name: minimising seeds/$name"
+      # cmin replaces the directory with the inputs that keep its coverage.
+      if cargo fuzz cmin "${sanitizer[@]}" --features "$feature" "$name" "seeds/$name" >"$log" 2>&1; then
+        echo "   $(find "seeds/$name" -type f | wc -l) seeds kept"
+      else
+        echo "!! cmin failed for $name; see $log"
+        failed=1
+      fi
+      ;;
+  esac
 done <<<"$targets"
 exit $failed

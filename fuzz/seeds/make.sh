@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Regenerates the committed seed corpora in fuzz/seeds/TARGET/ from real
+# peers and real files: SMTP sessions of Python smtplib, swaks and Postfix's
+# smtp-source recorded by a loopback server (smtp_record.py), replies of
+# Postfix's smtp-sink, PKCS#12/PEM/DER files written by OpenSSL 3, TLSA
+# records of those certificates, MTA-STS/TLS-RPT records and policies with
+# the RFC 8461/8460 edge cases, patterns and the configuration from
+# examples/portcullis.toml. Needs openssl, python3, swaks, postfix (see
+# scripts/install-test-deps.sh). Everything runs on 127.0.0.1.
+#
+# Most targets read a control byte first (see each fuzz_targets/*.rs); the
+# prefixes below pick the mode that parses the rest as given.
+#
+# Keys and certificates are generated afresh, so a rerun changes the binary
+# seeds; commit what it writes. Run `scripts/fuzz.sh --cmin` afterwards to
+# minimise with cargo fuzz cmin.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$work"
+
+seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
+  local dir="$here/$1"
+  mkdir -p "$dir"
+  { [ -z "${3:-}" ] || printf "\\x$3"; cat; } >"$dir/$2"
+}
+for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
+  dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
+  policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
+  policy_tls_required_header config_load; do
+  rm -rf "${here:?}/$t"
+done
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---- Certificates and keys (OpenSSL 3) --------------------------------------
+q() { openssl "$@" 2>/dev/null; }
+q req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+  -subj "/CN=Fuzz Root CA" -keyout ca.key -out ca.pem \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign,cRLSign
+q req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=mx1.example.com" \
+  -keyout leaf.key -out leaf.csr
+printf 'subjectAltName=DNS:mx1.example.com,DNS:*.mx.example.com,IP:192.0.2.25\nextendedKeyUsage=serverAuth\n' >ext
+q x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -days 825 -extfile ext -out leaf.pem
+q req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/O=Fuzz/CN=rsa.example.net" \
+  -addext subjectAltName=DNS:rsa.example.net -keyout rsa.key -out rsa.pem
+q req -x509 -newkey ed25519 -nodes -days 30 -subj "/CN=ed.example.org" -keyout ed.key -out ed.pem
+cat leaf.pem ca.pem >chain.pem
+
+# The pool of real keys and certificates cert_pkcs12_structured builds its
+# files from (compiled into the target): key i belongs to certificate i.
+pool="$here/../fuzz_targets/pkcs12_pool"
+mkdir -p "$pool"
+q pkcs8 -topk8 -nocrypt -in leaf.key -outform DER -out "$pool/ec-key.p8.der"
+q pkcs8 -topk8 -nocrypt -in rsa.key -outform DER -out "$pool/rsa-key.p8.der"
+for c in leaf:ec-leaf rsa:rsa ca:ca ed:ed25519; do
+  q x509 -in "${c%%:*}.pem" -outform DER -out "$pool/${c#*:}.der"
+done
+
+# PKCS#12: default (AES-256/SHA-256) and -legacy (3DES/SHA-1), each with a
+# passphrase the target picks by its first byte ("" 0, "pw" 1, "s3cret" 2).
+p12() { # name prefix pass args...
+  local name=$1 pre=$2 pass=$3
+  shift 3
+  q pkcs12 -export -passout "pass:$pass" "$@" -out p.p12
+  seed cert_pkcs12 "$name" "$pre" <p.p12
+}
+p12 ec-chain-s3cret 02 s3cret -inkey leaf.key -in chain.pem -name mx1
+p12 ec-chain-legacy-s3cret 02 s3cret -legacy -inkey leaf.key -in chain.pem -name mx1
+p12 ec-leaf-pw 01 pw -inkey leaf.key -in leaf.pem
+p12 ec-leaf-legacy-pw 01 pw -legacy -inkey leaf.key -in leaf.pem
+p12 ec-leaf-empty 00 "" -inkey leaf.key -in leaf.pem
+p12 rsa-legacy-empty 00 "" -legacy -inkey rsa.key -in rsa.pem
+p12 ed25519-s3cret 02 s3cret -inkey ed.key -in ed.pem
+p12 ec-nomac-pw 01 pw -nomac -inkey leaf.key -in leaf.pem
+p12 ec-sha1mac-iter1-pw 01 pw -macalg sha1 -iter 1 -inkey leaf.key -in chain.pem
+p12 ec-unencrypted-pw 01 pw -keypbe NONE -certpbe NONE -inkey leaf.key -in chain.pem
+p12 certs-only-pw 01 pw -nokeys -in chain.pem
+p12 key-mismatch-pw 01 pw -inkey rsa.key -in leaf.pem -certfile ca.pem 2>/dev/null || true
+p12 ec-chain-wrongpass 01 s3cret -inkey leaf.key -in chain.pem
+
+# PEM and DER: OpenSSL's chain, keys in PKCS#8, SEC1 and PKCS#1 form, and
+# real roots from the system store (Mozilla's list).
+seed cert_pem chain.pem <chain.pem
+cat leaf.pem leaf.key | seed cert_pem leaf-and-pkcs8-key
+q ec -in leaf.key -out leaf.sec1 && seed cert_pem ec-sec1-key <leaf.sec1
+q rsa -in rsa.key -traditional -out rsa.pkcs1 && cat rsa.pem rsa.pkcs1 | seed cert_pem rsa-pkcs1
+seed cert_pem ed25519-key-first < <(cat ed.key ed.pem)
+seed cert_pem csr-not-a-cert <leaf.csr
+for der in leaf rsa ed ca; do q x509 -in $der.pem -outform DER -out $der.der; done
+seed cert_der leaf.der <leaf.der
+seed cert_der rsa.der <rsa.der
+seed cert_der ed25519.der <ed.der
+q pkey -in leaf.key -pubout -outform DER | seed cert_der ec-spki
+for rootca in ISRG_Root_X1 ISRG_Root_X2 DigiCert_Global_Root_G2; do
+  f=/etc/ssl/certs/$rootca.pem
+  [ -f "$f" ] || continue
+  seed cert_pem "$rootca.pem" <"$f"
+  q x509 -in "$f" -outform DER | seed cert_der "$rootca.der"
+done
+
+# ---- TLSA ---------------------------------------------------------------------
+spki_sha256=$(q x509 -in leaf.pem -pubkey -noout | q pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+cert_sha512=$(q x509 -in ca.pem -outform DER | sha512sum | cut -d' ' -f1)
+full_spki=$(q x509 -in ed.pem -pubkey -noout | q pkey -pubin -outform DER | xxd -p | tr -d '\n')
+printf '3 1 1 %s' "$spki_sha256" | seed dane_tlsa_presentation dane-ee-spki-sha256
+printf '2 0 2 %s' "$cert_sha512" | seed dane_tlsa_presentation dane-ta-cert-sha512
+printf '3 1 0 %s' "$full_spki" | seed dane_tlsa_presentation dane-ee-spki-full
+printf '3 1 1 %s %s' "${spki_sha256:0:32}" "${spki_sha256:32}" | seed dane_tlsa_presentation split-hex
+printf '1 1 1 ( %s )' "$spki_sha256" | seed dane_tlsa_presentation parens
+printf '\\# 35 030101%s' "$spki_sha256" | seed dane_tlsa_presentation rfc3597-generic
+tlsa_wire() { # usage selector mtype hexdata certfile name
+  local rdata
+  rdata=$(printf '%02x%02x%02x%s' "$1" "$2" "$3" "$4")
+  { printf "\\x$(printf '%02x' $((${#rdata} / 2)))"; echo -n "$rdata" | xxd -r -p; cat "$5"; } |
+    seed dane_tlsa_wire "$6"
+}
+tlsa_wire 3 1 1 "$spki_sha256" leaf.der dane-ee-spki-sha256-match
+tlsa_wire 2 0 2 "$cert_sha512" leaf.der dane-ta-cert-sha512
+tlsa_wire 3 0 1 "$(sha256sum <leaf.der | cut -d' ' -f1)" leaf.der dane-ee-cert-sha256-match
+tlsa_wire 3 1 1 "$spki_sha256" rsa.der dane-ee-mismatch
+
+# DNS answers as a resolver sends them (dnspython's wire encoder is not
+# installed; dns_answer.py builds standard messages with struct).
+python3 "$here/dns_answer.py" "$here/dane_dns_answer" "$spki_sha256"
+
+# ---- SMTP client sessions (server side parses them) -----------------------------
+port=$(free_port)
+mkdir sessions
+python3 "$here/smtp_record.py" server "$port" leaf.pem leaf.key sessions &
+pids+=($!)
+for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break; sleep 0.1; done
+python3 "$here/smtp_clients.py" "$port"
+printf 'Subject: swaks\r\n\r\n.leading dot\r\n..two\r\n.\r\n' >body
+swaks -s 127.0.0.1 -p "$port" -t b@example.com -f a@client.test --helo client.test --body @body >/dev/null
+swaks -s 127.0.0.1 -p "$port" -t b@example.com,c@example.com -f a@client.test --pipeline --body @body >/dev/null
+swaks -s 127.0.0.1 -p "$port" -t b@example.com -f a@client.test --tls --tls-verify 0 --body @body >/dev/null 2>&1 ||
+  swaks -s 127.0.0.1 -p "$port" -t b@example.com -f a@client.test --tls --body @body >/dev/null
+smtp-source -c -m 2 -r 2 -s 1 -l 300 -f a@client.test -t b@example.com "127.0.0.1:$port" >/dev/null 2>&1
+smtp-source -L -m 1 "127.0.0.1:$port" 2>/dev/null || true
+sleep 1
+i=0
+for s in sessions/session-*; do
+  [ -s "$s" ] || continue # the readiness probe's empty connection
+  i=$((i + 1))
+  # 0x2e: TLS preferred, 16-byte pieces; 0x00: TLS off, 1-byte pieces.
+  seed smtp_server_command "recorded-$i" 2e <"$s"
+done
+seed smtp_server_command smtplib-dsn-tls-off-bytewise 00 <"$(grep -l ORCPT sessions/session-* | head -1)"
+
+# ---- SMTP replies (client side parses them) -----------------------------------
+sink() { # name sink-args...
+  local name=$1 p
+  shift
+  p=$(free_port)
+  smtp-sink -u postfix -h mx.sink.test "$@" "127.0.0.1:$p" 10 &
+  local sp=$!
+  for _ in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$p),1)" 2>/dev/null && break; sleep 0.1; done
+  python3 "$here/smtp_record.py" client "$p" replies
+  kill $sp 2>/dev/null || true
+  wait $sp 2>/dev/null || true
+  # 0x1f: 32-byte pieces, no STARTTLS; 0x00: 1-byte pieces.
+  seed smtp_client_reply "smtp-sink-$name" 1f <replies
+}
+sink default
+sink no-esmtp-extras -E -p -8 -N
+sink rcpt-hard-reject -f RCPT
+sink mail-soft-reject -r MAIL
+sink data-421 -Q DATA
+sink bounce-at-dot -B "550 5.7.1 Message content rejected" -f .
+sink soft-bounce-at-dot -b "451 4.3.0 Try again later" -r .
+python3 - "$here" <<'EOF'
+import sys, os
+from importlib.machinery import SourceFileLoader
+rec = SourceFileLoader("rec", os.path.join(sys.argv[1], "smtp_record.py")).load_module()
+# Postfix-style replies around STARTTLS (selector 0x9f: issue STARTTLS).
+tls = (b"220 mx.recorder.test ESMTP Postfix (Debian/GNU)\r\n" + rec.EHLO +
+       b"220 2.0.0 Ready to start TLS\r\n" + rec.EHLO +
+       b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+       b"250 2.0.0 Ok: queued as 4XyZ1\r\n" * 1 +
+       b"250 2.1.0 Ok\r\n450 4.2.0 <c@mx.fuzz>: Recipient address rejected: Greylisted\r\n"
+       b"550 5.1.1 <c@mx.fuzz>: Recipient address rejected: User unknown\r\n"
+       b"554 5.5.1 Error: no valid recipients\r\n221 2.0.0 Bye\r\n")
+d = os.path.join(sys.argv[1], "smtp_client_reply")
+open(os.path.join(d, "postfix-starttls"), "wb").write(b"\x9f" + tls)
+open(os.path.join(d, "postfix-starttls-refused"), "wb").write(
+    b"\x9f220 mx ESMTP\r\n250-mx\r\n250 STARTTLS\r\n454 4.7.0 TLS not available due to local problem\r\n221 2.0.0 Bye\r\n")
+open(os.path.join(d, "greeting-554"), "wb").write(b"\x1f554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied\r\n")
+open(os.path.join(d, "bare-lf-multiline"), "wb").write(b"\x00220-mx.example ESMTP\n220-second\n220 last\n250-mx\n250-SIZE 0\n250 8BITMIME\n")
+EOF
+
+# ---- MTA-STS, TLS-RPT, REQUIRETLS -------------------------------------------------
+# Prefix 01: the raw mode of the token-expanding targets.
+t() { printf '%b' "$3" | seed "$1" "$2" 01; }
+t policy_mta_sts_txt rfc8461-example 'v=STSv1; id=20160831085700Z;'
+t policy_mta_sts_txt no-trailing-semicolon 'v=STSv1; id=2019'
+t policy_mta_sts_txt extension-field 'v=STSv1;id=abc123; ext_field=value-1 ;'
+t policy_mta_sts_txt two-records-nul 'v=STSv1; id=1\0v=STSv1; id=2'
+t policy_mta_sts_txt other-txt-and-sts 'google-site-verification=abc\0v=STSv1; id=20240101T000000'
+t policy_mta_sts_txt id-too-long 'v=STSv1; id=123456789012345678901234567890123'
+t policy_mta_sts_txt bad-version 'v=STSv2; id=1;'
+t policy_mta_sts_txt tabs-and-spaces 'v=STSv1 ;\tid=Ab9 ; '
+t policy_mta_sts_policy rfc8461-enforce 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmx: backupmx.example.com\r\nmax_age: 604800\r\n'
+t policy_mta_sts_policy testing-lf 'version: STSv1\nmode: testing\nmx: mx1.example.com\nmax_age: 86400\n'
+t policy_mta_sts_policy none-no-mx 'version: STSv1\nmode: none\nmax_age: 31557600\n'
+t policy_mta_sts_policy max-age-too-big 'version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 31557601\n'
+t policy_mta_sts_policy unknown-key-and-ws 'version:STSv1\nmode:   enforce  \nfoo: bar\nmx:\t*.mx.example.com\nmax_age: 0\n'
+t policy_mta_sts_policy enforce-without-mx 'version: STSv1\nmode: enforce\nmax_age: 86400\n'
+t policy_mta_sts_policy idn-and-trailing-dot 'version: STSv1\nmode: enforce\nmx: xn--bcher-kva.example.\nmx: b\xc3\xbccher.example\nmax_age: 86400'
+t policy_mta_sts_policy duplicate-keys 'version: STSv1\nversion: STSv1\nmode: testing\nmode: enforce\nmx: a.example\nmax_age: 1\nmax_age: 2\n'
+t policy_mta_sts_policy wildcard-misuse 'version: STSv1\nmode: enforce\nmx: *.*.example.com\nmx: a*.example.com\nmx: *\nmax_age: 86400\n'
+t policy_mta_sts_policy cr-only 'version: STSv1\rmode: enforce\rmx: mx.example\rmax_age: 86400\r'
+r() { printf '%b' "$2" | seed policy_tlsrpt_txt "$1"; }
+r rfc8460-mailto 'v=TLSRPTv1; rua=mailto:reports@example.com'
+r rfc8460-https 'v=TLSRPTv1;rua=https://reporting.example.com/v1/tlsrpt'
+r two-uris 'v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.net/x;'
+r extension 'v=TLSRPTv1; rua=mailto:tlsrpt@example.org; ext=1 ;'
+r two-records 'v=TLSRPTv1; rua=mailto:a@example.com\0v=TLSRPTv1; rua=mailto:b@example.com'
+r uri-with-query 'v=TLSRPTv1; rua=mailto:r@example.com?subject=tlsrpt%20x'
+r other-uri 'v=TLSRPTv1; rua=ftp://example.com/'
+h() { printf '%s' "$3" | seed "$1" "$2"; }
+h policy_tls_required_header header $'From: a@b\r\nTLS-Required: No\r\nSubject: x\r\n\r\nbody\r\n'
+h policy_tls_required_header folded $'Subject: x\r\ntls-required:\r\n  no \r\n\r\n'
+h policy_tls_required_header in-body-only $'Subject: x\r\n\r\nTLS-Required: No\r\n'
+h policy_tls_required_header two-fields $'TLS-Required: yes\nTLS-Required: No\n\n'
+
+# ---- HAT/RAT patterns and the configuration (examples/portcullis.toml) --------------
+i=0
+for p in 192.0.2.66 198.51.100.0/24 .partner.example ALL 127.0.0.0/8 10.0.0.0/8 \
+  mx.partner.example 2001:db8::/32 ::ffff:192.0.2.1 192.0.2.0/33 '*.example.com'; do
+  i=$((i + 1))
+  printf '%s' "$p" | seed policy_hat_pattern "hat-$i"
+done
+i=0
+for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EXAMPLE.COM.' '"quoted local"@example.com' xn--bcher-kva.example; do
+  i=$((i + 1))
+  printf '%s' "$p" | seed policy_rat_pattern "rat-$i"
+done
+seed config_load portcullis.toml <"$root/examples/portcullis.toml"
+grep -v -E '^\s*(#|$)' "$root/examples/portcullis.toml" | seed config_load portcullis-no-comments.toml
+
+du -sh "$here"
