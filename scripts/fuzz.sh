@@ -36,6 +36,10 @@ use_seeds=${FUZZ_SEEDS:-1}
 
 # "name feature" pairs, read from the [[bin]] blocks of fuzz/Cargo.toml.
 targets=$(awk -F'"' '/^name = /{n=$2} /^required-features/{print n, $2}' Cargo.toml | grep -v '^portcullis-fuzz ')
+# Every target is built with the features of all of them: one release build
+# then serves every target (a build per feature set would rebuild most of the
+# dependency graph each time, because feature unification differs).
+features=$(awk '{print $2}' <<<"$targets" | sort -u | paste -sd' ')
 
 if [ "$mode" != replay ]; then
   command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -77,7 +81,7 @@ while read -r name feature; do
     run | seeds)
       inputs "$name"
       echo "== $name (feature $feature): ${seconds}s"
-      if ! cargo fuzz run "${sanitizer[@]}" --features "$feature" "$name" "${dirs[@]}" -- \
+      if ! cargo fuzz run "${sanitizer[@]}" --features "$features" "$name" "${dirs[@]}" -- \
           -max_total_time="$seconds" -print_final_stats=1 "${opts[@]}" 2>"$log"; then
         echo "!! $name found a crash; see $log and fuzz/artifacts/$name"
         failed=1
@@ -100,7 +104,7 @@ while read -r name feature; do
       echo "== $name: coverage of ${dirs[*]}"
       # -runs=0: load every input once, fuzz nothing; -print_coverage lists
       # the covered functions with their edges.
-      cargo fuzz run "${sanitizer[@]}" --features "$feature" "$name" "${dirs[@]}" -- \
+      cargo fuzz run "${sanitizer[@]}" --features "$features" "$name" "${dirs[@]}" -- \
         -runs=0 -print_final_stats=1 -print_coverage=1 >"$log" 2>&1 || failed=1
       grep -E '^(COVERED_FUNC|UNCOVERED_FUNC)' "$log" | grep portcullis >"coverage/$name.txt" || true
       summary "$log"
@@ -111,7 +115,7 @@ while read -r name feature; do
       [ -d "seeds/$name" ] || continue
       echo "== $name: minimising seeds/$name"
       # cmin replaces the directory with the inputs that keep its coverage.
-      if cargo fuzz cmin "${sanitizer[@]}" --features "$feature" "$name" "seeds/$name" >"$log" 2>&1; then
+      if cargo fuzz cmin "${sanitizer[@]}" --features "$features" "$name" "seeds/$name" >"$log" 2>&1; then
         echo "   $(find "seeds/$name" -type f | wc -l) seeds kept"
       else
         echo "!! cmin failed for $name; see $log"

@@ -24,8 +24,12 @@ done
 # The API documentation builds without broken links or other warnings.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-# Every fuzz target compiles (they are run by scripts/fuzz.sh, not here).
+# Every fuzz target compiles...
 cargo build --manifest-path fuzz/Cargo.toml --all-features --bins --locked --target-dir target/fuzz-build
+# ...and runs once over its committed seeds (fuzz/seeds): a target that panics
+# on a recorded session or an OpenSSL-made file fails here. This uses the
+# plain build above; fuzzing proper (cargo-fuzz, release) is scripts/fuzz.sh.
+scripts/fuzz.sh --replay target/fuzz-build/debug
 
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked

@@ -197,8 +197,20 @@ open(os.path.join(d, "bare-lf-multiline"), "wb").write(b"\x00220-mx.example ESMT
 EOF
 
 # ---- MTA-STS, TLS-RPT, REQUIRETLS -------------------------------------------------
-# Prefix 01: the raw mode of the token-expanding targets.
-t() { printf '%b' "$3" | seed "$1" "$2" 01; }
+# The MTA-STS targets read an odd first byte as part of the text and, after
+# an even one, expand bytes below 28 (13 for the TXT target) into grammar
+# tokens. Text starting with "v" (even) goes through the token mode: 0x00,
+# then the control characters written as the tokens that stand for them.
+t() {
+  printf '%b' "$3" | python3 -c '
+import sys
+data = sys.stdin.buffer.read()
+tokens = {"policy_mta_sts_policy": {9: 6, 10: 7, 13: 9}, "policy_mta_sts_txt": {0: 9, 9: 3}}[sys.argv[1]]
+out = bytearray(b"\0")
+for b in data.replace(b"\r\n", b"\x08") if sys.argv[1] == "policy_mta_sts_policy" else data:
+    out.append(tokens.get(b, b) if b != 8 or sys.argv[1] != "policy_mta_sts_policy" else 8)
+sys.stdout.buffer.write(out)' "$1" | seed "$1" "$2"
+}
 t policy_mta_sts_txt rfc8461-example 'v=STSv1; id=20160831085700Z;'
 t policy_mta_sts_txt no-trailing-semicolon 'v=STSv1; id=2019'
 t policy_mta_sts_txt extension-field 'v=STSv1;id=abc123; ext_field=value-1 ;'
