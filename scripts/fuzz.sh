@@ -8,8 +8,8 @@
 #                                        `cargo build`, as scripts/test.sh does)
 #                                        run once over the seeds; no cargo-fuzz
 #   scripts/fuzz.sh --coverage [T...]    what the corpus and seeds reach: libFuzzer's
-#                                        edges and features, and the Portcullis
-#                                        functions it covers (fuzz/coverage/T.txt)
+#                                        edges and features; with FUZZ_ASAN=1 also the
+#                                        Portcullis functions covered (fuzz/coverage/T.txt)
 #   scripts/fuzz.sh --cmin [T...]        minimises fuzz/seeds/T with cargo fuzz cmin
 # Fuzzing starts from fuzz/corpus/T (ignored by git; new inputs land there)
 # plus the committed seeds in fuzz/seeds/T, with fuzz/dict/T.dict if present.
@@ -18,7 +18,7 @@
 # Installs cargo-fuzz if missing. Uses libFuzzer without a sanitizer (catches
 # panics, fast); set FUZZ_ASAN=1 for AddressSanitizer via RUSTC_BOOTSTRAP.
 set -euo pipefail
-cd "$(dirname "$0")/../fuzz"
+fuzz_dir="$(dirname "$0")/../fuzz"
 
 mode=run
 seconds=300
@@ -30,6 +30,7 @@ case "${1:-}" in
   --cmin) mode=cmin; shift ;;
   [0-9]*) seconds=$1; shift ;;
 esac
+cd "$fuzz_dir"
 
 corpus_root=${FUZZ_CORPUS:-corpus}
 use_seeds=${FUZZ_SEEDS:-1}
@@ -68,7 +69,7 @@ inputs() {
 # The last statistics libFuzzer printed: runs, edges (cov), features (ft).
 summary() {
   local log=$1
-  grep -E '^#[0-9]+ +(DONE|INITED)' "$log" | tail -1 || true
+  grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 || true
   grep -E '^stat::number_of_executed_units' "$log" || true
 }
 
@@ -108,8 +109,13 @@ while read -r name feature; do
         -runs=0 -print_final_stats=1 -print_coverage=1 >"$log" 2>&1 || failed=1
       grep -E '^(COVERED_FUNC|UNCOVERED_FUNC)' "$log" | grep portcullis >"coverage/$name.txt" || true
       summary "$log"
-      echo "Portcullis functions reached: $(grep -c '^COVERED_FUNC' "coverage/$name.txt" || true)" \
-        "(not reached, in files with reached code: $(grep -c '^UNCOVERED_FUNC' "coverage/$name.txt" || true)); list in fuzz/coverage/$name.txt"
+      if [ -s "coverage/$name.txt" ]; then
+        echo "Portcullis functions reached: $(grep -c '^COVERED_FUNC' "coverage/$name.txt" || true)" \
+          "(not reached: $(grep -c '^UNCOVERED_FUNC' "coverage/$name.txt" || true)); list in fuzz/coverage/$name.txt"
+      else
+        # libFuzzer names functions through the sanitizer runtime's symbolizer.
+        echo "no function list: it needs a sanitizer build (FUZZ_ASAN=1 scripts/fuzz.sh --coverage $name)"
+      fi
       ;;
     cmin)
       [ -d "seeds/$name" ] || continue

@@ -20,8 +20,8 @@ use der::Encode;
 use hmac::{KeyInit, Mac};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
 use pkcs5::pbes2;
+use pkcs12::kdf::{Pkcs12KeyType, derive_key_utf8};
 use portcullis_certstore::pkcs12 as certstore_pkcs12;
 
 /// Real keys (PKCS#8 DER) and the certificates for them, from OpenSSL
@@ -41,10 +41,18 @@ const PASSPHRASES: [&str; 3] = ["", "pw", "s3cret"];
 // Object identifiers (DER content octets).
 const OID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
 const OID_ENCRYPTED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06];
-const OID_KEY_BAG: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01];
-const OID_SHROUDED_KEY_BAG: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02];
-const OID_CERT_BAG: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03];
-const OID_SECRET_BAG: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x05];
+const OID_KEY_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x01,
+];
+const OID_SHROUDED_KEY_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02,
+];
+const OID_CERT_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x03,
+];
+const OID_SECRET_BAG: &[u8] = &[
+    0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x05,
+];
 const OID_X509_CERT: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x01];
 const OID_SDSI_CERT: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x16, 0x02];
 const OID_FRIENDLY_NAME: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x14];
@@ -127,7 +135,12 @@ fn content(u: &mut Unstructured, pool: &[&[u8]], placed: &mut Option<usize>) -> 
 
 /// PBES2 encryption with the reader's passphrase (or, sometimes, another).
 /// Returns the AlgorithmIdentifier and the ciphertext.
-fn encrypt(u: &mut Unstructured, pass: &str, plain: &[u8], facts: &mut Facts) -> Result<(Vec<u8>, Vec<u8>)> {
+fn encrypt(
+    u: &mut Unstructured,
+    pass: &str,
+    plain: &[u8],
+    facts: &mut Facts,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let salt: [u8; 8] = u.arbitrary()?;
     let iv: [u8; 16] = u.arbitrary()?;
     let iterations = u.int_in_range(1..=3u32)?;
@@ -162,14 +175,21 @@ fn attributes(u: &mut Unstructured, facts: &mut Facts) -> Result<Vec<u8>> {
     if u.arbitrary()? {
         let name: String = u.arbitrary()?;
         let bmp: Vec<u8> = name.encode_utf16().flat_map(u16::to_be_bytes).collect();
-        attrs.push(seq(&[&oid(OID_FRIENDLY_NAME), &tlv(0x31, &tlv(0x1e, &bmp))]));
+        attrs.push(seq(&[
+            &oid(OID_FRIENDLY_NAME),
+            &tlv(0x31, &tlv(0x1e, &bmp)),
+        ]));
     }
     if u.ratio(1, 8)? {
         let raw: Vec<u8> = u.arbitrary()?;
         attrs.push(raw);
         facts.irregular = true;
     }
-    Ok(if attrs.is_empty() && u.arbitrary()? { Vec::new() } else { tlv(0x31, &attrs.concat()) })
+    Ok(if attrs.is_empty() && u.arbitrary()? {
+        Vec::new()
+    } else {
+        tlv(0x31, &attrs.concat())
+    })
 }
 
 fn bag(u: &mut Unstructured, pass: &str, facts: &mut Facts) -> Result<Vec<u8>> {
@@ -273,7 +293,11 @@ fn build(u: &mut Unstructured) -> Result<(Vec<u8>, &'static str, Facts)> {
     let mac_data = match u.int_in_range(0..=7u8)? {
         0 => Vec::new(), // no MAC: accepted, like OpenSSL's -nomac
         choice => {
-            let digest = if choice % 2 == 0 { OID_SHA1 } else { OID_SHA256 };
+            let digest = if choice % 2 == 0 {
+                OID_SHA1
+            } else {
+                OID_SHA256
+            };
             let salt: [u8; 8] = u.arbitrary()?;
             let iterations = u.int_in_range(1..=2u8)?;
             let mac_pass = if choice == 7 {
@@ -284,7 +308,11 @@ fn build(u: &mut Unstructured) -> Result<(Vec<u8>, &'static str, Facts)> {
             };
             let value = mac(digest, mac_pass, &salt, iterations, &auth_safe);
             let alg = seq(&[&oid(digest), &[0x05, 0x00]]);
-            seq(&[&seq(&[&alg, &octets(&value)]), &octets(&salt), &small_int(iterations)])
+            seq(&[
+                &seq(&[&alg, &octets(&value)]),
+                &octets(&salt),
+                &small_int(iterations),
+            ])
         }
     };
     let pfx = seq(&[&small_int(3), &content_info, &mac_data]);
@@ -293,7 +321,9 @@ fn build(u: &mut Unstructured) -> Result<(Vec<u8>, &'static str, Facts)> {
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok((pfx, pass, facts)) = build(&mut u) else { return };
+    let Ok((pfx, pass, facts)) = build(&mut u) else {
+        return;
+    };
     let result = certstore_pkcs12::read(&pfx, pass, "fuzz.p12");
     if let Err(e) = &result {
         let _ = e.to_string();
@@ -304,7 +334,11 @@ fuzz_target!(|data: &[u8]| {
         && facts.certs.contains(&k)
     {
         let contents = result.unwrap_or_else(|e| panic!("a valid PKCS#12 file was refused: {e}"));
-        assert_eq!(contents.leaf.as_ref(), CERTS[k], "the leaf is the key's own certificate");
+        assert_eq!(
+            contents.leaf.as_ref(),
+            CERTS[k],
+            "the leaf is the key's own certificate"
+        );
         assert_eq!(contents.others.len(), facts.certs.len() - 1);
     }
 });

@@ -49,9 +49,17 @@ impl RecipientPattern {
                 "address literals are not accepted recipient domains",
             ));
         }
-        DomainPattern::parse(s)
-            .map(RecipientPattern::Domain)
-            .map_err(|e| PatternError::new(input, e.to_string()))
+        let pattern =
+            DomainPattern::parse(s).map_err(|e| PatternError::new(input, e.to_string()))?;
+        // "ALL." would name the domain "all", which prints as ALL and so
+        // reads back as every domain (an open relay on a public listener).
+        if matches!(&pattern, DomainPattern::Exact(d) if d.as_str() == "all") {
+            return Err(PatternError::new(
+                input,
+                "a domain named \"all\" reads as ALL (every domain); write ALL, or the full domain",
+            ));
+        }
+        Ok(RecipientPattern::Domain(pattern))
     }
 
     /// Whether the recipient domain is covered.
@@ -229,5 +237,18 @@ mod tests {
         ] {
             assert!(RecipientPattern::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found by the fuzz target policy_rat_pattern: "ALL." parsed as the
+    /// domain "all", printed as "all" and read back as ALL (every domain).
+    #[test]
+    fn a_domain_named_all_is_refused() {
+        for bad in ["ALL.", "all.", " All. "] {
+            let e = RecipientPattern::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("reads as ALL"), "{bad:?}: {e}");
+        }
+        assert_eq!(RecipientPattern::parse("ALL").unwrap(), RecipientPattern::All);
+        let suffix = RecipientPattern::parse(".all").unwrap();
+        assert_eq!(RecipientPattern::parse(&suffix.to_string()).unwrap(), suffix);
     }
 }

@@ -148,12 +148,21 @@ impl SenderPattern {
                 .map(SenderPattern::Suffix)
                 .map_err(|e| PatternError::new(input, e.to_string()));
         }
-        DomainName::parse(s).map(SenderPattern::Host).map_err(|e| {
+        let host = DomainName::parse(s).map_err(|e| {
             PatternError::new(
                 input,
                 format!("{e}; expected ALL, an IP address, a CIDR range, a host name or .domain"),
             )
-        })
+        })?;
+        // "ALL." (or a form IDNA maps to "all") would name a host "all", which
+        // prints as ALL and so reads back as every client.
+        if host.as_str() == "all" {
+            return Err(PatternError::new(
+                input,
+                "a host named \"all\" reads as ALL (every client); write ALL, or the host's full name",
+            ));
+        }
+        Ok(SenderPattern::Host(host))
     }
 
     /// Whether the client is covered.
@@ -224,6 +233,19 @@ mod tests {
             SenderPattern::parse(".example.com").unwrap(),
             SenderPattern::Suffix(_)
         ));
+    }
+
+    /// Found by the fuzz target policy_hat_pattern: "ALL." parsed as a host
+    /// named "all", printed as "all" and read back as ALL (every client).
+    #[test]
+    fn a_host_named_all_is_refused() {
+        for bad in ["ALL.", "all.", " All. "] {
+            let e = SenderPattern::parse(bad).unwrap_err();
+            assert!(e.reason.contains("reads as ALL"), "{bad:?}: {e}");
+        }
+        assert_eq!(SenderPattern::parse(" ALL ").unwrap(), SenderPattern::All);
+        let suffix = SenderPattern::parse(".all").unwrap();
+        assert_eq!(SenderPattern::parse(&suffix.to_string()).unwrap(), suffix);
     }
 
     #[test]
