@@ -246,12 +246,12 @@ h policy_tls_required_header two-fields $'TLS-Required: yes\nTLS-Required: No\n\
 # ---- HAT/RAT patterns and the configuration (examples/portcullis.toml) --------------
 i=0
 for p in 192.0.2.66 198.51.100.0/24 .partner.example ALL 127.0.0.0/8 10.0.0.0/8 \
-  mx.partner.example 2001:db8::/32 ::ffff:192.0.2.1 192.0.2.0/33 '*.example.com'; do
+  mx.partner.example 2001:db8::/32 ::ffff:192.0.2.1 192.0.2.0/33 '*.example.com' ALL.; do
   i=$((i + 1))
   printf '%s' "$p" | seed policy_hat_pattern "hat-$i"
 done
 i=0
-for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EXAMPLE.COM.' '"quoted local"@example.com' xn--bcher-kva.example; do
+for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EXAMPLE.COM.' '"quoted local"@example.com' xn--bcher-kva.example ALL.; do
   i=$((i + 1))
   printf '%s' "$p" | seed policy_rat_pattern "rat-$i"
 done

@@ -247,8 +247,14 @@ mod tests {
             let e = RecipientPattern::parse(bad).unwrap_err();
             assert!(e.to_string().contains("reads as ALL"), "{bad:?}: {e}");
         }
-        assert_eq!(RecipientPattern::parse("ALL").unwrap(), RecipientPattern::All);
+        assert_eq!(
+            RecipientPattern::parse("ALL").unwrap(),
+            RecipientPattern::All
+        );
         let suffix = RecipientPattern::parse(".all").unwrap();
-        assert_eq!(RecipientPattern::parse(&suffix.to_string()).unwrap(), suffix);
+        assert_eq!(
+            RecipientPattern::parse(&suffix.to_string()).unwrap(),
+            suffix
+        );
     }
 }
