@@ -95,6 +95,12 @@ fn small_int(v: u8) -> Vec<u8> {
     }
 }
 
+/// True once in `n` draws, and false when the input is used up (where
+/// `Unstructured::ratio` answers true), so short inputs build regular files.
+fn rare(u: &mut Unstructured, n: u8) -> Result<bool> {
+    Ok(u.int_in_range(1..=n)? == n)
+}
+
 /// Tracks what the oracle needs to know about the file being built.
 #[derive(Default)]
 struct Facts {
@@ -150,7 +156,7 @@ fn encrypt(
         pbes2::Parameters::generate_pbkdf2_sha256_aes128cbc(iterations, &salt, iv)
     }
     .expect("valid PBES2 parameters");
-    let key_pass = if u.ratio(1, 16)? {
+    let key_pass = if rare(u, 16)? {
         facts.irregular = true;
         "wrong"
     } else {
@@ -180,7 +186,7 @@ fn attributes(u: &mut Unstructured, facts: &mut Facts) -> Result<Vec<u8>> {
             &tlv(0x31, &tlv(0x1e, &bmp)),
         ]));
     }
-    if u.ratio(1, 8)? {
+    if rare(u, 8)? {
         let raw: Vec<u8> = u.arbitrary()?;
         attrs.push(raw);
         facts.irregular = true;
@@ -214,7 +220,7 @@ fn bag(u: &mut Unstructured, pass: &str, facts: &mut Facts) -> Result<Vec<u8>> {
                 Some(i) => facts.certs.push(i),
                 None => facts.irregular = true,
             }
-            let kind = if u.ratio(1, 16)? {
+            let kind = if rare(u, 16)? {
                 facts.irregular = true;
                 OID_SDSI_CERT
             } else {
@@ -238,7 +244,7 @@ fn bag(u: &mut Unstructured, pass: &str, facts: &mut Facts) -> Result<Vec<u8>> {
 
 /// One ContentInfo of the AuthenticatedSafe.
 fn safe(u: &mut Unstructured, pass: &str, facts: &mut Facts) -> Result<Vec<u8>> {
-    let contents = if u.ratio(1, 16)? {
+    let contents = if rare(u, 16)? {
         facts.irregular = true;
         u.arbitrary::<Vec<u8>>()?
     } else {
@@ -291,12 +297,12 @@ fn build(u: &mut Unstructured) -> Result<(Vec<u8>, &'static str, Facts)> {
     let auth_safe = tlv(0x30, &safes.concat());
     let content_info = seq(&[&oid(OID_DATA), &explicit0(&octets(&auth_safe))]);
     let mac_data = match u.int_in_range(0..=7u8)? {
-        0 => Vec::new(), // no MAC: accepted, like OpenSSL's -nomac
+        6 => Vec::new(), // no MAC: accepted, like OpenSSL's -nomac
         choice => {
             let digest = if choice % 2 == 0 {
-                OID_SHA1
-            } else {
                 OID_SHA256
+            } else {
+                OID_SHA1
             };
             let salt: [u8; 8] = u.arbitrary()?;
             let iterations = u.int_in_range(1..=2u8)?;
