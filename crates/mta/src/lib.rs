@@ -13,7 +13,10 @@
 //!   on stable storage; [`dsn`]: the bounces it sends; [`control`]: the
 //!   queue commands operators run, online (control socket) or offline;
 //! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
-//!   fetches over HTTPS.
+//!   fetches over HTTPS;
+//! - [`operate`]: what an operator does to a running engine (reload,
+//!   suspend, resume, status); [`suspension`]: what is suspended, kept
+//!   across restarts; [`metrics`]: the mail path's counters.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -27,7 +30,10 @@ pub mod engine;
 mod error;
 mod inbound;
 pub mod maillog;
+pub mod metrics;
 pub mod mta_sts_fetch;
+pub mod operate;
 mod outbound;
 pub mod settings;
 pub mod spool;
+pub mod suspension;
