@@ -15,6 +15,7 @@ use portcullis_certstore::TlsVersion;
 use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
+pub use super::admin::{AdminConfig, AdminTokenConfig, Role};
 pub use super::dns::{
     DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
 };
@@ -66,6 +67,10 @@ pub struct Config {
     /// Mail log.
     #[serde(default)]
     pub log: LogConfig,
+    /// The HTTPS admin listener (API, status page, metrics). Off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
 }
 
 pub(crate) fn default_hostname() -> String {
@@ -395,6 +400,9 @@ pub struct TlsConfig {
     /// Outbound SMTP.
     #[serde(default)]
     pub outbound: OutboundTlsConfig,
+    /// The HTTPS admin listener.
+    #[serde(default)]
+    pub admin: TlsServiceConfig,
 }
 
 /// Versions and cipher suites of the inbound service.
