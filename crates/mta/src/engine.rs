@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     /// One reload at a time; also what the running settings are.
     pub(crate) settings: tokio::sync::Mutex<EngineSettings>,
     pub(crate) started: SystemTime,
+    /// ACME renewals and DANE rollover watch (stopped with the engine).
+    certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
 }
 
 impl Engine {
@@ -172,8 +174,32 @@ impl Engine {
                 suspended: tokio::sync::Mutex::new(suspended),
                 settings: tokio::sync::Mutex::new(settings),
                 started: SystemTime::now(),
+                certificates: Mutex::new(None),
             }),
         })
+    }
+
+    /// Starts the certificate tasks beside the mail path: ACME renewals of
+    /// the `[acme]` entries (with the HTTP-01 listener) and the watch over
+    /// DANE key rollovers, both through the engine's resolver and logging
+    /// to its mail log. They stop with the engine.
+    pub async fn manage_certificates(
+        &self,
+        settings: crate::cert_manager::CertificateSettings,
+    ) -> Result<(), StartError> {
+        let dns = lock(&self.inner.dns).clone();
+        let manager =
+            crate::cert_manager::CertificateManager::start(settings, dns, self.inner.log.clone())
+                .await?;
+        *lock(&self.inner.certificates) = Some(manager);
+        Ok(())
+    }
+
+    /// The HTTP-01 challenge listener's address, when it runs.
+    pub fn acme_http01_addr(&self) -> Option<SocketAddr> {
+        lock(&self.inner.certificates)
+            .as_ref()
+            .and_then(|c| c.http01_addr())
     }
 
     /// Forgets every cached DNS answer and DNSSEC validation result (after
@@ -223,8 +249,11 @@ impl Engine {
     /// never accepted); deliveries in flight get what is left of `grace`
     /// (at least a second) before they are abandoned. Nothing queued is
     /// lost: what was not delivered stays in the spool for the next start.
-    /// A second call does nothing.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// Other handles (clones) see a stopped engine; the spool, and its
+    /// lock, is released when the last handle is dropped.
+    pub async fn shutdown(self, grace: Duration) {
+        let certificates = lock(&self.inner.certificates).take();
+        drop(certificates);
         let started = std::time::Instant::now();
         let control = lock(&self.inner.control).take();
         if let Some(c) = control {

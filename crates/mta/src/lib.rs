@@ -17,14 +17,19 @@
 //! - [`operate`]: what an operator does to a running engine (reload,
 //!   suspend, resume, status); [`suspension`]: what is suspended, kept
 //!   across restarts; [`metrics`]: the mail path's counters.
+//! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod acme;
 pub mod admin;
+pub mod cert_manager;
+pub mod check;
 pub mod config;
 pub mod control;
+pub mod dane_check;
 pub mod dns;
 pub mod dsn;
 pub mod engine;

@@ -16,6 +16,8 @@
 //!   validated by unbound on request), with insecure, bogus, CNAME and
 //!   TLSA records built from the sinks' certificates.
 //! - [`mta_sts_server`]: an HTTPS server for MTA-STS policy files.
+//! - [`pebble`]: Pebble, the ACME test server, on loopback with its own CA
+//!   and the test's DNS.
 //! - [`gateway`]: a gateway under test (data dir, certificates imported
 //!   with the CLI, generated configuration).
 //! - [`runner`]: runs the `portcullis` binary with a config and reads its
@@ -54,6 +56,7 @@ mod error;
 pub mod gateway;
 pub mod loadgen;
 pub mod mta_sts_server;
+pub mod pebble;
 pub mod pki;
 pub mod runner;
 pub mod sink;

@@ -1,4 +1,5 @@
-//! A whole gateway as `portcullis run` starts it: the engine, the control
+//! A whole gateway as `portcullis run` starts it: the engine, its
+//! certificate tasks (ACME renewals, DANE rollovers), the control
 //! interface around it, and the admin listener when `[admin]` is
 //! configured (with the token store, the first token written at first
 //! start, and `endpoint.json` for `portcullis ctl`).
@@ -33,12 +34,19 @@ impl Running {
         settings: EngineSettings,
     ) -> Result<Running, String> {
         let admin = loaded.admin_settings().map_err(|r| r.to_string())?;
+        let certificates = loaded
+            .to_certificate_settings()
+            .map_err(|r| r.to_string())?;
         let data_dir = loaded.config.data_dir.clone();
         let (tokens, first) = TokenStore::open(
             &data_dir,
             admin.as_ref().map(|a| a.tokens.clone()).unwrap_or_default(),
         )?;
         let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        if let Err(e) = engine.manage_certificates(certificates).await {
+            engine.shutdown(Duration::ZERO).await;
+            return Err(e.to_string());
+        }
         let log = engine.mail_log().clone();
         if let Some(file) = &first {
             log.line(format_args!(
@@ -48,7 +56,14 @@ impl Running {
             ));
         }
         let Some(admin) = admin else {
-            let control = Arc::new(Control::new(engine.clone(), origin, loaded, tokens, None, None));
+            let control = Arc::new(Control::new(
+                engine.clone(),
+                origin,
+                loaded,
+                tokens,
+                None,
+                None,
+            ));
             return Ok(Running {
                 engine,
                 control,

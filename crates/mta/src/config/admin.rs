@@ -149,9 +149,14 @@ impl super::LoadedConfig {
                 format!("{:?} is not an IP address and port", admin.address),
             )])
         })?;
-        let store = portcullis_certstore::Store::open_or_create(c.store_dir())
-            .map_err(|e| self.report(vec![(KeyPath::root().key("data-dir"), format!("certificate store: {e}"))]))?;
-        let settings = super::validate::tls_settings(&c.tls.admin.versions, &c.tls.admin.cipher_suites);
+        let store = portcullis_certstore::Store::open_or_create(c.store_dir()).map_err(|e| {
+            self.report(vec![(
+                KeyPath::root().key("data-dir"),
+                format!("certificate store: {e}"),
+            )])
+        })?;
+        let settings =
+            super::validate::tls_settings(&c.tls.admin.versions, &c.tls.admin.cipher_suites);
         let name = admin
             .certificate
             .clone()

@@ -8,6 +8,7 @@
 //! `portcullis ctl` in the data directory), and everything kept under
 //! `./portcullis-data`.
 
+use super::schema::DaneConfig;
 use std::collections::BTreeMap;
 
 use portcullis_policy::{
@@ -77,6 +78,8 @@ impl Config {
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             admin: Some(super::admin::AdminConfig::loopback()),
+            acme: None,
+            dane: DaneConfig::default(),
         }
     }
 }

@@ -34,6 +34,7 @@
 //! );
 //! ```
 
+mod acme;
 mod admin;
 mod default;
 mod dns;

@@ -141,10 +141,22 @@ mod tests {
 
     #[test]
     fn one_section_is_replaced_and_an_empty_one_clears_it() {
-        let t = replace_section(RUNNING, "o.toml", "[queue]\nlifetime-seconds = 99\n", "queue").unwrap();
-        assert!(t.contains("lifetime-seconds = 99") && t.contains("example.com"), "{t}");
+        let t = replace_section(
+            RUNNING,
+            "o.toml",
+            "[queue]\nlifetime-seconds = 99\n",
+            "queue",
+        )
+        .unwrap();
+        assert!(
+            t.contains("lifetime-seconds = 99") && t.contains("example.com"),
+            "{t}"
+        );
         let t = replace_section(RUNNING, "o.toml", "[outbound]\n", "outbound").unwrap();
-        assert!(!t.contains("example.com") && t.contains("lifetime-seconds = 60"), "{t}");
+        assert!(
+            !t.contains("example.com") && t.contains("lifetime-seconds = 60"),
+            "{t}"
+        );
         let e = replace_section(RUNNING, "o.toml", "[queue]\n[dns]\n", "queue").unwrap_err();
         assert!(e.contains("holds [dns] besides [queue]"), "{e}");
         let e = replace_section(RUNNING, "o.toml", "", "queue").unwrap_err();

@@ -15,6 +15,7 @@ use portcullis_certstore::TlsVersion;
 use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
+pub use super::acme::{AcmeCertificateConfig, AcmeConfig, DaneConfig};
 pub use super::admin::{AdminConfig, AdminTokenConfig, Role};
 pub use super::dns::{
     DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
@@ -71,6 +72,12 @@ pub struct Config {
     /// absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,
+    /// Certificates kept renewed from an ACME CA (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeConfig>,
+    /// DANE key rollovers.
+    #[serde(default)]
+    pub dane: DaneConfig,
 }
 
 pub(crate) fn default_hostname() -> String {

@@ -124,7 +124,9 @@ pub fn encrypt(text: &str, passphrase: &str) -> Result<String, String> {
             return Ok(());
         }
         if s == MASK {
-            return Err(format!("{path} is masked: export without --mask to encrypt it"));
+            return Err(format!(
+                "{path} is masked: export without --mask to encrypt it"
+            ));
         }
         let salt = random::<16>()?;
         let nonce = random::<24>()?;
@@ -172,10 +174,14 @@ pub fn decrypt(text: &str, passphrase: &str) -> Result<String, String> {
             .collect::<Result<_, _>>()
             .map_err(|_| format!("{path}: not a value written by `config export --encrypt`"))?;
         let [salt, nonce, sealed] = decoded.as_slice() else {
-            return Err(format!("{path}: not a value written by `config export --encrypt`"));
+            return Err(format!(
+                "{path}: not a value written by `config export --encrypt`"
+            ));
         };
         if nonce.len() != 24 {
-            return Err(format!("{path}: not a value written by `config export --encrypt`"));
+            return Err(format!(
+                "{path}: not a value written by `config export --encrypt`"
+            ));
         }
         let key = derive_key(passphrase, salt)?;
         let aad = path.to_string();
@@ -192,7 +198,8 @@ pub fn decrypt(text: &str, passphrase: &str) -> Result<String, String> {
                     "{path} does not decrypt: wrong passphrase, or the value was changed after export; nothing was imported"
                 )
             })?;
-        *s = String::from_utf8(plain).map_err(|_| format!("{path}: decrypted value is not text"))?;
+        *s =
+            String::from_utf8(plain).map_err(|_| format!("{path}: decrypted value is not text"))?;
         Ok(())
     })?;
     toml::to_string_pretty(&v).map_err(|e| e.to_string())
@@ -203,7 +210,11 @@ impl LoadedConfig {
     /// naming each (`FILE:LINE:COL: admin.token[0].token: …`).
     pub fn check_secrets_present(&self) -> Result<(), ConfigReport> {
         let mut v = toml::Value::try_from(&self.config).map_err(|e| {
-            ConfigReport::single(&self.source_name, "", format!("cannot read the values: {e}"))
+            ConfigReport::single(
+                &self.source_name,
+                "",
+                format!("cannot read the values: {e}"),
+            )
         })?;
         let mut problems = Vec::new();
         let _ = walk(&mut v, &KeyPath::root(), &mut |path, s| {
@@ -255,7 +266,8 @@ mod tests {
         let e = back.check_secrets_present().unwrap_err().to_string();
         let line = masked.lines().position(|l| l.contains(MASK)).unwrap() + 1;
         assert!(
-            e.starts_with(&format!("m.toml:{line}:")) && e.contains("admin.token[0].token: this secret was masked"),
+            e.starts_with(&format!("m.toml:{line}:"))
+                && e.contains("admin.token[0].token: this secret was masked"),
             "{e}"
         );
     }
@@ -272,6 +284,9 @@ mod tests {
         let b = LoadedConfig::parse("b", &plain).unwrap().config;
         assert_eq!(a, b);
         let e = decrypt(&sealed, "wrong horse!").unwrap_err();
-        assert!(e.contains("admin.token[0].token does not decrypt: wrong passphrase"), "{e}");
+        assert!(
+            e.contains("admin.token[0].token does not decrypt: wrong passphrase"),
+            "{e}"
+        );
     }
 }

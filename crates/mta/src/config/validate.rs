@@ -34,6 +34,8 @@ pub(crate) struct Checked {
     /// The `[dns]` section, checked.
     pub dns: super::dns::CheckedDns,
     pub mta_sts_addresses: Vec<(String, SocketAddr)>,
+    /// `[acme]` and `[dane]`, checked (the store directory is set later).
+    pub certificates: crate::cert_manager::CertificateSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_tls(config, &mut p);
     check_log(config, &mut p);
     super::admin::check(config.admin.as_ref(), &mut p);
+    let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
         Some(outbound) if p.is_empty() => Ok(Checked {
@@ -90,6 +93,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
             routes,
             dns,
             mta_sts_addresses,
+            certificates,
         }),
         _ => Err(p),
     }

@@ -63,7 +63,7 @@ impl ListenerStatus {
 /// An operator command for one listener.
 pub(crate) enum Command {
     /// New settings from a reload (the task attaches its abort signal).
-    Update(ListenerContext),
+    Update(Box<ListenerContext>),
     /// Stop accepting; open sessions have `delay` to finish.
     Suspend {
         delay: Duration,
@@ -122,7 +122,7 @@ impl Task {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Update(new)) => {
-                        ctx = Arc::new(new.with_abort(abort.subscribe()));
+                        ctx = Arc::new((*new).with_abort(abort.subscribe()));
                     }
                     Some(Command::Suspend { delay, reply }) => {
                         let answer = if socket.is_none() {
@@ -215,10 +215,7 @@ impl Task {
 }
 
 /// Binds the listener again at the address it had.
-fn resume(
-    ctx: &ListenerContext,
-    status: &ListenerStatus,
-) -> Result<(TcpListener, String), String> {
+fn resume(ctx: &ListenerContext, status: &ListenerStatus) -> Result<(TcpListener, String), String> {
     let mut settings = ctx.settings.clone();
     if settings.address.port() == 0
         && let Some(previous) = status.bound()

@@ -30,8 +30,8 @@ use crate::outbound::OutboundHandle;
 use crate::settings::{EngineSettings, ListenerSettings};
 use crate::spool::Spool;
 
-pub(crate) use listener::ListenerStatus;
 use limits::Limits;
+pub(crate) use listener::ListenerStatus;
 use listener::{Command, Stopped, Task};
 
 /// What every session of one listener shares. Each session holds its own
@@ -197,11 +197,12 @@ impl Inbound {
                         e.limits = Arc::new(Limits::new(p.settings.max_concurrency));
                         e.max = p.settings.max_concurrency;
                     }
-                    e.status
-                        .max
-                        .store(p.settings.max_concurrency, std::sync::atomic::Ordering::Relaxed);
+                    e.status.max.store(
+                        p.settings.max_concurrency,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     let ctx = self.context(&p.settings, &plan.hostname, e.limits.clone());
-                    let _ = e.commands.send(Command::Update(ctx));
+                    let _ = e.commands.send(Command::Update(Box::new(ctx)));
                     e
                 }
                 None => self.spawn(p, &plan.hostname),
@@ -225,7 +226,12 @@ impl Inbound {
         while self.draining.try_join_next().is_some() {}
     }
 
-    fn context(&self, l: &ListenerSettings, hostname: &str, limits: Arc<Limits>) -> ListenerContext {
+    fn context(
+        &self,
+        l: &ListenerSettings,
+        hostname: &str,
+        limits: Arc<Limits>,
+    ) -> ListenerContext {
         let log = &self.shared.log;
         let names = if fcrdns::needs_names(l.access.hat()) {
             if self.shared.dns.is_none() {

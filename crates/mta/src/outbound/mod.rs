@@ -23,6 +23,8 @@ mod mta_sts;
 mod operator;
 mod outcome;
 mod plan;
+/// The domain check's way into delivery's code (`crate::check`).
+pub(crate) mod probe;
 mod queue_ops;
 mod resume;
 mod reuse;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Damage, MessageId, QueuedMessage, SpoolError, Usage, read_at};
 
-/// What [`Spool::check`] found.
+/// What [`Spool::check`](super::Spool::check) found.
 #[derive(Debug)]
 pub struct Check {
     /// Every message readable, damage notwithstanding.
