@@ -59,12 +59,18 @@ impl Answer {
 }
 
 /// Finds the local gateway in `data_dir`.
-pub fn local(data_dir: &Path, url: Option<String>, token: Option<String>) -> Result<Target, String> {
+pub fn local(
+    data_dir: &Path,
+    url: Option<String>,
+    token: Option<String>,
+) -> Result<Target, String> {
     let endpoint = Endpoint::load(data_dir);
     let token = match token {
         Some(t) => t,
         None => {
-            let file = data_dir.join("admin").join(portcullis_mta::admin::tokens::CTL_TOKEN_FILE);
+            let file = data_dir
+                .join("admin")
+                .join(portcullis_mta::admin::tokens::CTL_TOKEN_FILE);
             read_token(&file)?
         }
     };
@@ -160,8 +166,8 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, String> {
             }))
             .with_no_client_auth(),
         Trust::Ca(file) => {
-            let pem = std::fs::read(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let pem =
+                std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
                 let cert: CertificateDer<'static> =
@@ -191,7 +197,13 @@ pub fn request(
     runtime.block_on(async {
         tokio::time::timeout(TIMEOUT, send(target, method, path, body))
             .await
-            .map_err(|_| format!("no answer from {} within {}s", target.url, TIMEOUT.as_secs()))?
+            .map_err(|_| {
+                format!(
+                    "no answer from {} within {}s",
+                    target.url,
+                    TIMEOUT.as_secs()
+                )
+            })?
     })
 }
 
@@ -215,9 +227,12 @@ async fn send(
     } else {
         format!("{authority}:443")
     };
-    let tcp = tokio::net::TcpStream::connect(&addr)
-        .await
-        .map_err(|e| format!("cannot connect to {}: {e} (is the gateway running?)", target.url))?;
+    let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
+        format!(
+            "cannot connect to {}: {e} (is the gateway running?)",
+            target.url
+        )
+    })?;
     let name = ServerName::try_from(host.to_owned())
         .map_err(|e| format!("{host:?} in {}: {e}", target.url))?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(&target.trust)?))

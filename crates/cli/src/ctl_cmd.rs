@@ -32,7 +32,12 @@ pub struct CtlAt {
     #[arg(long, value_name = "URL", env = "PORTCULLIS_URL", global = true)]
     url: Option<String>,
     /// A file holding the API token (first line).
-    #[arg(long, value_name = "FILE", env = "PORTCULLIS_TOKEN_FILE", global = true)]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "PORTCULLIS_TOKEN_FILE",
+        global = true
+    )]
     token_file: Option<PathBuf>,
     /// The CA (PEM) that issued a remote gateway's admin certificate.
     #[arg(long, value_name = "FILE", global = true)]
@@ -141,7 +146,9 @@ pub enum TlsWhat {
 pub enum ExemptionsWhat {
     List,
     /// End one host's exemption, or all.
-    Clear { host: Option<String> },
+    Clear {
+        host: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +162,9 @@ pub enum StsWhat {
 pub enum CacheWhat {
     List,
     /// Forget one domain's policy, or all: the next delivery fetches it again.
-    Flush { domain: Option<String> },
+    Flush {
+        domain: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,7 +230,12 @@ fn data_dir(at: &CtlAt) -> Result<PathBuf, String> {
     Ok(match &at.config {
         Some(f) => {
             LoadedConfig::load(f)
-                .map_err(|r| format!("cannot read the configuration: {}", r.to_string().replace('\n', "; ")))?
+                .map_err(|r| {
+                    format!(
+                        "cannot read the configuration: {}",
+                        r.to_string().replace('\n', "; ")
+                    )
+                })?
                 .config
                 .data_dir
         }
@@ -249,7 +263,9 @@ fn target(at: &CtlAt) -> Result<Target, String> {
 
 fn passphrase(file: Option<&PathBuf>) -> Result<String, String> {
     match file {
-        Some(f) => ctl_client::read_token(f).map_err(|e| e.replace("token file", "passphrase file")),
+        Some(f) => {
+            ctl_client::read_token(f).map_err(|e| e.replace("token file", "passphrase file"))
+        }
         None => std::env::var("PORTCULLIS_PASSPHRASE").map_err(|_| {
             "a passphrase is needed: --passphrase-file FILE, or PORTCULLIS_PASSPHRASE".to_owned()
         }),
@@ -270,7 +286,10 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
     let json_out = global.json;
     let show = |v: Value, human: &dyn Fn(&Value) -> String| -> Result<(), String> {
         if json_out {
-            println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+            );
         } else {
             let text = human(&v);
             if !text.is_empty() {
@@ -285,20 +304,36 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
         CtlCommand::Suspend(SuspendWhat::Listener { name, delay }) => {
             let body = delay.map(|d| json!({ "delay_seconds": d }));
             show(
-                call("POST", &format!("/api/listeners/{}/suspend", path_part(&name)), body)?,
+                call(
+                    "POST",
+                    &format!("/api/listeners/{}/suspend", path_part(&name)),
+                    body,
+                )?,
                 &result_line,
             )
         }
         CtlCommand::Resume(ResumeWhat::Listener { name }) => show(
-            call("POST", &format!("/api/listeners/{}/resume", path_part(&name)), None)?,
+            call(
+                "POST",
+                &format!("/api/listeners/{}/resume", path_part(&name)),
+                None,
+            )?,
             &result_line,
         ),
         CtlCommand::Suspend(SuspendWhat::Delivery { target }) => show(
-            call("POST", "/api/delivery/suspend", Some(json!({ "target": target })))?,
+            call(
+                "POST",
+                "/api/delivery/suspend",
+                Some(json!({ "target": target })),
+            )?,
             &result_line,
         ),
         CtlCommand::Resume(ResumeWhat::Delivery { target }) => show(
-            call("POST", "/api/delivery/resume", Some(json!({ "target": target })))?,
+            call(
+                "POST",
+                "/api/delivery/resume",
+                Some(json!({ "target": target })),
+            )?,
             &result_line,
         ),
         CtlCommand::Reload => show(call("POST", "/api/reload", None)?, &ctl_print::reload),
@@ -324,21 +359,33 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
                 serde_json::from_value(v).map_err(|e| format!("unexpected answer: {e}"))?;
             crate::queue_print::reply(global.json, &reply, true)
         }
-        CtlCommand::Tls(TlsWhat::Exemptions(ExemptionsWhat::List)) => {
-            show(call("GET", "/api/tls/exemptions", None)?, &ctl_print::exemptions)
-        }
+        CtlCommand::Tls(TlsWhat::Exemptions(ExemptionsWhat::List)) => show(
+            call("GET", "/api/tls/exemptions", None)?,
+            &ctl_print::exemptions,
+        ),
         CtlCommand::Tls(TlsWhat::Exemptions(ExemptionsWhat::Clear { host })) => show(
-            call("POST", "/api/tls/exemptions/clear", Some(json!({ "host": host })))?,
+            call(
+                "POST",
+                "/api/tls/exemptions/clear",
+                Some(json!({ "host": host })),
+            )?,
             &result_line,
         ),
-        CtlCommand::MtaSts(StsWhat::Cache(CacheWhat::List)) => {
-            show(call("GET", "/api/mta-sts/cache", None)?, &ctl_print::sts_cache)
-        }
+        CtlCommand::MtaSts(StsWhat::Cache(CacheWhat::List)) => show(
+            call("GET", "/api/mta-sts/cache", None)?,
+            &ctl_print::sts_cache,
+        ),
         CtlCommand::MtaSts(StsWhat::Cache(CacheWhat::Flush { domain })) => show(
-            call("POST", "/api/mta-sts/cache/flush", Some(json!({ "domain": domain })))?,
+            call(
+                "POST",
+                "/api/mta-sts/cache/flush",
+                Some(json!({ "domain": domain })),
+            )?,
             &result_line,
         ),
-        CtlCommand::Dns(DnsWhat::Flush) => show(call("POST", "/api/dns/flush", None)?, &result_line),
+        CtlCommand::Dns(DnsWhat::Flush) => {
+            show(call("POST", "/api/dns/flush", None)?, &result_line)
+        }
         CtlCommand::Config(ConfigWhat::Export {
             mask: _,
             encrypt,
@@ -369,9 +416,8 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             let mut text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             if portcullis_mta::config::secrets::has_encrypted(&text) {
-                let p = passphrase(passphrase_file.as_ref()).map_err(|e| {
-                    format!("{} has encrypted secrets; {e}", file.display())
-                })?;
+                let p = passphrase(passphrase_file.as_ref())
+                    .map_err(|e| format!("{} has encrypted secrets; {e}", file.display()))?;
                 text = portcullis_mta::config::secrets::decrypt(&text, &p)
                     .map_err(|e| format!("{}: {e}", file.display()))?;
             }
@@ -380,14 +426,25 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
                 "name": file.display().to_string(),
                 "section": section,
             });
-            show(call("POST", "/api/config/import", Some(body))?, &ctl_print::reload)
+            show(
+                call("POST", "/api/config/import", Some(body))?,
+                &ctl_print::reload,
+            )
         }
         CtlCommand::Config(ConfigWhat::Reset { section }) => show(
-            call("POST", "/api/config/reset", Some(json!({ "section": section })))?,
+            call(
+                "POST",
+                "/api/config/reset",
+                Some(json!({ "section": section })),
+            )?,
             &ctl_print::reload,
         ),
         CtlCommand::Token(TokenWhat::Create { name, role }) => show(
-            call("POST", "/api/tokens", Some(json!({ "name": name, "role": role })))?,
+            call(
+                "POST",
+                "/api/tokens",
+                Some(json!({ "name": name, "role": role })),
+            )?,
             &|v| {
                 format!(
                     "{}\n(token {:?}, role {}: shown only now; the gateway keeps only its hash)",
@@ -397,9 +454,15 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
                 )
             },
         ),
-        CtlCommand::Token(TokenWhat::List) => show(call("GET", "/api/tokens", None)?, &ctl_print::tokens),
+        CtlCommand::Token(TokenWhat::List) => {
+            show(call("GET", "/api/tokens", None)?, &ctl_print::tokens)
+        }
         CtlCommand::Token(TokenWhat::Revoke { name }) => show(
-            call("POST", &format!("/api/tokens/{}/revoke", path_part(&name)), None)?,
+            call(
+                "POST",
+                &format!("/api/tokens/{}/revoke", path_part(&name)),
+                None,
+            )?,
             &result_line,
         ),
     }
@@ -432,7 +495,9 @@ fn check(answer: Answer) -> Result<Value, String> {
     }
     Err(format!(
         "{} ({})",
-        v["error"].as_str().unwrap_or("the gateway refused the request"),
+        v["error"]
+            .as_str()
+            .unwrap_or("the gateway refused the request"),
         answer.status
     ))
 }

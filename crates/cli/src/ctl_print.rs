@@ -129,7 +129,10 @@ pub fn reload(v: &Value) -> String {
         list("listeners_removed"),
         list("listeners_kept")
     );
-    if v["restart_needed"].as_array().is_some_and(|a| !a.is_empty()) {
+    if v["restart_needed"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
         let _ = write!(
             out,
             "\nchanged but only in effect after a restart: {}",
@@ -185,7 +188,10 @@ pub fn sts_cache(v: &Value) -> String {
 
 /// `ctl token list`.
 pub fn tokens(v: &Value) -> String {
-    let mut out = format!("{:<24} {:<6} {:<9} {}\n", "NAME", "ROLE", "SOURCE", "CREATED (UTC)");
+    let mut out = format!(
+        "{:<24} {:<6} {:<9} {}\n",
+        "NAME", "ROLE", "SOURCE", "CREATED (UTC)"
+    );
     for t in v.as_array().into_iter().flatten() {
         let _ = writeln!(
             out,

@@ -120,7 +120,8 @@ impl SessionMetrics {
     /// A client's TLS handshake failed (the session ends).
     pub(crate) fn handshake_failed(&self) {
         self.listener.failed.fetch_add(1, Ordering::Relaxed);
-        self.global.starttls_failure(StarttlsFailure::InboundHandshake);
+        self.global
+            .starttls_failure(StarttlsFailure::InboundHandshake);
         self.global.hour.record(TlsClass::InboundFailed);
     }
 }
@@ -232,8 +233,11 @@ impl Metrics {
                 MetricType::Counter,
             )?;
             for (name, c) in list.iter() {
-                for (tls, v) in [("established", &c.tls), ("none", &c.plain), ("failed", &c.failed)]
-                {
+                for (tls, v) in [
+                    ("established", &c.tls),
+                    ("none", &c.plain),
+                    ("failed", &c.failed),
+                ] {
                     let labels = [("listener", name.as_str()), ("tls", tls)];
                     counter(&mut m, &labels, v)?;
                 }
@@ -461,7 +465,9 @@ mod tests {
         registry.register_collector(Box::new(Wrapper(m.clone())));
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains("portcullis_inbound_sessions_total{listener=\"inbound\",tls=\"established\"} 1"),
+            text.contains(
+                "portcullis_inbound_sessions_total{listener=\"inbound\",tls=\"established\"} 1"
+            ),
             "{text}"
         );
         assert!(
@@ -474,7 +480,10 @@ mod tests {
             text.contains("portcullis_delivery_duration_seconds_bucket{le=\"0.005\"} 1"),
             "{text}"
         );
-        assert!(text.contains("portcullis_delivery_duration_seconds_count 2"), "{text}");
+        assert!(
+            text.contains("portcullis_delivery_duration_seconds_count 2"),
+            "{text}"
+        );
         assert_eq!(m.deliveries_total("delivered"), 1);
     }
 

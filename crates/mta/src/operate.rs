@@ -139,7 +139,10 @@ impl Engine {
             .ok_or("the gateway is shutting down")?
             .command(name, Some(delay))?;
         let answer = rx.await.map_err(|_| "the gateway is shutting down")??;
-        suspended.listeners.entry(name.to_owned()).or_insert(unix_now());
+        suspended
+            .listeners
+            .entry(name.to_owned())
+            .or_insert(unix_now());
         suspended.save(&self.inner.data_dir)?;
         Ok(answer)
     }

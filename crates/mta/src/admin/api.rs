@@ -214,7 +214,11 @@ async fn metrics(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> Api
     let text = super::exposition::render(&s.control)
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"))?;
-    Ok(([(header::CONTENT_TYPE, super::exposition::CONTENT_TYPE)], text).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, super::exposition::CONTENT_TYPE)],
+        text,
+    )
+        .into_response())
 }
 
 async fn status(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
@@ -310,14 +314,24 @@ struct TargetBody {
     target: String,
 }
 
-async fn suspend_delivery(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
+async fn suspend_delivery(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
     let who = caller(&s, peer.0.0, &h, Role::Admin, "suspending delivery")?;
     let body: TargetBody = required(&b)?;
     log_action(&s, &who, &format!("suspend delivery {:?}", body.target));
     bad_target(s.control.engine().suspend_delivery(&body.target).await)
 }
 
-async fn resume_delivery(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
+async fn resume_delivery(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
     let who = caller(&s, peer.0.0, &h, Role::Admin, "resuming delivery")?;
     let body: TargetBody = required(&b)?;
     log_action(&s, &who, &format!("resume delivery {:?}", body.target));
@@ -326,7 +340,9 @@ async fn resume_delivery(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap
 
 fn bad_target(r: Result<String, String>) -> ApiResult {
     match r {
-        Err(e) if e.contains("is not ALL, a domain") => Err(ApiError::new(StatusCode::BAD_REQUEST, e)),
+        Err(e) if e.contains("is not ALL, a domain") => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, e))
+        }
         other => done(other),
     }
 }
@@ -348,12 +364,29 @@ struct HostBody {
     host: Option<String>,
 }
 
-async fn clear_exemptions(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "clearing STARTTLS exemptions")?;
+async fn clear_exemptions(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    let who = caller(
+        &s,
+        peer.0.0,
+        &h,
+        Role::Admin,
+        "clearing STARTTLS exemptions",
+    )?;
     let body: HostBody = body(&b)?;
     log_action(&s, &who, "clear STARTTLS exemptions");
-    match s.control.engine().clear_tls_exemptions(body.host.as_deref()) {
-        Err(e) if e.contains("has no STARTTLS exemption") => Err(ApiError::new(StatusCode::NOT_FOUND, e)),
+    match s
+        .control
+        .engine()
+        .clear_tls_exemptions(body.host.as_deref())
+    {
+        Err(e) if e.contains("has no STARTTLS exemption") => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e))
+        }
         Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e)),
         Ok(l) => ok(json!({ "result": l })),
     }
@@ -374,8 +407,14 @@ async fn flush_sts(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: B
     let who = caller(&s, peer.0.0, &h, Role::Admin, "flushing the MTA-STS cache")?;
     let body: DomainBody = body(&b)?;
     log_action(&s, &who, "flush the MTA-STS cache");
-    match s.control.engine().flush_mta_sts_cache(body.domain.as_deref()) {
-        Err(e) if e.starts_with("no MTA-STS policy") => Err(ApiError::new(StatusCode::NOT_FOUND, e)),
+    match s
+        .control
+        .engine()
+        .flush_mta_sts_cache(body.domain.as_deref())
+    {
+        Err(e) if e.starts_with("no MTA-STS policy") => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e))
+        }
         other => done(other),
     }
 }
@@ -419,7 +458,13 @@ async fn config_export(
         SecretHandling::Plain => Role::Admin,
         SecretHandling::Mask => Role::Read,
     };
-    caller(&s, peer.0.0, &h, role, "exporting the configuration with its secrets")?;
+    caller(
+        &s,
+        peer.0.0,
+        &h,
+        role,
+        "exporting the configuration with its secrets",
+    )?;
     let text = s
         .control
         .export(handling)
@@ -439,12 +484,19 @@ struct ImportBody {
     section: Option<String>,
 }
 
-async fn config_import(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
+async fn config_import(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
     let who = caller(&s, peer.0.0, &h, Role::Admin, "importing a configuration")?;
     let body: ImportBody = required(&b)?;
     let name = body.name.unwrap_or_else(|| "imported.toml".into());
     log_action(&s, &who, &format!("config import {name}"));
-    ok(s.control.import(&name, &body.text, body.section.as_deref()).await?)
+    ok(s.control
+        .import(&name, &body.text, body.section.as_deref())
+        .await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,8 +505,19 @@ struct SectionBody {
     section: String,
 }
 
-async fn config_reset(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "resetting a configuration section")?;
+async fn config_reset(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    let who = caller(
+        &s,
+        peer.0.0,
+        &h,
+        Role::Admin,
+        "resetting a configuration section",
+    )?;
     let body: SectionBody = required(&b)?;
     log_action(&s, &who, &format!("config reset {}", body.section));
     ok(s.control.reset(&body.section).await?)
@@ -472,7 +535,12 @@ struct TokenBody {
     role: Role,
 }
 
-async fn token_create(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: Bytes) -> ApiResult {
+async fn token_create(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
     let who = caller(&s, peer.0.0, &h, Role::Admin, "creating a token")?;
     let body: TokenBody = required(&b)?;
     let token = s
@@ -500,7 +568,9 @@ async fn token_revoke(
         log_action(&s, &who, &format!("token {name:?} revoked"));
     }
     match r {
-        Err(e) if e.starts_with("there is no token") => Err(ApiError::new(StatusCode::NOT_FOUND, e)),
+        Err(e) if e.starts_with("there is no token") => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e))
+        }
         other => done(other),
     }
 }

@@ -44,9 +44,12 @@ impl FailureLimit {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, start)| now.duration_since(*start) < WINDOW);
         match map.get(&ip) {
-            Some((n, start)) if *n >= MAX_FAILURES => {
-                Some(WINDOW.saturating_sub(now.duration_since(*start)).as_secs().max(1))
-            }
+            Some((n, start)) if *n >= MAX_FAILURES => Some(
+                WINDOW
+                    .saturating_sub(now.duration_since(*start))
+                    .as_secs()
+                    .max(1),
+            ),
             _ => None,
         }
     }

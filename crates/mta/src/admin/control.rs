@@ -50,11 +50,7 @@ impl ReloadFailure {
 
     fn report(what: &str, r: &ConfigReport) -> Self {
         ReloadFailure {
-            error: format!(
-                "{} has {} problem(s); {what}",
-                r.source,
-                r.issues.len()
-            ),
+            error: format!("{} has {} problem(s); {what}", r.source, r.issues.len()),
             problems: r.to_string().lines().map(str::to_owned).collect(),
         }
     }
@@ -214,9 +210,8 @@ impl Control {
             let keep = backup_path(file);
             let _ = write_atomically(&keep, old, 0o600);
         }
-        write_atomically(file, text.as_bytes(), 0o600).map_err(|e| {
-            ReloadFailure::plain(format!("cannot write {}: {e}", file.display()))
-        })?;
+        write_atomically(file, text.as_bytes(), 0o600)
+            .map_err(|e| ReloadFailure::plain(format!("cannot write {}: {e}", file.display())))?;
         let mut loaded = loaded;
         loaded.source_name = file.display().to_string();
         match self.apply(running, loaded, Some(name)).await {

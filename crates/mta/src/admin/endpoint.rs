@@ -31,7 +31,10 @@ pub fn path(data_dir: &Path) -> PathBuf {
 
 /// Hex SHA-256 of a certificate.
 pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Endpoint {
@@ -39,7 +42,8 @@ impl Endpoint {
     pub fn save(&self, data_dir: &Path) -> Result<(), String> {
         let p = path(data_dir);
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
-        write_atomically(&p, &bytes, 0o600).map_err(|e| format!("cannot write {}: {e}", p.display()))
+        write_atomically(&p, &bytes, 0o600)
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))
     }
 
     /// Reads the file of a running gateway.

@@ -39,9 +39,9 @@ use rustls::sign::CertifiedKey;
 pub use cert::AdminCertResolver;
 pub use control::{Control, ReloadFailure};
 pub use running::Running;
-pub use view::{CertificateView, StatusView, TlsHour};
 pub use server::AdminServer;
 pub use tokens::{Role, TokenStore};
+pub use view::{CertificateView, StatusView, TlsHour};
 
 /// What the admin listener is built from (`[admin]` and `[tls.admin]`,
 /// see [`LoadedConfig::admin_settings`](crate::config::LoadedConfig::admin_settings)).

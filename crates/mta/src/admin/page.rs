@@ -170,11 +170,7 @@ fn decode(v: &str) -> String {
 }
 
 /// `POST /ui/login` (the sign-in form).
-pub(crate) async fn login(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    body: Bytes,
-) -> Response {
+pub(crate) async fn login(State(s): St, peer: axum::Extension<Peer>, body: Bytes) -> Response {
     let token = form_field(&body, "token").unwrap_or_default();
     match caller(&s, peer.0.0, &h_with(&token), Role::Read, "the status page") {
         Ok(_) => signed_in(&token),
@@ -187,7 +183,9 @@ pub(crate) async fn logout() -> Response {
     let mut r = Redirect::to("/").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("portcullis_token=; Max-Age=0; HttpOnly; Secure; SameSite=Strict; Path=/"),
+        HeaderValue::from_static(
+            "portcullis_token=; Max-Age=0; HttpOnly; Secure; SameSite=Strict; Path=/",
+        ),
     );
     r
 }
@@ -205,14 +203,16 @@ pub(crate) async fn action(
     };
     let token = token_of(&h).unwrap_or_default();
     if form_field(&body, "csrf").as_deref() != Some(csrf(&token).as_str()) {
-        return ApiError::new(StatusCode::FORBIDDEN, "the form is stale; reload the page").into_response();
+        return ApiError::new(StatusCode::FORBIDDEN, "the form is stale; reload the page")
+            .into_response();
     }
     let what = form_field(&body, "action").unwrap_or_default();
     let arg = form_field(&body, "name").unwrap_or_default();
     let engine = s.control.engine();
-    engine
-        .mail_log()
-        .line(format_args!("admin: {what} {arg:?} from the status page by token {:?}", who.name));
+    engine.mail_log().line(format_args!(
+        "admin: {what} {arg:?} from the status page by token {:?}",
+        who.name
+    ));
     let result = match what.as_str() {
         "suspend-listener" => {
             let delay = form_field(&body, "delay")
@@ -273,14 +273,23 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         pid = v.pid,
         up = span(now.saturating_sub(v.engine.started_at)),
         who = esc(who),
-        ro = if csrf.is_some() { "" } else { " (read-only: actions hidden)" },
+        ro = if csrf.is_some() {
+            ""
+        } else {
+            " (read-only: actions hidden)"
+        },
     );
     // The few numbers first.
     let q = &v.engine.queue;
     let t = &v.tls_last_hour;
     let inbound = t.inbound_tls + t.inbound_plain + t.inbound_failed;
     let outbound = t.outbound_tls + t.outbound_plain + t.outbound_failed;
-    let suspended_listeners = v.engine.listeners.iter().filter(|l| l.state == "suspended").count();
+    let suspended_listeners = v
+        .engine
+        .listeners
+        .iter()
+        .filter(|l| l.state == "suspended")
+        .count();
     let _ = write!(
         out,
         "<section class=\"cards\">\
@@ -292,11 +301,19 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         q.messages,
         q.recipients,
         bytes(q.bytes),
-        if q.messages == 0 { "—".to_owned() } else { span(q.oldest_age_seconds) },
+        if q.messages == 0 {
+            "—".to_owned()
+        } else {
+            span(q.oldest_age_seconds)
+        },
         q.held,
         v.engine.listeners.len() - suspended_listeners,
         v.engine.listeners.len(),
-        if v.engine.delivery_suspended.is_empty() { "running" } else { "partly suspended" },
+        if v.engine.delivery_suspended.is_empty() {
+            "running"
+        } else {
+            "partly suspended"
+        },
         if v.engine.delivery_suspended.is_empty() {
             "to every destination".to_owned()
         } else {
@@ -305,7 +322,11 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         percent(t.inbound_tls, inbound),
         percent(t.outbound_tls, outbound),
         lcls = if suspended_listeners > 0 { "warn" } else { "" },
-        dcls = if v.engine.delivery_suspended.is_empty() { "" } else { "warn" },
+        dcls = if v.engine.delivery_suspended.is_empty() {
+            ""
+        } else {
+            "warn"
+        },
     );
     // Listeners.
     out.push_str("<section><h2>Listeners</h2><table><thead><tr><th>Name</th><th>Address</th><th>State</th><th>Sessions</th>");
@@ -369,7 +390,11 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
                 t = esc(target)
             );
             if let Some(c) = &csrf {
-                let _ = write!(out, "<td>{}</td>", button(c, "resume-delivery", target, "Resume", ""));
+                let _ = write!(
+                    out,
+                    "<td>{}</td>",
+                    button(c, "resume-delivery", target, "Resume", "")
+                );
             }
             out.push_str("</tr>");
         }
@@ -414,7 +439,11 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
             out,
             "<tr class=\"certificate\"><td>{}{}</td><td>{}</td><td>{}</td><td><span class=\"badge {cls}\">{}</span></td></tr>",
             esc(&c.name),
-            if c.demo { " <small>(demonstration)</small>" } else { "" },
+            if c.demo {
+                " <small>(demonstration)</small>"
+            } else {
+                ""
+            },
             esc(&c.subject),
             utc(c.not_after),
             c.days_left
@@ -436,8 +465,18 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
 /// Stacked bars per 5 minutes: inbound above the axis, outbound below;
 /// green TLS, grey cleartext, red failed.
 fn chart(buckets: &[[u64; 6]]) -> String {
-    let max_in = buckets.iter().map(|b| b[0] + b[1] + b[2]).max().unwrap_or(0).max(1);
-    let max_out = buckets.iter().map(|b| b[3] + b[4] + b[5]).max().unwrap_or(0).max(1);
+    let max_in = buckets
+        .iter()
+        .map(|b| b[0] + b[1] + b[2])
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let max_out = buckets
+        .iter()
+        .map(|b| b[3] + b[4] + b[5])
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let (w, h, bar) = (600.0, 80.0, 40.0);
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"TLS outcomes per 5 minutes\">",
@@ -449,12 +488,18 @@ fn chart(buckets: &[[u64; 6]]) -> String {
         for (v, cls) in [(b[0], "tls"), (b[1], "plain"), (b[2], "failed")] {
             let hh = v as f64 / max_in as f64 * (h - 5.0);
             y -= hh;
-            let _ = write!(svg, "<rect class=\"{cls}\" x=\"{x}\" y=\"{y:.1}\" width=\"{bar}\" height=\"{hh:.1}\"><title>{v}</title></rect>");
+            let _ = write!(
+                svg,
+                "<rect class=\"{cls}\" x=\"{x}\" y=\"{y:.1}\" width=\"{bar}\" height=\"{hh:.1}\"><title>{v}</title></rect>"
+            );
         }
         let mut y = h + 20.0;
         for (v, cls) in [(b[3], "tls"), (b[4], "plain"), (b[5], "failed")] {
             let hh = v as f64 / max_out as f64 * (h - 5.0);
-            let _ = write!(svg, "<rect class=\"{cls}\" x=\"{x}\" y=\"{y:.1}\" width=\"{bar}\" height=\"{hh:.1}\"><title>{v}</title></rect>");
+            let _ = write!(
+                svg,
+                "<rect class=\"{cls}\" x=\"{x}\" y=\"{y:.1}\" width=\"{bar}\" height=\"{hh:.1}\"><title>{v}</title></rect>"
+            );
             y += hh;
         }
     }
@@ -475,7 +520,10 @@ mod tests {
     #[test]
     fn form_values_decode_and_html_escapes() {
         assert_eq!(decode("a+b%2Ec%zz"), "a b.c%zz");
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         let body = Bytes::from_static(b"csrf=ab&action=suspend-listener&name=in%20bound");
         assert_eq!(form_field(&body, "name").as_deref(), Some("in bound"));
     }

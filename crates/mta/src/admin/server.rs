@@ -43,12 +43,9 @@ impl AdminServer {
             .with_cert_resolver(resolver);
         tls.alpn_protocols = vec![b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind(settings.address).await.map_err(|e| {
-            format!(
-                "admin listener cannot listen on {}: {e}",
-                settings.address
-            )
-        })?;
+        let listener = TcpListener::bind(settings.address)
+            .await
+            .map_err(|e| format!("admin listener cannot listen on {}: {e}", settings.address))?;
         let addr = listener
             .local_addr()
             .map_err(|e| format!("admin listener: {e}"))?;

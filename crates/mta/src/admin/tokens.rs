@@ -341,7 +341,12 @@ mod tests {
         assert_eq!(store.check(&"x".repeat(40)).unwrap().role, Role::Read);
         assert!(store.create("mon", Role::Admin).is_err());
         assert_eq!(store.list().len(), 3);
-        assert!(store.revoke("mon").unwrap_err().contains("configuration file"));
+        assert!(
+            store
+                .revoke("mon")
+                .unwrap_err()
+                .contains("configuration file")
+        );
         store.revoke("ci").unwrap();
         assert!(store.check(&t).is_none());
         store.set_config_tokens(Vec::new());

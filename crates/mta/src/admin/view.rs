@@ -100,7 +100,10 @@ pub(crate) fn certificates(store_dir: &std::path::Path) -> Vec<CertificateView> 
             let leaf = e.chain.first()?;
             Some(CertificateView {
                 name: e.name.clone(),
-                subject: leaf.common_name.clone().unwrap_or_else(|| leaf.subject.clone()),
+                subject: leaf
+                    .common_name
+                    .clone()
+                    .unwrap_or_else(|| leaf.subject.clone()),
                 not_after: leaf
                     .not_after
                     .to_system()

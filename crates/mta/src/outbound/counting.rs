@@ -37,8 +37,7 @@ pub(super) fn conversation(
         _ => AuthKind::None,
     };
     for (_, o) in out {
-        ctx.metrics
-            .delivery(result(o), kind, tls.is_established());
+        ctx.metrics.delivery(result(o), kind, tls.is_established());
     }
 }
 

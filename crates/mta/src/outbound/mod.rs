@@ -31,9 +31,9 @@ mod reuse;
 mod scheduler;
 mod suspend;
 
-pub use queue_ops::RetryTarget;
-pub use operator::{ExemptionRow, StsCacheRow};
 pub(crate) use context::{Carried, Context as DeliveryContext};
+pub use operator::{ExemptionRow, StsCacheRow};
+pub use queue_ops::RetryTarget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +45,8 @@ use crate::maillog::MailLog;
 use crate::settings::EngineSettings;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Spool};
 
-use context::Context;
 use crate::suspension::DeliverySuspensions;
+use context::Context;
 use queue_ops::Command;
 
 /// Seconds since the Unix epoch.

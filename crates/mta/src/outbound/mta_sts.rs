@@ -234,7 +234,9 @@ impl StsState {
     /// file): the next delivery fetches the policy again.
     pub(crate) fn flush(&self, domain: Option<&str>) -> Result<String, String> {
         let Some(inner) = &self.inner else {
-            return Err("MTA-STS is disabled ([mta-sts] enabled = false): there is no cache".into());
+            return Err(
+                "MTA-STS is disabled ([mta-sts] enabled = false): there is no cache".into(),
+            );
         };
         let mut g = inner.cache.lock().unwrap_or_else(|p| p.into_inner());
         let line = match domain {
@@ -259,11 +261,21 @@ impl StsState {
                 DomainName::parse(domain),
                 StsPolicy::parse(s.policy.as_bytes()),
             ) {
-                cache.store(name, s.id.clone(), policy, UNIX_EPOCH + Duration::from_secs(s.fetched_at));
+                cache.store(
+                    name,
+                    s.id.clone(),
+                    policy,
+                    UNIX_EPOCH + Duration::from_secs(s.fetched_at),
+                );
             }
         }
         g.0 = cache;
-        save(&inner.file, &g.1).map_err(|e| format!("{line}, but {} was not rewritten: {e}", inner.file.display()))?;
+        save(&inner.file, &g.1).map_err(|e| {
+            format!(
+                "{line}, but {} was not rewritten: {e}",
+                inner.file.display()
+            )
+        })?;
         Ok(line)
     }
 }

@@ -32,11 +32,26 @@ pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Retry { target: RetryTarget, reply: Reply },
-    Hold { id: MessageId, reply: Reply },
-    Release { id: MessageId, reply: Reply },
-    Delete { id: MessageId, reply: Reply },
-    Bounce { id: MessageId, reply: Reply },
+    Retry {
+        target: RetryTarget,
+        reply: Reply,
+    },
+    Hold {
+        id: MessageId,
+        reply: Reply,
+    },
+    Release {
+        id: MessageId,
+        reply: Reply,
+    },
+    Delete {
+        id: MessageId,
+        reply: Reply,
+    },
+    Bounce {
+        id: MessageId,
+        reply: Reply,
+    },
     /// New delivery settings (a reload): new attempts use this context.
     Reload(Arc<super::delivery::Context>),
     /// The delivery suspensions in force from now on.
