@@ -434,3 +434,65 @@ async fn config_export_masked_is_refused_and_encrypted_round_trips() {
     assert!(file.contains(ops_support::READ_TOKEN));
     assert!(d.join("portcullis.toml.previous").exists());
 }
+
+/// Kills the process if the test fails before it stops.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Reads the next sd_notify datagram (at most a minute).
+fn next_state(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket
+        .recv(&mut buf)
+        .expect("no sd_notify message within a minute");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_reloading_and_stopping() {
+    let rig = Rig::new();
+    std::fs::write(rig.config_path(), rig.config()).unwrap();
+    let path = rig.fx.dir().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("run")
+        .arg("--config")
+        .arg(rig.config_path())
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    // READY=1 comes only once the listeners are bound.
+    assert_eq!(next_state(&socket), "READY=1");
+    assert!(TcpStream::connect(rig.fx.listen).is_ok());
+    assert!(TcpStream::connect(rig.admin).is_ok());
+    sighup(child.0.id());
+    assert_eq!(next_state(&socket), "RELOADING=1");
+    assert_eq!(next_state(&socket), "READY=1");
+    let pid = child.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(next_state(&socket), "STOPPING=1");
+    let status = eventually(60, "portcullis to exit after SIGTERM", || {
+        child.0.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status}");
+}
