@@ -17,6 +17,7 @@ packages=(
   curl             # admin API: an HTTPS client we did not write, against every endpoint
   prometheus       # admin API: promtool check metrics on a live /metrics (no daemon is started)
   chromium         # admin API: the status page rendered headless (--dump-dom, --screenshot)
+  systemd          # systemd-analyze verify on examples/portcullis.service (no daemon is started)
 )
 
 missing=()

@@ -433,6 +433,47 @@ async fn config_export_masked_is_refused_and_encrypted_round_trips() {
     let file = std::fs::read_to_string(rig.config_path()).unwrap();
     assert!(file.contains(ops_support::READ_TOKEN));
     assert!(d.join("portcullis.toml.previous").exists());
+
+    // One section: loaded whole, the rest untouched; an empty one clears it.
+    std::fs::write(
+        d.join("outbound.toml"),
+        "[[outbound.destination]]\ndomain = \"bank.test\"\ntls = \"required\"\n",
+    )
+    .unwrap();
+    rig.ctl_ok(&[
+        "config",
+        "import",
+        &path("outbound.toml"),
+        "--section",
+        "outbound",
+    ]);
+    let with = rig.ctl_ok(&["config", "export", "--plain"]);
+    assert!(with.contains("bank.test"), "{with}");
+    assert!(with.contains(ops_support::READ_TOKEN), "{with}");
+    std::fs::write(d.join("queue.toml"), "[outbound]\n[queue]\n").unwrap();
+    let out = rig.ctl(&[
+        "config",
+        "import",
+        &path("queue.toml"),
+        "--section",
+        "outbound",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("holds [queue] besides [outbound]"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(d.join("empty.toml"), "[outbound]\n").unwrap();
+    rig.ctl_ok(&[
+        "config",
+        "import",
+        &path("empty.toml"),
+        "--section",
+        "outbound",
+    ]);
+    let without = rig.ctl_ok(&["config", "export", "--plain"]);
+    assert!(!without.contains("bank.test"), "{without}");
 }
 
 /// Kills the process if the test fails before it stops.
