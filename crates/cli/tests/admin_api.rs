@@ -523,3 +523,134 @@ async fn status_page_in_headless_chromium_shows_listeners_queue_and_suspension()
     );
     eprintln!("status page screenshot: {}", screenshot.display());
 }
+
+/// The hidden `csrf` value of the status page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no form on the page:\n{page}"));
+    page[at + "name=\"csrf\" value=\"".len()..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect()
+}
+
+/// Posts a status-page form as a browser does: the cookie, a urlencoded body.
+fn post_form(rig: &Rig, cookie_token: &str, form: &str) -> Http {
+    let port = rig.admin.port();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--cacert"])
+        .arg(&rig.root_pem)
+        .args(["--resolve", &format!("admin.test:{port}:127.0.0.1")])
+        .args(["-H", &format!("Cookie: portcullis_token={cookie_token}")])
+        .args(["--data", form, "-w", "\n%{http_code}"])
+        .arg(format!("https://admin.test:{port}/ui/action"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    Http {
+        status: status.trim().parse().unwrap(),
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_runs_every_operator_command_and_the_page_buttons_act() {
+    let mut rig = Rig::new();
+    rig.fx.extra = route("held.test", &[format!("127.0.0.1:{}", closed_port())]);
+    rig.fx.mta_sts = "enabled = true\n".into();
+    let _gw = rig.start();
+    let admin = rig.admin_token();
+
+    // The first token: owner-only, in the data directory.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(rig.fx.data_dir().join("admin/ctl-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "ctl-token mode {mode:o}");
+
+    let status = rig.ctl_ok(&["status"]);
+    assert!(
+        status.contains("inbound") && status.contains("accepting"),
+        "{status}"
+    );
+    let out = rig.ctl_ok(&["tls", "exemptions", "list"]);
+    assert!(out.contains("no host is exempt from STARTTLS"), "{out}");
+    rig.ctl_ok(&["tls", "exemptions", "clear"]);
+    let out = rig.ctl_ok(&["mta-sts", "cache", "list"]);
+    assert!(out.contains("no MTA-STS policy is cached"), "{out}");
+    rig.ctl_ok(&["mta-sts", "cache", "flush"]);
+    let out = rig.ctl_ok(&["dns", "flush"]);
+    assert!(out.contains("DNS cache flushed"), "{out}");
+
+    // Tokens: made, usable with its role only, listed, revoked.
+    let out = rig.ctl_ok(&["token", "create", "grafana", "--role", "read"]);
+    let token = out.lines().next().unwrap().trim().to_owned();
+    assert_eq!(
+        rig.curl("GET", "/api/status", Some(&token), None).status,
+        200
+    );
+    assert_eq!(
+        rig.curl("POST", "/api/reload", Some(&token), None).status,
+        403
+    );
+    let list = rig.ctl_ok(&["token", "list"]);
+    for name in ["grafana", "local-admin", "reader"] {
+        assert!(list.contains(name), "{list}");
+    }
+    assert!(!list.contains(&token), "token list shows a token:\n{list}");
+    rig.ctl_ok(&["token", "revoke", "grafana"]);
+    assert_eq!(
+        rig.curl("GET", "/api/status", Some(&token), None).status,
+        401
+    );
+
+    // The queue commands through the API.
+    let id = queue_one(&rig, "user@held.test").await;
+    let out = rig.ctl_ok(&["queue", "list"]);
+    assert!(out.contains(&id), "{out}");
+    let out = rig.ctl_ok(&["queue", "show", &id]);
+    assert!(out.contains("user@held.test"), "{out}");
+    rig.ctl_ok(&["queue", "hold", &id]);
+    rig.ctl_ok(&["queue", "release", &id]);
+    rig.ctl_ok(&["queue", "retry", "--domain", "held.test"]);
+    rig.ctl_ok(&["queue", "delete", &id]);
+    let out = rig.ctl_ok(&["--json", "queue", "list"]);
+    assert!(!out.contains(&id), "{out}");
+
+    // The page's buttons: an admin token sees them and they act; a stale
+    // form is refused; a read-only token sees none.
+    let page = rig.curl("GET", "/", Some(&admin), None);
+    let csrf = csrf_of(&page.body);
+    let h = post_form(
+        &rig,
+        &admin,
+        &format!("csrf={csrf}&action=suspend-listener&name=inbound&delay=0"),
+    );
+    assert_eq!(h.status, 303, "{}", h.body);
+    let v = rig.curl("GET", "/api/status", Some(&admin), None).json();
+    assert_eq!(v["listeners"][0]["state"], "suspended", "{v}");
+    let h = post_form(
+        &rig,
+        &admin,
+        "csrf=0000&action=resume-listener&name=inbound",
+    );
+    assert_eq!(h.status, 403, "{}", h.body);
+    let h = post_form(
+        &rig,
+        &admin,
+        &format!("csrf={csrf}&action=resume-listener&name=inbound"),
+    );
+    assert_eq!(h.status, 303, "{}", h.body);
+    let v = rig.curl("GET", "/api/status", Some(&admin), None).json();
+    assert_eq!(v["listeners"][0]["state"], "accepting", "{v}");
+    let page = rig.curl("GET", "/", Some(READ_TOKEN), None);
+    assert!(!page.body.contains("name=\"csrf\""), "{}", page.body);
+}
