@@ -16,6 +16,7 @@ mod ca_cmd;
 mod cert_cmd;
 mod check_cmd;
 mod config_cmd;
+mod ctl_args;
 mod ctl_client;
 mod ctl_cmd;
 mod ctl_print;
@@ -84,7 +85,7 @@ enum Command {
         #[command(flatten)]
         at: ctl_cmd::CtlAt,
         #[command(subcommand)]
-        command: ctl_cmd::CtlCommand,
+        command: ctl_args::CtlCommand,
     },
     /// Configuration file: validate one, or print the built-in default.
     #[command(subcommand)]

@@ -75,22 +75,27 @@ impl Rig {
     }
 
     /// Writes the configuration and starts the gateway; returns once the
-    /// SMTP and admin listeners accept connections.
+    /// SMTP and admin listeners accept connections and `endpoint.json`
+    /// (what `ctl` reads; written just after the admin listener is bound,
+    /// before systemd hears READY=1) is there.
     pub fn start(&self) -> Gateway {
         let listeners = [self.fx.listen, self.admin];
-        Gateway::start(
+        let gw = Gateway::start(
             &portcullis_binary().unwrap(),
             self.fx.dir(),
             &self.config(),
             &listeners,
             Some(self.fx.log_file()),
         )
-        .unwrap()
+        .unwrap();
+        wait_file(&self.fx.data_dir().join("admin").join("endpoint.json"));
+        gw
     }
 
     /// Starts the stopped gateway again with the file as it is now.
     pub fn restart(&self, gw: &mut Gateway) {
         gw.restart(&[self.fx.listen, self.admin]).unwrap();
+        wait_file(&self.fx.data_dir().join("admin").join("endpoint.json"));
     }
 
     /// The admin token the gateway wrote at first start.

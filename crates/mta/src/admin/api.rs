@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +23,6 @@ use serde_json::json;
 use super::auth::{Denied, FailureLimit, authorize, token_of};
 use super::control::{Control, ReloadFailure};
 use super::tokens::{Caller, Role};
-use crate::config::secrets::SecretHandling;
 use crate::control::QueueRequest;
 
 /// The client's address, attached to each request by the server.
@@ -37,7 +36,7 @@ pub(crate) struct ApiState {
     pub limit: FailureLimit,
 }
 
-type St = State<Arc<ApiState>>;
+pub(super) type St = State<Arc<ApiState>>;
 
 /// An error answer.
 #[derive(Debug)]
@@ -110,13 +109,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
-fn ok<T: Serialize>(value: T) -> ApiResult {
+pub(super) fn ok<T: Serialize>(value: T) -> ApiResult {
     Ok(axum::Json(value).into_response())
 }
 
-fn done(line: Result<String, String>) -> ApiResult {
+pub(super) fn done(line: Result<String, String>) -> ApiResult {
     match line {
         Ok(l) => ok(json!({ "result": l })),
         Err(e) => Err(ApiError::new(StatusCode::CONFLICT, e)),
@@ -153,12 +152,12 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, ApiError> {
 }
 
 /// The JSON body, which must be there.
-fn required<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(super) fn required<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
 }
 
-fn log_action(s: &ApiState, who: &Caller, what: &str) {
+pub(super) fn log_action(s: &ApiState, who: &Caller, what: &str) {
     s.control
         .engine()
         .mail_log()
@@ -185,11 +184,17 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/mta-sts/cache", get(sts_cache))
         .route("/api/mta-sts/cache/flush", post(flush_sts))
         .route("/api/dns/flush", post(flush_dns))
-        .route("/api/config", get(config_export))
-        .route("/api/config/import", post(config_import))
-        .route("/api/config/reset", post(config_reset))
-        .route("/api/tokens", get(tokens_list).post(token_create))
-        .route("/api/tokens/{name}/revoke", post(token_revoke))
+        .route("/api/config", get(super::api_config::config_export))
+        .route("/api/config/import", post(super::api_config::config_import))
+        .route("/api/config/reset", post(super::api_config::config_reset))
+        .route(
+            "/api/tokens",
+            get(super::api_config::tokens_list).post(super::api_config::token_create),
+        )
+        .route(
+            "/api/tokens/{name}/revoke",
+            post(super::api_config::token_revoke),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -429,148 +434,4 @@ async fn flush_dns(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> A
             .map(|()| "DNS cache flushed".to_owned())
             .map_err(|e| format!("cannot flush the DNS cache: {e}")),
     )
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ExportQuery {
-    /// `mask` (default) or `plain` (admin tokens only).
-    secrets: Option<String>,
-}
-
-async fn config_export(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    h: HeaderMap,
-    Query(q): Query<ExportQuery>,
-) -> ApiResult {
-    let handling = match q.secrets.as_deref() {
-        None | Some("mask") => SecretHandling::Mask,
-        Some("plain") => SecretHandling::Plain,
-        Some(other) => {
-            caller(&s, peer.0.0, &h, Role::Read, "GET /api/config")?;
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("secrets={other:?}: write secrets=mask or secrets=plain"),
-            ));
-        }
-    };
-    let role = match handling {
-        SecretHandling::Plain => Role::Admin,
-        SecretHandling::Mask => Role::Read,
-    };
-    caller(
-        &s,
-        peer.0.0,
-        &h,
-        role,
-        "exporting the configuration with its secrets",
-    )?;
-    let text = s
-        .control
-        .export(handling)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    ok(json!({ "text": text }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportBody {
-    /// The TOML text.
-    text: String,
-    /// A name for error reports (the operator's file name).
-    name: Option<String>,
-    /// Load only this section.
-    section: Option<String>,
-}
-
-async fn config_import(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "importing a configuration")?;
-    let body: ImportBody = required(&b)?;
-    let name = body.name.unwrap_or_else(|| "imported.toml".into());
-    log_action(&s, &who, &format!("config import {name}"));
-    ok(s.control
-        .import(&name, &body.text, body.section.as_deref())
-        .await?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SectionBody {
-    section: String,
-}
-
-async fn config_reset(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult {
-    let who = caller(
-        &s,
-        peer.0.0,
-        &h,
-        Role::Admin,
-        "resetting a configuration section",
-    )?;
-    let body: SectionBody = required(&b)?;
-    log_action(&s, &who, &format!("config reset {}", body.section));
-    ok(s.control.reset(&body.section).await?)
-}
-
-async fn tokens_list(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
-    caller(&s, peer.0.0, &h, Role::Admin, "listing tokens")?;
-    ok(s.control.tokens().list())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenBody {
-    name: String,
-    role: Role,
-}
-
-async fn token_create(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    h: HeaderMap,
-    b: Bytes,
-) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "creating a token")?;
-    let body: TokenBody = required(&b)?;
-    let token = s
-        .control
-        .tokens()
-        .create(&body.name, body.role)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    log_action(
-        &s,
-        &who,
-        &format!("token {:?} ({}) created", body.name, body.role.as_str()),
-    );
-    ok(json!({ "name": body.name, "role": body.role, "token": token }))
-}
-
-async fn token_revoke(
-    State(s): St,
-    peer: axum::Extension<Peer>,
-    h: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "revoking a token")?;
-    let r = s.control.tokens().revoke(&name);
-    if r.is_ok() {
-        log_action(&s, &who, &format!("token {name:?} revoked"));
-    }
-    match r {
-        Err(e) if e.starts_with("there is no token") => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, e))
-        }
-        other => done(other),
-    }
 }

@@ -18,6 +18,7 @@
 //!   listener and the certificate to pin.
 
 mod api;
+mod api_config;
 mod auth;
 pub mod cert;
 pub mod control;
