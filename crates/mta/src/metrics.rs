@@ -4,7 +4,7 @@
 //! built, never a map lookup or a lock on the mail path; label sets are
 //! fixed and small (listener names, outcome classes — never a domain).
 //!
-//! Besides the running totals, [`HourRing`] keeps the TLS outcomes of the
+//! Besides the running totals, a ring of minute buckets keeps the TLS outcomes of the
 //! last hour per minute, for the status page's chart. The admin module turns
 //! all of it into Prometheus text ([`Metrics::encode`]).
 
