@@ -4,8 +4,8 @@
 //! built, never a map lookup or a lock on the mail path; label sets are
 //! fixed and small (listener names, outcome classes — never a domain).
 //!
-//! Besides the running totals, a ring of minute buckets keeps the TLS outcomes of the
-//! last hour per minute, for the status page's chart. The admin module turns
+//! Besides the running totals, a ring of minute buckets keeps the TLS
+//! outcomes of the last hour, for the status page's chart. The admin module turns
 //! all of it into Prometheus text ([`Metrics::encode`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
