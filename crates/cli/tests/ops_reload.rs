@@ -3,10 +3,12 @@
 //! destination's TLS level changed; nothing lost, nothing refused, the same
 //! process), an invalid file refused with FILE:LINE:COL while the gateway
 //! keeps running; a listener suspended with a delay while a session is
-//! open and delivery suspended for one domain while another flows, both
-//! still in force after a restart; configuration export with masked
+//! open (it finishes its message; one still idle at the end of the delay
+//! hears 421) and delivery suspended for one domain while another flows,
+//! both still in force after a restart; configuration export with masked
 //! secrets refused on import, encrypted secrets restored with the
-//! passphrase and refused with the wrong one.
+//! passphrase and refused with the wrong one, one-section import; systemd's
+//! readiness messages.
 
 mod ops_support;
 
@@ -536,4 +538,22 @@ async fn systemd_hears_ready_reloading_and_stopping() {
         child.0.try_wait().unwrap()
     });
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_still_open_when_the_suspension_delay_ends_hear_421() {
+    let rig = Rig::new();
+    let _gw = rig.start();
+    let mut s = BufReader::new(TcpStream::connect(rig.fx.listen).unwrap());
+    s.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    assert!(reply(&mut s).starts_with("220"));
+    assert!(say(&mut s, "EHLO client.test").starts_with("250"));
+    rig.ctl_ok(&["suspend", "listener", "inbound", "--delay", "1"]);
+    // The session stays idle; when the delay is over the gateway says so.
+    let cut = reply(&mut s);
+    assert!(cut.starts_with("421"), "{cut}");
+    let v: serde_json::Value = serde_json::from_str(&rig.ctl_ok(&["--json", "status"])).unwrap();
+    assert_eq!(v["listeners"][0]["state"], "suspended", "{v}");
 }
