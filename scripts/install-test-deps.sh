@@ -14,6 +14,10 @@ packages=(
   ldnsutils        # dane: ldns-keygen / ldns-signzone to sign the test zone
   pebble           # ACME: a test CA server the ACME tests start on loopback
   postfix          # check: posttls-finger, compared with `portcullis check` (no daemon is started)
+  curl             # admin API: an HTTPS client we did not write, against every endpoint
+  prometheus       # admin API: promtool check metrics on a live /metrics (no daemon is started)
+  chromium         # admin API: the status page rendered headless (--dump-dom, --screenshot)
+  systemd          # systemd-analyze verify on examples/portcullis.service (no daemon is started)
 )
 
 missing=()

@@ -16,7 +16,12 @@ mod ca_cmd;
 mod cert_cmd;
 mod check_cmd;
 mod config_cmd;
+mod ctl_args;
+mod ctl_client;
+mod ctl_cmd;
+mod ctl_print;
 mod dane_cmd;
+mod notify;
 mod output;
 mod queue_cmd;
 mod queue_print;
@@ -69,9 +74,19 @@ struct Cli {
 enum Command {
     /// Run the gateway in the foreground until SIGTERM or SIGINT (then stop
     /// accepting and let open sessions finish within the grace delay, 30 s by
-    /// default). Without --config: a loopback listener on 127.0.0.1:2525 with a
-    /// demonstration certificate, data in ./portcullis-data.
+    /// default); SIGHUP reloads the configuration file. Without --config: a
+    /// loopback listener on 127.0.0.1:2525 with a demonstration certificate,
+    /// the admin listener on loopback, data in ./portcullis-data.
     Run(run_cmd::RunArgs),
+    /// Control the running gateway through its admin API: status, suspend and
+    /// resume listeners and delivery, reload, queue, STARTTLS exemptions,
+    /// MTA-STS cache, DNS cache, configuration export/import, API tokens.
+    Ctl {
+        #[command(flatten)]
+        at: ctl_cmd::CtlAt,
+        #[command(subcommand)]
+        command: ctl_args::CtlCommand,
+    },
     /// Configuration file: validate one, or print the built-in default.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -102,6 +117,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Ctl { at, command } => ctl_cmd::run(&cli.global, &at, command),
         Command::Config(cmd) => config_cmd::run(cmd),
         Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd),
         Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),

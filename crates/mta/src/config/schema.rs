@@ -16,6 +16,7 @@ use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
 pub use super::acme::{AcmeCertificateConfig, AcmeConfig, DaneConfig};
+pub use super::admin::{AdminConfig, AdminTokenConfig, Role};
 pub use super::dns::{
     DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
 };
@@ -67,6 +68,10 @@ pub struct Config {
     /// Mail log.
     #[serde(default)]
     pub log: LogConfig,
+    /// The HTTPS admin listener (API, status page, metrics). Off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
     /// Certificates kept renewed from an ACME CA (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeConfig>,
@@ -402,6 +407,9 @@ pub struct TlsConfig {
     /// Outbound SMTP.
     #[serde(default)]
     pub outbound: OutboundTlsConfig,
+    /// The HTTPS admin listener.
+    #[serde(default)]
+    pub admin: TlsServiceConfig,
 }
 
 /// Versions and cipher suites of the inbound service.

@@ -83,6 +83,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_numbers(config, &mut p);
     check_tls(config, &mut p);
     check_log(config, &mut p);
+    super::admin::check(config.admin.as_ref(), &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
@@ -458,6 +459,10 @@ fn check_tls(config: &Config, p: &mut Vec<Problem>) {
                 &config.tls.outbound.cipher_suites,
             ),
         ),
+        (
+            root().key("tls").key("admin"),
+            tls_settings(&config.tls.admin.versions, &config.tls.admin.cipher_suites),
+        ),
     ];
     for (at, settings) in services {
         if settings.versions.is_empty() {
@@ -552,6 +557,9 @@ pub(crate) fn check_certificates(
             root().key("tls").key("outbound").key("client-certificate"),
             c,
         ));
+    }
+    if let Some(c) = config.admin.as_ref().and_then(|a| a.certificate.as_deref()) {
+        named.push((root().key("admin").key("certificate"), c));
     }
     for (at, name) in named {
         if check_entry_name(name).is_err() {

@@ -317,6 +317,7 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 return;
             }
             Err(SmtpError::Handshake(e)) => {
+                ctx.metrics.handshake_failed();
                 log.warn(format_args!("{icid} TLS failed: handshake error: {e}"));
                 log.line(format_args!("{icid} close: TLS handshake failed"));
                 return;
@@ -334,6 +335,7 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
 }
 
 fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEnd) {
+    ctx.metrics.closed(end.tls_active);
     let reason = match end.reason {
         CloseReason::Quit => "client sent QUIT",
         CloseReason::PeerClosed => "client closed the connection",

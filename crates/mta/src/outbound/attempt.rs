@@ -38,8 +38,13 @@ pub(super) fn domain_of(recipient: &str) -> String {
 }
 
 /// One attempt; returns the message with the recipients still pending and
-/// its new schedule.
-pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
+/// its new schedule. Recipients in domains whose delivery is `suspended`
+/// are left pending without an attempt.
+pub(super) async fn attempt(
+    ctx: Arc<Context>,
+    mut q: Queued,
+    suspended: Arc<crate::suspension::DeliverySuspensions>,
+) -> Queued {
     q.schedule.attempts = q.schedule.attempts.saturating_add(1);
     let body = match q.body.take() {
         Some(b) => b,
@@ -61,13 +66,17 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             by_domain.entry(domain_of(r)).or_default().push(i);
         }
     }
+    let waiting = super::suspend::set_aside(&ctx, q.id, &suspended, &mut by_domain);
     let mut tasks = JoinSet::new();
     for (domain, rcpts) in by_domain {
         let (ctx, envelope, body) = (ctx.clone(), q.envelope.clone(), body.clone());
         let id = q.id;
-        tasks.spawn(
-            async move { deliver_domain(&ctx, id, &domain, &rcpts, &envelope, &body).await },
-        );
+        tasks.spawn(async move {
+            let started = std::time::Instant::now();
+            let out = deliver_domain(&ctx, id, &domain, &rcpts, &envelope, &body).await;
+            ctx.metrics.delivery_took(started.elapsed());
+            out
+        });
     }
     let mut outcomes: Vec<(u32, RcptOutcome)> = Vec::new();
     while let Some(r) = tasks.join_next().await {
@@ -141,11 +150,13 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
     if !finished.is_empty() {
         record_finished(&ctx, q.id, &finished).await;
     }
+    let deferred = !still_pending.is_empty();
+    still_pending.extend(waiting);
     still_pending.sort_unstable();
     q.pending = still_pending;
     if q.pending.is_empty() {
         ctx.log.line(format_args!("MID {} done", q.id));
-    } else {
+    } else if deferred {
         defer(&ctx, &mut q, last_deferral).await;
     }
     q

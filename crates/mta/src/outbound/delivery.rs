@@ -88,7 +88,9 @@ pub(crate) async fn deliver_domain(
                 "MID {id} to {domain}: no next hop: {} ({})",
                 s.diagnostic, s.status
             ));
-            return all(&m, s.outcome());
+            let out = all(&m, s.outcome());
+            super::counting::unconnected(ctx, &out);
+            return out;
         }
     };
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
@@ -120,7 +122,9 @@ pub(crate) async fn deliver_domain(
             }
         }
     }
-    all(&m, last.outcome())
+    let out = all(&m, last.outcome());
+    super::counting::unconnected(ctx, &out);
+    out
 }
 
 fn rule_label(req: &HopRequirement<TlsaSet>) -> String {
@@ -262,6 +266,7 @@ async fn reuse(
             rule: &rule,
         };
         let out = outcomes(&ctx.log, &leg, &open.tls, &open.auth, m.list, &result);
+        super::counting::conversation(ctx, &rule, &open.tls, &open.auth, &out);
         keep_or_close(ctx, m, old, open, pool_key.to_owned()).await;
         return Some(out);
     }
@@ -298,6 +303,7 @@ pub(crate) async fn finish(
     match sent {
         Ok(result) => {
             let out = outcomes(&ctx.log, leg, &open.tls, &open.auth, m.list, &result);
+            super::counting::conversation(ctx, leg.rule, &open.tls, &open.auth, &out);
             match pool_key {
                 Some(key) => keep_or_close(ctx, m, leg.dcid, open, key).await,
                 None => open.close().await,

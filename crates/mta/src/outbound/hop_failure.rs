@@ -32,6 +32,7 @@ pub(crate) async fn tls_failed(
         rule,
     } = *leg;
     let domain = m.domain;
+    super::counting::tls_failure(ctx, failure, plan.verifier.as_deref());
     match (failure, &plan.verifier) {
         (PeerFailure::AuthenticationFailed, Some(v)) => ctx.log.warn(format_args!(
             "{dcid} MID {id} to {domain} via {label} rule={rule} TLS failed: {} verification failed: {detail}",
@@ -118,6 +119,7 @@ pub(crate) fn log_tls(ctx: &Context, leg: &Leg<'_>, tls: &TlsOutcome, plan: &Hop
     } = *leg;
     match tls {
         TlsOutcome::Established(info) => {
+            super::counting::tls_established(ctx, plan.verifier.as_deref());
             let auth = match plan.verifier.as_deref().map(|v| (v.kind(), v.outcome())) {
                 Some((k, PeerAuthentication::Verified(how))) => {
                     format!("auth={} ok ({how})", k.as_str())
