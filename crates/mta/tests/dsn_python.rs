@@ -28,6 +28,7 @@ fn python_email_reads_our_delivery_status_notification() {
         recipients: vec!["bob@example.com".into(), "carol@example.net".into()],
         received_at: 1_795_000_000,
         flags: EnvelopeFlags::default(),
+        dsn: Default::default(),
     };
     let message = b"From: alice@example.org\r\nSubject: Quarterly\r\n\r\nbody\r\n";
     let failures = [

@@ -44,6 +44,15 @@ pub enum Error {
     /// The message needs an extension the server did not advertise.
     #[error("the SMTP server does not advertise {0}, which this message needs")]
     ExtensionNotOffered(&'static str),
+    /// The message is larger than the server's advertised `SIZE` (RFC 1870);
+    /// nothing was sent.
+    #[error("the message is {size} octets but the SMTP server accepts at most {limit} (its SIZE)")]
+    MessageTooLarge {
+        /// The message's size.
+        size: u64,
+        /// The server's limit.
+        limit: u64,
+    },
 
     // --- the embedder called out of order ---
     /// The session has ended.

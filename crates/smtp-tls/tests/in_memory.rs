@@ -18,8 +18,8 @@ struct Pair {
 
 fn tls() -> TlsInfo {
     TlsInfo {
-        protocol: "TLSv1_3".into(),
-        cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
         peer_certificates: vec![],
     }
 }

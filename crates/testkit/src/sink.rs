@@ -75,9 +75,9 @@ impl SinkOptions {
 /// The TLS facts of a session, as the sink saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFacts {
-    /// e.g. `TLSv1_3`.
+    /// e.g. `TLSv1.3`.
     pub protocol: String,
-    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    /// e.g. `TLS_AES_256_GCM_SHA384`.
     pub cipher: String,
     /// The server name the client asked for, if any.
     pub sni: Option<String>,

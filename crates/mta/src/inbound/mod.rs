@@ -7,6 +7,7 @@
 pub(crate) mod fcrdns;
 mod limits;
 mod received;
+mod refusals;
 mod session;
 
 use std::net::SocketAddr;
@@ -106,13 +107,16 @@ impl Inbound {
                 ));
             }
             log.line(format_args!(
-                "listener {:?} listening on {addr} ({:?}, STARTTLS certificate {})",
+                "listener {:?} listening on {addr} ({}, STARTTLS certificate: {})",
                 l.name,
-                l.access.kind(),
-                if l.tls.is_some() {
-                    "configured"
-                } else {
-                    "none"
+                match l.access.kind() {
+                    portcullis_policy::ListenerKind::Public => "public",
+                    portcullis_policy::ListenerKind::Private => "private",
+                },
+                match (&l.tls, l.demo_certificate) {
+                    (Some(_), true) => "the built-in demonstration certificate (testing only)",
+                    (Some(_), false) => "configured",
+                    (None, _) => "none",
                 }
             ));
             let names = if fcrdns::needs_names(l.access.hat()) {

@@ -15,10 +15,12 @@ mod envelope;
 mod hop_failure;
 mod hops;
 mod mta_sts;
+mod notices;
 mod outcome;
 mod plan;
 mod reuse;
 mod scheduler;
+mod tls_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::delivery::{Context, RcptOutcome, deliver_domain};
 use super::{NewMessage, OutboundHandle};
-use crate::dsn::{FailedMessage, RecipientFailure, bounce};
+use crate::dsn::{FailedMessage, RecipientFailure, RelayedRecipient, bounce};
 use crate::error::StartError;
 use crate::maillog::MailLog;
 use crate::settings::EngineSettings;
@@ -219,6 +219,7 @@ async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
     let mut finished = Vec::new();
     let mut failures = Vec::new();
     let mut still_pending = Vec::new();
+    let mut relayed = Vec::new();
     let mut last_deferral = String::new();
     for (i, outcome) in outcomes {
         let rcpt = q
@@ -228,7 +229,16 @@ async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             .cloned()
             .unwrap_or_default();
         match outcome {
-            RcptOutcome::Delivered => finished.push(i),
+            RcptOutcome::Delivered(d) => {
+                finished.push(i);
+                if !d.dsn_passed {
+                    relayed.push(RelayedRecipient {
+                        recipient: rcpt,
+                        remote_mta: d.remote,
+                        diagnostic: d.reply,
+                    });
+                }
+            }
             RcptOutcome::Failed(f) => {
                 finished.push(i);
                 failures.push((
@@ -245,7 +255,8 @@ async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
                     i,
                     RecipientFailure {
                         recipient: rcpt,
-                        status: format!("5{}", f.status.get(1..).unwrap_or(".4.7")),
+                        // RFC 3463: delivery time expired.
+                        status: "5.4.7".to_owned(),
                         diagnostic: format!(
                             "message expired after {} in the queue; last error: {}",
                             human(ctx.settings.queue_lifetime),
@@ -274,6 +285,10 @@ async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             finished.retain(|i| !bounced.contains(i));
             still_pending.extend(bounced);
         }
+    }
+    if !relayed.is_empty() {
+        super::notices::send_relayed_notice(&ctx, q.id, &q.envelope, &body, &relayed, unix_now())
+            .await;
     }
     if !finished.is_empty()
         && let Err(e) = ctx.spool.finish(q.id, &finished).await
@@ -325,8 +340,13 @@ async fn send_bounce(
     };
     let Some((envelope, dsn)) = bounce(&ctx.hostname, &failed, failures, unix_now()) else {
         ctx.log.line(format_args!(
-            "MID {} no bounce sent: the sender is the null sender",
-            q.id
+            "MID {} no bounce sent: {}",
+            q.id,
+            if q.envelope.sender.is_empty() {
+                "the sender is the null sender"
+            } else {
+                "the sender asked for no failure notice (NOTIFY)"
+            }
         ));
         return true;
     };

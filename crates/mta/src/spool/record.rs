@@ -13,7 +13,8 @@
 //! message body is the last field of a message record, so its position in the
 //! file is known without decoding it again.
 
-use super::{Envelope, EnvelopeFlags};
+use super::dsn_record::{self, HAS_DSN};
+use super::{DsnRequest, Envelope, EnvelopeFlags};
 
 /// Bytes before the payload in every frame.
 pub(super) const FRAME_HEADER: usize = 8;
@@ -67,7 +68,8 @@ pub(super) fn encode_message(
         p.push(KIND_MESSAGE);
         p.extend_from_slice(&id.to_le_bytes());
         p.extend_from_slice(&envelope.received_at.to_le_bytes());
-        p.push(envelope.flags.to_bits());
+        let dsn = !envelope.dsn.is_empty();
+        p.push(envelope.flags.to_bits() | if dsn { HAS_DSN } else { 0 });
         put_bytes(p, envelope.sender.as_bytes());
         put_u32(p, envelope.recipients.len() as u32);
         for rcpt in &envelope.recipients {
@@ -76,6 +78,9 @@ pub(super) fn encode_message(
         put_u32(p, finished.len() as u32);
         for r in finished {
             put_u32(p, *r);
+        }
+        if dsn {
+            dsn_record::encode(p, &envelope.dsn);
         }
         put_bytes(p, body);
     });
@@ -124,11 +129,11 @@ fn frame(out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(out, bytes.len() as u32);
     out.extend_from_slice(bytes);
 }
@@ -142,7 +147,8 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
         KIND_MESSAGE => {
             let id = r.u64()?;
             let received_at = r.u64()?;
-            let flags = EnvelopeFlags::from_bits(r.u8()?);
+            let bits = r.u8()?;
+            let flags = EnvelopeFlags::from_bits(bits);
             let sender = r.string()?;
             let count = r.u32()?;
             let mut recipients = Vec::new();
@@ -150,6 +156,11 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
                 recipients.push(r.string()?);
             }
             let finished = r.u32_list()?;
+            let dsn = if bits & HAS_DSN != 0 {
+                dsn_record::decode(&mut r)?
+            } else {
+                DsnRequest::default()
+            };
             let body_len = r.u32()? as usize;
             let body_at = r.at;
             r.take(body_len)?;
@@ -161,6 +172,7 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
                     recipients,
                     received_at,
                     flags,
+                    dsn,
                 },
                 finished,
                 body_at,
@@ -177,12 +189,16 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         let end = self.at.checked_add(n).ok_or("field length overflows")?;
         let bytes = self
@@ -193,11 +209,11 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn u8(&mut self) -> Result<u8, &'static str> {
+    pub(super) fn u8(&mut self) -> Result<u8, &'static str> {
         Ok(self.take(1)?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, &'static str> {
+    pub(super) fn u32(&mut self) -> Result<u32, &'static str> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -209,7 +225,7 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
-    fn string(&mut self) -> Result<String, &'static str> {
+    pub(super) fn string(&mut self) -> Result<String, &'static str> {
         let len = self.u32()? as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| "address is not UTF-8")
@@ -249,7 +265,59 @@ mod tests {
                 smtputf8: true,
                 eight_bit: false,
             },
+            dsn: DsnRequest::default(),
         }
+    }
+
+    #[test]
+    fn dsn_parameters_round_trip() {
+        use portcullis_smtp_tls::{Notify, OriginalRecipient, RcptParams, Ret};
+        let mut env = envelope();
+        env.dsn = DsnRequest {
+            ret: Some(Ret::Headers),
+            envid: Some("QQ+2B1".into()),
+            recipients: vec![
+                RcptParams {
+                    notify: Some(Notify::NEVER),
+                    orcpt: None,
+                },
+                RcptParams {
+                    notify: Some(Notify {
+                        success: true,
+                        failure: true,
+                        delay: false,
+                    }),
+                    orcpt: Some(OriginalRecipient {
+                        addr_type: "rfc822".into(),
+                        xtext: "bob+40example.com".into(),
+                    }),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        encode_message(&mut out, 3, &env, &[], b"body");
+        let (
+            Record::Message {
+                envelope,
+                body_at,
+                body_len,
+                ..
+            },
+            _,
+        ) = decode_frame(&out).unwrap()
+        else {
+            panic!("not a message record");
+        };
+        assert_eq!(envelope, env);
+        assert_eq!(&out[FRAME_HEADER + body_at..][..body_len], b"body");
+        // Without DSN parameters the record is laid out as before.
+        let mut plain = Vec::new();
+        encode_message(&mut plain, 3, &envelope_without_dsn(), &[], b"body");
+        assert_eq!(plain[FRAME_HEADER + 17] & HAS_DSN, 0);
+    }
+
+    fn envelope_without_dsn() -> Envelope {
+        envelope()
     }
 
     #[test]
