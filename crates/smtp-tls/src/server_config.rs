@@ -38,7 +38,9 @@ pub struct ServerConfig {
     pub data_timeout: Duration,
     /// Longest session, whatever happens in it. Default 1 hour.
     pub session_timeout: Duration,
-    /// Offer CHUNKING and accept BDAT (RFC 3030). On by default.
+    /// Offer CHUNKING and accept BDAT (RFC 3030); BDAT messages reach the
+    /// embedder through the same events as DATA ones, with the same checks.
+    /// Off by default (then BDAT gets `502`).
     pub chunking: bool,
     /// Offer DSN and accept its parameters (RFC 3461: `RET`, `ENVID`,
     /// `NOTIFY`, `ORCPT`, found in [`crate::Envelope`]). Off by default:
@@ -56,7 +58,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5
     /// minutes idle, 60 s for a TLS handshake, 30 minutes for a message
-    /// transfer, 1 hour for a session, CHUNKING on, DSN off.
+    /// transfer, 1 hour for a session, CHUNKING and DSN off.
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             hostname: hostname.into(),
@@ -68,7 +70,7 @@ impl ServerConfig {
             tls_handshake_timeout: Duration::from_secs(60),
             data_timeout: Duration::from_secs(30 * 60),
             session_timeout: Duration::from_secs(3600),
-            chunking: true,
+            chunking: false,
             dsn: false,
             stream_message_data: false,
             extensions: Vec::new(),

@@ -70,7 +70,10 @@ impl Pair {
                         self.server.handle_tls_established(self.now, tls()).unwrap();
                     }
                     ServerEvent::InjectionAttempt { discarded } => self.injections += discarded,
-                    ServerEvent::Closed(_) | ServerEvent::MessageRefused { .. } => {}
+                    ServerEvent::Closed(_)
+                    | ServerEvent::MessageRefused { .. }
+                    | ServerEvent::CommandRefused { .. }
+                    | ServerEvent::TlsEstablished(_) => {}
                     other => panic!("unexpected server event {other:?}"),
                 }
             }
