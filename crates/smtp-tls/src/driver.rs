@@ -362,9 +362,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
         let limit = self.session.config().tls_handshake_timeout;
         let connect = self.connector.connect(self.server_name.clone(), io);
         let Ok(connected) = tokio::time::timeout(limit, connect).await else {
+            let within = if limit.subsec_millis() == 0 {
+                format!("{} s", limit.as_secs())
+            } else {
+                format!("{} ms", limit.as_millis())
+            };
             return self.session.handle_tls_failed(format!(
-                "the server did not complete the TLS handshake within {} s",
-                limit.as_secs()
+                "the server did not complete the TLS handshake within {within}"
             ));
         };
         match connected {
