@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// port 0 picks a free port, printed at start). Only without --config.
     #[arg(long, value_name = "IP:PORT", env = "PORTCULLIS_LISTEN")]
     pub listen: Option<String>,
+    /// Ask these DNS resolvers (IP or IP:PORT; repeat for several) instead
+    /// of the configured ones or those of /etc/resolv.conf, e.g. a local
+    /// validating resolver while you try the gateway out.
+    #[arg(long = "resolver", value_name = "IP[:PORT]")]
+    pub resolvers: Vec<String>,
 }
 
 /// Runs the gateway in the foreground.
@@ -62,6 +67,14 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     if let Some(dir) = &args.data_dir {
         loaded.config.data_dir = dir.clone();
+    }
+    if !args.resolvers.is_empty() {
+        loaded.config.dns.resolvers = args
+            .resolvers
+            .iter()
+            .cloned()
+            .map(portcullis_mta::config::ResolverEntry::Address)
+            .collect();
     }
     if let Err(report) = loaded.validate() {
         return invalid(&report);

@@ -101,7 +101,7 @@ pub fn bounce(
          It is attached below."
     } else {
         "Your message could not be delivered to one or more recipients.\r\n\
-         Its header section is attached below, so you can tell which message it was."
+         Only its header section is included below, so you can tell which message it was."
     };
     report(
         reporting_mta,
@@ -143,8 +143,8 @@ pub fn relayed(
             "Successful Mail Relay Report",
             "Your message was passed on to the recipients' next mail server.\r\n\
              That server does not take delivery notification requests, so this\r\n\
-             is the last notice you will get about it. Its header section is\r\n\
-             attached below.",
+             is the last notice you will get about it. Only its header section\r\n\
+             is included below.",
         ),
         false,
     )
@@ -443,6 +443,163 @@ mod tests {
         let text = String::from_utf8(body).unwrap();
         assert!(text.contains("message/global-delivery-status"));
         assert!(text.contains("Final-Recipient: utf-8; jörg@example.com"));
+    }
+
+    fn with_dsn(mut env: Envelope, dsn: DsnRequest) -> Envelope {
+        env.dsn = dsn;
+        env
+    }
+
+    fn notify(success: bool, failure: bool) -> portcullis_smtp_tls::RcptParams {
+        portcullis_smtp_tls::RcptParams {
+            notify: Some(Notify {
+                success,
+                failure,
+                delay: false,
+            }),
+            orcpt: None,
+        }
+    }
+
+    #[test]
+    fn notify_never_or_without_failure_means_no_bounce() {
+        for params in [notify(false, false), notify(true, false)] {
+            let env = with_dsn(
+                envelope("alice@example.org", false),
+                DsnRequest {
+                    recipients: vec![params.clone()],
+                    ..DsnRequest::default()
+                },
+            );
+            let failed = FailedMessage {
+                envelope: &env,
+                message: MESSAGE,
+                queue_id: "A1".into(),
+            };
+            assert!(
+                bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).is_none(),
+                "{params}"
+            );
+        }
+        // The other recipient did not say: it gets its failure report.
+        let env = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                recipients: vec![notify(false, false)],
+                ..DsnRequest::default()
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let mut carol = failure();
+        carol.recipient = "carol@example.net".into();
+        let (_, body) = bounce(
+            "gw.example.org",
+            &failed,
+            &[failure(), carol],
+            1_795_000_200,
+        )
+        .unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Final-Recipient: rfc822; carol@example.net"));
+        assert!(!text.contains("Final-Recipient: rfc822; bob@example.com"));
+    }
+
+    #[test]
+    fn ret_full_envid_and_orcpt_are_honoured() {
+        let env = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                ret: Some(portcullis_smtp_tls::Ret::Full),
+                envid: Some("QQ314159+2Bx".into()),
+                recipients: vec![portcullis_smtp_tls::RcptParams {
+                    notify: None,
+                    orcpt: Some(portcullis_smtp_tls::OriginalRecipient {
+                        addr_type: "rfc822".into(),
+                        xtext: "Bob+2BSales@example.com".into(),
+                    }),
+                }],
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (_, body) = bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains("Original-Envelope-Id: QQ314159+x\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Original-Recipient: rfc822; Bob+Sales@example.com\r\n"));
+        assert!(text.contains("Content-Type: message/rfc822\r\n"));
+        assert!(
+            text.contains("secret body"),
+            "RET=FULL returns the whole message"
+        );
+        assert!(text.contains("It is attached below."));
+    }
+
+    #[test]
+    fn headers_only_reports_say_so_and_carry_message_id_and_date() {
+        let env = envelope("alice@example.org", false);
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (_, body) = bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Message-ID: <A1.1795000200.dsn@gw.example.org>\r\n"));
+        assert!(text.contains("Date: "));
+        assert!(
+            !text.contains("It is attached below."),
+            "only headers are attached"
+        );
+        assert!(text.contains("Only its header section is included below"));
+        assert!(text.contains("Remote-MTA: dns; mx1.example.com\r\n"));
+    }
+
+    #[test]
+    fn relayed_notice_only_for_notify_success() {
+        let relay = RelayedRecipient {
+            recipient: "bob@example.com".into(),
+            remote_mta: "mx.example.com".into(),
+            diagnostic: "250 2.0.0 Ok: queued".into(),
+        };
+        let plain = envelope("alice@example.org", false);
+        let failed = FailedMessage {
+            envelope: &plain,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        assert!(relayed("gw.example.org", &failed, &[relay.clone()], 1).is_none());
+        let asked = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                recipients: vec![notify(true, true)],
+                ..DsnRequest::default()
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &asked,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (env, body) = relayed("gw.example.org", &failed, &[relay], 1).unwrap();
+        assert_eq!(env.sender, "");
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains(
+                "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.example.com\r\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("secret body"));
     }
 
     #[test]

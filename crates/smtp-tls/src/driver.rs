@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::client::{ClientEvent, ClientSession};
-use crate::error::Error;
+use crate::error::{Error, io_text};
 use crate::reply::Reply;
 use crate::server::{ServerEvent, ServerSession};
 use crate::tls::TlsInfo;
@@ -246,7 +246,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
             },
             None => accept.await,
         };
-        let tls = accepted.map_err(|e| Error::Handshake(e.to_string()))?;
+        let tls = accepted.map_err(|e| Error::Handshake(io_text(&e)))?;
         self.resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let info = tls_info(tls.get_ref().1);
         self.stream = Stream::Tls(Box::new(tls));
@@ -381,7 +381,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
                     self.session.handle_tls_failed(e.to_string());
                 }
             }
-            Err(e) => self.session.handle_tls_failed(e.to_string()),
+            Err(e) => self.session.handle_tls_failed(io_text(&e)),
         }
     }
 }

@@ -99,6 +99,21 @@ impl Error {
 #[cfg(feature = "tokio")]
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Self::Io(e.to_string())
+        Self::Io(io_text(&e))
+    }
+}
+
+/// An I/O or TLS error in an operator's words: no library documentation
+/// URLs, and a TLS session cut short said as such.
+#[cfg(feature = "tokio")]
+pub(crate) fn io_text(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "the peer closed the connection without ending the TLS session (no close_notify)"
+            .into();
+    }
+    let text = e.to_string();
+    match text.find(": https://") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
     }
 }

@@ -57,6 +57,10 @@ pub struct SinkOptions {
     pub rcpt_rules: Vec<(String, Reply)>,
     /// Refuse every message after its data with this reply.
     pub data_reply: Option<Reply>,
+    /// Advertise DSN and record the DSN parameters (RFC 3461) it is sent.
+    pub dsn: bool,
+    /// The `SIZE` advertised (and enforced); `None`: the session's default.
+    pub max_message_size: Option<u64>,
 }
 
 impl SinkOptions {
@@ -68,6 +72,8 @@ impl SinkOptions {
             rcpt_reply: None,
             rcpt_rules: Vec::new(),
             data_reply: None,
+            dsn: false,
+            max_message_size: None,
         }
     }
 }
@@ -94,6 +100,12 @@ pub struct ReceivedMessage {
     pub mail_from: String,
     /// `RCPT TO` paths accepted, e.g. `<c@d.test>`.
     pub rcpt_to: Vec<String>,
+    /// The `MAIL FROM` parameters, as they would be written back
+    /// (e.g. ` BODY=8BITMIME RET=HDRS ENVID=x`).
+    pub mail_params: String,
+    /// The `RCPT TO` parameters of each accepted recipient, written back
+    /// (e.g. ` NOTIFY=SUCCESS ORCPT=rfc822;a+40b.test`; empty when none).
+    pub rcpt_params: Vec<String>,
     /// The message, dot-unstuffed, CRLF line ends.
     pub body: Vec<u8>,
     /// `None` for a cleartext session.
@@ -139,6 +151,8 @@ pub struct SessionRecord {
     pub peer: SocketAddr,
     /// TLS facts once a handshake succeeded.
     pub tls: Option<TlsFacts>,
+    /// The TLS session was resumed from an earlier one.
+    pub tls_resumed: bool,
     /// The client sent STARTTLS (and got 220, or the configured refusal).
     pub starttls_attempted: bool,
     /// Messages accepted in the session.
@@ -361,6 +375,10 @@ async fn session(
     shared: Arc<Shared>,
 ) {
     let mut config = ServerConfig::new(options.hostname.clone());
+    config.dsn = options.dsn;
+    if let Some(size) = options.max_message_size {
+        config.max_message_size = size;
+    }
     let sni = Arc::new(Mutex::new(None));
     let mut tls_acceptor = None;
     config.tls = match &options.tls {
@@ -437,6 +455,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     let mut record = SessionRecord {
         peer,
         tls: None,
+        tls_resumed: false,
         starttls_attempted: false,
         messages: 0,
         refused_messages: 0,
@@ -446,6 +465,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let event = conn.next_event().await;
         record.tls = facts(conn.session().tls(), sni);
+        record.tls_resumed = conn.tls_resumed();
         if record.tls.is_some() {
             record.starttls_attempted = true;
         }
@@ -480,6 +500,13 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
                         helo: conn.session().helo().map(str::to_string),
                         mail_from: envelope.from.to_string(),
                         rcpt_to: envelope.to.iter().map(ToString::to_string).collect(),
+                        mail_params: envelope.params.to_string(),
+                        rcpt_params: conn
+                            .session()
+                            .recipient_params()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
                         body,
                         tls: record.tls.clone(),
                     };
@@ -494,6 +521,8 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             // The session refused a message itself (smuggling, size, 8-bit);
             // nothing reached the sink.
             Ok(ServerEvent::MessageRefused { .. }) => Ok(()),
+            // For the log; nothing to decide.
+            Ok(ServerEvent::CommandRefused { .. } | ServerEvent::TlsEstablished(_)) => Ok(()),
             Ok(ServerEvent::Closed(end)) => {
                 record.end = format!("{:?}", end.reason).to_lowercase();
                 return record;

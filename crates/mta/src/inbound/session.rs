@@ -157,15 +157,15 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         _ => "REJECTED (unknown HAT action)",
     };
     log.line(format_args!(
-        "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {} ({action}) tls={}",
+        "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={} (mail flow policy {:?})",
         match (&ctx.names, &fcrdns) {
             (Some(_), Some(n)) => format!(" ({n}, forward-confirmed)"),
             (Some(_), None) => " (no forward-confirmed name)".to_owned(),
             (None, _) => String::new(),
         },
         l.name,
-        policy_name(l, hat.group),
-        tls_word(policy.tls)
+        tls_word(policy.tls),
+        policy_name(l, hat.group)
     ));
     match policy.action {
         ConnectionAction::TcpRefuse => {
