@@ -66,8 +66,36 @@ pub enum DaneCommand {
     },
 }
 
-/// Runs a `dane` subcommand.
-pub fn run(cmd: DaneCommand) -> ExitCode {
+/// `dane tlsa --json`.
+#[derive(Debug, serde::Serialize)]
+struct TlsaOut {
+    usage: u8,
+    selector: u8,
+    matching: u8,
+    /// The record's presentation form: `3 1 1 <hex>`.
+    record: String,
+    /// The zone-file line.
+    zone_line: String,
+}
+
+/// `dane verify --json`.
+#[derive(Debug, serde::Serialize)]
+struct VerifyOut {
+    verified: bool,
+    /// The verdict in words.
+    verdict: String,
+    /// Records of the set that take no part in matching, and why.
+    unusable: Vec<Unusable>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Unusable {
+    record: String,
+    reason: String,
+}
+
+/// Runs a `dane` subcommand; `json` asks for a JSON result.
+pub fn run(cmd: DaneCommand, json: bool) -> ExitCode {
     match cmd {
         DaneCommand::Tlsa {
             usage,
@@ -76,13 +104,21 @@ pub fn run(cmd: DaneCommand) -> ExitCode {
             name,
             depth,
             cert,
-        } => tlsa(usage, selector, matching, name.as_deref(), depth, &cert),
+        } => tlsa(
+            usage,
+            selector,
+            matching,
+            name.as_deref(),
+            depth,
+            &cert,
+            json,
+        ),
         DaneCommand::Verify {
             tlsa,
             chain,
             names,
             no_ee_namecheck,
-        } => verify(&tlsa, &chain, &names, no_ee_namecheck),
+        } => verify(&tlsa, &chain, &names, no_ee_namecheck, json),
     }
 }
 
@@ -98,6 +134,7 @@ fn tlsa(
     name: Option<&str>,
     depth: Option<usize>,
     cert: &Path,
+    json: bool,
 ) -> ExitCode {
     let chain = match read_chain(cert) {
         Ok(c) => c,
@@ -111,8 +148,24 @@ fn tlsa(
         _ => 0,
     });
     match tlsa_for_chain(&chain, depth, usage, selector, matching) {
+        Ok(record) if json => {
+            let value = TlsaOut {
+                usage,
+                selector,
+                matching,
+                record: record.to_string(),
+                zone_line: zone_line(&record, name),
+            };
+            match crate::output::emit(true, &value, String::new) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Ok(record) => {
-            println!("{}", zone_line(&record, name));
+            outln!("{}", zone_line(&record, name));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -122,7 +175,13 @@ fn tlsa(
     }
 }
 
-fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: bool) -> ExitCode {
+fn verify(
+    records: &[String],
+    chain: &Path,
+    names: &[String],
+    no_ee_namecheck: bool,
+    json: bool,
+) -> ExitCode {
     let mut set = Vec::new();
     for (i, text) in records.iter().enumerate() {
         match text.parse::<TlsaRecord>() {
@@ -141,9 +200,19 @@ fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: b
         }
     };
     let set = TlsaSet::new(set);
-    for (r, why) in set.classify(false) {
-        if let Some(why) = why {
-            println!("note: TLSA {r} is unusable: {why}");
+    let unusable: Vec<Unusable> = set
+        .classify(false)
+        .into_iter()
+        .filter_map(|(r, why)| {
+            why.map(|w| Unusable {
+                record: r.to_string(),
+                reason: w.to_string(),
+            })
+        })
+        .collect();
+    if !json {
+        for u in &unusable {
+            outln!("note: TLSA {} is unusable: {}", u.record, u.reason);
         }
     }
     let options = MatchOptions {
@@ -157,14 +226,25 @@ fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: b
         UnixTime::now(),
         &options,
     );
-    match &verdict {
-        Verdict::Matched(m) => {
-            println!("verified: {m}");
-            ExitCode::SUCCESS
+    let verified = matches!(verdict, Verdict::Matched(_));
+    if json {
+        let value = VerifyOut {
+            verified,
+            verdict: verdict.to_string(),
+            unusable,
+        };
+        if let Err(e) = crate::output::emit(true, &value, String::new) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-        other => {
-            println!("not verified: {other}");
-            ExitCode::from(1)
-        }
+    } else if verified {
+        outln!("verified: {verdict}");
+    } else {
+        outln!("not verified: {verdict}");
+    }
+    if verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

@@ -157,7 +157,7 @@ async fn try_hop(
         pkix: &ctx.pkix,
         provider: &ctx.settings.tls.provider,
     };
-    let plan = match Step::new(req, &trust) {
+    let mut plan = match Step::new(req, &trust) {
         Step::Skip { shortfall, status } => {
             ctx.log.warn(format_args!(
                 "{} MID {id} to {domain} via {label} rule={rule} host skipped, not connecting: {} ({status})",
@@ -187,23 +187,31 @@ async fn try_hop(
         req.rule,
         plan.starttls_label()
     ));
-    let connector = match &plan.verifier {
-        None => ctx.plain_connector.clone(),
-        Some(v) => match v.client_config(
-            &ctx.settings.tls.versions,
-            ctx.settings.tls.client_certificate.clone(),
-        ) {
-            Ok(mut c) => {
-                c.resumption = ctx.tls_sessions.resumption(&pool_key);
-                TlsConnector::from(Arc::new(c))
-            }
-            Err(e) => {
-                return HopResult::Next(Shortfall::defer(
-                    "4.7.5",
-                    format!("outbound TLS configuration error: {e}"),
-                ));
-            }
+    // A verifier kept for this hop and check resumes its sessions.
+    let checked = match plan.verifier.clone() {
+        None => None,
+        Some(v) => match ctx.tls_sessions.checkout(&pool_key) {
+            Some(pair) => Some(pair),
+            None => match v.client_config(
+                &ctx.settings.tls.versions,
+                ctx.settings.tls.client_certificate.clone(),
+            ) {
+                Ok(c) => Some((v, Arc::new(c))),
+                Err(e) => {
+                    return HopResult::Next(Shortfall::defer(
+                        "4.7.5",
+                        format!("outbound TLS configuration error: {e}"),
+                    ));
+                }
+            },
         },
+    };
+    let connector = match &checked {
+        None => ctx.plain_connector.clone(),
+        Some((v, config)) => {
+            plan.verifier = Some(v.clone());
+            TlsConnector::from(config.clone())
+        }
     };
     let target = Target {
         host: hop.hop.host.clone(),
@@ -231,15 +239,21 @@ async fn try_hop(
     };
     match opened {
         Ok(mut open) => {
-            if plan.verifier.is_some() && open.tls.is_established() {
+            if let Some(pair) = checked
+                && open.tls.is_established()
+            {
                 if open.resumed {
                     let first = ctx.tls_sessions.authenticated(&pool_key);
                     open.auth = format!(
                         "{} (resumed session)",
                         first.as_deref().unwrap_or(&open.auth)
                     );
-                } else {
-                    ctx.tls_sessions.full_handshake(&pool_key, &open.auth);
+                    ctx.tls_sessions.checkin(&pool_key, pair, None);
+                } else if matches!(
+                    pair.0.outcome(),
+                    portcullis_dane::PeerAuthentication::Verified(_)
+                ) {
+                    ctx.tls_sessions.checkin(&pool_key, pair, Some(&open.auth));
                 }
             }
             log_tls(ctx, &leg, &open, &plan);
