@@ -174,6 +174,9 @@ struct Records {
 #[derive(Debug)]
 struct Shared {
     records: Mutex<Records>,
+    /// TLS sessions of every connection, so clients can resume them (each
+    /// connection has its own configuration, to record its SNI).
+    tls_sessions: Arc<dyn rustls::server::StoresServerSessions>,
     /// Bumped on every change to `records`.
     changed: watch::Sender<u64>,
 }
@@ -230,6 +233,7 @@ impl Sink {
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             records: Mutex::new(Records::default()),
+            tls_sessions: rustls::server::ServerSessionMemoryCache::new(256),
             changed,
         });
         let options = Arc::new(options);
@@ -357,14 +361,19 @@ impl rustls::server::ResolvesServerCert for SniRecorder {
     }
 }
 
-fn acceptor(leaf: &Leaf, sni: &Arc<Mutex<Option<String>>>) -> Result<TlsAcceptor, Error> {
-    let config = rustls::ServerConfig::builder_with_provider(crate::provider())
+fn acceptor(
+    leaf: &Leaf,
+    sni: &Arc<Mutex<Option<String>>>,
+    sessions: &Arc<dyn rustls::server::StoresServerSessions>,
+) -> Result<TlsAcceptor, Error> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniRecorder {
             key: leaf.certified_key()?,
             sni: Arc::clone(sni),
         }));
+    config.session_storage = Arc::clone(sessions);
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -385,7 +394,7 @@ async fn session(
         SinkTls::NotOffered | SinkTls::NoEsmtp => TlsMode::Off,
         SinkTls::Refused(_) | SinkTls::HandshakeFails => TlsMode::Preferred,
         SinkTls::Offered(leaf) | SinkTls::Required(leaf) => {
-            tls_acceptor = acceptor(leaf, &sni).ok();
+            tls_acceptor = acceptor(leaf, &sni, &shared.tls_sessions).ok();
             if matches!(options.tls, SinkTls::Required(_)) {
                 TlsMode::Required
             } else {
