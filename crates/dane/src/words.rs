@@ -54,7 +54,9 @@ pub(crate) fn rustls_words(e: &Error, end_entity: &CertificateDer<'_>) -> String
         return format!("certificate rejected: {e}");
     };
     match c {
-        CertificateError::UnknownIssuer if is_self_signed(end_entity) => {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature
+            if is_self_signed(end_entity) =>
+        {
             "self-signed certificate (not issued by a CA in the enabled lists)".into()
         }
         CertificateError::UnknownIssuer => {

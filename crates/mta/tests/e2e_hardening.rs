@@ -584,6 +584,20 @@ async fn tls_success_is_logged_when_the_handshake_completes() {
         .unwrap();
     assert!(line.contains("ICID"), "{line}");
     drop(tls);
+    // The listener on the demonstration certificate says so, and the
+    // connection line names the mail flow policy.
+    gw.wait_for_line(
+        &["STARTTLS certificate: the built-in demonstration certificate (testing only)"],
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+    gw.wait_for_line(
+        &["policy RELAYED tls=preferred (mail flow policy \"RELAYED\")"],
+        PATIENCE,
+    )
+    .await
+    .unwrap();
 }
 
 /// `openssl s_client -sess_out`, then `-sess_in`: the second handshake
