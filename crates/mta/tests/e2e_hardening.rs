@@ -673,3 +673,36 @@ async fn the_gateway_resumes_tls_sessions_with_a_next_hop() {
     .await
     .unwrap();
 }
+
+/// A message that outlives the queue lifetime bounces with 5.4.7 (RFC
+/// 3463: delivery time expired), whatever the last deferral said.
+#[tokio::test]
+async fn an_expired_message_bounces_with_5_4_7() {
+    let sink = plain_sink(SinkOptions::new(SinkTls::NotOffered)).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut f = GatewayFixture::new().unwrap();
+    f.queue = "lifetime-seconds = 1\nretry-first-seconds = 1\nretry-max-seconds = 1\n".into();
+    f.extra = route("example.net", &[closed.to_string()])
+        + &route("origin.test", &[sink.addr().to_string()]);
+    let gw = start(&f).await;
+    let mut raw = Raw::connect(f.listen).await;
+    envelope(&mut raw, "alice@origin.test", "bob@example.net").await;
+    assert!(raw.cmd("DATA").await.starts_with("354"));
+    raw.send(b"Subject: late\r\n\r\nhi\r\n.\r\n").await;
+    assert!(raw.reply().await.starts_with("250"));
+    gw.wait_for_line(
+        &["bounced <bob@example.net>: 5.4.7 message expired"],
+        PATIENCE,
+    )
+    .await
+    .unwrap();
+    let got = sink.wait_for_messages(1, PATIENCE).await.unwrap();
+    let text = got[0].body_text();
+    assert!(text.contains("Status: 5.4.7\r\n"), "{text}");
+    assert!(text.contains("Message-ID: <"), "{text}");
+    // The host, not `host[address]:port`.
+    assert!(text.contains("Remote-MTA: dns; [127.0.0.1]\r\n"), "{text}");
+}
