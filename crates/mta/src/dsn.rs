@@ -577,7 +577,7 @@ mod tests {
             message: MESSAGE,
             queue_id: "A1".into(),
         };
-        assert!(relayed("gw.example.org", &failed, &[relay.clone()], 1).is_none());
+        assert!(relayed("gw.example.org", &failed, std::slice::from_ref(&relay), 1).is_none());
         let asked = with_dsn(
             envelope("alice@example.org", false),
             DsnRequest {
