@@ -88,15 +88,6 @@ enum Pending {
     Message,
 }
 
-/// Which deadline is nearest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Deadline {
-    Handshake,
-    Idle,
-    Data,
-    Session,
-}
-
 /// The longest command text a [`ServerEvent::CommandRefused`] carries.
 const MAX_COMMAND_TEXT: usize = 80;
 
@@ -308,44 +299,6 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Call when `poll_timeout`'s instant has passed. Past the TLS
-    /// handshake deadline the session closes without a reply (the client
-    /// expects TLS, not plaintext); past any other it answers `421 4.4.2`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let Some((at, which)) = self.deadline() else {
-            return;
-        };
-        if now < at {
-            return;
-        }
-        let host = self.config.hostname.clone();
-        let (reason, text) = match which {
-            Deadline::Handshake => (CloseReason::TlsHandshakeTimeout, None),
-            Deadline::Idle => (
-                CloseReason::Timeout,
-                Some(format!("{host} Timeout, closing connection")),
-            ),
-            Deadline::Data => (
-                CloseReason::DataTimeout,
-                Some(format!(
-                    "{host} Message transfer took too long, closing connection"
-                )),
-            ),
-            Deadline::Session => (
-                CloseReason::SessionTimeout,
-                Some(format!(
-                    "{host} Session time limit reached, closing connection"
-                )),
-            ),
-        };
-        if let Some(text) = text
-            && !self.is_awaiting_tls()
-        {
-            self.send(&reply(421, (4, 4, 2), &text));
-        }
-        self.close(reason);
-    }
-
     // ----- commands -----
 
     /// Accepts the pending MAIL, RCPT or message with the standard reply.
@@ -404,37 +357,6 @@ impl ServerSession {
     }
 
     // ----- internals -----
-
-    fn deadline(&self) -> Option<(Instant, Deadline)> {
-        if self.is_closed() {
-            return None;
-        }
-        let c = &self.config;
-        let step = if self.is_awaiting_tls() {
-            (
-                self.last_activity.checked_add(c.tls_handshake_timeout),
-                Deadline::Handshake,
-            )
-        } else {
-            (
-                self.last_activity.checked_add(c.idle_timeout),
-                Deadline::Idle,
-            )
-        };
-        let data = (
-            self.data_started
-                .and_then(|t| t.checked_add(c.data_timeout)),
-            Deadline::Data,
-        );
-        let session = (
-            self.started.checked_add(c.session_timeout),
-            Deadline::Session,
-        );
-        [step, data, session]
-            .into_iter()
-            .filter_map(|(at, which)| at.map(|at| (at, which)))
-            .min_by_key(|(at, _)| *at)
-    }
 
     fn misuse(&self, e: Error) -> Error {
         if self.is_closed() { Error::Closed } else { e }
@@ -497,26 +419,6 @@ impl ServerSession {
             self.too_many_errors();
         } else {
             self.refuse(r);
-        }
-    }
-
-    /// Discards the chunk of a refused BDAT, so its octets are never read
-    /// as commands.
-    fn skip_chunk(&mut self, size: u64) {
-        if size > 0 && !self.is_closed() {
-            self.mode = Mode::Skip(size);
-        }
-    }
-
-    /// Drops a message arriving in BDAT chunks (RSET, a new EHLO, DATA, a
-    /// refused chunk); a streaming embedder is told to discard its text.
-    fn abandon_message(&mut self) {
-        if self.bdat.take().is_some() {
-            self.message = None;
-            self.data_started = None;
-            if self.config.stream_message_data {
-                self.events.push_back(ServerEvent::MessageAbandoned);
-            }
         }
     }
 
@@ -881,69 +783,6 @@ impl ServerSession {
         self.events.push_back(ServerEvent::Rcpt { to });
     }
 
-    fn handle_bdat(&mut self, size: u64, last: bool) {
-        let refusal = if !self.config.chunking {
-            Some(reply(
-                502,
-                (5, 5, 1),
-                "BDAT not implemented (CHUNKING is not offered)",
-            ))
-        } else {
-            match &self.transaction {
-                None => Some(reply(503, (5, 5, 1), "Need MAIL and RCPT before BDAT")),
-                Some(tx) if tx.to.is_empty() => Some(reply(554, (5, 5, 1), "No valid recipients")),
-                Some(_) => None,
-            }
-        };
-        if let Some(r) = refusal {
-            self.abandon_message();
-            self.skip_chunk(size);
-            return self.error(r);
-        }
-        if self.bdat.is_none() {
-            if let (Some(tx), true) = (&self.transaction, self.config.stream_message_data) {
-                self.events.push_back(ServerEvent::MessageStart {
-                    envelope: tx.clone(),
-                });
-            }
-            self.message = Some(MessageText::new(self.config.max_message_size));
-            self.bdat = Some(BdatReceiver::new());
-            self.data_started = Some(self.last_activity);
-        }
-        if size == 0 {
-            self.chunk_received(last, 0);
-        } else {
-            self.mode = Mode::Chunk {
-                remaining: size,
-                last,
-                size,
-            };
-        }
-    }
-
-    /// A BDAT chunk is in. Not the last: `250` (or `552` once the message is
-    /// too big, which ends it). The last: the message is complete.
-    fn chunk_received(&mut self, last: bool, size: u64) {
-        let too_big = self.message.as_ref().is_some_and(MessageText::too_big);
-        if !last && !too_big {
-            return self.send(&reply(250, (2, 0, 0), &format!("{size} octets received")));
-        }
-        let refusal = match (self.bdat.take(), self.message.as_mut()) {
-            (Some(mut rx), Some(text)) => {
-                let refusal = rx.finish(text);
-                if self.config.stream_message_data && refusal.is_none() {
-                    let piece = text.take();
-                    if !piece.is_empty() {
-                        self.events.push_back(ServerEvent::MessageData(piece));
-                    }
-                }
-                refusal
-            }
-            _ => None,
-        };
-        self.finish_message(refusal);
-    }
-
     fn handle_starttls(&mut self) {
         if self.config.tls == TlsMode::Off {
             return self.error(reply(502, (5, 5, 1), "STARTTLS not offered"));
@@ -1012,6 +851,11 @@ impl ServerSession {
         }
     }
 }
+
+#[path = "server_bdat.rs"]
+mod bdat;
+#[path = "server_deadline.rs"]
+mod deadline;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

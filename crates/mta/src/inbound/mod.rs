@@ -9,6 +9,7 @@ mod limits;
 mod received;
 mod refusals;
 mod session;
+mod session_settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

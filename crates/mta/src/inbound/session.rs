@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use portcullis_policy::{ClientFacts, ConnectionAction, InboundTls, RcptVerdict, canonical_ip};
 use portcullis_smtp_tls::{
-    BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply, ServerConfig,
+    BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply,
     ServerConnection, ServerEvent, ServerSession, SessionEnd, TlsMode,
 };
 use tokio::io::AsyncWriteExt;
@@ -34,6 +34,7 @@ use super::ListenerContext;
 use super::limits::Refusal;
 use super::received::{Trace, header};
 use super::refusals::RefusalLog;
+use super::session_settings::{policy_name, postmaster_address, server_config};
 use crate::maillog::{Icid, reply_text};
 use crate::outbound::NewMessage;
 use crate::spool::{DsnRequest, Envelope, EnvelopeFlags};
@@ -77,56 +78,6 @@ fn path_text(to: &ForwardPath, postmaster: &str) -> String {
         Some(m) => m.to_string(),
         None => postmaster.to_owned(),
     }
-}
-
-/// Where `<Postmaster>` mail goes: the configured address, else
-/// `postmaster@` the first domain the listener accepts mail for, else
-/// `postmaster@` its host name.
-pub(crate) fn postmaster_address(l: &crate::settings::ListenerSettings) -> String {
-    if let Some(a) = &l.postmaster {
-        return a.clone();
-    }
-    let first_domain = l.access.rat().patterns().iter().find_map(|p| match p {
-        portcullis_policy::RecipientPattern::Domain(portcullis_policy::DomainPattern::Exact(d)) => {
-            Some(d.to_string())
-        }
-        _ => None,
-    });
-    format!(
-        "postmaster@{}",
-        first_domain.unwrap_or_else(|| l.hostname.clone())
-    )
-}
-
-/// The mail flow policy's name for the log (`ACCEPTED`, `RELAYED`, …).
-fn policy_name<'a>(l: &'a crate::settings::ListenerSettings, group: Option<&str>) -> &'a str {
-    l.access
-        .hat()
-        .groups()
-        .iter()
-        .find(|g| Some(g.name.as_str()) == group)
-        .map_or("(default for unlisted clients)", |g| g.policy_name.as_str())
-}
-
-/// The session settings of this listener and client policy.
-fn server_config(
-    l: &crate::settings::ListenerSettings,
-    limits: &portcullis_policy::InboundLimits,
-    mode: TlsMode,
-) -> ServerConfig {
-    let mut config = ServerConfig::new(l.hostname.clone());
-    config.tls = mode;
-    config.max_message_size = limits.max_message_size;
-    config.max_recipients = limits.max_recipients_per_message as usize;
-    config.idle_timeout = l.idle_timeout;
-    config.tls_handshake_timeout = l.tls_handshake_timeout;
-    config.data_timeout = l.data_timeout;
-    config.session_timeout = l.session_timeout;
-    config.max_errors = l.max_errors;
-    config.stream_message_data = true;
-    config.chunking = true;
-    config.dsn = true;
-    config
 }
 
 pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: SocketAddr) {
