@@ -1,6 +1,6 @@
 //! Printing: human-readable text or `--json`, and the one-line error every
 //! failing command ends with (on stderr, exit status 1). Standard output is
-//! written through [`out`]: when the reader goes away (`portcullis … | head`)
+//! written through [`out()`]: when the reader goes away (`portcullis … | head`)
 //! the program ends quietly, as Unix tools do, instead of panicking.
 
 use std::process::ExitCode;
