@@ -12,6 +12,8 @@ packages=(
   knot             # dane: authoritative server for the signed test zone
   knot-dnsutils    # dane: kdig for debugging the test zone
   ldnsutils        # dane: ldns-keygen / ldns-signzone to sign the test zone
+  pebble           # ACME: a test CA server the ACME tests start on loopback
+  postfix          # check: posttls-finger, compared with `portcullis check` (no daemon is started)
 )
 
 missing=()
@@ -32,6 +34,8 @@ if ((${#missing[@]})); then
     $SUDO chmod +x "$policy"
     created_policy=1
   fi
+  # Postfix's package must not configure or start a system mail server.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   [ "$created_policy" -eq 0 ] || $SUDO rm -f "$policy"

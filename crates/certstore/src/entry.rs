@@ -1,6 +1,8 @@
-//! One named entry of the store: its key, its chain (leaf first), and the
+//! One named entry of the store: its key, its chain (leaf first), the
 //! pending CSR state between "send the CSR to a CA" and "install what the CA
-//! returned". Also the read-only view `show`/`list` print, with warnings.
+//! returned", and the next key of a DANE rollover (staged, not served, until
+//! its TLSA record has been seen in DNS long enough). Also the read-only view
+//! `show`/`list` print, with warnings.
 
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
@@ -40,6 +42,25 @@ pub struct Entry {
     pub chain: Vec<CertificateDer<'static>>,
     /// Outstanding CSR.
     pub pending: Option<Pending>,
+    /// The next key of a DANE key rollover, staged beside the served one.
+    pub next: Option<NextKey>,
+}
+
+/// The next key of a two-step DANE rollover (`portcullis dane rollover`):
+/// it and its certificate are kept beside the served key and chain, and
+/// take their place only once the next key's TLSA record has been seen,
+/// DNSSEC-validated, for at least twice its TTL.
+#[derive(Debug, Clone)]
+pub struct NextKey {
+    /// When the rollover started.
+    pub created: Timestamp,
+    /// The next key.
+    pub key: PrivateKey,
+    /// Its certificate chain, leaf first; empty until it is installed.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Since when the next key's TLSA record has been seen without a break
+    /// (`None`: not seen yet, or a lookup since did not show it).
+    pub tlsa_seen_since: Option<Timestamp>,
 }
 
 /// Severity-free warning shown with an entry.
@@ -71,6 +92,9 @@ pub struct EntryView {
     pub chain: Vec<CertInfo>,
     /// Outstanding CSR, if any.
     pub pending: Option<PendingView>,
+    /// A DANE rollover under way, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<NextKeyView>,
     /// Warnings (empty when all is well).
     pub warnings: Vec<Warning>,
 }
@@ -84,6 +108,19 @@ pub struct PendingView {
     pub new_key: bool,
     /// The CSR in PEM.
     pub csr_pem: String,
+}
+
+/// The staged next key in a view.
+#[derive(Debug, Clone, Serialize)]
+pub struct NextKeyView {
+    /// When the rollover started.
+    pub created: Timestamp,
+    /// SHA-256 of the next key's SubjectPublicKeyInfo (the `3 1 1` data).
+    pub key_spki_sha256: String,
+    /// Its certificate, once installed.
+    pub leaf: Option<CertInfo>,
+    /// Since when its TLSA record has been seen in DNS.
+    pub tlsa_seen_since: Option<Timestamp>,
 }
 
 impl EntryView {
@@ -156,6 +193,29 @@ impl Entry {
                 ),
             });
         }
+        let next = match &self.next {
+            None => None,
+            Some(n) => Some(NextKeyView {
+                created: n.created,
+                key_spki_sha256: n.key.spki_sha256(),
+                leaf: n
+                    .chain
+                    .first()
+                    .map(|c| CertInfo::from_der(c, &format!("next certificate of {:?}", self.name)))
+                    .transpose()?,
+                tlsa_seen_since: n.tlsa_seen_since,
+            }),
+        };
+        if let Some(n) = &next {
+            warnings.push(Warning {
+                kind: "rollover",
+                message: match (&n.leaf, n.tlsa_seen_since) {
+                    (None, _) => "a DANE key rollover is waiting for the next key's certificate".into(),
+                    (Some(_), None) => "a DANE key rollover is waiting for the next key's TLSA record to appear in DNS".into(),
+                    (Some(_), Some(t)) => format!("a DANE key rollover: the next key's TLSA record has been seen since {t}"),
+                },
+            });
+        }
         Ok(EntryView {
             name: self.name.clone(),
             demo: self.demo,
@@ -169,6 +229,7 @@ impl Entry {
                 new_key: p.new_key.is_some(),
                 csr_pem: p.csr_pem.clone(),
             }),
+            next,
             warnings,
         })
     }
@@ -189,6 +250,17 @@ pub(crate) struct EntryFile {
     key_pem: String,
     chain_pem: String,
     pending: Option<PendingFile>,
+    /// Absent in files written before rollovers existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next: Option<NextFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NextFile {
+    created: i64,
+    key_pem: String,
+    chain_pem: String,
+    tlsa_seen_since: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -213,6 +285,12 @@ impl EntryFile {
                 csr_pem: p.csr_pem.clone(),
                 new_key_pem: p.new_key.as_ref().map(|k| k.to_pem()),
             }),
+            next: e.next.as_ref().map(|n| NextFile {
+                created: n.created.unix,
+                key_pem: n.key.to_pem(),
+                chain_pem: crate::pem::encode_certs(n.chain.iter()),
+                tlsa_seen_since: n.tlsa_seen_since.map(|t| t.unix),
+            }),
         }
     }
 
@@ -233,6 +311,19 @@ impl EntryFile {
                 new_key: p.new_key_pem.map(|k| load_key(&k, what)).transpose()?,
             }),
         };
+        let next = match self.next {
+            None => None,
+            Some(n) => Some(NextKey {
+                created: Timestamp { unix: n.created },
+                key: load_key(&n.key_pem, what)?,
+                chain: if n.chain_pem.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    crate::pem::parse_certs(n.chain_pem.as_bytes(), what)?
+                },
+                tlsa_seen_since: n.tlsa_seen_since.map(|unix| Timestamp { unix }),
+            }),
+        };
         Ok(Entry {
             name: self.name,
             demo: self.demo,
@@ -241,6 +332,7 @@ impl EntryFile {
             key,
             chain,
             pending,
+            next,
         })
     }
 }

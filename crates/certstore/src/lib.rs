@@ -18,8 +18,14 @@
 //! The on-disk layout and its crash safety are described in [`Store`]'s module
 //! (`store.rs`): each entry is one file, replaced atomically, mode 0600.
 //!
-//! Non-features: no ACME (a later issue), no private keys encrypted at rest
-//! (the store directory is owner-only), no OCSP or CRL checking.
+//! ACME support is the store's half only: account credentials and order CSRs
+//! ([`OrderKey`]); the protocol itself runs in the gateway (`portcullis-mta`),
+//! which brings the async runtime. Key rollovers for DANE stage a next key
+//! beside the served one ([`Store::begin_rollover`]); [`LiveCertificate`]
+//! presents whatever the store holds now, without a restart.
+//!
+//! Non-features: no private keys encrypted at rest (the store directory is
+//! owner-only), no OCSP or CRL checking.
 //!
 //! # Example
 //!
@@ -72,6 +78,7 @@
 #[derive(Debug)]
 pub struct ReadmeDoctests;
 
+mod acme;
 mod atomic;
 mod calist;
 mod chain;
@@ -82,22 +89,28 @@ mod error;
 mod fingerprint;
 mod info;
 mod key;
+mod live;
 mod names;
 pub mod pem;
 pub mod pkcs12;
+mod rollover;
 mod store;
 mod tls;
 mod verify;
 
+pub use acme::OrderKey;
 pub use calist::{CaEntry, CaImportReport, CaList, CaListKind};
 pub use chain::{ChainProblem, OrderedChain};
 pub use country::country_name;
 pub use create::{MAX_DAYS, SelfSignedRequest};
-pub use entry::{DEMO_ENTRY, Entry, EntryView, Pending, PendingView, Warning};
+pub use entry::{
+    DEMO_ENTRY, Entry, EntryView, NextKey, NextKeyView, Pending, PendingView, Warning,
+};
 pub use error::{Error, Result};
 pub use fingerprint::sha256_hex;
 pub use info::{CertInfo, KeyDescription, Timestamp, describe_spki};
 pub use key::{KeySpec, PrivateKey};
+pub use live::LiveCertificate;
 pub use names::{check_entry_name, check_fqdn};
 pub use store::{ExpiryNotice, ExpirySeverity, InstallReport, Store};
 pub use tls::{TlsSettings, TlsVersion};

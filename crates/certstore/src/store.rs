@@ -61,6 +61,9 @@ pub struct InstallReport {
     pub problems: Vec<ChainProblem>,
     /// The certificate was for a renewal key made by `csr --new-key`, which is now the entry's key.
     pub switched_to_new_key: bool,
+    /// The certificate was for the next key of a DANE rollover: it is staged
+    /// beside the served one until the next key's TLSA record is published.
+    pub staged_for_rollover: bool,
 }
 
 /// Severity of an expiry notice (SPEC §5: warning when close, critical under 5 days or expired).
@@ -197,7 +200,7 @@ impl Store {
         Ok(())
     }
 
-    fn entry_path(&self, name: &str) -> PathBuf {
+    pub(crate) fn entry_path(&self, name: &str) -> PathBuf {
         self.root.join(ENTRIES).join(format!("{name}.json"))
     }
 
@@ -243,7 +246,7 @@ impl Store {
         check_entry_name(name).is_ok() && self.entry_path(name).exists()
     }
 
-    fn save(&self, entry: &Entry) -> Result<()> {
+    pub(crate) fn save(&self, entry: &Entry) -> Result<()> {
         self.check_writable()?;
         let json = serde_json::to_vec_pretty(&EntryFile::from_entry(entry))
             .map_err(|e| Error::Crypto(format!("cannot serialise entry: {e}")))?;
@@ -257,7 +260,7 @@ impl Store {
     }
 
     /// The entry's view plus a warning when a verifying peer would reject the chain.
-    fn view_with_trust(
+    pub(crate) fn view_with_trust(
         &self,
         entry: &Entry,
         now: Timestamp,
@@ -325,6 +328,7 @@ impl Store {
             key,
             chain: vec![cert],
             pending: None,
+            next: None,
         };
         self.save(&entry)?;
         entry.view(now, 30)
@@ -376,6 +380,13 @@ impl Store {
         let mut entry = self.entry(name)?;
         self.check_writable()?;
         let certs = crate::pem::parse_certs(input, what)?;
+        if let Some(next) = &entry.next {
+            for c in &certs {
+                if CertInfo::from_der(c, what)?.spki_der == next.key.spki_der() {
+                    return self.install_next_chain(entry, certs, what);
+                }
+            }
+        }
         let pending_key = entry.pending.as_ref().and_then(|p| p.new_key.clone());
         let mut keys = vec![(entry.key.clone(), false)];
         if let Some(k) = pending_key {
@@ -424,10 +435,11 @@ impl Store {
             entry: self.view_with_trust(&entry, Timestamp::now(), 30, &self.trusted_cas()?)?,
             problems: ordered.problems,
             switched_to_new_key: is_new,
+            staged_for_rollover: false,
         })
     }
 
-    fn order_and_check(
+    pub(crate) fn order_and_check(
         &self,
         leaf: CertificateDer<'static>,
         others: Vec<CertificateDer<'static>>,
@@ -531,12 +543,14 @@ impl Store {
             key,
             chain: ordered.certs,
             pending: None,
+            next: None,
         };
         self.save(&entry)?;
         Ok(InstallReport {
             entry: self.view_with_trust(&entry, now, 30, &self.trusted_cas()?)?,
             problems: ordered.problems,
             switched_to_new_key: false,
+            staged_for_rollover: false,
         })
     }
 

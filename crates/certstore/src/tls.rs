@@ -101,6 +101,17 @@ impl TlsSettings {
     }
 }
 
+/// What every server configuration the store builds shares: the server's
+/// cipher-suite order, session tickets with rotating keys and a session
+/// cache (see [`Store::server_config`]).
+pub(crate) fn server_order_and_resumption(config: &mut ServerConfig) -> Result<()> {
+    config.ignore_client_order = true;
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| Error::Tls(format!("cannot set up TLS session tickets: {e}")))?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    Ok(())
+}
+
 impl Store {
     /// A server configuration presenting the named entry's chain. The
     /// server's cipher-suite order wins over the client's (the configured
@@ -117,10 +128,7 @@ impl Store {
             .with_no_client_auth()
             .with_single_cert(entry.chain.clone(), entry.key.to_rustls())
             .map_err(|e| Error::Tls(format!("certificate {name:?}: {e}")))?;
-        config.ignore_client_order = true;
-        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
-            .map_err(|e| Error::Tls(format!("cannot set up TLS session tickets: {e}")))?;
-        config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+        server_order_and_resumption(&mut config)?;
         Ok(Arc::new(config))
     }
 

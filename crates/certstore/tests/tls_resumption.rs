@@ -9,7 +9,15 @@ use portcullis_certstore::{SelfSignedRequest, Store, TlsSettings, TlsVersion};
 use portcullis_dane::PeerVerifier;
 use rustls::{ClientConnection, HandshakeKind, ServerConnection};
 
-fn server(versions: Vec<TlsVersion>) -> Arc<rustls::ServerConfig> {
+/// How a listener's configuration is built: once from the entry, or
+/// following the store (what the gateway's listeners use).
+#[derive(Debug, Clone, Copy)]
+enum Built {
+    Fixed,
+    Live,
+}
+
+fn server(versions: Vec<TlsVersion>, built: Built) -> Arc<rustls::ServerConfig> {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_or_create(dir.path().join("certs")).unwrap();
     store
@@ -19,7 +27,10 @@ fn server(versions: Vec<TlsVersion>) -> Arc<rustls::ServerConfig> {
         versions,
         cipher_suites: Vec::new(),
     };
-    store.server_config("mx", &settings).unwrap()
+    match built {
+        Built::Fixed => store.server_config("mx", &settings).unwrap(),
+        Built::Live => store.live_server_config("mx", &settings).unwrap().0,
+    }
 }
 
 /// A client that offers ChaCha20 first (the server's default order puts
@@ -62,11 +73,29 @@ fn connect(
 
 #[test]
 fn the_servers_cipher_order_wins_and_sessions_resume() {
-    for (versions, client_versions) in [
-        (vec![TlsVersion::Tls13], vec![&rustls::version::TLS13]),
-        (vec![TlsVersion::Tls12], vec![&rustls::version::TLS12]),
+    for (versions, client_versions, built) in [
+        (
+            vec![TlsVersion::Tls13],
+            vec![&rustls::version::TLS13],
+            Built::Fixed,
+        ),
+        (
+            vec![TlsVersion::Tls12],
+            vec![&rustls::version::TLS12],
+            Built::Fixed,
+        ),
+        (
+            vec![TlsVersion::Tls13],
+            vec![&rustls::version::TLS13],
+            Built::Live,
+        ),
+        (
+            vec![TlsVersion::Tls12],
+            vec![&rustls::version::TLS12],
+            Built::Live,
+        ),
     ] {
-        let server = server(versions);
+        let server = server(versions, built);
         assert!(server.ignore_client_order);
         assert!(server.ticketer.enabled(), "session tickets are issued");
         let client = client(&client_versions);
@@ -81,7 +110,7 @@ fn the_servers_cipher_order_wins_and_sessions_resume() {
         assert_eq!(
             again.handshake_kind(),
             Some(HandshakeKind::Resumed),
-            "{client_versions:?}"
+            "{client_versions:?} {built:?}"
         );
     }
 }

@@ -177,6 +177,30 @@ pub enum CertCommand {
         /// Entry name.
         name: String,
     },
+    /// Obtain a certificate for NAME from an ACME CA (RFC 8555), e.g. Let's Encrypt.
+    ///
+    /// Keeps NAME's key (a published TLSA 3 1 1 record stays valid); creates
+    /// NAME with a new key first when it does not exist. The CA checks that
+    /// you control each --domain: with http-01 it fetches
+    /// http://DOMAIN/.well-known/acme-challenge/… from the listener this
+    /// command runs on --http-listen (port 80 by default).
+    ///
+    /// Example: portcullis cert acme mx1 --domain mx1.example.com --contact mailto:postmaster@example.com
+    Acme {
+        /// Entry name.
+        name: String,
+        /// A name for the certificate (the first is the common name); repeat.
+        #[arg(long = "domain", required = true, value_name = "NAME")]
+        domains: Vec<String>,
+        /// Key type when NAME is created.
+        #[arg(long, default_value = "ec-p256", value_parser = parse_key)]
+        key: KeySpec,
+        /// Certify the staged next key of a DANE rollover instead of the served key.
+        #[arg(long)]
+        next_key: bool,
+        #[command(flatten)]
+        acme: crate::acme_cmd::AcmeArgs,
+    },
     /// List certificates that expire within DAYS (or have expired); exit status 3 if any.
     Expiring {
         /// Horizon in days.
@@ -208,6 +232,13 @@ fn open_or_create(global: &Global) -> Result<Store, String> {
 fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
     let json = global.json;
     match cmd {
+        CertCommand::Acme {
+            name,
+            domains,
+            key,
+            next_key,
+            acme,
+        } => crate::acme_cmd::obtain(global, &name, &domains, key, next_key, &acme),
         CertCommand::Create {
             name,
             cn,
@@ -286,6 +317,13 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                 .collect::<Vec<_>>()
                 .join(", ");
             let report = store.install_signed(&name, &input, &what).map_err(reason)?;
+            if report.staged_for_rollover {
+                return emit(json, &report, || {
+                    format!(
+                        "installed the next key's certificate for {name:?}: it is served once the next key's TLSA record is published (portcullis dane rollover {name} --status)\n"
+                    )
+                });
+            }
             emit(json, &report, || {
                 let mut s = format!(
                     "installed the signed certificate for {name:?} (chain of {})\n",

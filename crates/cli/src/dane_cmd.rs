@@ -44,6 +44,63 @@ pub enum DaneCommand {
         /// PEM file (one certificate or a chain, leaf first) or a DER certificate.
         cert: PathBuf,
     },
+    /// Change NAME's key without breaking DANE: a two-step rollover.
+    ///
+    /// Makes the next key (once), gets its certificate (--acme-domain …, or
+    /// --csr FILE then `cert install-signed`), and prints the TLSA RRset to
+    /// publish: the current and the next key. The running gateway switches
+    /// to the next key only after it has seen the next key's record,
+    /// DNSSEC-validated, for twice its TTL. --status looks now.
+    ///
+    /// Example: portcullis dane rollover mx1 --acme-domain mx1.example.com
+    Rollover {
+        /// Entry name.
+        name: String,
+        /// Type of the next key.
+        #[arg(long, default_value = "ec-p256", value_parser = parse_key)]
+        key: portcullis_certstore::KeySpec,
+        /// Write a CSR for the next key to FILE (for a CA other than ACME).
+        #[arg(long, value_name = "FILE")]
+        csr: Option<PathBuf>,
+        /// Get the next key's certificate by ACME for these names; repeat.
+        #[arg(long = "acme-domain", value_name = "NAME")]
+        acme_domains: Vec<String>,
+        #[command(flatten)]
+        acme: crate::acme_cmd::AcmeArgs,
+        /// Look up the next key's TLSA records now (needs --config with [dns])
+        /// and switch if they have been seen long enough.
+        #[arg(long)]
+        status: bool,
+        /// Abandon the rollover and delete the next key.
+        #[arg(long, conflicts_with_all = ["csr", "acme_domains", "status"])]
+        abort: bool,
+        /// Port of the TLSA records.
+        #[arg(long, default_value_t = 25)]
+        port: u16,
+        #[command(flatten)]
+        store: crate::StoreOption,
+    },
+    /// Compare what DNS publishes for NAME's MX names with the key served.
+    ///
+    /// Looks up _25._tcp.<host> TLSA for every DNS name on NAME's certificate
+    /// (or each --host) through the gateway's resolver (--config [dns]),
+    /// DNSSEC-validated, and says what to fix. Exit status 0 all good, 1
+    /// something to fix.
+    Check {
+        /// Entry name.
+        name: String,
+        /// An MX host name to check instead of the certificate's; repeat.
+        #[arg(long = "host", value_name = "HOST")]
+        hosts: Vec<String>,
+        /// Port of the TLSA records.
+        #[arg(long, default_value_t = 25)]
+        port: u16,
+        /// Gateway configuration whose [dns] is used.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        store: crate::StoreOption,
+    },
     /// Check a server's certificate chain against TLSA records, as an MTA would.
     ///
     /// Example: portcullis dane verify --tlsa "3 1 1 ab12…" --chain chain.pem --name mx.example.com
@@ -94,9 +151,39 @@ struct Unusable {
     reason: String,
 }
 
-/// Runs a `dane` subcommand; `json` asks for a JSON result.
-pub fn run(cmd: DaneCommand, json: bool) -> ExitCode {
+/// Runs a `dane` subcommand (`--store` matters to `rollover` and `check`
+/// only, `--json` to all).
+pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
+    let json = global.json;
     match cmd {
+        DaneCommand::Rollover {
+            name,
+            key,
+            csr,
+            acme_domains,
+            acme,
+            status,
+            abort,
+            port,
+            store,
+        } => crate::output::finish(crate::acme_cmd::rollover(
+            &global.with(&store),
+            &name,
+            key,
+            csr.as_deref(),
+            &acme_domains,
+            &acme,
+            status,
+            abort,
+            port,
+        )),
+        DaneCommand::Check {
+            name,
+            hosts,
+            port,
+            config,
+            store,
+        } => crate::acme_cmd::check(&global.with(&store), &name, &hosts, port, config.as_deref()),
         DaneCommand::Tlsa {
             usage,
             selector,
@@ -120,6 +207,11 @@ pub fn run(cmd: DaneCommand, json: bool) -> ExitCode {
             no_ee_namecheck,
         } => verify(&tlsa, &chain, &names, no_ee_namecheck, json),
     }
+}
+
+fn parse_key(s: &str) -> Result<portcullis_certstore::KeySpec, String> {
+    s.parse()
+        .map_err(|e: portcullis_certstore::Error| e.to_string())
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

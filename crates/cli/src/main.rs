@@ -7,8 +7,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 // Doc comments here are `--help` text for operators, who read `<hex>` and
-// `<data-dir>` as placeholders, not as HTML.
-#![allow(rustdoc::invalid_html_tags)]
+// `<data-dir>` as placeholders, not as HTML, and `[dns]` or `[acme]` as
+// sections of the configuration file, not as links.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 /// `println!` that ends the program quietly when standard output is a
 /// closed pipe (see `output::out`).
@@ -25,13 +26,16 @@ macro_rules! out {
     };
 }
 
+mod acme_cmd;
 mod ca_cmd;
 mod cert_cmd;
+mod check_cmd;
 mod config_cmd;
 mod dane_cmd;
 mod docs_cmd;
 mod output;
 mod queue_cmd;
+mod queue_print;
 mod run_cmd;
 
 use std::path::PathBuf;
@@ -131,14 +135,23 @@ enum Command {
     /// Configuration file: validate one, or print the built-in default.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
-    /// The queue of accepted messages not yet delivered (works while the gateway runs).
+    /// The queue of accepted messages not yet delivered: list, show, retry, hold,
+    /// release, delete, bounce (through the running gateway, or on the spool
+    /// files when it is stopped), check and salvage the spool files.
     #[command(subcommand)]
     Queue(queue_cmd::QueueCommand),
     /// Certificates the gateway presents: create, CSR, install, import, export, list, show, delete.
     Cert(CertGroup),
     /// CA lists the gateway trusts when it verifies peers (system and custom).
     Ca(CaGroup),
-    /// DANE: print TLSA records for a certificate, check a chain against TLSA records.
+    /// Check a mail domain's TLS from this gateway: MX and DNSSEC, TLSA,
+    /// STARTTLS, certificates, DANE, MTA-STS, TLS-RPT and the delivery
+    /// decision, one verdict per line. Exit status 0 good, 1 warnings, 2
+    /// failures, 3 the check could not run.
+    ///
+    /// Example: portcullis check example.com --config /etc/portcullis/portcullis.toml
+    Check(check_cmd::CheckArgs),
+    /// DANE: TLSA records for a certificate, check a chain or what DNS publishes, key rollover.
     #[command(subcommand)]
     Dane(dane_cmd::DaneCommand),
     /// Print a shell completion script (install: see the README).
@@ -159,7 +172,8 @@ fn main() -> ExitCode {
         Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd),
         Command::Cert(g) => cert_cmd::run(&cli.global.with(&g.store), g.command),
         Command::Ca(g) => ca_cmd::run(&cli.global.with(&g.store), g.command),
-        Command::Dane(cmd) => dane_cmd::run(cmd, json),
+        Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
+        Command::Check(args) => check_cmd::run(&cli.global, args),
         Command::Completions(args) => docs_cmd::completions(args, json),
         Command::Man(args) => docs_cmd::man(args, json),
     }

@@ -86,6 +86,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(report) => return invalid(&report),
     };
+    let certificates = match loaded.to_certificate_settings() {
+        Ok(s) => s,
+        Err(report) => return invalid(&report),
+    };
     let grace = Duration::from_secs(loaded.config.shutdown_grace_seconds);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -99,7 +103,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         // while the listeners bind must stop the gateway gracefully, not
         // kill it with the default action.
         let mut signals = Signals::new()?;
-        let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        let mut engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        if let Err(e) = engine.manage_certificates(certificates).await {
+            engine.shutdown(Duration::ZERO).await;
+            return Err(e.to_string());
+        }
         tracing::info!(
             target: "portcullis",
             "portcullis {} started from {}; SIGTERM or SIGINT stops it",

@@ -126,6 +126,8 @@ impl Resolver {
                 Err(format!("DNSSEC validation of {host} failed: {detail}"))
             }
             Ok(Answer::LookupFailed { detail }) => Err(detail),
+            // An answer this build does not know: not usable.
+            Ok(_) => Err(format!("no usable answer for {host}")),
             Err(e) => Err(e.to_string()),
         }
     }

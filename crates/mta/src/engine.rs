@@ -7,9 +7,10 @@
 //! policy, SMTP routes, the trust roots for outbound verification, the DNS
 //! resolver, the spool directory, retry schedule and timeouts. The engine
 //! does not re-validate them; it builds the one DNS resolver (and starts its
-//! DNSSEC self-check), opens the spool, binds the listeners and starts the
-//! delivery scheduler, and reports anything that cannot start as a
-//! [`StartError`] for the operator.
+//! DNSSEC self-check), opens the spool, starts the delivery scheduler and the
+//! queue control socket (`control.sock` in the data directory, see
+//! [`crate::control`]), binds the listeners, and reports anything that
+//! cannot start as a [`StartError`] for the operator.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,6 +34,7 @@
 //!     hostname: "gw.example".into(),
 //!     listeners: vec![ListenerSettings::new("loopback", "127.0.0.1:0".parse().unwrap(), access)],
 //!     spool_dir: dir.path().join("spool"),
+//!     spool: Default::default(),
 //!     data_dir: dir.path().join("data"),
 //!     delivery: DeliverySettings::new(OutboundPolicy::default(), tls),
 //!     log_observer: None,
@@ -47,11 +49,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::control::socket::ControlSocket;
+use crate::control::{QueueService, SOCKET_NAME};
 use crate::dns::Resolver;
 use crate::inbound::Inbound;
 use crate::maillog::MailLog;
 use crate::outbound::Outbound;
-use crate::spool::{Spool, SpoolOptions};
+use crate::spool::Spool;
 
 pub use crate::error::StartError;
 pub use crate::settings::{
@@ -67,6 +71,9 @@ pub struct Engine {
     spool: Arc<Spool>,
     dns: Option<Resolver>,
     log: MailLog,
+    queue: QueueService,
+    control: ControlSocket,
+    certificates: Option<crate::cert_manager::CertificateManager>,
 }
 
 impl Engine {
@@ -94,9 +101,21 @@ impl Engine {
         if let Some(dns) = &dns {
             dns.check_at_start(log.clone());
         }
-        let (spool, queued) = Spool::open(&settings.spool_dir, SpoolOptions::default())?;
+        let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())?;
         let spool = Arc::new(spool);
         let outbound = Outbound::start(&settings, spool.clone(), log.clone(), queued, dns.clone())?;
+        let queue = QueueService::new(spool.clone(), outbound.control());
+        let socket_path = settings.data_dir.join(SOCKET_NAME);
+        let control = match ControlSocket::start(&socket_path, queue.clone(), log.clone()) {
+            Ok(c) => c,
+            Err(e) => {
+                outbound.shutdown(Duration::ZERO).await;
+                return Err(StartError::Setup(format!(
+                    "cannot open the queue control socket {}: {e}",
+                    socket_path.display()
+                )));
+            }
+        };
         let inbound = match Inbound::start(
             &settings,
             spool.clone(),
@@ -108,6 +127,7 @@ impl Engine {
         {
             Ok(i) => i,
             Err(e) => {
+                control.shutdown().await;
                 outbound.shutdown(Duration::ZERO).await;
                 return Err(e);
             }
@@ -118,7 +138,33 @@ impl Engine {
             spool,
             dns,
             log,
+            queue,
+            control,
+            certificates: None,
         })
+    }
+
+    /// Starts the certificate tasks beside the mail path: ACME renewals of
+    /// the `[acme]` entries (with the HTTP-01 listener) and the watch over
+    /// DANE key rollovers, both through the engine's resolver and logging
+    /// to its mail log. They stop with the engine.
+    pub async fn manage_certificates(
+        &mut self,
+        settings: crate::cert_manager::CertificateSettings,
+    ) -> Result<(), StartError> {
+        let manager = crate::cert_manager::CertificateManager::start(
+            settings,
+            self.dns.clone(),
+            self.log.clone(),
+        )
+        .await?;
+        self.certificates = Some(manager);
+        Ok(())
+    }
+
+    /// The HTTP-01 challenge listener's address, when it runs.
+    pub fn acme_http01_addr(&self) -> Option<SocketAddr> {
+        self.certificates.as_ref().and_then(|c| c.http01_addr())
     }
 
     /// Forgets every cached DNS answer and DNSSEC validation result (after
@@ -142,13 +188,21 @@ impl Engine {
         &self.spool
     }
 
+    /// Queue commands on the running gateway: what the control socket
+    /// serves, and what any other front end should call.
+    pub fn queue_service(&self) -> QueueService {
+        self.queue.clone()
+    }
+
     /// Stops accepting connections, lets open sessions finish within
     /// `grace`, then closes them (a message not yet answered `250` was
     /// never accepted); deliveries in flight get what is left of `grace`
     /// (at least a second) before they are abandoned. Nothing queued is
     /// lost: what was not delivered stays in the spool for the next start.
-    pub async fn shutdown(self, grace: Duration) {
+    pub async fn shutdown(mut self, grace: Duration) {
+        drop(self.certificates.take());
         let started = std::time::Instant::now();
+        self.control.shutdown().await;
         self.inbound.shutdown(grace).await;
         let left = grace
             .saturating_sub(started.elapsed())

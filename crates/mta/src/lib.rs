@@ -10,15 +10,22 @@
 //! - `inbound`: listeners and SMTP sessions; `outbound`: the delivery
 //!   scheduler and the transport that executes each hop's policy decision;
 //! - [`spool`]: the durable queue that answers `250` only once a message is
-//!   on stable storage; [`dsn`]: the bounces it sends;
+//!   on stable storage; [`dsn`]: the bounces it sends; [`control`]: the
+//!   queue commands operators run, online (control socket) or offline;
 //! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
-//!   fetches over HTTPS.
+//!   fetches over HTTPS;
+//! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod acme;
+pub mod cert_manager;
+pub mod check;
 pub mod config;
+pub mod control;
+pub mod dane_check;
 pub mod dns;
 pub mod dsn;
 pub mod engine;

@@ -14,6 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 
 use crate::maillog::LogObserver;
+use crate::spool::SpoolOptions;
 
 /// Everything the engine needs.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct EngineSettings {
     pub listeners: Vec<ListenerSettings>,
     /// The spool directory (created if missing).
     pub spool_dir: PathBuf,
+    /// Segment size, free-space thresholds, kept damaged files.
+    pub spool: SpoolOptions,
     /// The data directory (MTA-STS policy cache; created if missing).
     pub data_dir: PathBuf,
     /// Outbound delivery.
@@ -39,6 +42,7 @@ impl std::fmt::Debug for EngineSettings {
             .field("hostname", &self.hostname)
             .field("listeners", &self.listeners)
             .field("spool_dir", &self.spool_dir)
+            .field("spool", &self.spool)
             .field("data_dir", &self.data_dir)
             .field("delivery", &self.delivery)
             .finish_non_exhaustive()

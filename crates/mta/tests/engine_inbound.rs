@@ -8,6 +8,7 @@ mod engine_support;
 use std::time::Duration;
 
 use engine_support::*;
+use portcullis_mta::control::{QueueReply, QueueRequest, RetryWhat};
 use portcullis_mta::engine::Engine;
 use portcullis_smtp_tls::{Error as SmtpError, TlsOutcome, TlsRequirement};
 
@@ -301,10 +302,36 @@ async fn queued_message_survives_restart_and_is_delivered() {
     s.log_observer = Some(log2.observer());
     s.delivery.routes = vec![route("example.net", "mx.example.net", sink.addr)];
     let engine = Engine::start(s).await.unwrap();
+    // The stored schedule survived the restart: attempt 1 is remembered and
+    // the next attempt is still an hour away, so nothing is retried at once.
+    log2.wait_for(&[
+        "recovered from the spool",
+        "1 waiting for their next attempt",
+    ])
+    .await;
+    let queue = engine.queue_service();
+    let Ok(QueueReply::List(rows)) = queue.handle(QueueRequest::List).await else {
+        panic!("queue list failed");
+    };
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].attempts, 1);
+    assert!(
+        rows[0].next.starts_with("in 59m") || rows[0].next.starts_with("in 1h"),
+        "{rows:?}"
+    );
+    assert!(sink.received().is_empty());
+    // The operator asks for a retry: delivered now.
+    let retry = QueueRequest::Retry {
+        target: RetryWhat::Id(rows[0].id.clone()),
+    };
+    let done = queue.handle(retry).await.unwrap();
+    assert_eq!(
+        done,
+        QueueReply::Done("1 message(s) scheduled for delivery now".into())
+    );
     let got = sink.wait_for(1).await;
     assert_eq!(got.len(), 1, "log:\n{}", log2.dump());
     assert_eq!(got[0].to, ["<bob@example.net>", "<carol@example.net>"]);
-    log2.wait_for(&["recovered from the spool"]).await;
     log2.wait_for(&["done"]).await;
     engine.shutdown(Duration::from_secs(5)).await;
     assert!(
@@ -327,11 +354,19 @@ async fn shutdown_closes_sessions_left_open_after_the_grace_delay() {
     let log = r.log.clone();
     r.engine.shutdown(Duration::from_millis(200)).await;
     assert!(log.find(&["grace delay over"]).is_some(), "{}", log.dump());
-    // The session is gone: the socket reads EOF.
-    let n = tokio::io::AsyncReadExt::read(&mut idle, &mut buf)
+    // The client hears why, then the session is gone: the socket reads EOF.
+    let mut said = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut idle, &mut said)
         .await
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+        .unwrap();
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.starts_with("421 4.3.2 "), "{said:?}");
+    assert!(said.ends_with("\r\n"), "{said:?}");
+    assert!(
+        log.find(&["answered 421 4.3.2"]).is_some(),
+        "{}",
+        log.dump()
+    );
 }
 
 /// Reads until `n` more replies are complete (counting final lines).

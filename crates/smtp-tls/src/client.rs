@@ -202,6 +202,10 @@ pub struct ClientSession {
     closed: bool,
     error: Option<Error>,
     caps: Option<Capabilities>,
+    /// The server's `220` greeting.
+    greeting: Option<Reply>,
+    /// The capabilities of the first EHLO, before any TLS.
+    plaintext_caps: Option<Capabilities>,
     helo_only: bool,
     starttls_refused: Option<Reply>,
     tls: Option<TlsInfo>,
@@ -228,6 +232,8 @@ impl ClientSession {
             closed: false,
             error: None,
             caps: None,
+            greeting: None,
+            plaintext_caps: None,
             helo_only: false,
             starttls_refused: None,
             tls: None,
@@ -254,6 +260,16 @@ impl ClientSession {
     /// The capabilities of the latest EHLO/HELO.
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.caps.as_ref()
+    }
+
+    /// The server's greeting (its `220` banner), once received.
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
+    }
+
+    /// The capabilities advertised before STARTTLS (the first EHLO/HELO).
+    pub fn capabilities_before_tls(&self) -> Option<&Capabilities> {
+        self.plaintext_caps.as_ref()
     }
 
     /// TLS facts once the handshake is done.
@@ -626,6 +642,9 @@ impl ClientSession {
     }
 
     fn ready(&mut self, caps: Capabilities) {
+        if self.tls.is_none() && self.plaintext_caps.is_none() {
+            self.plaintext_caps = Some(caps.clone());
+        }
         self.caps = Some(caps.clone());
         self.idle = true;
         self.events.push_back(ClientEvent::Ready(caps));
@@ -648,6 +667,7 @@ impl ClientSession {
         };
         match expect {
             Expect::Greeting if r.code() == 220 => {
+                self.greeting = Some(r.clone());
                 self.send_line(&format!("EHLO {}", self.config.helo_name), Expect::Ehlo);
             }
             Expect::Greeting => return Err(self.fail(Error::GreetingRefused(r))),

@@ -226,6 +226,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
         }
     }
 
+    /// Ends the session from this side at once, whatever state it is in:
+    /// writes what the session still had to send, then `reply` (such as
+    /// `421 4.3.2` when the server shuts down, RFC 5321 §3.8), and closes the
+    /// connection. Later calls report [`Error::Closed`].
+    pub async fn close_with(&mut self, reply: &Reply) {
+        if let Some(out) = self.session.poll_transmit() {
+            let _ = self.stream.write_all(&out).await;
+        }
+        let _ = self.stream.write_all(&reply.encode()).await;
+        self.stream.shutdown().await;
+        self.stream = Stream::Broken;
+    }
+
     async fn upgrade(&mut self) -> Result<(), Error> {
         let acceptor = self.acceptor.clone().ok_or_else(|| {
             Error::Handshake("STARTTLS was offered but no TLS certificate is configured".into())

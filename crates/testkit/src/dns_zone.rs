@@ -85,6 +85,13 @@ impl ZoneBuilder {
         self
     }
 
+    /// Any record with its own TTL (a key rollover waits twice the TTL).
+    pub fn record_ttl(mut self, owner: &str, ttl: u32, rtype: &str, data: &str) -> Self {
+        self.records
+            .push(format!("{} {ttl} IN {rtype} {data}", absolute(owner)));
+        self
+    }
+
     fn push(&mut self, owner: &str, rtype: &str, data: &str) {
         self.records
             .push(format!("{} 300 IN {rtype} {data}", absolute(owner)));

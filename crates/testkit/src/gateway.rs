@@ -39,6 +39,9 @@ pub struct GatewayFixture {
     /// `[dns]` body (default: a loopback resolver that refuses every query,
     /// so no test reaches the host's resolver).
     pub dns: String,
+    /// The data directory (default: `data` in the fixture's directory; a
+    /// disk-full test puts it on a small filesystem).
+    pub data: PathBuf,
 }
 
 impl GatewayFixture {
@@ -49,6 +52,7 @@ impl GatewayFixture {
         let binary = portcullis_binary()?;
         let dir = tempfile::tempdir().map_err(Error::io("creating the gateway directory"))?;
         let listen = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()?));
+        let data = dir.path().join("data");
         Ok(Self {
             binary,
             dir,
@@ -62,6 +66,7 @@ impl GatewayFixture {
             // Never the host's resolver: a loopback port where nothing
             // answers (tests that need DNS set their own servers).
             dns: format!("resolvers = [\"127.0.0.1:{}\"]\n", closed_udp_port()?),
+            data,
         })
     }
 
@@ -72,7 +77,7 @@ impl GatewayFixture {
 
     /// The data directory (`data-dir`).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// The mail-log file.
@@ -80,9 +85,11 @@ impl GatewayFixture {
         self.dir.path().join("mail.log")
     }
 
-    fn cli(&self, args: &[&str]) -> Result<String, Error> {
+    /// Runs `portcullis ARGS` with this gateway's certificate store and
+    /// returns what it printed and its status, whatever the status.
+    pub fn run_cli(&self, args: &[&str]) -> Result<std::process::Output, Error> {
         let store = self.data_dir().join("certs");
-        let out = Command::new(&self.binary)
+        Command::new(&self.binary)
             .arg("--store")
             .arg(&store)
             .args(args)
@@ -90,7 +97,21 @@ impl GatewayFixture {
             .map_err(|e| Error::Program {
                 program: self.binary.display().to_string(),
                 detail: e.to_string(),
-            })?;
+            })
+    }
+
+    /// Runs `portcullis queue ARGS --config <this gateway's file>`.
+    pub fn queue(&self, args: &[&str]) -> Result<std::process::Output, Error> {
+        let config = self.dir.path().join("portcullis.toml");
+        let config = config.display().to_string();
+        let mut all = vec!["queue"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--config", &config]);
+        self.run_cli(&all)
+    }
+
+    fn cli(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self.run_cli(args)?;
         if !out.status.success() {
             return Err(Error::Program {
                 program: format!("portcullis {}", args.join(" ")),

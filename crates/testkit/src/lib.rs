@@ -16,10 +16,13 @@
 //!   validated by unbound on request), with insecure, bogus, CNAME and
 //!   TLSA records built from the sinks' certificates.
 //! - [`mta_sts_server`]: an HTTPS server for MTA-STS policy files.
+//! - [`pebble`]: Pebble, the ACME test server, on loopback with its own CA
+//!   and the test's DNS.
 //! - [`gateway`]: a gateway under test (data dir, certificates imported
 //!   with the CLI, generated configuration).
 //! - [`runner`]: runs the `portcullis` binary with a config and reads its
 //!   mail log; SIGTERM or SIGKILL on demand.
+//! - [`tmpfs`]: a small real filesystem (root only) for disk-full tests.
 //!
 //! Not for production use (`publish = false`): errors are descriptive but
 //! the fixtures trust the test that drives them.
@@ -53,10 +56,12 @@ mod error;
 pub mod gateway;
 pub mod loadgen;
 pub mod mta_sts_server;
+pub mod pebble;
 pub mod pki;
 pub mod runner;
 pub mod sink;
 mod sink_shim;
+pub mod tmpfs;
 
 pub use error::Error;
 

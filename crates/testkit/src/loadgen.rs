@@ -252,9 +252,14 @@ async fn connection(
             }
             Ok(ClientEvent::MessageDone(result)) => {
                 let accepted = result.is_accepted();
-                let outcome = result
-                    .data
-                    .as_ref()
+                // The first refusal says why: a refused MAIL makes the
+                // pipelined DATA fail with 503 too.
+                let first_refusal = if result.mail.is_positive() {
+                    result.data.as_ref()
+                } else {
+                    Some(&result.mail)
+                };
+                let outcome = first_refusal
                     .map(|r| r.to_string().trim_end().to_string())
                     .unwrap_or_else(|| format!("{:?}", result));
                 if let Some(&seq) = seqs.get(results.len()) {

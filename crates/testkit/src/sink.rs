@@ -169,6 +169,8 @@ pub struct SessionRecord {
 struct Records {
     messages: Vec<ReceivedMessage>,
     sessions: Vec<SessionRecord>,
+    /// Sessions accepted and not yet ended.
+    open: usize,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,7 @@ impl Sink {
                             // plus the client's delayed ACK stalls pipelined
                             // transactions by tens of milliseconds.
                             let _ = socket.set_nodelay(true);
+                            s.update(|r| r.open += 1);
                             sessions.spawn(session(socket, peer, Arc::clone(&options), Arc::clone(&s)));
                         }
                     }
@@ -302,6 +305,15 @@ impl Sink {
         )
         .await?;
         Ok(self.sessions())
+    }
+
+    /// Waits until every session accepted so far has ended (after the
+    /// client died, say, so that what it sent is all recorded), then
+    /// returns the messages.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<Vec<ReceivedMessage>, Error> {
+        self.wait_until(timeout, "every open session to end", |r| r.open == 0)
+            .await?;
+        Ok(self.messages())
     }
 
     /// Waits until `done` holds for the messages accepted so far.
@@ -440,7 +452,10 @@ async fn session(
             .await
         }
     };
-    shared.update(|r| r.sessions.push(record));
+    shared.update(|r| {
+        r.sessions.push(record);
+        r.open = r.open.saturating_sub(1);
+    });
 }
 
 fn facts(

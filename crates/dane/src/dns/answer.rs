@@ -20,6 +20,7 @@ use crate::tlsa::TlsaRecord;
 /// The outcome of one DNSSEC-aware lookup.
 #[must_use]
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Answer<T> {
     /// Records exist; the proof is [`Proof::Secure`], [`Proof::Insecure`],
     /// or [`Proof::Indeterminate`] for names outside every configured trust

@@ -67,6 +67,10 @@ pub struct TlsaLookup {
     pub base_domain: String,
     /// Reference names for DANE-TA: the MX host name and the TLSA base domain.
     pub reference_names: Vec<String>,
+    /// The TTL of the TLSA RRset as the servers gave it (the lowest of its
+    /// records; a cached answer counts down), `None` without records. A key
+    /// rollover waits for twice this before serving a newly published key.
+    pub ttl: Option<u32>,
     /// DNSSEC status of the host's address lookup (with CNAME expansion).
     /// RFC 7672 §2.2: TLSA records only apply when this is secure; callers
     /// must treat anything else as "no DANE" for this host (or defer when
@@ -319,9 +323,9 @@ impl DaneResolver {
                 base = r.name.to_lowercase();
             }
         }
-        let mut answer = self.tlsa_at(&base, port).await?;
+        let (mut answer, mut ttl) = self.tlsa_at(&base, port).await?;
         if base != original && matches!(answer, Answer::NoRecords { .. }) {
-            answer = self.tlsa_at(&original, port).await?;
+            (answer, ttl) = self.tlsa_at(&original, port).await?;
             base = original.clone();
         }
         let trim = |n: &Name| n.to_ascii().trim_end_matches('.').to_string();
@@ -333,16 +337,27 @@ impl DaneResolver {
             answer,
             base_domain: trim(&base),
             reference_names,
+            ttl,
             address_status,
         })
     }
 
-    async fn tlsa_at(&self, base: &Name, port: u16) -> Result<Answer<TlsaSet>, DnsSetupError> {
+    async fn tlsa_at(
+        &self,
+        base: &Name,
+        port: u16,
+    ) -> Result<(Answer<TlsaSet>, Option<u32>), DnsSetupError> {
         let name = parse_name(&format!("_{port}._tcp.{}", base.to_ascii()))?;
-        Ok(self
-            .lookup(&name, RecordType::TLSA)
-            .await
-            .map(|r| classify::tlsa_records(&r)))
+        let mut ttl = None;
+        let answer = self.lookup(&name, RecordType::TLSA).await.map(|r| {
+            ttl = r
+                .iter()
+                .filter(|r| r.record_type() == RecordType::TLSA)
+                .map(|r| r.ttl)
+                .min();
+            classify::tlsa_records(&r)
+        });
+        Ok((answer, ttl))
     }
 
     /// TXT records of `name` (each record's strings joined), not validated

@@ -112,6 +112,7 @@ pub(crate) fn levels(first: &[SocketAddr], rest: &[Vec<SocketAddr>]) -> Vec<Vec<
 
 /// A resolver that cannot be set up.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum DnsSetupError {
     /// No name server given.
     #[error("no DNS server configured for DANE lookups")]

@@ -6,6 +6,7 @@
 //! clients on 127.0.0.0/8 (a private listener on loopback: not an open
 //! relay), and everything kept under `./portcullis-data`.
 
+use super::schema::DaneConfig;
 use std::collections::BTreeMap;
 
 use portcullis_policy::{
@@ -15,7 +16,7 @@ use portcullis_policy::{
 
 use super::schema::{
     Config, DeliveryConfig, DnsConfig, ListenerConfig, LogConfig, MtaStsConfig, QueueConfig,
-    TlsConfig, default_data_dir, default_hostname,
+    SpoolConfig, TlsConfig, default_data_dir, default_hostname,
 };
 
 /// Address of the default listener.
@@ -72,8 +73,11 @@ impl Config {
             dns: DnsConfig::default(),
             mta_sts: MtaStsConfig::default(),
             queue: QueueConfig::default(),
+            spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            acme: None,
+            dane: DaneConfig::default(),
         }
     }
 }

@@ -65,9 +65,11 @@ impl LoadedConfig {
                     store.entry(name)
                 };
                 let built = entry.and_then(|entry| {
+                    // The listener presents what the store holds now: a
+                    // renewal or a completed rollover needs no restart.
                     store
-                        .server_config(name, &inbound_tls)
-                        .map(|cfg| (cfg, entry.demo))
+                        .live_server_config(name, &inbound_tls)
+                        .map(|(cfg, _)| (cfg, entry.demo))
                 });
                 match built {
                     Ok((cfg, demo)) => {
@@ -140,10 +142,67 @@ impl LoadedConfig {
             hostname: c.hostname.clone(),
             listeners,
             spool_dir: c.spool_dir(),
+            spool: c.spool.options(),
             data_dir: c.data_dir.clone(),
             delivery,
             log_observer: None,
         })
+    }
+}
+
+impl LoadedConfig {
+    /// The resolver settings of `[dns]` (checked; the resolv.conf servers
+    /// when none are listed), for commands that ask DNS the way the gateway
+    /// does. `None`: no server to ask.
+    pub fn resolver_settings(
+        &self,
+    ) -> Result<Option<portcullis_dane::dns::ResolverSettings>, ConfigReport> {
+        let checked = validate::check(&self.config).map_err(|p| self.report(p))?;
+        Ok(super::dns::resolver_settings(
+            &self.config.dns,
+            checked.dns,
+            || system_resolvers(Path::new(RESOLV_CONF)),
+        ))
+    }
+
+    /// The settings of the certificate tasks (`[acme]`, `[dane]`): checked,
+    /// with every entry to renew present in the store.
+    pub fn to_certificate_settings(
+        &self,
+    ) -> Result<crate::cert_manager::CertificateSettings, ConfigReport> {
+        let c = &self.config;
+        let checked = validate::check(c).map_err(|p| self.report(p))?;
+        let mut settings = checked.certificates;
+        settings.store_dir = c.store_dir();
+        if let Some(acme) = &c.acme {
+            let store = Store::open_or_create(&settings.store_dir).map_err(|e| {
+                self.report(vec![(
+                    KeyPath::root().key("data-dir"),
+                    format!("certificate store: {e}"),
+                )])
+            })?;
+            let missing: Vec<Problem> = acme
+                .certificate
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| !store.contains(&m.name))
+                .map(|(i, m)| {
+                    (
+                        KeyPath::root().key("acme").key("certificate").index(i).key("name"),
+                        format!(
+                            "no certificate named {:?} in the store; obtain it once with `portcullis cert acme {} --domain {}`",
+                            m.name,
+                            m.name,
+                            m.domains.join(" --domain ")
+                        ),
+                    )
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(self.report(missing));
+            }
+        }
+        Ok(settings)
     }
 }
 

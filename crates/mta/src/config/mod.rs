@@ -34,6 +34,7 @@
 //! );
 //! ```
 
+mod acme;
 mod default;
 mod dns;
 mod engine_settings;

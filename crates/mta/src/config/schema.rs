@@ -15,6 +15,7 @@ use portcullis_certstore::TlsVersion;
 use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
+pub use super::acme::{AcmeCertificateConfig, AcmeConfig, DaneConfig};
 pub use super::dns::{
     DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
 };
@@ -62,12 +63,21 @@ pub struct Config {
     /// Queue lifetime and retry schedule.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// Spool segment size, free-space thresholds, kept damaged files.
+    #[serde(default)]
+    pub spool: SpoolConfig,
     /// TLS versions and cipher suites per service.
     #[serde(default)]
     pub tls: TlsConfig,
     /// Mail log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Certificates kept renewed from an ACME CA (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeConfig>,
+    /// DANE key rollovers.
+    #[serde(default)]
+    pub dane: DaneConfig,
 }
 
 pub(crate) fn default_hostname() -> String {
@@ -340,6 +350,81 @@ impl Default for QueueConfig {
             lifetime_seconds: default_lifetime(),
             retry_first_seconds: default_retry_first(),
             retry_max_seconds: default_retry_max(),
+        }
+    }
+}
+
+/// The spool on disk (SPEC §6 "Queue"): how big its files grow, when new
+/// mail is refused for lack of space, how many damaged files are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// A segment file is closed before it grows past this many MiB (only a
+    /// single larger message makes a larger one). The spool's files stay
+    /// under twice the queued messages' size plus one segment. Default 8.
+    #[serde(default = "default_segment_mib")]
+    pub segment_mib: u64,
+    /// New transactions get `452 4.3.1` at `MAIL FROM` when the spool's
+    /// filesystem has less than this many MiB free... Default 64.
+    #[serde(default = "default_min_free_mib")]
+    pub min_free_mib: u64,
+    /// ...or less than this percentage of its size, whichever is larger.
+    /// Default 2.
+    #[serde(default = "default_min_free_percent")]
+    pub min_free_percent: u8,
+    /// Torn and damaged spool files kept for inspection; beyond this count
+    /// the oldest are removed (logged). Default 10.
+    #[serde(default = "default_keep_damaged_files")]
+    pub keep_damaged_files: u32,
+    /// ...and beyond this many MiB in total. Default 64.
+    #[serde(default = "default_keep_damaged_mib")]
+    pub keep_damaged_mib: u64,
+}
+
+fn default_segment_mib() -> u64 {
+    8
+}
+
+fn default_min_free_mib() -> u64 {
+    64
+}
+
+fn default_min_free_percent() -> u8 {
+    2
+}
+
+fn default_keep_damaged_files() -> u32 {
+    10
+}
+
+fn default_keep_damaged_mib() -> u64 {
+    64
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            segment_mib: default_segment_mib(),
+            min_free_mib: default_min_free_mib(),
+            min_free_percent: default_min_free_percent(),
+            keep_damaged_files: default_keep_damaged_files(),
+            keep_damaged_mib: default_keep_damaged_mib(),
+        }
+    }
+}
+
+impl SpoolConfig {
+    /// The spool's options (after validation: the numbers are in range).
+    pub fn options(&self) -> crate::spool::SpoolOptions {
+        crate::spool::SpoolOptions {
+            segment_bytes: self.segment_mib.saturating_mul(1 << 20),
+            min_free_bytes: self.min_free_mib.saturating_mul(1 << 20),
+            min_free_percent: self.min_free_percent,
+            keep_damaged: crate::spool::Retention {
+                files: self.keep_damaged_files as usize,
+                bytes: self.keep_damaged_mib.saturating_mul(1 << 20),
+            },
+            ..crate::spool::SpoolOptions::default()
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct Checked {
     /// The `[dns]` section, checked.
     pub dns: super::dns::CheckedDns,
     pub mta_sts_addresses: Vec<(String, SocketAddr)>,
+    /// `[acme]` and `[dane]`, checked (the store directory is set later).
+    pub certificates: crate::cert_manager::CertificateSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +91,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_numbers(config, &mut p);
     check_tls(config, &mut p);
     check_log(config, &mut p);
+    let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
         Some(outbound) if p.is_empty() => Ok(Checked {
@@ -97,6 +100,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
             routes,
             dns,
             mta_sts_addresses,
+            certificates,
         }),
         _ => Err(p),
     }
@@ -389,6 +393,35 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
         if v == 0 {
             p.push((path, "must be at least 1".into()));
         }
+    }
+    let sp = root().key("spool");
+    let spool = &config.spool;
+    if !(1..=1024).contains(&spool.segment_mib) {
+        p.push((
+            sp.key("segment-mib"),
+            format!("{} is outside 1..=1024", spool.segment_mib),
+        ));
+    }
+    if spool.min_free_percent > 50 {
+        p.push((
+            sp.key("min-free-percent"),
+            format!(
+                "{}% would refuse mail on a half-empty disk; at most 50",
+                spool.min_free_percent
+            ),
+        ));
+    }
+    if spool.min_free_mib > 1 << 30 {
+        p.push((
+            sp.key("min-free-mib"),
+            format!("{} MiB is more than any disk holds", spool.min_free_mib),
+        ));
+    }
+    if spool.keep_damaged_mib > 1 << 30 {
+        p.push((
+            sp.key("keep-damaged-mib"),
+            format!("{} MiB is more than any disk holds", spool.keep_damaged_mib),
+        ));
     }
     if config.queue.retry_max_seconds < config.queue.retry_first_seconds {
         p.push((

@@ -309,3 +309,22 @@ mod mutated {
         }
     }
 }
+
+#[test]
+fn spool_numbers_out_of_range_are_named_where_they_are_written() {
+    let p = problems(&format!(
+        "{LISTENER}[spool]\nsegment-mib = 0\nmin-free-percent = 80\nkeep-damaged-files = 3\nflush = true\n"
+    ));
+    // Unknown keys are reported first (all-or-nothing load).
+    has(&p, "c.toml:10:1: spool.flush:", "unknown field");
+    let p = problems(&format!(
+        "{LISTENER}[spool]\nsegment-mib = 0\nmin-free-percent = 80\nkeep-damaged-files = 3\n"
+    ));
+    has(
+        &p,
+        "c.toml:7:1: spool.segment-mib:",
+        "0 is outside 1..=1024",
+    );
+    has(&p, "c.toml:8:1: spool.min-free-percent:", "at most 50");
+    assert_eq!(p.len(), 2, "{p:#?}");
+}

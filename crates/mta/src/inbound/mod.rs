@@ -10,6 +10,7 @@ mod received;
 mod refusals;
 mod session;
 mod session_settings;
+mod storage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -42,7 +42,7 @@ use crate::spool::{DsnRequest, Envelope, EnvelopeFlags};
 /// A reply from this module's own constants (codes and enhanced codes are
 /// fixed or come from policy's typed statuses; only the text varies, and
 /// `Reply::new` sanitises text rather than refusing it).
-fn fixed(code: u16, enhanced: &str, text: &str) -> Reply {
+pub(super) fn fixed(code: u16, enhanced: &str, text: &str) -> Reply {
     Reply::new(code, enhanced, text)
         .or_else(|_| Reply::new(code, "", text))
         .or_else(|_| Reply::new(451, "", text))
@@ -213,11 +213,15 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     let mut incoming: Option<Incoming> = None;
     loop {
         let event = tokio::select! {
-            ev = conn.next_event() => ev,
-            _ = abort.wait_for(|a| *a) => {
-                log.line(format_args!("{icid} close: the gateway is shutting down (grace delay over)"));
-                return;
-            }
+            ev = conn.next_event() => Some(ev),
+            _ = abort.wait_for(|a| *a) => None,
+        };
+        let Some(event) = event else {
+            super::storage::say_shutting_down(&mut conn, &l.hostname).await;
+            log.line(format_args!(
+                "{icid} close: the gateway is shutting down (grace delay over, answered 421 4.3.2)"
+            ));
+            return;
         };
         let result = match event {
             Ok(ServerEvent::TlsEstablished(info)) => {
@@ -249,7 +253,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 ));
                 conn.accept()
             }
-            Ok(ServerEvent::Mail { .. }) => conn.accept(),
+            Ok(ServerEvent::Mail { from, params }) => {
+                match super::storage::refuse_mail(&ctx, icid, &from, &params) {
+                    Some(reply) => conn.reject(reply),
+                    None => conn.accept(),
+                }
+            }
             Ok(ServerEvent::Rcpt { to }) => {
                 let domain = rcpt_domain(&to, &l.hostname);
                 match l.access.recipient(&hat, domain) {
@@ -505,6 +514,9 @@ async fn queue_message(
             Err(fixed(552, "5.3.4", "Message too big for the queue"))
         }
         Err(e) => {
+            if let Some(r) = super::storage::not_stored(ctx, icid, &spool_envelope.sender, &e) {
+                return Err(r);
+            }
             ctx.log.warn(format_args!(
                 "{icid} message from <{}> NOT queued: {e}",
                 spool_envelope.sender

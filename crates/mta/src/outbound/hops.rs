@@ -16,6 +16,7 @@ use portcullis_policy::{DestinationKey, DomainName, HopHost, MxOrigin, NextHop, 
 use rustls::pki_types::ServerName;
 
 use super::delivery::{Context, Shortfall};
+use crate::maillog::MailLog;
 use crate::settings::SmtpRoute;
 use crate::spool::MessageId;
 
@@ -56,15 +57,39 @@ fn server_name(host: &HopHost) -> ServerName<'static> {
     }
 }
 
+/// What finding next hops needs: delivery's [`Context`], or the domain
+/// check (`crate::check`), which has no spool.
+pub(crate) struct HopLookup<'a> {
+    pub routes: &'a [SmtpRoute],
+    pub resolver: Option<&'a crate::dns::Resolver>,
+    pub log: &'a MailLog,
+    pub mx_port: u16,
+}
+
 pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -> NextHops {
-    if let Some(route) = route_for(&ctx.settings.routes, domain) {
+    let lookup = HopLookup {
+        routes: &ctx.settings.routes,
+        resolver: ctx.resolver.as_ref(),
+        log: &ctx.log,
+        mx_port: ctx.settings.mx_port,
+    };
+    resolve_with(&lookup, &id, domain).await
+}
+
+/// `id` names the message (or the check) in log lines.
+pub(crate) async fn resolve_with(
+    ctx: &HopLookup<'_>,
+    id: &(dyn std::fmt::Display + Sync),
+    domain: &DomainName,
+) -> NextHops {
+    if let Some(route) = route_for(ctx.routes, domain) {
         let mut hops = Vec::new();
         for h in &route.hosts {
             let addrs = match (&h.address, &h.host) {
                 (Some(ip), _) => vec![SocketAddr::new(*ip, h.port)],
                 (None, HopHost::Ip(ip)) => vec![SocketAddr::new(*ip, h.port)],
                 (None, HopHost::Name(n)) => {
-                    let found = match &ctx.resolver {
+                    let found = match ctx.resolver {
                         Some(r) => r.host_addresses(n.as_str(), h.port).await,
                         None => Err("no DNS resolver is configured to resolve it".into()),
                     };
@@ -101,7 +126,7 @@ pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -
         }
         return NextHops::Hops(hops);
     }
-    let Some(resolver) = &ctx.resolver else {
+    let Some(resolver) = ctx.resolver else {
         return NextHops::None(Shortfall::defer(
             "4.4.3",
             format!("no SMTP route for {domain} and no DNS resolver configured for MX lookups"),
@@ -111,9 +136,9 @@ pub(crate) async fn resolve(ctx: &Context, id: MessageId, domain: &DomainName) -
 }
 
 async fn mx_hops(
-    ctx: &Context,
+    ctx: &HopLookup<'_>,
     resolver: &DaneResolver,
-    id: MessageId,
+    id: &(dyn std::fmt::Display + Sync),
     domain: &DomainName,
 ) -> NextHops {
     let mx = match resolver.mx(domain.as_str()).await {
@@ -138,6 +163,13 @@ async fn mx_hops(
             return NextHops::None(Shortfall::defer(
                 "4.4.3",
                 format!("MX lookup for {domain} failed: {detail}"),
+            ));
+        }
+        // An answer this build does not know: never deliver on it.
+        _ => {
+            return NextHops::None(Shortfall::defer(
+                "4.4.3",
+                format!("MX lookup for {domain} gave no usable answer"),
             ));
         }
     };
@@ -213,7 +245,7 @@ async fn mx_hops(
             ),
             addrs: ips
                 .into_iter()
-                .map(|ip| SocketAddr::new(ip, ctx.settings.mx_port))
+                .map(|ip| SocketAddr::new(ip, ctx.mx_port))
                 .collect(),
             tlsa,
         });
@@ -262,17 +294,17 @@ fn shuffle_equal_preferences(mut hosts: Vec<(u16, String)>, mut state: u64) -> V
 }
 
 async fn tlsa_facts(
-    ctx: &Context,
+    ctx: &HopLookup<'_>,
     resolver: &DaneResolver,
-    id: MessageId,
+    id: &(dyn std::fmt::Display + Sync),
     host: &DomainName,
 ) -> TlsaFacts<TlsaSet> {
-    let lookup = match resolver.tlsa(host.as_str(), ctx.settings.mx_port).await {
+    let lookup = match resolver.tlsa(host.as_str(), ctx.mx_port).await {
         Ok(l) => l,
         Err(e) => {
             ctx.log.line(format_args!(
                 "MID {id} TLSA _{}._tcp.{host}: {e}",
-                ctx.settings.mx_port
+                ctx.mx_port
             ));
             return TlsaFacts::Failed;
         }
@@ -280,7 +312,7 @@ async fn tlsa_facts(
     let finding = lookup.answer.into_finding();
     ctx.log.line(format_args!(
         "MID {id} DANE TLSA _{}._tcp.{} {finding}",
-        ctx.settings.mx_port, lookup.base_domain
+        ctx.mx_port, lookup.base_domain
     ));
     facts_for_policy(finding)
 }

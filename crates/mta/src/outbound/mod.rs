@@ -5,8 +5,10 @@
 //! domain concurrently; deferred recipients come back after the retry
 //! delay, and recipients that fail for good (or outlive the queue lifetime)
 //! are returned to the sender with a DSN queued through the spool before
-//! the message's recipients are marked finished.
+//! the message's recipients are marked finished. Operators act on the queue
+//! through [`SchedulerControl`] (`queue retry|hold|release|delete|bounce`).
 
+mod attempt;
 mod cleartext_retry;
 mod connect;
 mod context;
@@ -18,19 +20,36 @@ mod mta_sts;
 mod notices;
 mod outcome;
 mod plan;
+/// The domain check's way into delivery's code (`crate::check`).
+pub(crate) mod probe;
+mod queue_ops;
+mod resume;
 mod reuse;
 mod scheduler;
 mod tls_sessions;
 
+pub use queue_ops::RetryTarget;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StartError;
 use crate::maillog::MailLog;
 use crate::settings::EngineSettings;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Spool};
+
+use context::Context;
+use queue_ops::Command;
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// A message just accepted, its body still in memory.
 #[derive(Debug)]
@@ -54,10 +73,57 @@ impl OutboundHandle {
     }
 }
 
+/// Sends operator commands to the running scheduler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct SchedulerControl {
+    tx: mpsc::UnboundedSender<Command>,
+    active: scheduler::Active,
+}
+
+impl SchedulerControl {
+    /// Whether `id` has a delivery attempt running now.
+    pub(crate) fn delivering(&self, id: MessageId) -> bool {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
+    }
+
+    async fn ask(&self, make: impl FnOnce(queue_ops::Reply) -> Command) -> Result<String, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .map_err(|_| "delivery is shutting down".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("delivery is shutting down".into()))
+    }
+
+    pub(crate) async fn retry(&self, target: RetryTarget) -> Result<String, String> {
+        self.ask(|reply| Command::Retry { target, reply }).await
+    }
+
+    pub(crate) async fn hold(&self, id: MessageId) -> Result<String, String> {
+        self.ask(|reply| Command::Hold { id, reply }).await
+    }
+
+    pub(crate) async fn release(&self, id: MessageId) -> Result<String, String> {
+        self.ask(|reply| Command::Release { id, reply }).await
+    }
+
+    pub(crate) async fn delete(&self, id: MessageId) -> Result<String, String> {
+        self.ask(|reply| Command::Delete { id, reply }).await
+    }
+
+    pub(crate) async fn bounce(&self, id: MessageId) -> Result<String, String> {
+        self.ask(|reply| Command::Bounce { id, reply }).await
+    }
+}
+
 /// The running scheduler.
 #[derive(Debug)]
 pub(crate) struct Outbound {
     handle: OutboundHandle,
+    control: SchedulerControl,
     scheduler: scheduler::Running,
 }
 
@@ -69,10 +135,29 @@ impl Outbound {
         recovered: Vec<QueuedMessage>,
         dns: Option<crate::dns::Resolver>,
     ) -> Result<Outbound, StartError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, new) = mpsc::unbounded_channel();
+        let (commands_tx, commands) = mpsc::unbounded_channel();
         let handle = OutboundHandle { tx };
-        let scheduler = scheduler::start(settings, spool, log, recovered, rx, handle.clone(), dns)?;
-        Ok(Outbound { handle, scheduler })
+        let control = SchedulerControl {
+            tx: commands_tx,
+            active: scheduler::Active::default(),
+        };
+        let context = Context::new(settings, spool, log, handle.clone(), dns)?;
+        let scheduler = scheduler::start(
+            Arc::new(context),
+            recovered,
+            scheduler::Channels { new, commands },
+            control.active.clone(),
+        );
+        Ok(Outbound {
+            handle,
+            control,
+            scheduler,
+        })
+    }
+
+    pub(crate) fn control(&self) -> SchedulerControl {
+        self.control.clone()
     }
 
     pub(crate) fn handle(&self) -> OutboundHandle {

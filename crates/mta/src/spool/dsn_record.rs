@@ -13,7 +13,8 @@ use portcullis_smtp_tls::{Notify, OriginalRecipient, RcptParams, Ret};
 use super::DsnRequest;
 use super::record::{Reader, put_bytes, put_u32};
 
-/// The flags-byte bit that says a DSN block follows the finished list.
+/// The flags-byte bit that says a DSN block follows the held flag (just
+/// before the body).
 pub(super) const HAS_DSN: u8 = 8;
 
 pub(super) fn encode(p: &mut Vec<u8>, dsn: &DsnRequest) {

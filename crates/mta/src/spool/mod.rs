@@ -4,7 +4,7 @@
 //! resolves, and it resolves only after the record is written and
 //! `fdatasync`ed. A crash, `kill -9` or power cut after that loses nothing:
 //! [`Spool::open`] replays the log and hands back every message with the
-//! recipients still to do.
+//! recipients still to do, its retry schedule and whether it is held.
 //!
 //! # Why a log, not a file per message
 //!
@@ -18,246 +18,94 @@
 //! # On disk
 //!
 //! The spool directory holds segment files named by a 16-digit hexadecimal
-//! sequence number (`0000000000000001.log`) and a `lock` file. Records are
-//! framed and checksummed (see `record.rs`). A delivery outcome is another
-//! record, "these recipients are finished"; a message whose recipients are
-//! all finished is gone. Segments are deleted oldest first once none of their
-//! messages is live; a long-deferred message that pins an old segment is
-//! copied forward (compaction) so the log does not grow without bound.
+//! sequence number (`0000000000000001.log`), a `key` file and a `lock` file.
+//! Records are framed and checksummed (`record.rs`). Delivery outcomes,
+//! retry times and holds are small records of their own; a message whose
+//! recipients are all finished is gone.
 //!
-//! Recovery truncates a torn record at the end of the newest segment (it was
-//! never acknowledged) after saving the torn bytes beside it as
-//! `<segment>.torn-<offset>`. Damage anywhere else is reported and the spool
-//! refuses to open: nothing is silently dropped.
+//! # Bounded space
 //!
-//! Retry times are not stored: after a restart every queued message is due at
-//! once. The time a message was received is stored, so queue lifetimes hold
-//! across restarts.
+//! A background thread (`reclaim.rs`) deletes a segment as soon as nothing
+//! live remains in it and compacts mostly dead segments, so the segment
+//! files stay under twice the live records plus one segment
+//! ([`SpoolOptions::segment_bytes`]). Before accepting, callers ask
+//! [`Spool::admit`]; delivery asks [`Spool::outcomes_storable`] (`space.rs`).
+//! A write that fails is undone, so nothing whose client was told "failed"
+//! is ever replayed, and the spool goes on once space is free.
+//!
+//! # Damage
+//!
+//! Recovery reads past damage to the next valid record and keeps every
+//! valid record (`scan.rs`). It cuts a torn write at the end of the newest
+//! segment, shrugs off a damaged header, and refuses to open on any other
+//! damage, naming the file, the offset and the command that repairs it
+//! (`replay.rs`): [`Spool::check`] reports, [`Spool::salvage`] rebuilds
+//! the spool from every valid record and moves the damaged files aside.
 
+mod check;
+mod damaged_files;
 mod dsn_record;
+#[doc(hidden)]
+pub mod fuzzing;
+mod index;
+mod lanes;
+mod reclaim;
 mod record;
 mod replay;
+mod salvage;
+mod scan;
+mod space;
+mod types;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::fs::{self, File};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::oneshot;
 
-/// A queued message's identifier, unique across restarts. Shown in the mail
-/// log as hexadecimal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(u64);
+pub use check::Check;
+pub use damaged_files::Retention;
+pub use replay::{Damage, DamageKind};
+pub use salvage::SalvageReport;
+pub use space::{FreeSpace, Shortage, mib};
+pub use types::{
+    Commit, DsnRequest, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError,
+    SpoolOptions, Usage,
+};
 
-impl MessageId {
-    /// The raw value, for storage elsewhere.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}", self.0)
-    }
-}
-
-/// What the SMTP transaction said about a message, beside its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// The reverse-path; empty for the null sender (bounces).
-    pub sender: String,
-    /// Forward-paths, in the order they were accepted. Delivery outcomes
-    /// refer to recipients by their index in this list.
-    pub recipients: Vec<String>,
-    /// When the message was accepted, in seconds since the Unix epoch.
-    pub received_at: u64,
-    pub flags: EnvelopeFlags,
-    /// What the sender asked of delivery reports (RFC 3461 DSN).
-    pub dsn: DsnRequest,
-}
-
-/// The DSN parameters of a message (RFC 3461): passed to next hops that
-/// take them, honoured in the gateway's own reports otherwise.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DsnRequest {
-    /// `RET=`: the whole message or its headers in a failure report.
-    pub ret: Option<portcullis_smtp_tls::Ret>,
-    /// `ENVID=`, as received (xtext).
-    pub envid: Option<String>,
-    /// `NOTIFY=` and `ORCPT=` per recipient, in the order of
-    /// `Envelope::recipients` (empty: none given).
-    pub recipients: Vec<portcullis_smtp_tls::RcptParams>,
-}
-
-impl DsnRequest {
-    /// Whether nothing was asked (the record then stores no DSN block).
-    pub fn is_empty(&self) -> bool {
-        self.ret.is_none()
-            && self.envid.is_none()
-            && self
-                .recipients
-                .iter()
-                .all(portcullis_smtp_tls::RcptParams::is_empty)
-    }
-
-    /// The parameters of recipient `i`.
-    pub fn recipient(&self, i: usize) -> portcullis_smtp_tls::RcptParams {
-        self.recipients.get(i).cloned().unwrap_or_default()
-    }
-}
-
-/// MAIL parameters that delivery must honour.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EnvelopeFlags {
-    /// `REQUIRETLS` (RFC 8689).
-    pub requiretls: bool,
-    /// `SMTPUTF8` (RFC 6531).
-    pub smtputf8: bool,
-    /// `BODY=8BITMIME`.
-    pub eight_bit: bool,
-}
-
-impl EnvelopeFlags {
-    fn to_bits(self) -> u8 {
-        u8::from(self.requiretls) | u8::from(self.smtputf8) << 1 | u8::from(self.eight_bit) << 2
-    }
-
-    fn from_bits(bits: u8) -> Self {
-        EnvelopeFlags {
-            requiretls: bits & 1 != 0,
-            smtputf8: bits & 2 != 0,
-            eight_bit: bits & 4 != 0,
-        }
-    }
-}
-
-/// A message in the queue and the recipients not yet finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueuedMessage {
-    pub id: MessageId,
-    pub envelope: Arc<Envelope>,
-    /// Indices into `envelope.recipients` still to deliver.
-    pub pending: Vec<u32>,
-    /// Size of the body in bytes.
-    pub size: u64,
-}
-
-/// Tuning knobs. The defaults suit a gateway.
-#[derive(Debug, Clone)]
-pub struct SpoolOptions {
-    /// A segment file is closed and a new one started past this size.
-    pub segment_bytes: u64,
-    /// When more segments than this exist and the oldest still holds live
-    /// messages, those messages are copied forward so it can be deleted.
-    pub compact_after_segments: usize,
-}
-
-impl Default for SpoolOptions {
-    fn default() -> Self {
-        SpoolOptions {
-            segment_bytes: 64 << 20,
-            compact_after_segments: 8,
-        }
-    }
-}
-
-/// Spool failures, written for the operator who has to act on them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpoolError {
-    #[error("spool {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
-    #[error(
-        "spool segment {path} is damaged at byte {offset} ({reason}); move it aside to start \
-         without the messages it holds, or restore it from backup"
-    )]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-    },
-    #[error("spool {0} is in use by another Portcullis process")]
-    Locked(PathBuf),
-    #[error(
-        "the spool stopped accepting messages after a write failure ({0}); restart the gateway \
-         once the disk is healthy"
-    )]
-    Failed(String),
-    #[error("message {0} is not in the queue")]
-    UnknownMessage(MessageId),
-    #[error("message of {0} bytes is larger than the spool accepts")]
-    TooLarge(usize),
-}
-
-impl SpoolError {
-    fn io(path: &Path, err: std::io::Error) -> Self {
-        SpoolError::Io {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        }
-    }
-}
-
-/// A write on its way to stable storage. Await it, or call [`Commit::wait`]
-/// from synchronous code; either way the value arrives only after `fdatasync`.
-#[derive(Debug)]
-#[must_use = "the write is durable only once the commit resolves"]
-pub struct Commit<T>(oneshot::Receiver<Result<T, SpoolError>>);
-
-impl<T> Commit<T> {
-    fn failed(err: SpoolError) -> Self {
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Err(err));
-        Commit(rx)
-    }
-
-    /// Blocks the calling thread until the write is durable. Do not call it
-    /// from inside an async runtime; await the commit there.
-    pub fn wait(self) -> Result<T, SpoolError> {
-        self.0
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(writer_gone()))
-    }
-}
-
-impl<T> Future for Commit<T> {
-    type Output = Result<T, SpoolError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| Err(writer_gone())))
-    }
-}
-
-fn writer_gone() -> SpoolError {
-    SpoolError::Failed("the spool writer thread has stopped".into())
-}
+use index::Index;
+use replay::Mode;
+use types::writer_gone;
 
 /// The durable queue. Cheap to share behind an `Arc`; all methods take
 /// `&self`.
 #[derive(Debug)]
 pub struct Spool {
     shared: Arc<Shared>,
-    requests: Option<mpsc::Sender<writer::Request>>,
     writer: Option<JoinHandle<()>>,
+    reclaimer: Option<JoinHandle<()>>,
     _lock: File,
 }
 
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
+    key: u64,
+    options: SpoolOptions,
     index: Mutex<Index>,
     next_id: AtomicU64,
+    inbox: lanes::Inbox,
+    reclaim: reclaim::Signal,
+    reclaiming: Mutex<()>,
+    /// The segment the writer appends to.
+    active: AtomicU64,
+    /// A failed write could not be undone yet.
+    writer_dirty: AtomicBool,
+    gauge: space::Gauge,
 }
 
 impl Shared {
@@ -268,87 +116,9 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-/// Where each live message is, and which segments still matter.
-#[derive(Debug, Default)]
-struct Index {
-    live: HashMap<u64, Entry>,
-    /// Live messages per segment, for every segment file that exists.
-    segments: BTreeMap<u64, usize>,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    envelope: Arc<Envelope>,
-    finished: Vec<bool>,
-    segment: u64,
-    body_offset: u64,
-    body_len: u64,
-}
-
-impl Entry {
-    fn finished_list(&self) -> Vec<u32> {
-        (0u32..)
-            .zip(&self.finished)
-            .filter_map(|(i, done)| done.then_some(i))
-            .collect()
-    }
-
-    fn queued(&self, id: u64) -> QueuedMessage {
-        QueuedMessage {
-            id: MessageId(id),
-            envelope: self.envelope.clone(),
-            pending: (0u32..)
-                .zip(&self.finished)
-                .filter_map(|(i, done)| (!done).then_some(i))
-                .collect(),
-            size: self.body_len,
-        }
-    }
-}
-
-impl Index {
-    /// Records a message (new, or a compaction copy replacing an older one).
-    fn insert(&mut self, id: u64, entry: Entry) {
-        *self.segments.entry(entry.segment).or_default() += 1;
-        let replaced = if entry.finished.iter().all(|done| *done) {
-            self.release(entry.segment);
-            self.live.remove(&id)
-        } else {
-            self.live.insert(id, entry)
-        };
-        if let Some(old) = replaced {
-            self.release(old.segment);
-        }
-    }
-
-    fn finish(&mut self, id: u64, recipients: &[u32]) {
-        let Some(entry) = self.live.get_mut(&id) else {
-            return;
-        };
-        for r in recipients {
-            if let Some(done) = entry.finished.get_mut(*r as usize) {
-                *done = true;
-            }
-        }
-        if entry.finished.iter().all(|done| *done) {
-            let segment = entry.segment;
-            self.live.remove(&id);
-            self.release(segment);
-        }
-    }
-
-    fn release(&mut self, segment: u64) {
-        if let Some(count) = self.segments.get_mut(&segment) {
-            *count = count.saturating_sub(1);
-        }
-    }
-
-    fn queued(&self) -> Vec<QueuedMessage> {
-        let mut all: Vec<_> = self.live.iter().map(|(id, e)| e.queued(*id)).collect();
-        all.sort_by_key(|m| m.id);
-        all
+    fn active_segment(&self) -> u64 {
+        self.active.load(Ordering::Acquire)
     }
 }
 
@@ -363,44 +133,119 @@ fn unix_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// Takes the spool's lock: one writer at a time.
+fn lock(dir: &Path) -> Result<File, SpoolError> {
+    let lock_path = dir.join("lock");
+    let lock = File::create(&lock_path).map_err(|e| SpoolError::io(&lock_path, e))?;
+    lock.try_lock()
+        .map_err(|_| SpoolError::Locked(dir.to_path_buf()))?;
+    Ok(lock)
+}
+
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, recovers it, and starts
-    /// the writer thread. Returns the spool and every message still queued.
+    /// the writer and reclaim threads. Returns the spool and every message
+    /// still queued.
     pub fn open(
         dir: impl AsRef<Path>,
         options: SpoolOptions,
     ) -> Result<(Spool, Vec<QueuedMessage>), SpoolError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| SpoolError::io(&dir, e))?;
-        let lock_path = dir.join("lock");
-        let lock = File::create(&lock_path).map_err(|e| SpoolError::io(&lock_path, e))?;
-        lock.try_lock()
-            .map_err(|_| SpoolError::Locked(dir.clone()))?;
-
-        let recovered = replay::replay(&dir, true)?;
+        let lock = lock(&dir)?;
+        let recovered = replay::replay(&dir, Mode::Open, options.keep_damaged)?;
+        for d in &recovered.damage {
+            if d.kind == DamageKind::Header {
+                tracing::warn!(file = %d.file.display(), reason = %d.reason, "spool header damaged; no message was lost (the key is kept in several places)");
+            }
+        }
+        damaged_files::trim(&dir, options.keep_damaged, None);
         let queued = recovered.index.queued();
         let next_id = recovered.max_id.saturating_add(1).max(unix_micros());
         let shared = Arc::new(Shared {
-            dir: dir.clone(),
+            gauge: space::Gauge::new(&dir, options.min_free_bytes, options.min_free_percent),
+            dir,
+            key: recovered.key,
+            options: options.clone(),
             index: Mutex::new(recovered.index),
             next_id: AtomicU64::new(next_id),
+            inbox: lanes::Inbox::default(),
+            reclaim: reclaim::Signal::default(),
+            reclaiming: Mutex::new(()),
+            active: AtomicU64::new(0),
+            writer_dirty: AtomicBool::new(false),
         });
-        let (requests, writer) = writer::start(shared.clone(), recovered.max_segment + 1, options)?;
-        Ok((
-            Spool {
-                shared,
-                requests: Some(requests),
-                writer: Some(writer),
-                _lock: lock,
-            },
-            queued,
-        ))
+        let writer = writer::start(
+            shared.clone(),
+            recovered.max_segment + 1,
+            recovered.newest,
+            options.clone(),
+        )?;
+        let mut spool = Spool {
+            shared: shared.clone(),
+            writer: Some(writer),
+            reclaimer: None,
+            _lock: lock,
+        };
+        spool.reclaimer = Some(reclaim::start(shared.clone(), options)?);
+        shared.reclaim.notify();
+        Ok((spool, queued))
     }
 
-    /// Reads what is queued in `dir` without changing anything, for tools such
-    /// as `portcullis queue list` that run beside a live gateway.
+    /// What is queued in `dir`, read without locking or changing anything,
+    /// for tools such as `portcullis queue list` that run beside a live
+    /// gateway. Fails, like [`Spool::open`], on damage that would stop the
+    /// gateway; [`Spool::check`] reports it instead.
     pub fn inspect(dir: impl AsRef<Path>) -> Result<Vec<QueuedMessage>, SpoolError> {
-        Ok(replay::replay(dir.as_ref(), false)?.index.queued())
+        let rec = replay::replay(dir.as_ref(), Mode::Inspect, Retention::default())?;
+        match rec.damage.iter().find(|d| d.is_fatal()) {
+            Some(d) => Err(SpoolError::Corrupt {
+                path: d.file.clone(),
+                offset: d.start,
+                reason: d.reason.clone(),
+                more: rec.damage.iter().filter(|d| d.is_fatal()).count() - 1,
+            }),
+            None => Ok(rec.index.queued()),
+        }
+    }
+
+    /// Reads the spool in `dir` without changing it: every damaged range and
+    /// every message readable despite the damage.
+    pub fn check(dir: impl AsRef<Path>) -> Result<Check, SpoolError> {
+        let dir = dir.as_ref();
+        let rec = replay::replay(dir, Mode::Inspect, Retention::default())?;
+        let (disk_bytes, live_bytes) = rec.index.usage();
+        let bodies = rec
+            .index
+            .live
+            .iter()
+            .map(|(id, e)| {
+                let path = segment_path(dir, e.segment);
+                (*id, (path, e.body_offset, e.body_len))
+            })
+            .collect();
+        Ok(Check {
+            messages: rec.index.queued(),
+            damage: rec.damage,
+            usage: Usage {
+                disk_bytes,
+                live_bytes,
+                segments: rec.index.segments.len(),
+            },
+            in_use: check::in_use(dir),
+            bodies,
+        })
+    }
+
+    /// Rebuilds a damaged spool from every valid record (see `salvage.rs`).
+    /// Needs the spool's lock: the gateway must be stopped.
+    pub fn salvage(
+        dir: impl AsRef<Path>,
+        options: &SpoolOptions,
+    ) -> Result<SalvageReport, SpoolError> {
+        let dir = dir.as_ref();
+        let _lock = lock(dir)?;
+        salvage::salvage(dir, options)
     }
 
     /// Queues a message. The id is known at once; the commit resolves once
@@ -415,12 +260,11 @@ impl Spool {
             );
         }
         let mut bytes = Vec::with_capacity(body.len() + 256);
-        record::encode_message(&mut bytes, id, &envelope, &[], body);
-        let finished = vec![false; envelope.recipients.len()];
-        let job = writer::Job::Message {
+        let state = record::StoredState::default();
+        record::encode_message(&mut bytes, self.shared.key, id, &envelope, &state, body);
+        let job = lanes::Job::Message {
             id,
             envelope: Arc::new(envelope),
-            finished,
             body_len: body.len() as u64,
         };
         (MessageId(id), self.submit(job, bytes))
@@ -430,15 +274,41 @@ impl Spool {
     /// or bounced with a DSN already queued). Once every recipient is finished
     /// the message leaves the queue.
     pub fn finish(&self, id: MessageId, recipients: &[u32]) -> Commit<()> {
+        self.outcome(id, |bytes, key| {
+            record::encode_finished(bytes, key, id.0, recipients);
+            lanes::Job::Finished {
+                id: id.0,
+                recipients: recipients.to_vec(),
+            }
+        })
+    }
+
+    /// Stores the retry schedule of `id`.
+    pub fn set_schedule(&self, id: MessageId, schedule: Schedule) -> Commit<()> {
+        self.outcome(id, |bytes, key| {
+            record::encode_schedule(bytes, key, id.0, &schedule);
+            lanes::Job::Schedule { id: id.0, schedule }
+        })
+    }
+
+    /// Holds (`true`) or releases `id`.
+    pub fn set_held(&self, id: MessageId, held: bool) -> Commit<()> {
+        self.outcome(id, |bytes, key| {
+            record::encode_hold(bytes, key, id.0, held);
+            lanes::Job::Hold { id: id.0, held }
+        })
+    }
+
+    fn outcome(
+        &self,
+        id: MessageId,
+        encode: impl FnOnce(&mut Vec<u8>, u64) -> lanes::Job,
+    ) -> Commit<()> {
         if !self.shared.index().live.contains_key(&id.0) {
             return Commit::failed(SpoolError::UnknownMessage(id));
         }
-        let mut bytes = Vec::with_capacity(16 + 4 * recipients.len());
-        record::encode_finished(&mut bytes, id.0, recipients);
-        let job = writer::Job::Finished {
-            id: id.0,
-            recipients: recipients.to_vec(),
-        };
+        let mut bytes = Vec::with_capacity(64);
+        let job = encode(&mut bytes, self.shared.key);
         self.submit(job, bytes)
     }
 
@@ -474,25 +344,85 @@ impl Spool {
         self.shared.index().queued()
     }
 
+    /// One queued message.
+    pub fn message(&self, id: MessageId) -> Option<QueuedMessage> {
+        self.shared.index().live.get(&id.0).map(|e| e.queued(id.0))
+    }
+
     /// How many segment files the spool holds.
     pub fn segment_count(&self) -> usize {
         self.shared.index().segments.len()
     }
 
-    fn submit(&self, job: writer::Job, bytes: Vec<u8>) -> Commit<()> {
+    /// Bytes on disk and bytes live.
+    pub fn usage(&self) -> Usage {
+        let index = self.shared.index();
+        let (disk_bytes, live_bytes) = index.usage();
+        Usage {
+            disk_bytes,
+            live_bytes,
+            segments: index.segments.len(),
+        }
+    }
+
+    /// The spool directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Whether a new transaction declaring `size` (the `SIZE=` parameter)
+    /// may start: free space above the threshold, and the size fits.
+    pub fn admit(&self, size: Option<u64>) -> Result<(), Shortage> {
+        self.shared.gauge.admit(size)
+    }
+
+    /// Whether a delivery's outcome can be stored now. When not, delivery
+    /// must wait: a delivery whose outcome is lost is repeated after a
+    /// restart.
+    pub fn outcomes_storable(&self) -> Result<(), String> {
+        if self.shared.writer_dirty.load(Ordering::Acquire) {
+            return Err("the last spool write failed and could not be undone yet".into());
+        }
+        match self.shared.gauge.free() {
+            Ok(space) if space.available < space::PAUSE_BELOW => Err(format!(
+                "the spool's filesystem has only {} free",
+                mib(space.available)
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Free space on the spool's filesystem.
+    pub fn free_space(&self) -> std::io::Result<FreeSpace> {
+        self.shared.gauge.free()
+    }
+
+    /// Runs a reclaim pass now, in the calling thread (the background
+    /// thread does the same after every change): deletes segments with
+    /// nothing live and compacts while it pays.
+    pub fn reclaim_now(&self) {
+        reclaim::reclaim(&self.shared, &self.shared.options);
+    }
+
+    fn submit(&self, job: lanes::Job, bytes: Vec<u8>) -> Commit<()> {
         let (reply, rx) = oneshot::channel();
-        let request = writer::Request { job, bytes, reply };
-        match &self.requests {
-            Some(tx) if tx.send(request).is_ok() => Commit(rx),
-            _ => Commit::failed(writer_gone()),
+        let request = lanes::Request { job, bytes, reply };
+        match self.shared.inbox.push(request) {
+            Ok(()) => Commit(rx),
+            Err(_) => Commit::failed(writer_gone()),
         }
     }
 }
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        // Closing the channel lets the writer finish what it has and stop.
-        self.requests.take();
+        // The reclaim thread first (it may be waiting on the writer), then
+        // the writer finishes what it has and stops.
+        self.shared.reclaim.stop();
+        if let Some(r) = self.reclaimer.take() {
+            let _ = r.join();
+        }
+        self.shared.inbox.close();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }

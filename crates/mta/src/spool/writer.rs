@@ -1,85 +1,126 @@
-//! The spool's single writer thread: group commit, segment rotation and
-//! reclaiming space.
+//! The spool's single writer thread: group commit, segment rotation, and
+//! what happens when a write fails.
 //!
 //! Every write goes through one thread so appends never interleave and one
-//! `fdatasync` can cover every request that queued up while the previous one
-//! ran. The index is updated only here, after the sync, so a reader never sees
-//! a message that is not yet durable. After a write or sync error the writer
-//! refuses everything: what reached the disk is unknown until the next
-//! recovery, and answering `250` on top of it would be a lie.
+//! `fdatasync` covers every request that queued up while the previous one
+//! ran. Requests wait in three lanes (`lanes.rs`): compaction copies (a
+//! bounded share of each batch, so compaction never holds receipt up for
+//! long), outcomes first among the rest (a delivery's outcome should be on
+//! disk as soon as possible: until then a crash repeats the delivery), then
+//! new messages. The index is updated only here, after the sync, so a
+//! reader never sees a message that is not yet durable.
+//!
+//! A write or sync that fails (a full disk) is undone: the segment is
+//! truncated back to where the batch began and synced, every request of the
+//! batch gets the error, and the next batch starts clean. So a record whose
+//! client was told "failed" is never replayed, and service resumes by itself
+//! once space is free. New messages are also refused before the write when
+//! they would leave less than the outcome reserve free.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 
-use tokio::sync::oneshot;
-
-use super::{
-    Entry, Envelope, Shared, SpoolError, SpoolOptions, read_at, record, segment_path, sync_dir,
-};
-
-/// What a request does to the index once it is durable.
-#[derive(Debug)]
-pub(super) enum Job {
-    Message {
-        id: u64,
-        envelope: Arc<Envelope>,
-        finished: Vec<bool>,
-        body_len: u64,
-    },
-    Finished {
-        id: u64,
-        recipients: Vec<u32>,
-    },
-}
-
-#[derive(Debug)]
-pub(super) struct Request {
-    pub(super) job: Job,
-    /// The framed record, encoded by the caller's thread.
-    pub(super) bytes: Vec<u8>,
-    pub(super) reply: oneshot::Sender<Result<(), SpoolError>>,
-}
-
-/// A batch stops growing past this many bytes, so one huge burst does not
-/// hold every earlier sender behind a single enormous write.
-const BATCH_BYTES: usize = 16 << 20;
+use super::index::Placement;
+use super::lanes::{Batch, Copy, CopyOutcome, Job, Request};
+use super::record::{HEADER_LEN, Record, StoredState, encode_header, encode_seal};
+use super::replay::Newest;
+use super::space::{self, mib};
+use super::{Shared, SpoolError, SpoolOptions, segment_path, sync_dir};
 
 pub(super) fn start(
     shared: Arc<Shared>,
-    first_segment: u64,
+    next_segment: u64,
+    newest: Option<Newest>,
     options: SpoolOptions,
-) -> Result<(mpsc::Sender<Request>, JoinHandle<()>), SpoolError> {
-    let (path, file) = create_segment(&shared, first_segment)?;
+) -> Result<JoinHandle<()>, SpoolError> {
+    let (seq, path, file, len) = first_segment(&shared, next_segment, newest)?;
     let mut writer = Writer {
         shared,
         options,
-        seq: first_segment,
+        seq,
         path,
         file,
-        len: 0,
-        failed: None,
-        batch: Vec::new(),
+        len,
+        dirty: false,
+        buf: Vec::new(),
     };
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("spool-writer".into())
-        .spawn(move || writer.run(rx))
-        .map_err(|e| SpoolError::Failed(format!("cannot start the spool writer: {e}")))?;
-    Ok((tx, handle))
+        .spawn(move || writer.run())
+        .map_err(|e| SpoolError::Failed(format!("cannot start the spool writer: {e}")))
 }
 
+/// Where the writer starts: a new segment after sealing the newest one, or,
+/// when that cannot be done (a full disk), the newest segment itself, so
+/// the gateway still starts and can deliver what it holds.
+fn first_segment(
+    shared: &Shared,
+    next: u64,
+    newest: Option<Newest>,
+) -> Result<(u64, PathBuf, File, u64), SpoolError> {
+    let sealed = match newest {
+        Some(n) if !n.sealed => seal(shared, n.seq, &segment_path(&shared.dir, n.seq)),
+        _ => Ok(()),
+    };
+    let err = match sealed.and_then(|()| create_segment(shared, next)) {
+        Ok((path, file)) => return Ok((next, path, file, HEADER_LEN as u64)),
+        Err(err) => err,
+    };
+    let Some(n) = newest.filter(|n| n.usable) else {
+        return Err(err);
+    };
+    let path = segment_path(&shared.dir, n.seq);
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io(&path, e))?;
+    let len = file.metadata().map_err(|e| SpoolError::io(&path, e))?.len();
+    tracing::warn!(%err, segment = %path.display(), "cannot start a new spool segment; going on in the newest one");
+    shared.active.store(n.seq, Ordering::Release);
+    Ok((n.seq, path, file, len))
+}
+
+/// Appends the seal to segment `seq` (its last record: the writer moves on
+/// to the next), durably.
+fn seal(shared: &Shared, seq: u64, path: &std::path::Path) -> Result<(), SpoolError> {
+    let mut bytes = Vec::with_capacity(24);
+    encode_seal(&mut bytes, shared.key);
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            f.sync_data()
+        })
+        .map_err(|e| SpoolError::io(path, e))?;
+    shared.index().grow(seq, bytes.len() as u64);
+    Ok(())
+}
+
+/// Creates segment `seq` with its header, durably.
 fn create_segment(shared: &Shared, seq: u64) -> Result<(PathBuf, File), SpoolError> {
     let path = segment_path(&shared.dir, seq);
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .append(true)
         .create_new(true)
         .open(&path)
         .map_err(|e| SpoolError::io(&path, e))?;
-    sync_dir(&shared.dir)?;
-    shared.index().segments.insert(seq, 0);
+    let written = file
+        .write_all(&encode_header(shared.key))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| SpoolError::io(&path, e))
+        .and_then(|()| sync_dir(&shared.dir));
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    shared.index().add_segment(seq, HEADER_LEN as u64);
+    shared.active.store(seq, Ordering::Release);
     Ok((path, file))
 }
 
@@ -90,201 +131,267 @@ struct Writer {
     path: PathBuf,
     file: File,
     len: u64,
-    failed: Option<String>,
-    batch: Vec<u8>,
+    /// Bytes past `len` may be on disk (a failed write whose undo failed
+    /// too): truncate before writing anything else.
+    dirty: bool,
+    buf: Vec<u8>,
 }
 
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
-            let mut bytes = first.bytes.len();
-            let mut requests = vec![first];
-            while bytes < BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        bytes += next.bytes.len();
-                        requests.push(next);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.commit(requests);
-            self.reclaim();
+    fn run(&mut self) {
+        let segment_bytes = usize::try_from(self.options.segment_bytes).unwrap_or(usize::MAX);
+        while let Some(batch) = self.shared.inbox.take(segment_bytes) {
+            self.commit(batch);
         }
     }
 
-    fn commit(&mut self, requests: Vec<Request>) {
-        if let Err(err) = self.rotate_if_full() {
-            self.fail(err.to_string());
+    fn commit(&mut self, batch: Batch) {
+        let Batch {
+            copies,
+            outcomes,
+            messages,
+        } = batch;
+        if self.dirty && !self.undo() {
+            let err = SpoolError::Failed(format!(
+                "{} could not be truncated after a failed write",
+                self.path.display()
+            ));
+            return fail_all(copies, outcomes, messages, &err);
         }
-        if let Some(reason) = &self.failed {
-            for request in requests {
-                let _ = request.reply.send(Err(SpoolError::Failed(reason.clone())));
-            }
-            return;
-        }
-        let offsets: Vec<u64> = requests
+        let copies = self.fresh(copies);
+        let mut messages = self.within_reserve(messages);
+        let incoming: u64 = copies
             .iter()
-            .scan(self.len, |at, r| {
-                let here = *at;
-                *at += r.bytes.len() as u64;
-                Some(here)
-            })
-            .collect();
-        if let Err(err) = self.append(&requests) {
-            self.fail(err.to_string());
-            for request in requests {
-                let _ = request.reply.send(Err(err.clone()));
-            }
+            .map(|c| c.bytes.len())
+            .chain(outcomes.iter().chain(&messages).map(|r| r.bytes.len()))
+            .sum::<usize>() as u64;
+        if incoming == 0 {
             return;
         }
+        let rotated =
+            self.len > HEADER_LEN as u64 && self.len + incoming > self.options.segment_bytes;
+        if rotated {
+            match self
+                .seal()
+                .and_then(|()| create_segment(&self.shared, self.seq + 1))
+            {
+                Ok((path, file)) => {
+                    self.seq += 1;
+                    (self.path, self.file, self.len) = (path, file, HEADER_LEN as u64);
+                }
+                Err(err) => {
+                    // No new messages into a segment already full; outcomes
+                    // still go in (they are tiny, and delivery needs them).
+                    tracing::warn!(%err, "cannot start a new spool segment");
+                    fail_all(copies, Vec::new(), std::mem::take(&mut messages), &err);
+                    if outcomes.is_empty() {
+                        return;
+                    }
+                    return self.write(Vec::new(), outcomes, Vec::new(), false);
+                }
+            }
+        }
+        self.write(copies, outcomes, messages, rotated);
+    }
+
+    fn write(
+        &mut self,
+        copies: Vec<Copy>,
+        outcomes: Vec<Request>,
+        messages: Vec<Request>,
+        rotated: bool,
+    ) {
+        if let Err(err) = self.append(&copies, &outcomes, &messages) {
+            return fail_all(copies, outcomes, messages, &err);
+        }
+        let changed = !outcomes.is_empty() || !copies.is_empty();
+        self.apply(copies, outcomes, messages);
+        if changed || rotated {
+            self.shared.reclaim.notify();
+        }
+    }
+
+    /// Seals the current segment before the next one is started. The seal
+    /// goes in at the end even when a later batch then stays in this
+    /// segment (the next segment could not be made): the last seal is the
+    /// one that counts.
+    fn seal(&mut self) -> Result<(), SpoolError> {
+        if self.dirty && !self.undo() {
+            return Err(SpoolError::Failed(
+                "a failed write is not undone yet".into(),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(24);
+        encode_seal(&mut bytes, self.shared.key);
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.undo();
+            return Err(SpoolError::io(&self.path, e));
+        }
+        self.shared.index().grow(self.seq, bytes.len() as u64);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Drops compaction copies of messages that changed since they were
+    /// made.
+    fn fresh(&self, copies: Vec<Copy>) -> Vec<Copy> {
+        let index = self.shared.index();
+        let mut keep = Vec::with_capacity(copies.len());
+        for c in copies {
+            let current = index.live.get(&c.id);
+            if current.is_some_and(|e| e.version == c.version && e.segment == c.from) {
+                keep.push(c);
+            } else {
+                let _ = c.reply.send(CopyOutcome::Stale);
+            }
+        }
+        keep
+    }
+
+    /// Refuses new messages that would leave less than the outcome reserve
+    /// free on the filesystem.
+    fn within_reserve(&self, messages: Vec<Request>) -> Vec<Request> {
+        let reserve = self.options.outcome_reserve_bytes;
+        if messages.is_empty() || reserve == 0 {
+            return messages;
+        }
+        let Ok(space) = space::measure(&self.shared.dir) else {
+            return messages;
+        };
+        let mut room = space.available.saturating_sub(reserve);
+        let mut keep = Vec::with_capacity(messages.len());
+        for m in messages {
+            let need = m.bytes.len() as u64;
+            if need <= room {
+                room -= need;
+                keep.push(m);
+            } else {
+                let _ = m.reply.send(Err(SpoolError::NoSpace(format!(
+                    "storing {} would leave less than the {} kept free for delivery outcomes \
+                     ({} free on the spool's filesystem)",
+                    mib(need),
+                    mib(reserve),
+                    mib(space.available)
+                ))));
+            }
+        }
+        keep
+    }
+
+    /// Writes the batch at the end of the segment and syncs; undoes it all
+    /// on failure.
+    fn append(
+        &mut self,
+        copies: &[Copy],
+        outcomes: &[Request],
+        messages: &[Request],
+    ) -> Result<(), SpoolError> {
+        self.buf.clear();
+        for bytes in copies
+            .iter()
+            .map(|c| &c.bytes)
+            .chain(outcomes.iter().chain(messages).map(|r| &r.bytes))
+        {
+            self.buf.extend_from_slice(bytes);
+        }
+        let result = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let undone = self.undo();
+                let err = SpoolError::io(&self.path, e);
+                tracing::error!(
+                    %err, undone,
+                    "spool write failed; the batch was {} and its {} request(s) refused",
+                    if undone { "removed again" } else { "NOT removed yet (retrying before the next write)" },
+                    copies.len() + outcomes.len() + messages.len()
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// Truncates the segment back to the last good length, durably.
+    fn undo(&mut self) -> bool {
+        let ok = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_data())
+            .is_ok();
+        self.dirty = !ok;
+        self.shared
+            .writer_dirty
+            .store(self.dirty, Ordering::Release);
+        ok
+    }
+
+    fn apply(&mut self, copies: Vec<Copy>, outcomes: Vec<Request>, messages: Vec<Request>) {
+        let mut at = self.len;
+        let seq = self.seq;
+        let mut place = |len: usize, body_len: u64| {
+            let p = Placement {
+                segment: seq,
+                record_len: len as u64,
+                body_offset: at + len as u64 - body_len,
+                body_len,
+            };
+            at += len as u64;
+            p
+        };
+        let mut copy_replies = Vec::with_capacity(copies.len());
+        let mut replies = Vec::with_capacity(outcomes.len() + messages.len());
         {
             let mut index = self.shared.index();
-            for (request, at) in requests.iter().zip(offsets) {
-                match &request.job {
+            for c in copies {
+                let p = place(c.bytes.len(), c.body_len);
+                index.insert(c.id, c.envelope, c.state, p);
+                copy_replies.push(c.reply);
+            }
+            for r in outcomes.into_iter().chain(messages) {
+                let (len, reply) = (r.bytes.len(), r.reply);
+                match r.job {
                     Job::Message {
                         id,
                         envelope,
-                        finished,
                         body_len,
-                    } => index.insert(
-                        *id,
-                        Entry {
-                            envelope: envelope.clone(),
-                            finished: finished.clone(),
-                            segment: self.seq,
-                            body_offset: at + request.bytes.len() as u64 - body_len,
-                            body_len: *body_len,
-                        },
-                    ),
-                    Job::Finished { id, recipients } => index.finish(*id, recipients),
+                    } => {
+                        let p = place(len, body_len);
+                        index.insert(id, envelope, StoredState::default(), p);
+                    }
+                    Job::Finished { id, recipients } => {
+                        index.apply(Record::Finished { id, recipients }, place(len, 0))
+                    }
+                    Job::Schedule { id, schedule } => {
+                        index.apply(Record::Schedule { id, schedule }, place(len, 0))
+                    }
+                    Job::Hold { id, held } => index.apply(Record::Hold { id, held }, place(len, 0)),
                 }
+                replies.push(reply);
             }
+            index.grow(seq, at - self.len);
         }
-        for request in requests {
-            let _ = request.reply.send(Ok(()));
+        self.len = at;
+        for r in copy_replies {
+            let _ = r.send(CopyOutcome::Written);
         }
-    }
-
-    /// Writes the requests' records at the end of the segment and syncs.
-    fn append(&mut self, requests: &[Request]) -> Result<(), SpoolError> {
-        let written = match requests {
-            [one] => self.file.write_all(&one.bytes).map(|()| one.bytes.len()),
-            many => {
-                self.batch.clear();
-                for request in many {
-                    self.batch.extend_from_slice(&request.bytes);
-                }
-                self.file.write_all(&self.batch).map(|()| self.batch.len())
-            }
-        };
-        let written = written
-            .and_then(|n| self.file.sync_data().map(|()| n))
-            .map_err(|e| SpoolError::io(&self.path, e))?;
-        self.len += written as u64;
-        Ok(())
-    }
-
-    fn rotate_if_full(&mut self) -> Result<(), SpoolError> {
-        if self.len < self.options.segment_bytes {
-            return Ok(());
-        }
-        let (path, file) = create_segment(&self.shared, self.seq + 1)?;
-        self.seq += 1;
-        self.path = path;
-        self.file = file;
-        self.len = 0;
-        Ok(())
-    }
-
-    fn fail(&mut self, reason: String) {
-        tracing::error!(spool = %self.shared.dir.display(), %reason, "spool write failed; refusing new messages");
-        self.failed.get_or_insert(reason);
-    }
-
-    /// Deletes segments that no longer hold live messages, oldest first, and
-    /// copies forward the few live messages that pin an old segment when too
-    /// many segments have piled up. Oldest-first matters: a newer segment may
-    /// hold the "finished" records of messages in an older one, and deleting
-    /// it first would bring those messages back at the next recovery.
-    fn reclaim(&mut self) {
-        while self.failed.is_none() {
-            let (oldest, live, count) = {
-                let index = self.shared.index();
-                match index.segments.first_key_value() {
-                    Some((seq, live)) => (*seq, *live, index.segments.len()),
-                    None => return,
-                }
-            };
-            if oldest == self.seq {
-                return;
-            }
-            let step = if live == 0 {
-                self.delete_segment(oldest)
-            } else if count > self.options.compact_after_segments {
-                self.compact(oldest)
-            } else {
-                return;
-            };
-            if let Err(err) = step {
-                tracing::warn!(%err, "could not reclaim spool space; will try again later");
-                return;
-            }
+        for r in replies {
+            let _ = r.send(Ok(()));
         }
     }
+}
 
-    fn delete_segment(&mut self, seq: u64) -> Result<(), SpoolError> {
-        let path = segment_path(&self.shared.dir, seq);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(SpoolError::io(&path, e)),
-        }
-        sync_dir(&self.shared.dir)?;
-        self.shared.index().segments.remove(&seq);
-        Ok(())
+fn fail_all(copies: Vec<Copy>, outcomes: Vec<Request>, messages: Vec<Request>, err: &SpoolError) {
+    for c in copies {
+        let _ = c.reply.send(CopyOutcome::Failed(err.clone()));
     }
-
-    /// Re-appends the live messages of segment `seq`, with the recipients
-    /// they have finished, so the segment can go.
-    fn compact(&mut self, seq: u64) -> Result<(), SpoolError> {
-        let path = segment_path(&self.shared.dir, seq);
-        let pinned: Vec<(u64, Entry)> = self
-            .shared
-            .index()
-            .live
-            .iter()
-            .filter(|(_, e)| e.segment == seq)
-            .map(|(id, e)| (*id, e.clone()))
-            .collect();
-        let mut requests = Vec::with_capacity(pinned.len());
-        for (id, entry) in pinned {
-            let body = read_at(&(path.clone(), entry.body_offset, entry.body_len))?;
-            let mut bytes = Vec::with_capacity(body.len() + 256);
-            record::encode_message(
-                &mut bytes,
-                id,
-                &entry.envelope,
-                &entry.finished_list(),
-                &body,
-            );
-            let (reply, _) = oneshot::channel();
-            requests.push(Request {
-                job: Job::Message {
-                    id,
-                    envelope: entry.envelope,
-                    finished: entry.finished,
-                    body_len: entry.body_len,
-                },
-                bytes,
-                reply,
-            });
-        }
-        tracing::info!(segment = %path.display(), messages = requests.len(), "compacting spool segment");
-        self.commit(requests);
-        match &self.failed {
-            Some(reason) => Err(SpoolError::Failed(reason.clone())),
-            None => Ok(()),
-        }
+    for r in outcomes.into_iter().chain(messages) {
+        let _ = r.reply.send(Err(err.clone()));
     }
 }

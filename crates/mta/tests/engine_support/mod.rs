@@ -318,6 +318,7 @@ pub fn settings(
         hostname: "gw.test".into(),
         listeners: vec![l],
         spool_dir: dir.join("spool"),
+        spool: Default::default(),
         data_dir: dir.join("data"),
         delivery,
         log_observer: Some(log.observer()),
