@@ -39,6 +39,11 @@ pub struct RunArgs {
     /// port 0 picks a free port, printed at start). Only without --config.
     #[arg(long, value_name = "IP:PORT", env = "PORTCULLIS_LISTEN")]
     pub listen: Option<String>,
+    /// Ask these DNS resolvers (IP or IP:PORT; repeat for several) instead
+    /// of the configured ones or those of /etc/resolv.conf, e.g. a local
+    /// validating resolver while you try the gateway out.
+    #[arg(long = "resolver", value_name = "IP[:PORT]")]
+    pub resolvers: Vec<String>,
 }
 
 /// Runs the gateway in the foreground.
@@ -53,6 +58,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         file: args.config.clone(),
         data_dir: args.data_dir.clone(),
         listen: args.listen.clone(),
+        resolvers: args.resolvers.clone(),
     };
     let loaded = match origin.load() {
         Ok(l) => l,

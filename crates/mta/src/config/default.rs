@@ -65,6 +65,7 @@ impl Config {
         };
         Config {
             hostname: default_hostname(),
+            postmaster: None,
             data_dir: default_data_dir(),
             shutdown_grace_seconds: 30,
             listener: vec![listener],

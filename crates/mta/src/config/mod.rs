@@ -57,7 +57,7 @@ pub use default::{DEFAULT_LISTEN, DEFAULT_LISTENER};
 pub use load::{BUILTIN, LoadedConfig};
 pub use origin::ConfigOrigin;
 pub use report::{ConfigIssue, ConfigReport};
-pub use schema::Config;
+pub use schema::{Config, ResolverEntry};
 
 impl Config {
     /// The certificate store directory: `<data-dir>/certs`.

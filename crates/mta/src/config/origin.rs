@@ -1,7 +1,7 @@
 //! Where the running configuration comes from, so that a reload reads it
 //! the same way the start did: the file given with `--config` (or the
-//! built-in default), and the command line's overrides (`--data-dir`, and
-//! `--listen` for the built-in default's listener).
+//! built-in default), and the command line's overrides (`--data-dir`,
+//! `--resolver`, and `--listen` for the built-in default's listener).
 //!
 //! Also the section operations of `config import --section` and `config
 //! reset`: a section of the running file replaced by the one in another
@@ -21,6 +21,8 @@ pub struct ConfigOrigin {
     pub data_dir: Option<PathBuf>,
     /// `--listen` (built-in default only).
     pub listen: Option<String>,
+    /// `--resolver` (repeatable): replaces the configured resolvers.
+    pub resolvers: Vec<String>,
 }
 
 /// The top-level tables a section operation accepts.
@@ -59,6 +61,14 @@ impl ConfigOrigin {
         }
         if let Some(dir) = &self.data_dir {
             loaded.config.data_dir = dir.clone();
+        }
+        if !self.resolvers.is_empty() {
+            loaded.config.dns.resolvers = self
+                .resolvers
+                .iter()
+                .cloned()
+                .map(super::ResolverEntry::Address)
+                .collect();
         }
         loaded.validate()?;
         Ok(loaded)

@@ -29,6 +29,11 @@ pub struct Config {
     /// Default `localhost`.
     #[serde(default = "default_hostname")]
     pub hostname: String,
+    /// Where mail to `<postmaster>` without a domain goes (RFC 5321 §4.5.1
+    /// requires accepting it). Default: `postmaster@` the first domain the
+    /// listener accepts mail for, else `postmaster@` the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmaster: Option<String>,
     /// Where the gateway keeps its state: `certs/` (certificate store),
     /// `spool/` (the queue), `mta-sts/` (policy cache). Default
     /// `./portcullis-data`.
@@ -117,9 +122,21 @@ pub struct ListenerConfig {
     /// TCP listen backlog. Default 50.
     #[serde(default = "default_backlog")]
     pub backlog: u32,
-    /// Session inactivity timeout. Default 300 (RFC 5321 §4.5.3.2.7).
+    /// Session inactivity timeout: each command and each piece of message
+    /// text must arrive within it. Default 300 (RFC 5321 §4.5.3.2.7).
     #[serde(default = "default_idle")]
     pub idle_timeout_seconds: u64,
+    /// Longest TLS handshake after `220` to STARTTLS. Default 60.
+    #[serde(default = "default_handshake")]
+    pub tls_handshake_timeout_seconds: u64,
+    /// Longest DATA or BDAT transfer, however busy the client keeps the
+    /// line (a client sending a byte a second never meets the idle
+    /// timeout). Default 1800.
+    #[serde(default = "default_data_transfer")]
+    pub data_timeout_seconds: u64,
+    /// Longest session. Default 3600.
+    #[serde(default = "default_session")]
+    pub session_timeout_seconds: u64,
     /// Protocol errors tolerated before the session is closed with `421`.
     /// Default 10.
     #[serde(default = "default_max_errors")]
@@ -151,6 +168,18 @@ fn default_max_errors() -> u32 {
     10
 }
 
+pub(crate) fn default_handshake() -> u64 {
+    60
+}
+
+fn default_data_transfer() -> u64 {
+    1800
+}
+
+fn default_session() -> u64 {
+    3600
+}
+
 impl ListenerConfig {
     /// A listener with every default, on `address`.
     pub fn new(name: &str, address: &str) -> Self {
@@ -163,6 +192,9 @@ impl ListenerConfig {
             max_concurrency: default_concurrency(),
             backlog: default_backlog(),
             idle_timeout_seconds: default_idle(),
+            tls_handshake_timeout_seconds: default_handshake(),
+            data_timeout_seconds: default_data_transfer(),
+            session_timeout_seconds: default_session(),
             max_errors: default_max_errors(),
             hat: HatConfig::default(),
             rat: RatConfig::default(),
@@ -194,6 +226,10 @@ pub struct DeliveryConfig {
     /// Wait for the reply to the final dot (RFC 5321: 10 minutes). Default 600.
     #[serde(default = "default_data")]
     pub data_timeout_seconds: u64,
+    /// Longest TLS handshake after the server's `220` to STARTTLS.
+    /// Default 60.
+    #[serde(default = "default_handshake")]
+    pub tls_handshake_timeout_seconds: u64,
 }
 
 fn default_max_connections() -> u32 {
@@ -229,6 +265,7 @@ impl Default for DeliveryConfig {
             connect_timeout_seconds: default_connect(),
             command_timeout_seconds: default_command(),
             data_timeout_seconds: default_data(),
+            tls_handshake_timeout_seconds: default_handshake(),
         }
     }
 }

@@ -58,6 +58,14 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     if let Err(e) = DomainName::parse(&config.hostname) {
         p.push((root().key("hostname"), e.to_string()));
     }
+    if let Some(pm) = &config.postmaster
+        && let Err(e) = portcullis_smtp_tls::Mailbox::parse(pm)
+    {
+        p.push((
+            root().key("postmaster"),
+            format!("{pm:?} is not a mail address: {e}"),
+        ));
+    }
     if config.data_dir.as_os_str().is_empty() {
         p.push((root().key("data-dir"), "must not be empty".into()));
     }
@@ -161,6 +169,12 @@ fn check_listeners(config: &Config, p: &mut Vec<Problem>) -> Vec<CheckedListener
             ("max-concurrency", l.max_concurrency == 0),
             ("backlog", l.backlog == 0),
             ("idle-timeout-seconds", l.idle_timeout_seconds == 0),
+            (
+                "tls-handshake-timeout-seconds",
+                l.tls_handshake_timeout_seconds == 0,
+            ),
+            ("data-timeout-seconds", l.data_timeout_seconds == 0),
+            ("session-timeout-seconds", l.session_timeout_seconds == 0),
             ("max-errors", l.max_errors == 0),
         ] {
             if zero {
@@ -370,6 +384,10 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
         (
             d.key("data-timeout-seconds"),
             config.delivery.data_timeout_seconds,
+        ),
+        (
+            d.key("tls-handshake-timeout-seconds"),
+            config.delivery.tls_handshake_timeout_seconds,
         ),
     ];
     for (path, v) in checks {

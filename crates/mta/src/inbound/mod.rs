@@ -12,7 +12,9 @@ pub(crate) mod fcrdns;
 mod limits;
 mod listener;
 mod received;
+mod refusals;
 mod session;
+mod session_settings;
 mod storage;
 
 use std::net::SocketAddr;
@@ -274,13 +276,16 @@ impl Inbound {
                     ));
                 }
                 log.line(format_args!(
-                    "listener {:?} listening on {addr} ({:?}, STARTTLS certificate {})",
+                    "listener {:?} listening on {addr} ({}, STARTTLS certificate: {})",
                     l.name,
-                    l.access.kind(),
-                    if l.tls.is_some() {
-                        "configured"
-                    } else {
-                        "none"
+                    match l.access.kind() {
+                        portcullis_policy::ListenerKind::Public => "public",
+                        portcullis_policy::ListenerKind::Private => "private",
+                    },
+                    match (&l.tls, l.demo_certificate) {
+                        (Some(_), true) => "the built-in demonstration certificate (testing only)",
+                        (Some(_), false) => "configured",
+                        (None, _) => "none",
                     }
                 ));
             }

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::delivery::{Context, RcptOutcome, deliver_domain};
 use super::scheduler::Queued;
 use super::{NewMessage, unix_now};
-use crate::dsn::{FailedMessage, RecipientFailure, bounce};
+use crate::dsn::{FailedMessage, RecipientFailure, RelayedRecipient, bounce};
 use crate::spool::{MessageId, Schedule, SpoolError};
 
 /// The domain part of a recipient, lower-cased (the grouping key).
@@ -83,7 +83,7 @@ pub(super) async fn attempt(
         let Ok(v) = r else { continue };
         let delivered: Vec<u32> = v
             .iter()
-            .filter(|(_, o)| matches!(o, RcptOutcome::Delivered))
+            .filter(|(_, o)| matches!(o, RcptOutcome::Delivered(_)))
             .map(|(i, _)| *i)
             .collect();
         if !delivered.is_empty() {
@@ -96,6 +96,7 @@ pub(super) async fn attempt(
     let mut finished = Vec::new();
     let mut failures = Vec::new();
     let mut still_pending = Vec::new();
+    let mut relayed = Vec::new();
     let mut last_deferral = String::new();
     for (i, outcome) in outcomes {
         let rcpt = q
@@ -105,7 +106,17 @@ pub(super) async fn attempt(
             .cloned()
             .unwrap_or_default();
         match outcome {
-            RcptOutcome::Delivered => {}
+            // Already recorded finished above; a next hop without DSN
+            // leaves the NOTIFY=SUCCESS notice to us (RFC 3461 §5.2.2).
+            RcptOutcome::Delivered(d) => {
+                if !d.dsn_passed {
+                    relayed.push(RelayedRecipient {
+                        recipient: rcpt,
+                        remote_mta: d.remote,
+                        diagnostic: d.reply,
+                    });
+                }
+            }
             RcptOutcome::Failed(f) => failures.push((
                 i,
                 RecipientFailure {
@@ -117,7 +128,8 @@ pub(super) async fn attempt(
                 i,
                 RecipientFailure {
                     recipient: rcpt,
-                    status: format!("5{}", f.status.get(1..).unwrap_or(".4.7")),
+                    // RFC 3463: delivery time expired.
+                    status: "5.4.7".to_owned(),
                     diagnostic: format!(
                         "message expired after {} in the queue; last error: {}",
                         human(ctx.settings.queue_lifetime),
@@ -146,6 +158,10 @@ pub(super) async fn attempt(
             // The DSN is not durable: keep the recipients pending.
             still_pending.extend(bounced);
         }
+    }
+    if !relayed.is_empty() {
+        super::notices::send_relayed_notice(&ctx, q.id, &q.envelope, &body, &relayed, unix_now())
+            .await;
     }
     if !finished.is_empty() {
         record_finished(&ctx, q.id, &finished).await;
@@ -242,8 +258,13 @@ pub(super) async fn send_bounce(
     };
     let Some((envelope, dsn)) = bounce(&ctx.hostname, &failed, failures, unix_now()) else {
         ctx.log.line(format_args!(
-            "MID {} no bounce sent: the sender is the null sender",
-            q.id
+            "MID {} no bounce sent: {}",
+            q.id,
+            if q.envelope.sender.is_empty() {
+                "the sender is the null sender"
+            } else {
+                "the sender asked for no failure notice (NOTIFY)"
+            }
         ));
         return true;
     };

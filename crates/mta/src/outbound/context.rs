@@ -41,6 +41,8 @@ pub(crate) struct Context {
     pub resolver: Option<crate::dns::Resolver>,
     pub sts: StsState,
     pub pool: Arc<Pool>,
+    /// TLS session caches per hop and certificate check.
+    pub tls_sessions: super::tls_sessions::TlsSessions,
 }
 
 impl std::fmt::Debug for Context {
@@ -95,6 +97,7 @@ impl Context {
             per_destination: Mutex::default(),
             sts: StsState::new(settings, resolver.clone())?,
             pool: Arc::default(),
+            tls_sessions: Default::default(),
             resolver,
         })
     }

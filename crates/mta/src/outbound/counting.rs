@@ -13,7 +13,7 @@ use crate::metrics::{AuthKind, DeliveryResult, StarttlsFailure};
 
 fn result(o: &RcptOutcome) -> DeliveryResult {
     match o {
-        RcptOutcome::Delivered => DeliveryResult::Delivered,
+        RcptOutcome::Delivered(_) => DeliveryResult::Delivered,
         RcptOutcome::Deferred(_) => DeliveryResult::Deferred,
         RcptOutcome::Failed(_) => DeliveryResult::Bounced,
     }

@@ -20,6 +20,7 @@ mod envelope;
 mod hop_failure;
 mod hops;
 mod mta_sts;
+mod notices;
 mod operator;
 mod outcome;
 mod plan;
@@ -30,6 +31,7 @@ mod resume;
 mod reuse;
 mod scheduler;
 mod suspend;
+mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};
 pub use operator::{ExemptionRow, StsCacheRow};

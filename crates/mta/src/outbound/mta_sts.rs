@@ -198,11 +198,11 @@ fn log_facts(ctx: &Context, id: MessageId, domain: &DomainName, facts: &MtaStsFa
         MtaStsFacts::Policy(p) => ctx.log.line(format_args!(
             "MID {id} MTA-STS {domain}: mode {} mx [{}] max_age {} ({how})",
             p.mode().as_str(),
-            p.mx().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", "),
+            p.mx().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             p.max_age()
         )),
         MtaStsFacts::Unavailable(f) => ctx.log.warn(format_args!(
-            "MID {id} MTA-STS {domain}: announced but unavailable ({f:?}); delivering as without a policy ({how})"
+            "MID {id} MTA-STS {domain}: announced but unavailable ({f}); delivering as without a policy ({how})"
         )),
     }
 }

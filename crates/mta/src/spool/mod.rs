@@ -44,6 +44,7 @@
 
 mod check;
 mod damaged_files;
+mod dsn_record;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
@@ -72,8 +73,8 @@ pub use replay::{Damage, DamageKind};
 pub use salvage::SalvageReport;
 pub use space::{FreeSpace, Shortage, mib};
 pub use types::{
-    Commit, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError, SpoolOptions,
-    Usage,
+    Commit, DsnRequest, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError,
+    SpoolOptions, Usage,
 };
 
 use index::Index;
