@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
-# Debian packages for interop peers (swaks, openssl, Postfix tools, DNS servers)
-# and cargo tools. Safe to run again; it only installs what is missing.
+# Debian packages for interop peers (swaks, openssl, Postfix tools, DNS servers,
+# Python) and cargo tools. Safe to run again; it only installs what is missing.
 set -euo pipefail
 
 packages=(
@@ -14,6 +14,11 @@ packages=(
   ldnsutils        # dane: ldns-keygen / ldns-signzone to sign the test zone
   pebble           # ACME: a test CA server the ACME tests start on loopback
   postfix          # check: posttls-finger, compared with `portcullis check` (no daemon is started)
+  curl             # admin API: an HTTPS client we did not write, against every endpoint
+  prometheus       # admin API: promtool check metrics on a live /metrics (no daemon is started)
+  chromium         # admin API: the status page rendered headless (--dump-dom, --screenshot)
+  systemd          # systemd-analyze verify on examples/portcullis.service (no daemon is started)
+  python3          # mta: DSN reports read back with Python's email package (dsn_python.rs)
 )
 
 missing=()

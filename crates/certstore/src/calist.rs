@@ -41,7 +41,7 @@ impl std::fmt::Display for CaListKind {
 /// One CA in a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaEntry {
-    /// 1-based position, as shown by `ca list` and accepted by `ca delete`.
+    /// 1-based position, as shown by `ca list custom` and accepted by `ca delete`.
     pub index: usize,
     /// The certificate's facts.
     pub info: CertInfo,
@@ -229,7 +229,7 @@ impl Store {
     }
 
     /// Delete one certificate of the custom list, chosen by its index in
-    /// `ca list --custom` or by (a unique prefix of at least 8 hex digits of)
+    /// `ca list custom` or by (a unique prefix of at least 8 hex digits of)
     /// its SHA-256 fingerprint.
     pub fn ca_delete_custom(&self, selector: &str) -> Result<CertInfo> {
         let list = self.ca_list(CaListKind::Custom)?;
@@ -243,7 +243,7 @@ impl Store {
                 .collect()
         } else {
             return Err(Error::InvalidRequest(format!(
-                "{selector:?} is neither an index from `ca list --custom` nor a SHA-256 fingerprint (at least 8 hex digits)"
+                "{selector:?} is neither an index from `ca list custom` nor a SHA-256 fingerprint (at least 8 hex digits)"
             )));
         };
         let victim = match matches.as_slice() {

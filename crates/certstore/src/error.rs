@@ -45,9 +45,7 @@ pub enum Error {
     #[error("a certificate named {0:?} already exists; delete it first or choose another name")]
     EntryExists(String),
     /// No CA certificate matched a selector.
-    #[error(
-        "no CA certificate in the custom list matches {0:?} (see `portcullis ca list --custom`)"
-    )]
+    #[error("no CA certificate in the custom list matches {0:?} (see `portcullis ca list custom`)")]
     NoSuchCa(String),
 
     // --- the input file -----------------------------------------------------

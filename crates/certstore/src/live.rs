@@ -140,7 +140,8 @@ impl Store {
 
     /// A server configuration presenting the named entry, following the
     /// store: a renewed or rolled-over certificate is presented from the next
-    /// handshake on (see [`LiveCertificate`]). Also returns the resolver, for
+    /// handshake on (see [`LiveCertificate`]). Cipher order and session
+    /// resumption as [`Store::server_config`]. Also returns the resolver, for
     /// callers that wrap it (an ACME TLS-ALPN-01 responder, say).
     pub fn live_server_config(
         &self,
@@ -149,11 +150,12 @@ impl Store {
     ) -> Result<(Arc<ServerConfig>, Arc<LiveCertificate>)> {
         let provider = settings.provider()?;
         let live = Arc::new(LiveCertificate::load(self, name, provider.clone())?);
-        let config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&settings.protocol_versions()?)
             .map_err(|e| Error::Tls(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(live.clone());
+        crate::tls::server_order_and_resumption(&mut config)?;
         Ok((Arc::new(config), live))
     }
 }

@@ -299,7 +299,7 @@ fn dispatch(global: &Global, cmd: CertCommand) -> CmdResult {
                     String::new,
                 ),
                 None => {
-                    print!("{csr}");
+                    out!("{csr}");
                     Ok(())
                 }
             }

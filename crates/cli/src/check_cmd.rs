@@ -84,11 +84,11 @@ pub fn run(global: &Global, args: CheckArgs) -> ExitCode {
             worst,
         };
         match serde_json::to_string_pretty(&out) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => return fail(format!("cannot print JSON: {e}")),
         }
     } else {
-        print!(
+        out!(
             "{}",
             table(&report.domain, &findings, std::io::stdout().is_terminal())
         );

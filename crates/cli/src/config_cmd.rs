@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use portcullis_mta::config::{Config, LoadedConfig};
 
-use crate::output::finish;
+use serde::Serialize;
+
+use crate::output::{emit, finish, no_json};
 
 /// Configuration commands.
 #[derive(Debug, Subcommand)]
@@ -31,27 +33,83 @@ pub enum ConfigCommand {
     PrintDefault,
 }
 
-/// Runs a config command.
-pub fn run(cmd: ConfigCommand) -> ExitCode {
+/// Runs a config command; `json` asks for a JSON result.
+pub fn run(cmd: ConfigCommand, json: bool) -> ExitCode {
     match cmd {
-        ConfigCommand::Validate { file } => validate(&file),
+        ConfigCommand::Validate { file } => validate(&file, json),
+        ConfigCommand::PrintDefault if json => finish(no_json(
+            "print-default prints the configuration as TOML, which is already machine-readable",
+        )),
         ConfigCommand::PrintDefault => finish(
             toml::to_string_pretty(&Config::builtin_default())
-                .map(|t| print!("{t}"))
+                .map(|t| out!("{t}"))
                 .map_err(|e| format!("cannot print the default: {e}")),
         ),
     }
 }
 
-fn validate(file: &std::path::Path) -> ExitCode {
+/// `config validate --json`.
+#[derive(Debug, Serialize)]
+struct Validation {
+    file: String,
+    valid: bool,
+    /// The summary of a valid file.
+    summary: Option<String>,
+    problems: Vec<Problem>,
+}
+
+#[derive(Debug, Serialize)]
+struct Problem {
+    file: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: String,
+    message: String,
+}
+
+fn validate(file: &std::path::Path, json: bool) -> ExitCode {
     let checked = LoadedConfig::load(file).and_then(|l| l.validate().map(|()| l));
     match checked {
+        Ok(loaded) if json => finish(emit(
+            true,
+            &Validation {
+                file: file.display().to_string(),
+                valid: true,
+                summary: Some(summary(&loaded)),
+                problems: Vec::new(),
+            },
+            String::new,
+        )),
         Ok(loaded) => {
-            println!("{}", summary(&loaded));
+            outln!("{}", summary(&loaded));
             ExitCode::SUCCESS
         }
         Err(report) => {
-            eprintln!("{report}");
+            if json {
+                let problems = report
+                    .issues
+                    .iter()
+                    .map(|i| Problem {
+                        file: report.source.clone(),
+                        line: i.position.map(|p| p.0),
+                        column: i.position.map(|p| p.1),
+                        key: i.path.clone(),
+                        message: i.message.clone(),
+                    })
+                    .collect();
+                let _ = emit(
+                    true,
+                    &Validation {
+                        file: file.display().to_string(),
+                        valid: false,
+                        summary: None,
+                        problems,
+                    },
+                    String::new,
+                );
+            } else {
+                eprintln!("{report}");
+            }
             finish(Err(format!(
                 "{} has {} problem(s); fix them and run `portcullis config validate` again",
                 file.display(),

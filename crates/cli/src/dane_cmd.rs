@@ -77,6 +77,8 @@ pub enum DaneCommand {
         /// Port of the TLSA records.
         #[arg(long, default_value_t = 25)]
         port: u16,
+        #[command(flatten)]
+        store: crate::StoreOption,
     },
     /// Compare what DNS publishes for NAME's MX names with the key served.
     ///
@@ -96,6 +98,8 @@ pub enum DaneCommand {
         /// Gateway configuration whose [dns] is used.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        store: crate::StoreOption,
     },
     /// Check a server's certificate chain against TLSA records, as an MTA would.
     ///
@@ -119,8 +123,38 @@ pub enum DaneCommand {
     },
 }
 
-/// Runs a `dane` subcommand.
+/// `dane tlsa --json`.
+#[derive(Debug, serde::Serialize)]
+struct TlsaOut {
+    usage: u8,
+    selector: u8,
+    matching: u8,
+    /// The record's presentation form: `3 1 1 <hex>`.
+    record: String,
+    /// The zone-file line.
+    zone_line: String,
+}
+
+/// `dane verify --json`.
+#[derive(Debug, serde::Serialize)]
+struct VerifyOut {
+    verified: bool,
+    /// The verdict in words.
+    verdict: String,
+    /// Records of the set that take no part in matching, and why.
+    unusable: Vec<Unusable>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Unusable {
+    record: String,
+    reason: String,
+}
+
+/// Runs a `dane` subcommand (`--store` matters to `rollover` and `check`
+/// only, `--json` to all).
 pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
+    let json = global.json;
     match cmd {
         DaneCommand::Rollover {
             name,
@@ -131,8 +165,9 @@ pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
             status,
             abort,
             port,
+            store,
         } => crate::output::finish(crate::acme_cmd::rollover(
-            global,
+            &global.with(&store),
             &name,
             key,
             csr.as_deref(),
@@ -147,7 +182,8 @@ pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
             hosts,
             port,
             config,
-        } => crate::acme_cmd::check(global, &name, &hosts, port, config.as_deref()),
+            store,
+        } => crate::acme_cmd::check(&global.with(&store), &name, &hosts, port, config.as_deref()),
         DaneCommand::Tlsa {
             usage,
             selector,
@@ -155,13 +191,21 @@ pub fn run(global: &crate::Global, cmd: DaneCommand) -> ExitCode {
             name,
             depth,
             cert,
-        } => tlsa(usage, selector, matching, name.as_deref(), depth, &cert),
+        } => tlsa(
+            usage,
+            selector,
+            matching,
+            name.as_deref(),
+            depth,
+            &cert,
+            json,
+        ),
         DaneCommand::Verify {
             tlsa,
             chain,
             names,
             no_ee_namecheck,
-        } => verify(&tlsa, &chain, &names, no_ee_namecheck),
+        } => verify(&tlsa, &chain, &names, no_ee_namecheck, json),
     }
 }
 
@@ -182,6 +226,7 @@ fn tlsa(
     name: Option<&str>,
     depth: Option<usize>,
     cert: &Path,
+    json: bool,
 ) -> ExitCode {
     let chain = match read_chain(cert) {
         Ok(c) => c,
@@ -195,8 +240,24 @@ fn tlsa(
         _ => 0,
     });
     match tlsa_for_chain(&chain, depth, usage, selector, matching) {
+        Ok(record) if json => {
+            let value = TlsaOut {
+                usage,
+                selector,
+                matching,
+                record: record.to_string(),
+                zone_line: zone_line(&record, name),
+            };
+            match crate::output::emit(true, &value, String::new) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Ok(record) => {
-            println!("{}", zone_line(&record, name));
+            outln!("{}", zone_line(&record, name));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -206,7 +267,13 @@ fn tlsa(
     }
 }
 
-fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: bool) -> ExitCode {
+fn verify(
+    records: &[String],
+    chain: &Path,
+    names: &[String],
+    no_ee_namecheck: bool,
+    json: bool,
+) -> ExitCode {
     let mut set = Vec::new();
     for (i, text) in records.iter().enumerate() {
         match text.parse::<TlsaRecord>() {
@@ -225,9 +292,19 @@ fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: b
         }
     };
     let set = TlsaSet::new(set);
-    for (r, why) in set.classify(false) {
-        if let Some(why) = why {
-            println!("note: TLSA {r} is unusable: {why}");
+    let unusable: Vec<Unusable> = set
+        .classify(false)
+        .into_iter()
+        .filter_map(|(r, why)| {
+            why.map(|w| Unusable {
+                record: r.to_string(),
+                reason: w.to_string(),
+            })
+        })
+        .collect();
+    if !json {
+        for u in &unusable {
+            outln!("note: TLSA {} is unusable: {}", u.record, u.reason);
         }
     }
     let options = MatchOptions {
@@ -241,14 +318,25 @@ fn verify(records: &[String], chain: &Path, names: &[String], no_ee_namecheck: b
         UnixTime::now(),
         &options,
     );
-    match &verdict {
-        Verdict::Matched(m) => {
-            println!("verified: {m}");
-            ExitCode::SUCCESS
+    let verified = matches!(verdict, Verdict::Matched(_));
+    if json {
+        let value = VerifyOut {
+            verified,
+            verdict: verdict.to_string(),
+            unusable,
+        };
+        if let Err(e) = crate::output::emit(true, &value, String::new) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-        other => {
-            println!("not verified: {other}");
-            ExitCode::from(1)
-        }
+    } else if verified {
+        outln!("verified: {verdict}");
+    } else {
+        outln!("not verified: {verdict}");
+    }
+    if verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

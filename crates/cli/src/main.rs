@@ -11,12 +11,33 @@
 // sections of the configuration file, not as links.
 #![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
+/// `println!` that ends the program quietly when standard output is a
+/// closed pipe (see `output::out`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with the same handling of a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::out(format_args!($($arg)*))
+    };
+}
+
 mod acme_cmd;
 mod ca_cmd;
 mod cert_cmd;
 mod check_cmd;
 mod config_cmd;
+mod ctl_args;
+mod ctl_client;
+mod ctl_cmd;
+mod ctl_print;
 mod dane_cmd;
+mod docs_cmd;
+mod notify;
 mod output;
 mod queue_cmd;
 mod queue_print;
@@ -27,16 +48,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Options every command understands.
+/// Options before the command. `--store` concerns `cert` and `ca` only
+/// (they also take it after the command); `--json` works everywhere and
+/// is refused where a command's output is not a result.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Global {
-    /// Certificate store directory. Default: $PORTCULLIS_STORE, else
-    /// ./portcullis-data/certs. Commands that add something create it (mode
-    /// 0700) if missing; the others report that it is missing. Clear the
-    /// directory's owner-write bit (chmod u-w) to make the store read-only.
+    /// Certificate store directory, for `cert` and `ca`. Default:
+    /// $PORTCULLIS_STORE, else ./portcullis-data/certs. Commands that add
+    /// something create it (mode 0700) if missing; the others report that it
+    /// is missing. Clear the directory's owner-write bit (chmod u-w) to make
+    /// the store read-only.
     #[arg(
         long,
-        global = true,
         env = "PORTCULLIS_STORE",
         default_value = "./portcullis-data/certs",
         value_name = "DIR"
@@ -48,6 +71,48 @@ pub struct Global {
     pub json: bool,
 }
 
+/// `--store` where it means something: after `cert` or `ca`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreOption {
+    /// Certificate store directory (overrides the one given before the
+    /// command, $PORTCULLIS_STORE and ./portcullis-data/certs).
+    #[arg(
+        long = "store",
+        id = "command_store",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub store: Option<PathBuf>,
+}
+
+/// `portcullis cert …` with its store option.
+#[derive(Debug, clap::Args)]
+pub struct CertGroup {
+    #[command(flatten)]
+    store: StoreOption,
+    #[command(subcommand)]
+    command: cert_cmd::CertCommand,
+}
+
+/// `portcullis ca …` with its store option.
+#[derive(Debug, clap::Args)]
+pub struct CaGroup {
+    #[command(flatten)]
+    store: StoreOption,
+    #[command(subcommand)]
+    command: ca_cmd::CaCommand,
+}
+
+impl Global {
+    /// These options with the store given after the command, if any.
+    fn with(&self, store: &StoreOption) -> Global {
+        Global {
+            store: store.store.clone().unwrap_or_else(|| self.store.clone()),
+            json: self.json,
+        }
+    }
+}
+
 /// Portcullis SMTP security gateway: run it, check its configuration and queue,
 /// manage its certificates and trusted CAs.
 ///
@@ -57,7 +122,7 @@ pub struct Global {
 /// chain and the warnings).
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     global: Global,
 
@@ -69,9 +134,19 @@ struct Cli {
 enum Command {
     /// Run the gateway in the foreground until SIGTERM or SIGINT (then stop
     /// accepting and let open sessions finish within the grace delay, 30 s by
-    /// default). Without --config: a loopback listener on 127.0.0.1:2525 with a
-    /// demonstration certificate, data in ./portcullis-data.
+    /// default); SIGHUP reloads the configuration file. Without --config: a
+    /// loopback listener on 127.0.0.1:2525 with a demonstration certificate,
+    /// the admin listener on loopback, data in ./portcullis-data.
     Run(run_cmd::RunArgs),
+    /// Control the running gateway through its admin API: status, suspend and
+    /// resume listeners and delivery, reload, queue, STARTTLS exemptions,
+    /// MTA-STS cache, DNS cache, configuration export/import, API tokens.
+    Ctl {
+        #[command(flatten)]
+        at: ctl_cmd::CtlAt,
+        #[command(subcommand)]
+        command: ctl_args::CtlCommand,
+    },
     /// Configuration file: validate one, or print the built-in default.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -81,11 +156,9 @@ enum Command {
     #[command(subcommand)]
     Queue(queue_cmd::QueueCommand),
     /// Certificates the gateway presents: create, CSR, install, import, export, list, show, delete.
-    #[command(subcommand)]
-    Cert(cert_cmd::CertCommand),
+    Cert(CertGroup),
     /// CA lists the gateway trusts when it verifies peers (system and custom).
-    #[command(subcommand)]
-    Ca(ca_cmd::CaCommand),
+    Ca(CaGroup),
     /// Check a mail domain's TLS from this gateway: MX and DNSSEC, TLSA,
     /// STARTTLS, certificates, DANE, MTA-STS, TLS-RPT and the delivery
     /// decision, one verdict per line. Exit status 0 good, 1 warnings, 2
@@ -96,17 +169,28 @@ enum Command {
     /// DANE: TLSA records for a certificate, check a chain or what DNS publishes, key rollover.
     #[command(subcommand)]
     Dane(dane_cmd::DaneCommand),
+    /// Print a shell completion script (install: see the README).
+    Completions(docs_cmd::CompletionsArgs),
+    /// Write the manual pages (portcullis.1 and one per command) to a directory.
+    Man(docs_cmd::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.global.json;
     match cli.command {
+        Command::Run(_) if json => output::finish(output::no_json(
+            "run starts the gateway; its mail log goes to the configured log",
+        )),
         Command::Run(args) => run_cmd::run(args),
-        Command::Config(cmd) => config_cmd::run(cmd),
+        Command::Ctl { at, command } => ctl_cmd::run(&cli.global, &at, command),
+        Command::Config(cmd) => config_cmd::run(cmd, json),
         Command::Queue(cmd) => queue_cmd::run(&cli.global, cmd),
-        Command::Cert(cmd) => cert_cmd::run(&cli.global, cmd),
-        Command::Ca(cmd) => ca_cmd::run(&cli.global, cmd),
+        Command::Cert(g) => cert_cmd::run(&cli.global.with(&g.store), g.command),
+        Command::Ca(g) => ca_cmd::run(&cli.global.with(&g.store), g.command),
         Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
         Command::Check(args) => check_cmd::run(&cli.global, args),
+        Command::Completions(args) => docs_cmd::completions(args, json),
+        Command::Man(args) => docs_cmd::man(args, json),
     }
 }

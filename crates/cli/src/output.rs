@@ -1,5 +1,7 @@
 //! Printing: human-readable text or `--json`, and the one-line error every
-//! failing command ends with (on stderr, exit status 1).
+//! failing command ends with (on stderr, exit status 1). Standard output is
+//! written through [`out()`]: when the reader goes away (`portcullis … | head`)
+//! the program ends quietly, as Unix tools do, instead of panicking.
 
 use std::process::ExitCode;
 
@@ -8,19 +10,40 @@ use serde::Serialize;
 /// What a command returns: `Ok` after printing its result, or a one-line reason.
 pub type CmdResult = Result<(), String>;
 
+/// Writes to standard output. A closed pipe ends the program at once with
+/// status 0 (the reader has seen what it wanted); any other write error
+/// ends it with status 1 and one line on standard error.
+pub fn out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("portcullis: error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Print `value` as pretty JSON, or the text `human` builds.
 pub fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce() -> String) -> CmdResult {
     if json {
         let text =
             serde_json::to_string_pretty(value).map_err(|e| format!("cannot print JSON: {e}"))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
         let text = human();
         if !text.is_empty() {
-            println!("{}", text.trim_end());
+            outln!("{}", text.trim_end());
         }
     }
     Ok(())
+}
+
+/// The refusal of `--json` by a command whose output is not a result
+/// (a configuration file, a script, a running server).
+pub fn no_json(what: &str) -> CmdResult {
+    Err(format!("--json does not apply here: {what}"))
 }
 
 /// Turn a command's result into the exit status, printing the error line.
@@ -51,9 +74,8 @@ pub fn write_output(path: &std::path::Path, bytes: &[u8], secret: bool) -> CmdRe
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if path.as_os_str() == "-" {
-        return std::io::stdout()
-            .write_all(bytes)
-            .map_err(|e| format!("cannot write to standard output: {e}"));
+        out(format_args!("{}", String::from_utf8_lossy(bytes)));
+        return Ok(());
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -1,7 +1,11 @@
 //! `portcullis run`: start the gateway and keep it running until SIGTERM or
 //! SIGINT, then stop accepting, let open sessions and deliveries finish
 //! within the grace delay, and exit 0. Nothing queued is lost: what was not
-//! delivered stays in the spool for the next start.
+//! delivered stays in the spool for the next start. SIGHUP reloads the
+//! configuration file without a restart (all or nothing: an invalid file
+//! leaves the running configuration in force and is reported line by line).
+//! Under systemd (`Type=notify`) it says when it is ready, reloading and
+//! stopping.
 //!
 //! Without --config the built-in default runs (a loopback listener on
 //! 127.0.0.1:2525 with a demonstration certificate). An invalid
@@ -13,10 +17,9 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use portcullis_mta::config::{DEFAULT_LISTENER, LoadedConfig};
-use portcullis_mta::engine::Engine;
+use portcullis_mta::admin::Running;
+use portcullis_mta::config::{ConfigOrigin, LoadedConfig};
 use tracing_subscriber::EnvFilter;
 
 use crate::output::finish;
@@ -36,36 +39,31 @@ pub struct RunArgs {
     /// port 0 picks a free port, printed at start). Only without --config.
     #[arg(long, value_name = "IP:PORT", env = "PORTCULLIS_LISTEN")]
     pub listen: Option<String>,
+    /// Ask these DNS resolvers (IP or IP:PORT; repeat for several) instead
+    /// of the configured ones or those of /etc/resolv.conf, e.g. a local
+    /// validating resolver while you try the gateway out.
+    #[arg(long = "resolver", value_name = "IP[:PORT]")]
+    pub resolvers: Vec<String>,
 }
 
 /// Runs the gateway in the foreground.
 pub fn run(args: RunArgs) -> ExitCode {
-    let mut loaded = match &args.config {
-        Some(file) => match LoadedConfig::load(file) {
-            Ok(l) => l,
-            Err(report) => return invalid(&report),
-        },
-        None => LoadedConfig::builtin(),
+    if args.listen.is_some() && args.config.is_some() {
+        return finish(Err(
+            "--listen only changes the built-in default's listener; set listener addresses in the configuration file"
+                .into(),
+        ));
+    }
+    let origin = ConfigOrigin {
+        file: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+        listen: args.listen.clone(),
+        resolvers: args.resolvers.clone(),
     };
-    if let Some(listen) = &args.listen {
-        if args.config.is_some() {
-            return finish(Err(
-                "--listen only changes the built-in default's listener; set listener addresses in the configuration file"
-                    .into(),
-            ));
-        }
-        for l in &mut loaded.config.listener {
-            if l.name == DEFAULT_LISTENER {
-                l.address = listen.clone();
-            }
-        }
-    }
-    if let Some(dir) = &args.data_dir {
-        loaded.config.data_dir = dir.clone();
-    }
-    if let Err(report) = loaded.validate() {
-        return invalid(&report);
-    }
+    let loaded = match origin.load() {
+        Ok(l) => l,
+        Err(report) => return invalid(&report),
+    };
     if let Err(e) = init_logging(&loaded) {
         return finish(Err(e));
     }
@@ -73,11 +71,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(report) => return invalid(&report),
     };
-    let certificates = match loaded.to_certificate_settings() {
-        Ok(s) => s,
-        Err(report) => return invalid(&report),
-    };
-    let grace = Duration::from_secs(loaded.config.shutdown_grace_seconds);
+    let source = loaded.source_name.clone();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,18 +84,36 @@ pub fn run(args: RunArgs) -> ExitCode {
         // while the listeners bind must stop the gateway gracefully, not
         // kill it with the default action.
         let mut signals = Signals::new()?;
-        let mut engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
-        if let Err(e) = engine.manage_certificates(certificates).await {
-            engine.shutdown(Duration::ZERO).await;
-            return Err(e.to_string());
-        }
+        let running = Running::start(origin, loaded, settings).await?;
+        sd_notify("READY=1");
         tracing::info!(
             target: "portcullis",
-            "portcullis {} started from {}; SIGTERM or SIGINT stops it",
+            "portcullis {} started from {source}; SIGHUP reloads the configuration, SIGTERM or SIGINT stops it",
             env!("CARGO_PKG_VERSION"),
-            loaded.source_name
         );
-        let signal = signals.recv().await;
+        let signal = loop {
+            match signals.recv().await {
+                "SIGHUP" => {
+                    sd_notify("RELOADING=1");
+                    match running.control.reload().await {
+                        Ok(summary) => tracing::info!(
+                            target: "portcullis",
+                            "SIGHUP: configuration reloaded (listeners added {:?}, removed {:?})",
+                            summary.listeners_added,
+                            summary.listeners_removed
+                        ),
+                        Err(failure) => tracing::warn!(
+                            target: "portcullis",
+                            "SIGHUP: {}", failure.error
+                        ),
+                    }
+                    sd_notify("READY=1");
+                }
+                other => break other,
+            }
+        };
+        sd_notify("STOPPING=1");
+        let grace = running.control.grace().await;
         tracing::info!(
             target: "portcullis",
             "{signal} received: no longer accepting connections; open sessions and deliveries have {} s to finish (a second signal stops at once)",
@@ -110,8 +122,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         // A second signal cuts the grace short: what was answered 250 is on
         // disk already, so stopping now loses nothing accepted.
         tokio::select! {
-            () = engine.shutdown(grace) => {}
-            second = signals.recv() => {
+            () = running.shutdown(grace) => {}
+            second = signals.recv_stop() => {
                 return Err(format!(
                     "{second} received during the grace delay: stopped without waiting for open sessions; every accepted message stays queued"
                 ));
@@ -120,6 +132,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         tracing::info!(target: "portcullis", "stopped; everything not yet delivered stays queued for the next start");
         Ok(())
     }))
+}
+
+fn sd_notify(state: &str) {
+    if let Err(e) = crate::notify::notify(state) {
+        tracing::warn!(target: "portcullis", "{e}");
+    }
 }
 
 /// Prints every problem (one per line), then the one-line error.
@@ -132,10 +150,11 @@ fn invalid(report: &portcullis_mta::config::ConfigReport) -> ExitCode {
     )))
 }
 
-/// SIGTERM and SIGINT, registered once.
+/// SIGTERM, SIGINT and SIGHUP, registered once.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -146,11 +165,22 @@ impl Signals {
                 .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?,
             int: signal(SignalKind::interrupt())
                 .map_err(|e| format!("cannot watch for SIGINT: {e}"))?,
+            hup: signal(SignalKind::hangup())
+                .map_err(|e| format!("cannot watch for SIGHUP: {e}"))?,
         })
     }
 
     /// The name of the next signal.
     async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+
+    /// The next stopping signal (SIGHUP is ignored during the grace delay).
+    async fn recv_stop(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",

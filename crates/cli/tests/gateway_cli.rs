@@ -234,6 +234,17 @@ impl Drop for Gateway {
     }
 }
 
+/// A loopback UDP port nothing listens on: a resolver there refuses at
+/// once (ICMP port unreachable), so no test waits for DNS or reaches the
+/// host's resolver.
+fn closed_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// swaks with STARTTLS required; returns its transcript.
 fn swaks(port: u16, to: &str) -> String {
     let out = Command::new("swaks")
@@ -260,7 +271,19 @@ fn queued_id(transcript: &str) -> String {
 #[test]
 fn builtin_default_runs_receives_over_tls_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut gw = Gateway::start(&["run", "--listen", "127.0.0.1:0"], dir.path());
+    // DNS goes to a loopback port where nothing answers, never to the
+    // host's resolver (issue 10 item 20).
+    let dns = closed_udp_port();
+    let mut gw = Gateway::start(
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--resolver",
+            &format!("127.0.0.1:{dns}"),
+        ],
+        dir.path(),
+    );
     // The SPEC §1 warning for the demonstration certificate.
     gw.wait_for("demonstration certificate");
     let port = gw.port();
@@ -305,7 +328,17 @@ fn default_with_overrides_queues_and_queue_list_shows_it() {
     assert!(ok, "{err}");
     assert!(out.contains("1 SMTP route(s)"), "{out}");
 
-    let mut gw = Gateway::start(&["run", "--config", config.to_str().unwrap()], d);
+    let dns = format!("127.0.0.1:{}", closed_udp_port());
+    let mut gw = Gateway::start(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--resolver",
+            &dns,
+        ],
+        d,
+    );
     let port = gw.port();
     let id = queued_id(&swaks(port, "user@example.com"));
     gw.wait_for(&format!("MID {id} deferred"));
@@ -389,12 +422,15 @@ fn sigterm_lets_an_open_session_finish_and_a_second_signal_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("data");
+    let dns = format!("127.0.0.1:{}", closed_udp_port());
     let args = [
         "run",
         "--listen",
         "127.0.0.1:0",
         "--data-dir",
         data.to_str().unwrap(),
+        "--resolver",
+        &dns,
     ];
 
     // First signal: the session that is open delivers its message, then exit 0.

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::set::TlsaSet;
+use crate::tlsa::{TlsaRecord, Unusable};
 
 /// The DNSSEC status of one answer (RFC 4035 §4.3), flattened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +58,11 @@ impl fmt::Display for DnssecStatus {
 /// // A secure RRset whose only record has a bad digest length: TLS is still
 /// // mandatory, without authentication.
 /// let finding = TlsaFinding::classify(DnssecStatus::Secure, set.clone(), "");
-/// assert_eq!(finding, TlsaFinding::SecureAllUnusable { records: 1 });
-/// assert_eq!(finding.to_string(), "secure, 1 record(s), none usable");
+/// assert!(matches!(finding, TlsaFinding::SecureAllUnusable { records: 1, .. }));
+/// assert_eq!(
+///     finding.to_string(),
+///     "secure, 1 record(s), none usable: 3 1 1 00 (digest is 1 bytes, the matching type needs 32)"
+/// );
 /// // The same records in an unsigned zone do not count.
 /// let finding = TlsaFinding::classify(DnssecStatus::Insecure, set, "");
 /// assert!(matches!(finding, TlsaFinding::Insecure { records: true, .. }));
@@ -74,6 +78,8 @@ pub enum TlsaFinding {
     SecureAllUnusable {
         /// How many records the RRset had.
         records: usize,
+        /// Each record with why it cannot be used.
+        unusable: Vec<(TlsaRecord, Unusable)>,
     },
     /// DANE does not apply: the records are proven absent, or they exist
     /// but are not secure.
@@ -111,6 +117,11 @@ impl TlsaFinding {
                 if usable.is_empty() {
                     Self::SecureAllUnusable {
                         records: set.records().len(),
+                        unusable: set
+                            .classify(false)
+                            .into_iter()
+                            .filter_map(|(r, why)| why.map(|w| (r.clone(), w)))
+                            .collect(),
                     }
                 } else {
                     Self::SecureUsable(TlsaSet::new(usable))
@@ -145,8 +156,19 @@ impl fmt::Display for TlsaFinding {
                 }
                 Ok(())
             }
-            Self::SecureAllUnusable { records } => {
-                write!(f, "secure, {records} record(s), none usable")
+            Self::SecureAllUnusable { records, unusable } => {
+                write!(f, "secure, {records} record(s), none usable")?;
+                for (i, (r, why)) in unusable.iter().enumerate() {
+                    let text = r.to_string();
+                    let short = if text.len() > 60 {
+                        format!("{}…", text.get(..50).unwrap_or(&text))
+                    } else {
+                        text
+                    };
+                    let sep = if i == 0 { ": " } else { "; " };
+                    write!(f, "{sep}{short} ({why})")?;
+                }
+                Ok(())
             }
             Self::Insecure {
                 status: DnssecStatus::Secure,
@@ -190,9 +212,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            TlsaFinding::classify(DnssecStatus::Secure, set(&[&pkix]), ""),
-            TlsaFinding::SecureAllUnusable { records: 1 }
+        let finding = TlsaFinding::classify(DnssecStatus::Secure, set(&[&pkix, "3 1 1 00"]), "");
+        assert!(
+            matches!(&finding, TlsaFinding::SecureAllUnusable { records: 2, unusable } if unusable.len() == 2),
+            "{finding:?}"
+        );
+        let text = finding.to_string();
+        assert!(
+            text.starts_with("secure, 2 record(s), none usable: 1 1 1 cdcd")
+                && text.contains(
+                    "(PKIX-TA/PKIX-EE usages are not used for SMTP (RFC 7672 section 3.1.3))"
+                )
+                && text.ends_with("; 3 1 1 00 (digest is 1 bytes, the matching type needs 32)"),
+            "{text}"
         );
         assert_eq!(
             TlsaFinding::classify(DnssecStatus::Secure, TlsaSet::default(), "").to_string(),

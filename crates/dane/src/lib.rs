@@ -87,6 +87,7 @@ mod pkix;
 mod set;
 mod tlsa;
 mod verifier;
+mod words;
 
 pub mod danger;
 pub mod generate;

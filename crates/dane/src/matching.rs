@@ -605,20 +605,10 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// A chain error below a DANE anchor, in words (the leaf is not a
+/// self-signed certificate question here: the anchor is the TLSA record's).
 fn webpki_message(e: &webpki::Error) -> String {
-    match e {
-        webpki::Error::UnknownIssuer => {
-            "no issuer found: an intermediate certificate is missing or does not chain to the matched anchor".into()
-        }
-        webpki::Error::CertExpired { .. } => "a certificate below the trust anchor has expired".into(),
-        webpki::Error::CertNotValidYet { .. } => {
-            "a certificate below the trust anchor is not valid yet".into()
-        }
-        webpki::Error::InvalidSignatureForPublicKey => {
-            "a certificate signature does not verify with its issuer's key".into()
-        }
-        other => format!("{other:?}"),
-    }
+    crate::words::webpki_words(e, &CertificateDer::from(&[][..]))
 }
 
 #[cfg(test)]

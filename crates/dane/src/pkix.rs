@@ -15,6 +15,7 @@ use rustls::{CertificateError, Error, RootCertStore};
 use x509_cert::der::Decode;
 
 use crate::names::ReferenceId;
+use crate::words::rustls_words;
 
 /// The enabled CA lists, ready to verify chains. Cheap to clone; build it
 /// once and share it between connections.
@@ -98,7 +99,7 @@ impl PkixRoots {
             match chains.verify_server_cert(end_entity, intermediates, &server_name, &[], now) {
                 Ok(_) => return Ok((label.clone(), None)),
                 Err(e) if is_name_error(&e) => {}
-                Err(e) => chain_error = Some(describe(&e)),
+                Err(e) => chain_error = Some(rustls_words(&e, end_entity)),
             }
         }
         if let Some(e) = chain_error {
@@ -111,7 +112,7 @@ impl PkixRoots {
             && let Err(e) = chains.verify_server_cert(end_entity, intermediates, &sn, &[], now)
             && !is_name_error(&e)
         {
-            return Err(describe(&e));
+            return Err(rustls_words(&e, end_entity));
         }
         Err(format!(
             "certificate name mismatch: presented names [{}] do not match [{}]",
@@ -167,7 +168,7 @@ fn cn_fallback(
     match chains.verify_server_cert(end_entity, intermediates, &probe, &[], now) {
         Ok(_) => {}
         Err(e) if is_name_error(&e) => {}
-        Err(e) => return Err(describe(&e)),
+        Err(e) => return Err(rustls_words(&e, end_entity)),
     }
     match names.iter().find(|r| r.accepts(&cn)) {
         Some(r) => Ok((r.to_string(), Some(cn))),
@@ -183,28 +184,4 @@ fn presented_names(end_entity: &CertificateDer<'_>) -> Vec<String> {
     webpki::EndEntityCert::try_from(end_entity)
         .map(|c| c.valid_dns_names().map(str::to_owned).collect())
         .unwrap_or_default()
-}
-
-/// Which PKIX check failed, in an operator's words.
-fn describe(e: &Error) -> String {
-    match e {
-        Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => {
-                "certificate chain does not end at a trusted CA (unknown issuer)".into()
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("certificate has expired ({c:?})")
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                format!("certificate is not yet valid ({c:?})")
-            }
-            CertificateError::BadSignature => "certificate signature is invalid".into(),
-            CertificateError::UnsupportedSignatureAlgorithmContext { .. } => {
-                "certificate uses an unacceptable signature algorithm".into()
-            }
-            CertificateError::Revoked => "certificate is revoked".into(),
-            other => format!("certificate rejected: {other:?}"),
-        },
-        other => format!("certificate rejected: {other}"),
-    }
 }

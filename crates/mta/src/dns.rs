@@ -99,7 +99,9 @@ impl Resolver {
             SelfCheck::Unavailable(why) => log.warn(format_args!(
                 "DNS: DNSSEC does not work through the configured resolvers, so DANE cannot be used: {why}"
             )),
-            other => log.warn(format_args!("DNS: DNSSEC check: {other:?}")),
+            _ => log.warn(format_args!(
+                "DNS: the DNSSEC start-up check gave a result this version cannot describe; DANE may not work"
+            )),
         }
     }
 

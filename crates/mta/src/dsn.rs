@@ -5,7 +5,13 @@
 //! parts: a short explanation for the person who sent the message, the
 //! machine-readable `message/delivery-status` fields, and the original
 //! message's header section (`text/rfc822-headers`), so the sender can tell
-//! which message it was without the gateway mailing the whole body back.
+//! which message it was without the gateway mailing the whole body back —
+//! unless the sender asked for it with `RET=FULL` (RFC 3461).
+//!
+//! The sender's DSN requests are honoured: no report for a recipient whose
+//! `NOTIFY` leaves it out (`NEVER`), a "relayed" notice for `NOTIFY=SUCCESS`
+//! when the next hop does not take DSN, and `ENVID`/`ORCPT` reported back as
+//! `Original-Envelope-Id`/`Original-Recipient`.
 //! Messages sent with SMTPUTF8 get the RFC 6533 types
 //! (`message/global-delivery-status`, `message/global-headers`), since their
 //! addresses may not be ASCII.
@@ -16,7 +22,9 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
-use crate::spool::{Envelope, EnvelopeFlags};
+use portcullis_smtp_tls::{Notify, xtext_decode};
+
+use crate::spool::{DsnRequest, Envelope, EnvelopeFlags};
 
 /// Why one recipient failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,18 +50,134 @@ pub struct FailedMessage<'a> {
     pub queue_id: String,
 }
 
-/// Builds the bounce for `failed`, or `None` when the sender is the null
-/// sender. `reporting_mta` is the gateway's host name; `now` is seconds since
-/// the Unix epoch. The returned envelope is from the null sender to the
-/// original sender.
+/// A recipient the message was relayed to a next hop that does not
+/// advertise DSN, though the sender asked `NOTIFY=SUCCESS`: RFC 3461 §5.2.3
+/// makes the relaying MTA send a "relayed" notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayedRecipient {
+    pub recipient: String,
+    /// The next hop's host name.
+    pub remote_mta: String,
+    /// Its reply to the final dot.
+    pub diagnostic: String,
+}
+
+/// One per-recipient block of a report.
+struct Entry<'a> {
+    recipient: &'a str,
+    action: &'static str,
+    status: &'a str,
+    remote_mta: Option<&'a str>,
+    diagnostic: &'a str,
+    last_attempt: Option<u64>,
+}
+
+/// Builds the bounce for `failed`, or `None` when none is due: the sender
+/// is the null sender, or every failed recipient asked for no failure
+/// report (`NOTIFY=NEVER`, or a NOTIFY without FAILURE). `reporting_mta`
+/// is the gateway's host name; `now` is seconds since the Unix epoch. The
+/// returned envelope is from the null sender to the original sender.
 pub fn bounce(
     reporting_mta: &str,
     failed: &FailedMessage<'_>,
     failures: &[RecipientFailure],
     now: u64,
 ) -> Option<(Envelope, Vec<u8>)> {
+    let entries: Vec<Entry<'_>> = failures
+        .iter()
+        .filter(|f| wants(failed.envelope, &f.recipient, |n| n.failure))
+        .map(|f| Entry {
+            recipient: &f.recipient,
+            action: "failed",
+            status: &f.status,
+            remote_mta: f.remote_mta.as_deref(),
+            diagnostic: &f.diagnostic,
+            last_attempt: f.last_attempt,
+        })
+        .collect();
+    let full = failed.envelope.dsn.ret == Some(portcullis_smtp_tls::Ret::Full);
+    let intro = if full {
+        "Your message could not be delivered to one or more recipients.\r\n\
+         It is attached below."
+    } else {
+        "Your message could not be delivered to one or more recipients.\r\n\
+         Only its header section is included below, so you can tell which message it was."
+    };
+    report(
+        reporting_mta,
+        failed,
+        &entries,
+        now,
+        ("Undelivered Mail Returned to Sender", intro),
+        full,
+    )
+}
+
+/// Builds the "relayed" notice (RFC 3461 §5.2.3) for recipients that asked
+/// `NOTIFY=SUCCESS` and went to a next hop without DSN, or `None` when none
+/// is due (null sender, nobody asked).
+pub fn relayed(
+    reporting_mta: &str,
+    message: &FailedMessage<'_>,
+    relayed: &[RelayedRecipient],
+    now: u64,
+) -> Option<(Envelope, Vec<u8>)> {
+    let entries: Vec<Entry<'_>> = relayed
+        .iter()
+        .filter(|r| wants(message.envelope, &r.recipient, |n| n.success))
+        .map(|r| Entry {
+            recipient: &r.recipient,
+            action: "relayed",
+            status: "2.0.0",
+            remote_mta: Some(&r.remote_mta),
+            diagnostic: &r.diagnostic,
+            last_attempt: None,
+        })
+        .collect();
+    report(
+        reporting_mta,
+        message,
+        &entries,
+        now,
+        (
+            "Successful Mail Relay Report",
+            "Your message was passed on to the recipients' next mail server.\r\n\
+             That server does not take delivery notification requests, so this\r\n\
+             is the last notice you will get about it. Only its header section\r\n\
+             is included below.",
+        ),
+        false,
+    )
+}
+
+/// Whether the sender of `envelope` asked for this kind of report about
+/// `recipient`: with no NOTIFY, failure reports only (RFC 3461 §4.1).
+fn wants(envelope: &Envelope, recipient: &str, kind: impl Fn(Notify) -> bool) -> bool {
+    let notify = envelope
+        .recipients
+        .iter()
+        .position(|r| r == recipient)
+        .and_then(|i| envelope.dsn.recipient(i).notify);
+    match notify {
+        Some(n) => kind(n),
+        None => kind(Notify {
+            success: false,
+            failure: true,
+            delay: false,
+        }),
+    }
+}
+
+fn report(
+    reporting_mta: &str,
+    failed: &FailedMessage<'_>,
+    entries: &[Entry<'_>],
+    now: u64,
+    (subject, intro): (&str, &str),
+    full: bool,
+) -> Option<(Envelope, Vec<u8>)> {
     let sender = &failed.envelope.sender;
-    if sender.is_empty() || failures.is_empty() {
+    if sender.is_empty() || entries.is_empty() {
         return None;
     }
     let global = failed.envelope.flags.smtputf8;
@@ -66,7 +190,11 @@ pub fn bounce(
             format!("Mail Delivery System <MAILER-DAEMON@{reporting_mta}>"),
         ),
         ("To", format!("<{sender}>")),
-        ("Subject", "Undelivered Mail Returned to Sender".to_string()),
+        ("Subject", subject.to_string()),
+        (
+            "Message-ID",
+            format!("<{}.{now}.dsn@{reporting_mta}>", failed.queue_id),
+        ),
         ("Date", rfc5322_date(now)),
         ("Auto-Submitted", "auto-replied".to_string()),
         ("MIME-Version", "1.0".to_string()),
@@ -86,20 +214,17 @@ pub fn bounce(
          Content-Description: Notification\r\n\r\n"
     ));
     out.push_str(&format!(
-        "This is the mail system at host {reporting_mta}.\r\n\r\n\
-         Your message could not be delivered to one or more recipients.\r\n\
-         It is attached below.\r\n\r\n"
+        "This is the mail system at host {reporting_mta}.\r\n\r\n{intro}\r\n\r\n"
     ));
-    for failure in failures {
-        let via = failure
+    for e in entries {
+        let via = e
             .remote_mta
-            .as_deref()
             .map(|host| format!(" (host {host})"))
             .unwrap_or_default();
         out.push_str(&format!(
             "<{}>{via}: {}\r\n",
-            failure.recipient,
-            one_line(&failure.diagnostic)
+            e.recipient,
+            one_line(e.diagnostic)
         ));
     }
 
@@ -113,51 +238,83 @@ pub fn bounce(
         "\r\n--{boundary}\r\nContent-Type: {status_type}\r\n\
          Content-Description: Delivery report\r\n\r\n"
     ));
+    if let Some(envid) = &failed.envelope.dsn.envid {
+        out.push_str(&format!(
+            "Original-Envelope-Id: {}\r\n",
+            one_line(&xtext_decode(envid))
+        ));
+    }
     out.push_str(&format!("Reporting-MTA: dns; {reporting_mta}\r\n"));
     out.push_str(&format!("X-Portcullis-Queue-ID: {}\r\n", failed.queue_id));
     out.push_str(&format!(
         "Arrival-Date: {}\r\n",
         rfc5322_date(failed.envelope.received_at)
     ));
-    for failure in failures {
-        let address_type = if failure.recipient.is_ascii() {
+    for e in entries {
+        let address_type = if e.recipient.is_ascii() {
             "rfc822"
         } else {
             "utf-8"
         };
+        out.push_str("\r\n");
+        let orcpt = failed
+            .envelope
+            .recipients
+            .iter()
+            .position(|r| r == e.recipient)
+            .and_then(|i| failed.envelope.dsn.recipient(i).orcpt);
+        if let Some(o) = orcpt {
+            out.push_str(&format!(
+                "Original-Recipient: {}; {}\r\n",
+                o.addr_type,
+                one_line(&o.address())
+            ));
+        }
         out.push_str(&format!(
-            "\r\nFinal-Recipient: {address_type}; {}\r\nAction: failed\r\nStatus: {}\r\n",
-            failure.recipient, failure.status
+            "Final-Recipient: {address_type}; {}\r\nAction: {}\r\nStatus: {}\r\n",
+            e.recipient, e.action, e.status
         ));
-        if let Some(host) = &failure.remote_mta {
+        if let Some(host) = e.remote_mta {
             out.push_str(&format!("Remote-MTA: dns; {host}\r\n"));
         }
-        let diagnostic_type = if failure.diagnostic.starts_with(|c: char| c.is_ascii_digit()) {
+        let diagnostic_type = if e.diagnostic.starts_with(|c: char| c.is_ascii_digit()) {
             "smtp"
         } else {
             "x-portcullis"
         };
         out.push_str(&format!(
             "Diagnostic-Code: {diagnostic_type}; {}\r\n",
-            one_line(&failure.diagnostic)
+            one_line(e.diagnostic)
         ));
-        if let Some(at) = failure.last_attempt {
+        if let Some(at) = e.last_attempt {
             out.push_str(&format!("Last-Attempt-Date: {}\r\n", rfc5322_date(at)));
         }
     }
 
-    // Part 3: which message it was.
-    let headers_type = if global {
-        "message/global-headers"
-    } else {
-        "text/rfc822-headers"
+    // Part 3: which message it was (the whole of it with RET=FULL).
+    let (part_type, description, returned) = match (full, global) {
+        (true, true) => ("message/global", "Undelivered message", failed.message),
+        (true, false) => ("message/rfc822", "Undelivered message", failed.message),
+        (false, true) => (
+            "message/global-headers",
+            "Message headers",
+            header_section(failed.message),
+        ),
+        (false, false) => (
+            "text/rfc822-headers",
+            "Message headers",
+            header_section(failed.message),
+        ),
     };
     out.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: {headers_type}\r\n\
-         Content-Description: Undelivered message headers\r\n\r\n"
+        "\r\n--{boundary}\r\nContent-Type: {part_type}\r\n\
+         Content-Description: {description}\r\n\r\n"
     ));
     let mut body = out.into_bytes();
-    body.extend_from_slice(header_section(failed.message));
+    body.extend_from_slice(returned);
+    if !returned.ends_with(b"\r\n") {
+        body.extend_from_slice(b"\r\n");
+    }
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
 
     let envelope = Envelope {
@@ -167,8 +324,9 @@ pub fn bounce(
         flags: EnvelopeFlags {
             requiretls: false,
             smtputf8: global,
-            eight_bit: global || !failed.message.is_ascii(),
+            eight_bit: global || !returned.is_ascii(),
         },
+        dsn: DsnRequest::default(),
     };
     Some((envelope, body))
 }
@@ -213,6 +371,7 @@ mod tests {
                 smtputf8,
                 ..EnvelopeFlags::default()
             },
+            dsn: DsnRequest::default(),
         }
     }
 
@@ -284,6 +443,163 @@ mod tests {
         let text = String::from_utf8(body).unwrap();
         assert!(text.contains("message/global-delivery-status"));
         assert!(text.contains("Final-Recipient: utf-8; jörg@example.com"));
+    }
+
+    fn with_dsn(mut env: Envelope, dsn: DsnRequest) -> Envelope {
+        env.dsn = dsn;
+        env
+    }
+
+    fn notify(success: bool, failure: bool) -> portcullis_smtp_tls::RcptParams {
+        portcullis_smtp_tls::RcptParams {
+            notify: Some(Notify {
+                success,
+                failure,
+                delay: false,
+            }),
+            orcpt: None,
+        }
+    }
+
+    #[test]
+    fn notify_never_or_without_failure_means_no_bounce() {
+        for params in [notify(false, false), notify(true, false)] {
+            let env = with_dsn(
+                envelope("alice@example.org", false),
+                DsnRequest {
+                    recipients: vec![params.clone()],
+                    ..DsnRequest::default()
+                },
+            );
+            let failed = FailedMessage {
+                envelope: &env,
+                message: MESSAGE,
+                queue_id: "A1".into(),
+            };
+            assert!(
+                bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).is_none(),
+                "{params}"
+            );
+        }
+        // The other recipient did not say: it gets its failure report.
+        let env = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                recipients: vec![notify(false, false)],
+                ..DsnRequest::default()
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let mut carol = failure();
+        carol.recipient = "carol@example.net".into();
+        let (_, body) = bounce(
+            "gw.example.org",
+            &failed,
+            &[failure(), carol],
+            1_795_000_200,
+        )
+        .unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Final-Recipient: rfc822; carol@example.net"));
+        assert!(!text.contains("Final-Recipient: rfc822; bob@example.com"));
+    }
+
+    #[test]
+    fn ret_full_envid_and_orcpt_are_honoured() {
+        let env = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                ret: Some(portcullis_smtp_tls::Ret::Full),
+                envid: Some("QQ314159+2Bx".into()),
+                recipients: vec![portcullis_smtp_tls::RcptParams {
+                    notify: None,
+                    orcpt: Some(portcullis_smtp_tls::OriginalRecipient {
+                        addr_type: "rfc822".into(),
+                        xtext: "Bob+2BSales@example.com".into(),
+                    }),
+                }],
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (_, body) = bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains("Original-Envelope-Id: QQ314159+x\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("Original-Recipient: rfc822; Bob+Sales@example.com\r\n"));
+        assert!(text.contains("Content-Type: message/rfc822\r\n"));
+        assert!(
+            text.contains("secret body"),
+            "RET=FULL returns the whole message"
+        );
+        assert!(text.contains("It is attached below."));
+    }
+
+    #[test]
+    fn headers_only_reports_say_so_and_carry_message_id_and_date() {
+        let env = envelope("alice@example.org", false);
+        let failed = FailedMessage {
+            envelope: &env,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (_, body) = bounce("gw.example.org", &failed, &[failure()], 1_795_000_200).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains("Message-ID: <A1.1795000200.dsn@gw.example.org>\r\n"));
+        assert!(text.contains("Date: "));
+        assert!(
+            !text.contains("It is attached below."),
+            "only headers are attached"
+        );
+        assert!(text.contains("Only its header section is included below"));
+        assert!(text.contains("Remote-MTA: dns; mx1.example.com\r\n"));
+    }
+
+    #[test]
+    fn relayed_notice_only_for_notify_success() {
+        let relay = RelayedRecipient {
+            recipient: "bob@example.com".into(),
+            remote_mta: "mx.example.com".into(),
+            diagnostic: "250 2.0.0 Ok: queued".into(),
+        };
+        let plain = envelope("alice@example.org", false);
+        let failed = FailedMessage {
+            envelope: &plain,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        assert!(relayed("gw.example.org", &failed, std::slice::from_ref(&relay), 1).is_none());
+        let asked = with_dsn(
+            envelope("alice@example.org", false),
+            DsnRequest {
+                recipients: vec![notify(true, true)],
+                ..DsnRequest::default()
+            },
+        );
+        let failed = FailedMessage {
+            envelope: &asked,
+            message: MESSAGE,
+            queue_id: "A1".into(),
+        };
+        let (env, body) = relayed("gw.example.org", &failed, &[relay], 1).unwrap();
+        assert_eq!(env.sender, "");
+        let text = String::from_utf8(body).unwrap();
+        assert!(
+            text.contains(
+                "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.example.com\r\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("secret body"));
     }
 
     #[test]

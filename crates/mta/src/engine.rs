@@ -12,6 +12,12 @@
 //! [`crate::control`]), binds the listeners, and reports anything that
 //! cannot start as a [`StartError`] for the operator.
 //!
+//! A running engine also obeys the operator (`operate.rs`): reload with new
+//! settings, suspend and resume listeners and delivery, the temporary
+//! STARTTLS exemptions, the MTA-STS cache, its status. An `Engine` is a
+//! cheap handle (clones share the running gateway), so the admin interface
+//! and the signal handler can hold it side by side.
+//!
 //! ```
 //! use std::time::Duration;
 //! use portcullis_mta::engine::*;
@@ -46,16 +52,19 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::control::socket::ControlSocket;
 use crate::control::{QueueService, SOCKET_NAME};
 use crate::dns::Resolver;
-use crate::inbound::Inbound;
+use crate::inbound::{Inbound, Shared};
 use crate::maillog::MailLog;
-use crate::outbound::Outbound;
+use crate::metrics::Metrics;
+use crate::outbound::{Carried, Outbound};
 use crate::spool::Spool;
+use crate::suspension::Suspended;
 
 pub use crate::error::StartError;
 pub use crate::settings::{
@@ -63,17 +72,30 @@ pub use crate::settings::{
     RouteHost, SmtpRoute,
 };
 
-/// A running gateway.
-#[derive(Debug)]
+/// A running gateway. Cheap to clone: clones are handles to the same one.
+#[derive(Debug, Clone)]
 pub struct Engine {
-    inbound: Inbound,
-    outbound: Outbound,
-    spool: Arc<Spool>,
-    dns: Option<Resolver>,
-    log: MailLog,
-    queue: QueueService,
-    control: ControlSocket,
-    certificates: Option<crate::cert_manager::CertificateManager>,
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) inbound: Mutex<Option<Inbound>>,
+    pub(crate) outbound: Mutex<Option<Outbound>>,
+    pub(crate) spool: Arc<Spool>,
+    pub(crate) dns: Mutex<Option<Resolver>>,
+    pub(crate) log: MailLog,
+    pub(crate) queue: QueueService,
+    control: Mutex<Option<ControlSocket>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) data_dir: PathBuf,
+    /// What the operator suspended, as stored in the data directory.
+    pub(crate) suspended: tokio::sync::Mutex<Suspended>,
+    /// One reload at a time; also what the running settings are.
+    pub(crate) settings: tokio::sync::Mutex<EngineSettings>,
+    pub(crate) started: SystemTime,
+    /// ACME renewals and DANE rollover watch (stopped with the engine).
+    certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
 }
 
 impl Engine {
@@ -87,23 +109,30 @@ impl Engine {
                 settings.data_dir.display()
             ))
         })?;
-        let dns = match &settings.delivery.dns {
-            Some(d) => Some(
-                Resolver::new(d).map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?,
-            ),
-            None => {
-                log.warn(format_args!(
-                    "DNS: no resolver configured ([dns] resolvers, or nameserver lines in /etc/resolv.conf): only SMTP routes given by address can be delivered"
-                ));
-                None
-            }
-        };
-        if let Some(dns) = &dns {
-            dns.check_at_start(log.clone());
-        }
+        let suspended = Suspended::load(&settings.data_dir).map_err(StartError::Setup)?;
+        let dns = start_resolver(&settings, &log)?;
         let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())?;
         let spool = Arc::new(spool);
-        let outbound = Outbound::start(&settings, spool.clone(), log.clone(), queued, dns.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        let carried = Carried {
+            metrics: metrics.clone(),
+            ..Carried::default()
+        };
+        if !suspended.delivery.is_empty() {
+            log.warn(format_args!(
+                "delivery is suspended (since before this start) for: {}; `portcullis ctl resume delivery TARGET` resumes it",
+                suspended.delivery.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let outbound = Outbound::start(
+            &settings,
+            spool.clone(),
+            log.clone(),
+            queued,
+            dns.clone(),
+            carried,
+            suspended.delivery_suspensions(),
+        )?;
         let queue = QueueService::new(spool.clone(), outbound.control());
         let socket_path = settings.data_dir.join(SOCKET_NAME);
         let control = match ControlSocket::start(&socket_path, queue.clone(), log.clone()) {
@@ -116,15 +145,14 @@ impl Engine {
                 )));
             }
         };
-        let inbound = match Inbound::start(
-            &settings,
-            spool.clone(),
-            outbound.handle(),
-            log.clone(),
-            dns.clone(),
-        )
-        .await
-        {
+        let shared = Shared {
+            spool: spool.clone(),
+            outbound: outbound.handle(),
+            log: log.clone(),
+            dns: dns.clone(),
+            metrics: metrics.clone(),
+        };
+        let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
             Err(e) => {
                 control.shutdown().await;
@@ -133,14 +161,21 @@ impl Engine {
             }
         };
         Ok(Engine {
-            inbound,
-            outbound,
-            spool,
-            dns,
-            log,
-            queue,
-            control,
-            certificates: None,
+            inner: Arc::new(Inner {
+                inbound: Mutex::new(Some(inbound)),
+                outbound: Mutex::new(Some(outbound)),
+                spool,
+                dns: Mutex::new(dns),
+                log,
+                queue,
+                control: Mutex::new(Some(control)),
+                metrics,
+                data_dir: settings.data_dir.clone(),
+                suspended: tokio::sync::Mutex::new(suspended),
+                settings: tokio::sync::Mutex::new(settings),
+                started: SystemTime::now(),
+                certificates: Mutex::new(None),
+            }),
         })
     }
 
@@ -149,49 +184,64 @@ impl Engine {
     /// DANE key rollovers, both through the engine's resolver and logging
     /// to its mail log. They stop with the engine.
     pub async fn manage_certificates(
-        &mut self,
+        &self,
         settings: crate::cert_manager::CertificateSettings,
     ) -> Result<(), StartError> {
-        let manager = crate::cert_manager::CertificateManager::start(
-            settings,
-            self.dns.clone(),
-            self.log.clone(),
-        )
-        .await?;
-        self.certificates = Some(manager);
+        let dns = lock(&self.inner.dns).clone();
+        let manager =
+            crate::cert_manager::CertificateManager::start(settings, dns, self.inner.log.clone())
+                .await?;
+        *lock(&self.inner.certificates) = Some(manager);
         Ok(())
     }
 
     /// The HTTP-01 challenge listener's address, when it runs.
     pub fn acme_http01_addr(&self) -> Option<SocketAddr> {
-        self.certificates.as_ref().and_then(|c| c.http01_addr())
+        lock(&self.inner.certificates)
+            .as_ref()
+            .and_then(|c| c.http01_addr())
     }
 
     /// Forgets every cached DNS answer and DNSSEC validation result (after
     /// fixing a zone, say): the next lookups ask the servers again.
     pub fn flush_dns_cache(&self) -> Result<(), portcullis_dane::dns::DnsSetupError> {
-        let Some(dns) = &self.dns else {
+        let dns = lock(&self.inner.dns).clone();
+        let Some(dns) = dns else {
             return Err(portcullis_dane::dns::DnsSetupError::NoServers);
         };
         dns.flush()?;
-        self.log.line(format_args!("DNS: cache flushed"));
+        self.inner.log.line(format_args!("DNS: cache flushed"));
         Ok(())
     }
 
-    /// The bound address of each listener, in settings order.
+    /// The bound address of each listener, in settings order (a suspended
+    /// listener: the address it had, or its configured one).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.inbound.local_addrs()
+        lock(&self.inner.inbound)
+            .as_ref()
+            .map(Inbound::local_addrs)
+            .unwrap_or_default()
     }
 
     /// The spool (for status and tests).
     pub fn spool(&self) -> &Arc<Spool> {
-        &self.spool
+        &self.inner.spool
+    }
+
+    /// The mail path's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The mail log (the admin interface writes its own lines to it).
+    pub fn mail_log(&self) -> &MailLog {
+        &self.inner.log
     }
 
     /// Queue commands on the running gateway: what the control socket
     /// serves, and what any other front end should call.
     pub fn queue_service(&self) -> QueueService {
-        self.queue.clone()
+        self.inner.queue.clone()
     }
 
     /// Stops accepting connections, lets open sessions finish within
@@ -199,14 +249,54 @@ impl Engine {
     /// never accepted); deliveries in flight get what is left of `grace`
     /// (at least a second) before they are abandoned. Nothing queued is
     /// lost: what was not delivered stays in the spool for the next start.
-    pub async fn shutdown(mut self, grace: Duration) {
-        drop(self.certificates.take());
+    /// Other handles (clones) see a stopped engine; the spool, and its
+    /// lock, is released when the last handle is dropped.
+    pub async fn shutdown(self, grace: Duration) {
+        let certificates = lock(&self.inner.certificates).take();
+        drop(certificates);
         let started = std::time::Instant::now();
-        self.control.shutdown().await;
-        self.inbound.shutdown(grace).await;
+        let control = lock(&self.inner.control).take();
+        if let Some(c) = control {
+            c.shutdown().await;
+        }
+        let inbound = lock(&self.inner.inbound).take();
+        if let Some(i) = inbound {
+            i.shutdown(grace).await;
+        }
         let left = grace
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
-        self.outbound.shutdown(left).await;
+        let outbound = lock(&self.inner.outbound).take();
+        if let Some(o) = outbound {
+            o.shutdown(left).await;
+        }
     }
+}
+
+/// The one resolver, with its start-up DNSSEC self-check.
+pub(crate) fn start_resolver(
+    settings: &EngineSettings,
+    log: &MailLog,
+) -> Result<Option<Resolver>, StartError> {
+    let dns = match &settings.delivery.dns {
+        Some(d) => {
+            Some(Resolver::new(d).map_err(|e| StartError::Setup(format!("DNS resolver: {e}")))?)
+        }
+        None => {
+            log.warn(format_args!(
+                "DNS: no resolver configured ([dns] resolvers, or nameserver lines in /etc/resolv.conf): only SMTP routes given by address can be delivered"
+            ));
+            None
+        }
+    };
+    if let Some(dns) = &dns {
+        dns.check_at_start(log.clone());
+    }
+    Ok(dns)
+}
+
+/// Locks a mutex whose holder cannot leave it inconsistent (every critical
+/// section is a swap or a read).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -14,6 +14,9 @@
 //!   queue commands operators run, online (control socket) or offline;
 //! - [`maillog`]: one line per event; [`mta_sts_fetch`]: MTA-STS policy
 //!   fetches over HTTPS;
+//! - [`operate`]: what an operator does to a running engine (reload,
+//!   suspend, resume, status); [`suspension`]: what is suspended, kept
+//!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 #![cfg_attr(
     not(test),
@@ -21,6 +24,7 @@
 )]
 
 pub mod acme;
+pub mod admin;
 pub mod cert_manager;
 pub mod check;
 pub mod config;
@@ -32,7 +36,10 @@ pub mod engine;
 mod error;
 mod inbound;
 pub mod maillog;
+pub mod metrics;
 pub mod mta_sts_fetch;
+pub mod operate;
 mod outbound;
 pub mod settings;
 pub mod spool;
+pub mod suspension;

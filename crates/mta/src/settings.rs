@@ -74,6 +74,16 @@ pub struct ListenerSettings {
     /// Inactivity timeout of a session (RFC 5321 §4.5.3.2.7: at least 5
     /// minutes; default 300 s).
     pub idle_timeout: Duration,
+    /// Longest TLS handshake after STARTTLS (default 60 s).
+    pub tls_handshake_timeout: Duration,
+    /// Longest DATA or BDAT transfer (default 30 minutes).
+    pub data_timeout: Duration,
+    /// Longest session (default 1 hour).
+    pub session_timeout: Duration,
+    /// Where mail to `<postmaster>` (no domain) goes: an address this
+    /// listener accepts or relays. `None`: `postmaster@` the first RAT
+    /// domain, else `postmaster@` the listener's host name.
+    pub postmaster: Option<String>,
     /// Errors tolerated before `421` (default 10).
     pub max_errors: u32,
 }
@@ -91,6 +101,10 @@ impl ListenerSettings {
             max_concurrency: 1000,
             backlog: 50,
             idle_timeout: Duration::from_secs(300),
+            tls_handshake_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(30 * 60),
+            session_timeout: Duration::from_secs(3600),
+            postmaster: None,
             max_errors: 10,
         }
     }
@@ -127,6 +141,8 @@ pub struct DeliverySettings {
     pub command_timeout: Duration,
     /// Timeout for the reply to the final dot (RFC 5321: 10 minutes).
     pub data_timeout: Duration,
+    /// Longest TLS handshake after the server's `220` to STARTTLS.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl DeliverySettings {
@@ -149,6 +165,7 @@ impl DeliverySettings {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            tls_handshake_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -28,6 +28,7 @@ fn python_email_reads_our_delivery_status_notification() {
         recipients: vec!["bob@example.com".into(), "carol@example.net".into()],
         received_at: 1_795_000_000,
         flags: EnvelopeFlags::default(),
+        dsn: Default::default(),
     };
     let message = b"From: alice@example.org\r\nSubject: Quarterly\r\n\r\nbody\r\n";
     let failures = [
@@ -81,6 +82,87 @@ fn python_email_reads_our_delivery_status_notification() {
             "rfc822; bob@example.com | failed | 5.1.1",
             "rfc822; carol@example.net | failed | 4.7.5",
             "Subject: Quarterly",
+        ],
+        "{stdout}"
+    );
+}
+
+const READ_FIELDS: &str = r#"
+import email, sys
+from email import policy
+from email.utils import parsedate_to_datetime
+msg = email.message_from_bytes(sys.stdin.buffer.read(), policy=policy.compat32)
+print("message-id", msg["Message-ID"])
+print("date", parsedate_to_datetime(msg["Date"]).isoformat())
+parts = msg.get_payload()
+print("notification", "attached below" in parts[0].get_payload(), "header section" in parts[0].get_payload())
+status = parts[1].get_payload()
+print("envid", status[0].get("Original-Envelope-Id"))
+for block in status[1:]:
+    print("rcpt", block.get("Original-Recipient"), "|", block.get("Final-Recipient"), "|", block.get("Status"), "|", block.get("Remote-MTA"))
+"#;
+
+/// Issue 10 item 8/9: the fields Python reads back — Message-ID, a Date it
+/// can parse, `Remote-MTA: dns; <host>`, the sender's ENVID and ORCPT, and
+/// a text that does not promise the whole message when only headers come.
+#[test]
+fn python_email_reads_message_id_date_remote_mta_and_dsn_fields() {
+    use portcullis_mta::spool::DsnRequest;
+    use portcullis_smtp_tls::{OriginalRecipient, RcptParams};
+    let envelope = Envelope {
+        sender: "alice@example.org".into(),
+        recipients: vec!["bob@example.com".into()],
+        received_at: 1_795_000_000,
+        flags: EnvelopeFlags::default(),
+        dsn: DsnRequest {
+            ret: None,
+            envid: Some("Q+2B42".into()),
+            recipients: vec![RcptParams {
+                notify: None,
+                orcpt: Some(OriginalRecipient {
+                    addr_type: "rfc822".into(),
+                    xtext: "bob+40example.com".into(),
+                }),
+            }],
+        },
+    };
+    let failures = [RecipientFailure {
+        recipient: "bob@example.com".into(),
+        status: "5.4.7".into(),
+        remote_mta: Some("mx.example.com".into()),
+        diagnostic: "message expired after 5 day(s) in the queue".into(),
+        last_attempt: Some(1_795_000_050),
+    }];
+    let failed = FailedMessage {
+        envelope: &envelope,
+        message: b"From: alice@example.org\r\nSubject: Quarterly\r\n\r\nbody\r\n",
+        queue_id: "5F3A".into(),
+    };
+    let (_, report) = bounce("gw.example.org", &failed, &failures, 1_795_000_100).unwrap();
+    let mut python = Command::new("python3")
+        .args(["-c", READ_FIELDS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is part of the test machine");
+    python.stdin.take().unwrap().write_all(&report).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "message-id <5F3A.1795000100.dsn@gw.example.org>",
+            "date 2026-11-18T11:08:20+00:00",
+            "notification False True",
+            "envid Q+42",
+            "rcpt rfc822; bob@example.com | rfc822; bob@example.com | 5.4.7 | dns; mx.example.com",
         ],
         "{stdout}"
     );

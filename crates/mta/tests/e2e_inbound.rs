@@ -107,7 +107,7 @@ async fn send_from(
 }
 
 fn established(d: &Delivery) -> bool {
-    matches!(&d.tls, TlsOutcome::Established(i) if i.protocol.starts_with("TLSv1_"))
+    matches!(&d.tls, TlsOutcome::Established(i) if i.protocol.starts_with("TLSv1."))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,7 +133,7 @@ async fn dane_outcomes_per_destination() {
         .await;
     // All records unusable: TLS mandatory without authentication (R9).
     let l = log.wait_for(&["delivered to <d@unusable.test>"]).await;
-    assert!(l.contains("rule=R9") && l.contains("tls=TLSv1_3"), "{l}");
+    assert!(l.contains("rule=R9") && l.contains("tls=TLSv1.3"), "{l}");
     // Insecure zone: no DANE, opportunistic TLS (R15).
     let l = log.wait_for(&["delivered to <e@insecure.test>"]).await;
     assert!(l.contains("rule=R15"), "{l}");

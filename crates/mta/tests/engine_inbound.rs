@@ -97,7 +97,7 @@ async fn starttls_preferred_message_is_queued_then_relayed_over_tls() {
         ])
         .await;
     r.log
-        .wait_for(&["TLS success protocol TLSv1_3 cipher"])
+        .wait_for(&["TLS success protocol TLSv1.3 cipher"])
         .await;
     let queued = r
         .log
@@ -108,7 +108,7 @@ async fn starttls_preferred_message_is_queued_then_relayed_over_tls() {
         .log
         .wait_for(&[&format!("MID {mid} delivered to <bob@example.net>")])
         .await;
-    assert!(delivered.contains("tls=TLSv1_3"), "{delivered}");
+    assert!(delivered.contains("tls=TLSv1.3"), "{delivered}");
     assert!(delivered.contains("rule=R15"), "{delivered}");
     assert!(delivered.contains("reply=\"250"), "{delivered}");
     r.engine.shutdown(Duration::from_secs(5)).await;

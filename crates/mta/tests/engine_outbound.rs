@@ -150,7 +150,7 @@ async fn required_verify_delivers_to_a_good_certificate() {
     assert!(got[0].tls.is_some());
     let l = r
         .log
-        .wait_for(&["TLS success protocol TLSv1_3", "auth=pkix ok"])
+        .wait_for(&["TLS success protocol TLSv1.3", "auth=pkix ok"])
         .await;
     assert!(l.contains("name=mx.example.net"), "{l}");
     let d = r.log.wait_for(&["delivered to <b@example.net>"]).await;
@@ -406,7 +406,7 @@ async fn a_burst_to_one_destination_is_delivered_completely_over_tls() {
             .log
             .wait_for(&[&format!("delivered to <u{i}@example.net>")])
             .await;
-        assert!(l.contains("tls=TLSv1_3") && l.contains("auth=pkix"), "{l}");
+        assert!(l.contains("tls=TLSv1.3") && l.contains("auth=pkix"), "{l}");
     }
     r.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -22,6 +22,7 @@ fn envelope(n: usize, recipients: usize) -> Envelope {
             requiretls: n.is_multiple_of(2),
             ..EnvelopeFlags::default()
         },
+        dsn: Default::default(),
     }
 }
 
@@ -229,6 +230,54 @@ fn finished_segments_are_deleted_and_pinned_messages_copied_forward() {
     assert_eq!(queued[0].id, pinned_id);
     assert_eq!(queued[0].pending, vec![0], "recipient 1 stays finished");
     assert_eq!(spool.body(pinned_id).unwrap(), pinned_body);
+}
+
+/// Issue 10 item 9: the sender's DSN request (RET, ENVID, NOTIFY, ORCPT)
+/// is stored with the message and outlives compaction and a restart.
+#[test]
+fn dsn_requests_survive_copying_forward_and_reopening() {
+    use portcullis_mta::spool::DsnRequest;
+    use portcullis_smtp_tls::{Notify, OriginalRecipient, RcptParams, Ret};
+    let dir = tempfile::tempdir().unwrap();
+    let mut asked = envelope(1, 2);
+    asked.dsn = DsnRequest {
+        ret: Some(Ret::Headers),
+        envid: Some("QQ314159".into()),
+        recipients: vec![
+            RcptParams {
+                notify: Some(Notify::NEVER),
+                orcpt: None,
+            },
+            RcptParams {
+                notify: Some(Notify {
+                    success: true,
+                    failure: true,
+                    delay: false,
+                }),
+                orcpt: Some(OriginalRecipient {
+                    addr_type: "rfc822".into(),
+                    xtext: "rcpt1+40example.com".into(),
+                }),
+            },
+        ],
+    };
+    let id;
+    {
+        let (spool, _) = Spool::open(dir.path(), small_segments()).unwrap();
+        let (queued_id, commit) = spool.enqueue(asked.clone(), &body(1));
+        commit.wait().unwrap();
+        id = queued_id;
+        for n in 2..100 {
+            let (other, commit) = spool.enqueue(envelope(n, 1), &body(n));
+            commit.wait().unwrap();
+            spool.finish(other, &[0]).wait().unwrap();
+        }
+        spool.reclaim_now();
+    }
+    let (_spool, queued) = Spool::open(dir.path(), small_segments()).unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].id, id);
+    assert_eq!(*queued[0].envelope, asked);
 }
 
 #[test]

@@ -35,6 +35,7 @@ fn envelope(n: usize, recipients: usize) -> Envelope {
             requiretls: n.is_multiple_of(2),
             ..EnvelopeFlags::default()
         },
+        dsn: Default::default(),
     }
 }
 

@@ -20,6 +20,7 @@ fn envelope(n: usize, recipients: usize) -> Envelope {
             .collect(),
         received_at: 1_790_000_000 + n as u64,
         flags: EnvelopeFlags::default(),
+        dsn: Default::default(),
     }
 }
 

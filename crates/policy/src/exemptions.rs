@@ -45,6 +45,17 @@ impl TlsExemptions {
         self.until.remove(host);
     }
 
+    /// Every recorded host with its expiry, in no particular order (for an
+    /// operator's listing).
+    pub fn entries(&self) -> impl Iterator<Item = (&HopHost, SystemTime)> {
+        self.until.iter().map(|(h, t)| (h, *t))
+    }
+
+    /// Ends every exemption early (an operator command).
+    pub fn clear_all(&mut self) {
+        self.until.clear();
+    }
+
     /// Forgets every exemption that has expired at `now`.
     pub fn purge(&mut self, now: SystemTime) {
         self.until.retain(|_, t| now < *t);

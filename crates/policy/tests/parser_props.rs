@@ -23,8 +23,17 @@ fn mx_pattern() -> impl Strategy<Value = String> {
     (any::<bool>(), domain()).prop_map(|(w, d)| if w { format!("*.{d}") } else { d })
 }
 
+/// 2048 cases unless `PROPTEST_CASES` asks for another number (a long run
+/// before a release).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2048)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn txt_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..200)) {

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::address::ForwardPath;
-use crate::envelope::{BodyType, Envelope};
+use crate::envelope::{BodyType, Envelope, RcptParams};
 use crate::error::Error;
 use crate::reply::{MAX_REPLY_LINE, Reply};
 use crate::tls::{TlsInfo, TlsOutcome};
@@ -28,15 +28,22 @@ pub struct ClientConfig {
     pub command_timeout: Duration,
     /// How long to wait for the reply to the final `.` (RFC 5321: 10 minutes).
     pub data_timeout: Duration,
+    /// How long the TLS handshake after STARTTLS may take (no RFC value).
+    pub tls_handshake_timeout: Duration,
+    /// How long the server may take to accept each piece we send (RFC 5321
+    /// §4.5.3.2.5, data block: 3 minutes).
+    pub send_timeout: Duration,
 }
 
 impl ClientConfig {
-    /// RFC 5321 timeouts.
+    /// RFC 5321 timeouts; 60 s for a TLS handshake.
     pub fn new(helo_name: impl Into<String>) -> Self {
         Self {
             helo_name: helo_name.into(),
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(600),
+            tls_handshake_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -60,6 +67,10 @@ pub struct Capabilities {
     pub enhanced_status_codes: bool,
     /// `REQUIRETLS` (only meaningful over TLS)
     pub requiretls: bool,
+    /// `DSN` (RFC 3461): the server takes NOTIFY, ORCPT, RET and ENVID.
+    pub dsn: bool,
+    /// `CHUNKING` (RFC 3030): the server takes BDAT.
+    pub chunking: bool,
     /// Every advertised line after the greeting line, as sent.
     pub keywords: Vec<String>,
 }
@@ -82,6 +93,8 @@ impl Capabilities {
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "ENHANCEDSTATUSCODES" => caps.enhanced_status_codes = true,
                 "REQUIRETLS" => caps.requiretls = true,
+                "DSN" => caps.dsn = true,
+                "CHUNKING" => caps.chunking = true,
                 _ => {}
             }
             caps.keywords.push(line.clone());
@@ -164,6 +177,8 @@ enum Expect {
 struct Transaction {
     pipelined: bool,
     body: Vec<u8>,
+    /// `RCPT TO:<…> params`, one per recipient.
+    rcpt_lines: Vec<String>,
     result: MessageResult,
 }
 
@@ -196,6 +211,8 @@ pub struct ClientSession {
     tls: Option<TlsInfo>,
     tx: Option<Transaction>,
     last_activity: Instant,
+    /// TLS records the server sent before our ClientHello, described.
+    early_tls: Option<String>,
 }
 
 impl ClientSession {
@@ -222,10 +239,23 @@ impl ClientSession {
             tls: None,
             tx: None,
             last_activity: now,
+            early_tls: None,
         }
     }
 
     // ----- getters -----
+
+    /// The session's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// When the server answered STARTTLS with `220` and then sent TLS
+    /// records itself (an alert, typically) before our ClientHello: what
+    /// it sent. That is a failed handshake, not a plaintext injection.
+    pub fn tls_records_before_handshake(&self) -> Option<String> {
+        self.early_tls.clone()
+    }
 
     /// The capabilities of the latest EHLO/HELO.
     pub fn capabilities(&self) -> Option<&Capabilities> {
@@ -286,7 +316,7 @@ impl ClientSession {
         self.check_open()?;
         self.last_activity = now;
         if self.awaiting_tls {
-            self.discard_plaintext(bytes.len());
+            self.discard_plaintext(bytes);
             return Ok(());
         }
         self.inbuf.extend_from_slice(bytes);
@@ -318,10 +348,10 @@ impl ClientSession {
                     if self.awaiting_tls {
                         // Response injection: plaintext after the 220 must
                         // not be read as if it came over TLS.
-                        let rest = self.inbuf.len().saturating_sub(pos);
+                        let rest = self.inbuf.split_off(pos.min(self.inbuf.len()));
                         pos = self.inbuf.len();
                         self.unterminated = 0;
-                        self.discard_plaintext(rest);
+                        self.discard_plaintext(&rest);
                         break Ok(());
                     }
                     if self.closed {
@@ -409,7 +439,20 @@ impl ClientSession {
     /// `SMTPUTF8` and `SIZE` are added when the message needs them and the
     /// server offers them; when it does not, nothing is sent and the error
     /// names the missing extension.
-    pub fn send_message(&mut self, mut envelope: Envelope, body: &[u8]) -> Result<(), Error> {
+    pub fn send_message(&mut self, envelope: Envelope, body: &[u8]) -> Result<(), Error> {
+        self.send_message_with(envelope, Vec::new(), body)
+    }
+
+    /// [`ClientSession::send_message`] with `RCPT TO` parameters (DSN), one
+    /// per recipient in the order of `envelope.to` (missing entries: none).
+    /// With DSN parameters and a server that does not advertise DSN,
+    /// nothing is sent ([`Error::ExtensionNotOffered`]).
+    pub fn send_message_with(
+        &mut self,
+        mut envelope: Envelope,
+        rcpt_params: Vec<RcptParams>,
+        body: &[u8],
+    ) -> Result<(), Error> {
         self.check_idle("send a message")?;
         if envelope.to.is_empty() {
             return Err(Error::InvalidState(
@@ -436,10 +479,20 @@ impl ClientSession {
         if params.requiretls && !caps.requiretls {
             return Err(Error::ExtensionNotOffered("REQUIRETLS"));
         }
+        let rcpt_dsn = rcpt_params.iter().any(|p| !p.is_empty());
+        if (params.has_dsn() || rcpt_dsn) && !caps.dsn {
+            return Err(Error::ExtensionNotOffered("DSN"));
+        }
         let body = dot_stuff(body);
+        // Content size without the terminator (RFC 1870 estimate).
+        let size = body.len().saturating_sub(3) as u64;
+        if let Some(limit) = caps.size.filter(|&l| l > 0)
+            && size > limit
+        {
+            return Err(Error::MessageTooLarge { size, limit });
+        }
         if caps.size.is_some() && params.size.is_none() {
-            // Content size without the terminator (RFC 1870 estimate).
-            params.size = Some(body.len().saturating_sub(3) as u64);
+            params.size = Some(size);
         }
         if !caps.esmtp && *params != Default::default() {
             return Err(Error::ExtensionNotOffered(
@@ -452,15 +505,25 @@ impl ClientSession {
             &format!("MAIL FROM:{}{}", envelope.from, envelope.params),
             Expect::Mail,
         );
+        let rcpt_lines: Vec<String> = envelope
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, to)| {
+                let params = rcpt_params.get(i).cloned().unwrap_or_default();
+                format!("RCPT TO:{to}{params}")
+            })
+            .collect();
         if pipelined {
-            for (i, to) in envelope.to.iter().enumerate() {
-                self.send_line(&format!("RCPT TO:{to}"), Expect::Rcpt(i));
+            for (i, line) in rcpt_lines.iter().enumerate() {
+                self.send_line(line, Expect::Rcpt(i));
             }
             self.send_line("DATA", Expect::Data);
         }
         self.tx = Some(Transaction {
             pipelined,
             body,
+            rcpt_lines,
             result: MessageResult {
                 mail: Reply::fixed(421, None, "no reply yet"),
                 recipients: envelope.to.into_iter().map(|to| (to, None)).collect(),
@@ -542,11 +605,24 @@ impl ClientSession {
         self.expect.push_back(expect);
     }
 
-    fn discard_plaintext(&mut self, n: usize) {
-        if n > 0 {
-            self.events
-                .push_back(ClientEvent::InjectionAttempt { discarded: n });
+    /// Bytes after the server's `220` to STARTTLS and before the handshake:
+    /// TLS records mean the server's TLS side already failed (a failed
+    /// handshake); anything else is plaintext injection.
+    fn discard_plaintext(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
         }
+        if let Some(record) = describe_tls_record(bytes) {
+            if self.early_tls.is_none() {
+                self.early_tls = Some(format!(
+                    "the server sent {record} right after its 220 to STARTTLS, before our ClientHello"
+                ));
+            }
+            return;
+        }
+        self.events.push_back(ClientEvent::InjectionAttempt {
+            discarded: bytes.len(),
+        });
     }
 
     fn fail(&mut self, e: Error) -> Error {
@@ -638,9 +714,8 @@ impl ClientSession {
             return;
         }
         if ok {
-            let first = tx.result.recipients.first().map(|(to, _)| to.to_string());
-            if let Some(to) = first {
-                self.send_line(&format!("RCPT TO:{to}"), Expect::Rcpt(0));
+            if let Some(line) = tx.rcpt_lines.first().cloned() {
+                self.send_line(&line, Expect::Rcpt(0));
             }
         } else {
             self.finish();
@@ -655,18 +730,14 @@ impl ClientSession {
         if tx.pipelined {
             return;
         }
-        let next = tx
-            .result
-            .recipients
-            .get(i + 1)
-            .map(|(to, _)| to.to_string());
+        let next = tx.rcpt_lines.get(i + 1).cloned();
         let any_ok = tx
             .result
             .recipients
             .iter()
             .any(|(_, r)| r.as_ref().is_some_and(Reply::is_positive));
         match next {
-            Some(to) => self.send_line(&format!("RCPT TO:{to}"), Expect::Rcpt(i + 1)),
+            Some(line) => self.send_line(&line, Expect::Rcpt(i + 1)),
             None if any_ok => self.send_line("DATA", Expect::Data),
             None => self.send_line("RSET", Expect::Rset),
         }
@@ -700,6 +771,48 @@ impl ClientSession {
             }
         }
     }
+}
+
+/// What `bytes` is, when it starts with a TLS record header (content type
+/// 20–24, version 3.x): `a TLS alert (fatal, handshake_failure)` and the
+/// like. `None` for anything else (plaintext).
+fn describe_tls_record(bytes: &[u8]) -> Option<String> {
+    let (&kind, &major, &minor) = (bytes.first()?, bytes.get(1)?, bytes.get(2)?);
+    if !(20..=24).contains(&kind) || major != 3 || minor > 4 {
+        return None;
+    }
+    if kind != 21 {
+        let what = match kind {
+            20 => "change_cipher_spec",
+            22 => "handshake",
+            23 => "application_data",
+            _ => "heartbeat",
+        };
+        return Some(format!("a TLS {what} record"));
+    }
+    let level = match bytes.get(5) {
+        Some(1) => "warning",
+        Some(2) => "fatal",
+        _ => "unknown level",
+    };
+    let description = match bytes.get(6) {
+        Some(&d) => match d {
+            0 => "close_notify".to_owned(),
+            10 => "unexpected_message".to_owned(),
+            20 => "bad_record_mac".to_owned(),
+            40 => "handshake_failure".to_owned(),
+            42 => "bad_certificate".to_owned(),
+            47 => "illegal_parameter".to_owned(),
+            50 => "decode_error".to_owned(),
+            70 => "protocol_version".to_owned(),
+            71 => "insufficient_security".to_owned(),
+            80 => "internal_error".to_owned(),
+            112 => "unrecognized_name".to_owned(),
+            other => format!("alert {other}"),
+        },
+        None => "truncated".to_owned(),
+    };
+    Some(format!("a TLS alert ({level}, {description})"))
 }
 
 /// Normalises line endings to CRLF, doubles leading dots (RFC 5321

@@ -15,8 +15,8 @@ fn now() -> Instant {
 
 fn tls_info() -> TlsInfo {
     TlsInfo {
-        protocol: "TLSv1_3".into(),
-        cipher: "TLS13_AES_128_GCM_SHA256".into(),
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
         peer_certificates: vec![],
     }
 }

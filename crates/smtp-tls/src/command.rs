@@ -7,13 +7,26 @@
 use std::fmt;
 
 use crate::address::{AddressError, ForwardPath, ReversePath, valid_address_literal, valid_domain};
-use crate::envelope::{BodyType, MailParams};
+use crate::envelope::{BodyType, MailParams, Notify, OriginalRecipient, RcptParams, Ret};
 use crate::reply::{EnhancedCode, Reply};
 
 /// Longest command line, CRLF included: RFC 5321 §4.5.3.1.4 allows 512, and
-/// each MAIL extension we offer raises it (SIZE +26 RFC 1870, BODY +14
-/// RFC 6152, SMTPUTF8 +10 RFC 6531, REQUIRETLS +11 RFC 8689).
-pub const MAX_COMMAND_LINE: usize = 512 + 26 + 14 + 10 + 11;
+/// each extension we offer raises it. MAIL: SIZE +26 (RFC 1870), BODY +14
+/// (RFC 6152), SMTPUTF8 +10 (RFC 6531), REQUIRETLS +11 (RFC 8689), RET +10
+/// and ENVID +107 (RFC 3461). RCPT, the longer: NOTIFY +30 and ORCPT +507
+/// (RFC 3461 §5).
+pub const MAX_COMMAND_LINE: usize = 512 + 30 + 507;
+
+/// Longest `ENVID` value (RFC 3461 §4.4).
+const MAX_ENVID: usize = 100;
+/// Longest `ORCPT` address part (RFC 3461 §4.2).
+const MAX_ORCPT: usize = 500;
+
+/// Verbs of SMTP extensions this crate does not implement: answered `502`
+/// (command not implemented, RFC 5321 §4.2.4) rather than `500`.
+const NOT_IMPLEMENTED: &[&str] = &[
+    "EXPN", "ETRN", "TURN", "ATRN", "AUTH", "SEND", "SOML", "SAML", "XCLIENT", "XFORWARD",
+];
 
 /// One client command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +43,20 @@ pub enum Command {
         /// Its parameters.
         params: MailParams,
     },
-    /// `RCPT TO:<path>`
+    /// `RCPT TO:<path> params`
     Rcpt {
         /// The recipient.
         to: ForwardPath,
+        /// Its parameters (RFC 3461 `NOTIFY`, `ORCPT`).
+        params: RcptParams,
+    },
+    /// `BDAT size [LAST]` (RFC 3030): a chunk of `size` octets follows the
+    /// command line.
+    Bdat {
+        /// Octets in the chunk.
+        size: u64,
+        /// The last chunk of the message.
+        last: bool,
     },
     /// `DATA`
     Data,
@@ -59,6 +82,7 @@ impl Command {
             Self::Helo(_) => "HELO",
             Self::Mail { .. } => "MAIL",
             Self::Rcpt { .. } => "RCPT",
+            Self::Bdat { .. } => "BDAT",
             Self::Data => "DATA",
             Self::Rset => "RSET",
             Self::Noop => "NOOP",
@@ -84,6 +108,7 @@ impl Command {
             "HELO" => parse_hello(arg, "HELO").map(Self::Helo),
             "MAIL" => parse_mail(arg),
             "RCPT" => parse_rcpt(arg),
+            "BDAT" => parse_bdat(arg),
             "DATA" => no_arg(arg, "DATA", Self::Data),
             "RSET" => no_arg(arg, "RSET", Self::Rset),
             "QUIT" => no_arg(arg, "QUIT", Self::Quit),
@@ -95,6 +120,7 @@ impl Command {
             }),
             "VRFY" => Ok(Self::Vrfy(arg.to_string())),
             "HELP" => Ok(Self::Help((!arg.is_empty()).then(|| arg.to_string()))),
+            v if NOT_IMPLEMENTED.contains(&v) => Err(CommandError::NotImplemented(v.to_owned())),
             _ => Err(CommandError::Unknown(verb.chars().take(16).collect())),
         }
     }
@@ -106,7 +132,9 @@ impl fmt::Display for Command {
             Self::Ehlo(d) => write!(f, "EHLO {d}"),
             Self::Helo(d) => write!(f, "HELO {d}"),
             Self::Mail { from, params } => write!(f, "MAIL FROM:{from}{params}"),
-            Self::Rcpt { to } => write!(f, "RCPT TO:{to}"),
+            Self::Rcpt { to, params } => write!(f, "RCPT TO:{to}{params}"),
+            Self::Bdat { size, last: true } => write!(f, "BDAT {size} LAST"),
+            Self::Bdat { size, last: false } => write!(f, "BDAT {size}"),
             Self::Vrfy(s) => write!(f, "VRFY {s}"),
             Self::Help(Some(s)) => write!(f, "HELP {s}"),
             other => f.write_str(other.verb()),
@@ -121,6 +149,10 @@ pub enum CommandError {
     /// The verb is not one we know.
     #[error("command {0:?} not recognized")]
     Unknown(String),
+    /// A verb of an SMTP extension this server does not implement (EXPN,
+    /// ETRN, AUTH, …).
+    #[error("command {0} not implemented")]
+    NotImplemented(String),
     /// The line is not UTF-8.
     #[error("command line is not valid UTF-8")]
     NotUtf8,
@@ -159,6 +191,7 @@ impl CommandError {
     pub fn reply(&self) -> Reply {
         let (code, e) = match self {
             Self::Unknown(_) | Self::LineTooLong => (500, EnhancedCode::fixed(5, 5, 2)),
+            Self::NotImplemented(_) => (502, EnhancedCode::fixed(5, 5, 1)),
             Self::NotUtf8 | Self::ControlCharacter | Self::BareLf => {
                 (500, EnhancedCode::fixed(5, 5, 2))
             }
@@ -261,9 +294,95 @@ fn split_path<'a>(
     Err(bad("missing closing >"))
 }
 
-const MAIL_GRAMMAR: &str =
-    "MAIL FROM:<address> [SIZE=<n>] [BODY=7BIT|8BITMIME] [SMTPUTF8] [REQUIRETLS]";
-const RCPT_GRAMMAR: &str = "RCPT TO:<address>";
+const MAIL_GRAMMAR: &str = "MAIL FROM:<address> [SIZE=<n>] [BODY=7BIT|8BITMIME] [SMTPUTF8] [REQUIRETLS] [RET=FULL|HDRS] [ENVID=<xtext>]";
+const RCPT_GRAMMAR: &str =
+    "RCPT TO:<address> [NOTIFY=NEVER|SUCCESS,FAILURE,DELAY] [ORCPT=<type>;<xtext>]";
+const BDAT_GRAMMAR: &str = "BDAT <size> [LAST]";
+
+/// Whether `s` is xtext (RFC 3461 §4): printable ASCII but `+` and `=`, with
+/// `+XX` (upper-case hex) for any other octet. `utf8` also allows what
+/// RFC 6533's utf-8-addr-xtext adds: non-ASCII characters and `\x{HEX}`.
+fn valid_xtext(s: &str, utf8: bool) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => {
+                let hex = b.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| {
+                    h.iter()
+                        .all(|d| d.is_ascii_digit() || (b'A'..=b'F').contains(d))
+                }) {
+                    return false;
+                }
+                i += 3;
+            }
+            b'=' => return false,
+            33..=126 => i += 1,
+            0x80.. if utf8 => i += 1,
+            _ => return false,
+        }
+    }
+    !s.is_empty()
+}
+
+fn parse_notify(v: &str) -> Option<Notify> {
+    if v.eq_ignore_ascii_case("NEVER") {
+        return Some(Notify::NEVER);
+    }
+    let mut n = Notify::NEVER;
+    for word in v.split(',') {
+        let slot = match word.to_ascii_uppercase().as_str() {
+            "SUCCESS" => &mut n.success,
+            "FAILURE" => &mut n.failure,
+            "DELAY" => &mut n.delay,
+            _ => return None,
+        };
+        if *slot {
+            return None;
+        }
+        *slot = true;
+    }
+    Some(n)
+}
+
+fn parse_orcpt(v: &str) -> Option<OriginalRecipient> {
+    let (addr_type, xtext) = v.split_once(';')?;
+    let type_ok = !addr_type.is_empty()
+        && addr_type.len() <= 20
+        && addr_type
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let utf8 = addr_type.eq_ignore_ascii_case("utf-8");
+    (type_ok && xtext.len() <= MAX_ORCPT && valid_xtext(xtext, utf8)).then(|| OriginalRecipient {
+        addr_type: addr_type.to_owned(),
+        xtext: xtext.to_owned(),
+    })
+}
+
+fn parse_bdat(arg: &str) -> Result<Command, CommandError> {
+    let bad = |detail: &str| CommandError::Syntax {
+        grammar: BDAT_GRAMMAR,
+        detail: detail.into(),
+    };
+    let mut words = arg.split(' ').filter(|w| !w.is_empty());
+    let size = words.next().ok_or_else(|| bad("missing chunk size"))?;
+    if size.len() > 20 || !size.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("chunk size must be a decimal number"));
+    }
+    let size = size
+        .parse()
+        .map_err(|_| bad("chunk size must be a decimal number"))?;
+    let last = match words.next() {
+        None => false,
+        Some(w) if w.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return Err(bad("only LAST may follow the size")),
+    };
+    if words.next().is_some() {
+        return Err(bad("only LAST may follow the size"));
+    }
+    Ok(Command::Bdat { size, last })
+}
 
 fn parse_mail(arg: &str) -> Result<Command, CommandError> {
     let (path, rest) = split_path(arg, "FROM:", MAIL_GRAMMAR)?;
@@ -294,6 +413,19 @@ fn parse_mail(arg: &str) -> Result<Command, CommandError> {
             }
             ("SMTPUTF8", None) if !params.smtputf8 => params.smtputf8 = true,
             ("REQUIRETLS", None) if !params.requiretls => params.requiretls = true,
+            ("RET", Some(v)) if params.ret.is_none() => {
+                params.ret = Some(match v.to_ascii_uppercase().as_str() {
+                    "FULL" => Ret::Full,
+                    "HDRS" => Ret::Headers,
+                    _ => return Err(bad()),
+                });
+            }
+            ("ENVID", Some(v)) if params.envid.is_none() => {
+                if v.len() > MAX_ENVID || !valid_xtext(v, false) {
+                    return Err(bad());
+                }
+                params.envid = Some(v.to_owned());
+            }
             _ => return Err(bad()),
         }
     }
@@ -306,10 +438,21 @@ fn parse_rcpt(arg: &str) -> Result<Command, CommandError> {
         which: "recipient",
         error,
     })?;
-    if let Some(p) = rest.split(' ').find(|p| !p.is_empty()) {
-        return Err(CommandError::Parameter(p.chars().take(40).collect()));
+    let mut params = RcptParams::default();
+    for p in rest.split(' ').filter(|p| !p.is_empty()) {
+        let bad = || CommandError::Parameter(p.chars().take(40).collect());
+        let (key, value) = p.split_once('=').ok_or_else(bad)?;
+        match key.to_ascii_uppercase().as_str() {
+            "NOTIFY" if params.notify.is_none() => {
+                params.notify = Some(parse_notify(value).ok_or_else(bad)?);
+            }
+            "ORCPT" if params.orcpt.is_none() => {
+                params.orcpt = Some(parse_orcpt(value).ok_or_else(bad)?);
+            }
+            _ => return Err(bad()),
+        }
     }
-    Ok(Command::Rcpt { to })
+    Ok(Command::Rcpt { to, params })
 }
 
 #[cfg(test)]
@@ -340,14 +483,17 @@ mod tests {
                     size: Some(100),
                     body: Some(BodyType::EightBitMime),
                     smtputf8: true,
-                    requiretls: true
+                    requiretls: true,
+                    ret: None,
+                    envid: None,
                 }
             })
         );
         assert_eq!(
             Command::parse(b"RCPT TO:<\"x>y\"@b.example>"),
             Ok(Command::Rcpt {
-                to: ForwardPath::Mailbox(mbox("\"x>y\"@b.example"))
+                to: ForwardPath::Mailbox(mbox("\"x>y\"@b.example")),
+                params: RcptParams::default(),
             })
         );
         assert_eq!(Command::parse(b"NOOP anything"), Ok(Command::Noop));
@@ -362,7 +508,7 @@ mod tests {
         assert_eq!(r.code(), 501);
         assert!(r.text().contains("MAIL FROM:<address>"), "{r}");
         assert_eq!(
-            Command::parse(b"RCPT TO:<a@b.example> NOTIFY=NEVER")
+            Command::parse(b"RCPT TO:<a@b.example> NOTIFY=NEVER,SUCCESS")
                 .unwrap_err()
                 .reply()
                 .code(),
@@ -384,8 +530,9 @@ mod tests {
         );
         assert_eq!(
             Command::parse(b"EXPN staff").unwrap_err().reply().code(),
-            500
+            502
         );
+        assert_eq!(Command::parse(b"FOO bar").unwrap_err().reply().code(), 500);
         assert_eq!(Command::parse(b"DATA now").unwrap_err().reply().code(), 501);
         assert_eq!(Command::parse(b"EHLO").unwrap_err().reply().code(), 501);
         assert_eq!(
@@ -430,13 +577,33 @@ mod tests {
             ]),
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of(prop_oneof![Just(Ret::Full), Just(Ret::Headers)]),
+            proptest::option::of("([!-*,-<>-~]|\\+[0-9A-F]{2}){1,30}"),
         )
-            .prop_map(|(size, body, smtputf8, requiretls)| MailParams {
-                size,
-                body,
-                smtputf8,
-                requiretls,
-            });
+            .prop_map(
+                |(size, body, smtputf8, requiretls, ret, envid)| MailParams {
+                    size,
+                    body,
+                    smtputf8,
+                    requiretls,
+                    ret,
+                    envid,
+                },
+            );
+        let rcpt_params = (
+            proptest::option::of((any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+                |(success, failure, delay)| Notify {
+                    success,
+                    failure,
+                    delay,
+                },
+            )),
+            proptest::option::of(
+                ("rfc822|utf-8", "([!-*,-<>-~]|\\+[0-9A-F]{2}){1,30}")
+                    .prop_map(|(addr_type, xtext)| OriginalRecipient { addr_type, xtext }),
+            ),
+        )
+            .prop_map(|(notify, orcpt)| RcptParams { notify, orcpt });
         prop_oneof![
             "[a-z]{1,10}(\\.[a-z]{1,10}){0,3}".prop_map(Command::Ehlo),
             "[a-z]{1,10}".prop_map(Command::Helo),
@@ -448,11 +615,15 @@ mod tests {
                 params
             )
                 .prop_map(|(from, params)| Command::Mail { from, params }),
-            prop_oneof![
-                Just(ForwardPath::Postmaster),
-                mailbox().prop_map(ForwardPath::Mailbox)
-            ]
-            .prop_map(|to| Command::Rcpt { to }),
+            (
+                prop_oneof![
+                    Just(ForwardPath::Postmaster),
+                    mailbox().prop_map(ForwardPath::Mailbox)
+                ],
+                rcpt_params
+            )
+                .prop_map(|(to, params)| Command::Rcpt { to, params }),
+            (any::<u64>(), any::<bool>()).prop_map(|(size, last)| Command::Bdat { size, last }),
             Just(Command::Data),
             Just(Command::Rset),
             Just(Command::Noop),

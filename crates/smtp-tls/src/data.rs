@@ -1,6 +1,5 @@
-//! Message text on the server side: the DATA-mode receiver, and the
-//! [`MessageText`] every receiver mode writes into (DATA today; BDAT, whose
-//! chunks are framed by length, will write into the same one).
+//! Message text on the server side: the DATA-mode receiver, the BDAT
+//! receiver (RFC 3030), and the [`MessageText`] both write into.
 //!
 //! The DATA receiver consumes input up to `<CRLF>.<CRLF>` and nothing else,
 //! undoes dot-stuffing, and notes every reason to refuse the message while
@@ -14,7 +13,12 @@
 //! with a bare LF does not count either), and any bare CR or bare LF marks the
 //! message for refusal: text behind a smuggled terminator stays inside the
 //! refused message and is never executed. Once a message is marked, no more
-//! of its text is handed over.
+//! of its text is handed over. A NUL octet marks the message as well: a next
+//! hop that strips NUL would turn `<CRLF>.<NUL><CRLF>` into a terminator.
+//!
+//! BDAT chunks are framed by length, so no text can end the message early;
+//! the same line checks still apply (a line may span chunks), since the
+//! message is relayed onwards with DATA.
 
 use std::fmt;
 
@@ -31,6 +35,9 @@ pub enum MessageRefusal {
     /// A bare CR or bare LF in the text (SMTP smuggling protection):
     /// `554 5.6.0`.
     BareLineEnding,
+    /// A NUL octet in the text (a next hop that strips NUL could see a
+    /// terminator in `<CRLF>.<NUL><CRLF>`): `554 5.6.0`.
+    NulCharacter,
     /// A line longer than [`MAX_TEXT_LINE`]: `554 5.6.0`.
     LineTooLong,
     /// More than the configured maximum size: `552 5.3.4`.
@@ -47,6 +54,11 @@ impl MessageRefusal {
                 554,
                 (5, 6, 0),
                 "Message refused: bare CR or LF in message data (SMTP smuggling protection, RFC 5321 section 2.3.8)",
+            ),
+            Self::NulCharacter => (
+                554,
+                (5, 6, 0),
+                "Message refused: NUL character in message data (SMTP smuggling protection)",
             ),
             Self::LineTooLong => (
                 554,
@@ -74,6 +86,7 @@ impl fmt::Display for MessageRefusal {
             Self::BareLineEnding => {
                 "bare CR or LF in message data (possible SMTP smuggling attempt)"
             }
+            Self::NulCharacter => "NUL character in message data (possible SMTP smuggling attempt)",
             Self::LineTooLong => "a line exceeds 1000 octets",
             Self::TooBig => "message exceeds the maximum size",
             Self::Undeclared8Bit => "8-bit data without BODY=8BITMIME or SMTPUTF8",
@@ -106,7 +119,7 @@ impl MessageText {
 
     /// Appends the parts as one piece of text, unless the message passed its
     /// size limit (then nothing more is kept: it will be refused).
-    fn append(&mut self, parts: &[&[u8]]) {
+    pub(crate) fn append(&mut self, parts: &[&[u8]]) {
         if self.too_big {
             return;
         }
@@ -148,8 +161,36 @@ pub(crate) struct DataReceiver {
     /// The previous line ended with CRLF; true at the start, since the DATA
     /// command itself ended with CRLF.
     prev_crlf: bool,
+    faults: LineFaults,
+}
+
+/// What the line checks found in a message so far; any of them taints it.
+#[derive(Debug, Default, Clone, Copy)]
+struct LineFaults {
     bare_line_ending: bool,
+    nul: bool,
     line_too_long: bool,
+}
+
+impl LineFaults {
+    fn tainted(self) -> bool {
+        self.bare_line_ending || self.nul || self.line_too_long
+    }
+
+    /// Framing faults first (they are attacks or broken clients), then size.
+    fn refusal(self, text: &MessageText) -> Option<MessageRefusal> {
+        if self.bare_line_ending {
+            Some(MessageRefusal::BareLineEnding)
+        } else if self.nul {
+            Some(MessageRefusal::NulCharacter)
+        } else if self.line_too_long {
+            Some(MessageRefusal::LineTooLong)
+        } else if text.too_big() {
+            Some(MessageRefusal::TooBig)
+        } else {
+            None
+        }
+    }
 }
 
 impl DataReceiver {
@@ -159,8 +200,7 @@ impl DataReceiver {
             line_len: 0,
             last_cr: false,
             prev_crlf: true,
-            bare_line_ending: false,
-            line_too_long: false,
+            faults: LineFaults::default(),
         }
     }
 
@@ -172,13 +212,13 @@ impl DataReceiver {
             if b == b'\n' {
                 let crlf = self.last_cr;
                 if !crlf {
-                    self.bare_line_ending = true;
+                    self.faults.bare_line_ending = true;
                 }
                 if crlf && self.prev_crlf && self.line == b".\r" {
                     return Some(i + 1);
                 }
                 if self.line_len + usize::from(!crlf) + 1 > MAX_TEXT_LINE {
-                    self.line_too_long = true;
+                    self.faults.line_too_long = true;
                 }
                 self.commit_line(crlf, text);
                 self.prev_crlf = crlf;
@@ -186,7 +226,10 @@ impl DataReceiver {
             }
             if self.last_cr {
                 // A CR not followed by LF.
-                self.bare_line_ending = true;
+                self.faults.bare_line_ending = true;
+            }
+            if b == 0 {
+                self.faults.nul = true;
             }
             self.line_len += 1;
             if self.line.len() <= MAX_TEXT_LINE {
@@ -198,7 +241,7 @@ impl DataReceiver {
     }
 
     fn commit_line(&mut self, crlf: bool, text: &mut MessageText) {
-        if !self.bare_line_ending && !self.line_too_long {
+        if !self.faults.tainted() {
             let content = if crlf {
                 self.line.strip_suffix(b"\r").unwrap_or(&self.line)
             } else {
@@ -216,15 +259,84 @@ impl DataReceiver {
     /// Why the message must be refused, checked in this order: framing
     /// faults first (they are attacks or broken clients), then size.
     pub(crate) fn refusal(&self, text: &MessageText) -> Option<MessageRefusal> {
-        if self.bare_line_ending {
-            Some(MessageRefusal::BareLineEnding)
-        } else if self.line_too_long {
-            Some(MessageRefusal::LineTooLong)
-        } else if text.too_big() {
-            Some(MessageRefusal::TooBig)
-        } else {
-            None
+        self.faults.refusal(text)
+    }
+}
+
+/// The BDAT receiver (RFC 3030): one per message, across its chunks. Each
+/// chunk's octets are taken as they are (no dot-stuffing); complete lines
+/// are checked as in DATA and handed over as they complete.
+#[derive(Debug)]
+pub(crate) struct BdatReceiver {
+    /// The current line, capped at `MAX_TEXT_LINE + 1` bytes.
+    line: Vec<u8>,
+    line_len: usize,
+    last_cr: bool,
+    faults: LineFaults,
+}
+
+impl BdatReceiver {
+    pub(crate) fn new() -> Self {
+        Self {
+            line: Vec::new(),
+            line_len: 0,
+            last_cr: false,
+            faults: LineFaults::default(),
         }
+    }
+
+    /// Consumes chunk octets (all of `input`), appending complete lines to
+    /// `text`.
+    pub(crate) fn receive(&mut self, input: &[u8], text: &mut MessageText) {
+        for &b in input {
+            if b == b'\n' {
+                if !self.last_cr {
+                    self.faults.bare_line_ending = true;
+                }
+                if self.line_len + usize::from(!self.last_cr) + 1 > MAX_TEXT_LINE {
+                    self.faults.line_too_long = true;
+                }
+                self.commit_line(text);
+                continue;
+            }
+            if self.last_cr {
+                self.faults.bare_line_ending = true;
+            }
+            if b == 0 {
+                self.faults.nul = true;
+            }
+            self.line_len += 1;
+            if self.line.len() <= MAX_TEXT_LINE {
+                self.line.push(b);
+            }
+            self.last_cr = b == b'\r';
+        }
+    }
+
+    fn commit_line(&mut self, text: &mut MessageText) {
+        if !self.faults.tainted() {
+            let content = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+            text.append(&[content, b"\r\n"]);
+        }
+        self.line.clear();
+        self.line_len = 0;
+        self.last_cr = false;
+    }
+
+    /// The last chunk is in: a final line without CRLF gets one (the text is
+    /// relayed with DATA, which needs it); a final bare CR is a bare line
+    /// ending. Then why the message must be refused, if it must.
+    pub(crate) fn finish(&mut self, text: &mut MessageText) -> Option<MessageRefusal> {
+        if self.last_cr {
+            self.faults.bare_line_ending = true;
+        }
+        if self.line_len > 0 {
+            if self.line_len + 2 > MAX_TEXT_LINE {
+                self.faults.line_too_long = true;
+            }
+            self.commit_line(text);
+        }
+        self.faults.refusal(text)
     }
 }
 
@@ -259,6 +371,53 @@ mod tests {
             assert_eq!(used, None, "{variant:?} ended DATA");
             assert_eq!(refusal, Some(MessageRefusal::BareLineEnding), "{variant:?}");
         }
+    }
+
+    #[test]
+    fn nul_variants_do_not_end_data_and_taint_the_message() {
+        // smtpsmug's NUL variants: a next hop that strips NUL would see
+        // <CRLF>.<CRLF> in both.
+        for variant in [&b"\r\n\0.\r\n"[..], b"\r\n.\0\r\n"] {
+            let mut input = b"x".to_vec();
+            input.extend_from_slice(variant);
+            input.extend_from_slice(b"MAIL FROM:<evil@example.org>\r\n");
+            let (used, text, refusal) = run(&input);
+            assert_eq!(used, None, "{variant:?} ended DATA");
+            assert_eq!(refusal, Some(MessageRefusal::NulCharacter), "{variant:?}");
+            assert_eq!(text, b"x\r\n", "text from the NUL on is not handed over");
+        }
+        assert_eq!(
+            MessageRefusal::NulCharacter.reply().to_string(),
+            "554 5.6.0 Message refused: NUL character in message data (SMTP smuggling protection)\r\n"
+        );
+    }
+
+    #[test]
+    fn bdat_lines_span_chunks_and_get_the_same_checks() {
+        let mut rx = BdatReceiver::new();
+        let mut text = MessageText::new(1 << 20);
+        rx.receive(b"Subject: a\r", &mut text);
+        assert_eq!(text.take(), b"");
+        rx.receive(b"\n.dot stays\r\nlast", &mut text);
+        assert_eq!(text.take(), b"Subject: a\r\n.dot stays\r\n");
+        assert_eq!(rx.finish(&mut text), None);
+        assert_eq!(text.take(), b"last\r\n", "a final line gets its CRLF");
+        for (input, refusal) in [
+            (&b"a\nb\r\n"[..], MessageRefusal::BareLineEnding),
+            (b"a\rb\r\n", MessageRefusal::BareLineEnding),
+            (b"a\r", MessageRefusal::BareLineEnding),
+            (b"a\r\n\0.\r\n", MessageRefusal::NulCharacter),
+            (b"a\r\n.\0\r\n", MessageRefusal::NulCharacter),
+        ] {
+            let mut rx = BdatReceiver::new();
+            let mut text = MessageText::new(1 << 20);
+            rx.receive(input, &mut text);
+            assert_eq!(rx.finish(&mut text), Some(refusal), "{input:?}");
+        }
+        let mut rx = BdatReceiver::new();
+        let mut text = MessageText::new(1 << 20);
+        rx.receive(&vec![b'a'; 999], &mut text);
+        assert_eq!(rx.finish(&mut text), Some(MessageRefusal::LineTooLong));
     }
 
     #[test]

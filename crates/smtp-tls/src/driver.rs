@@ -1,16 +1,19 @@
 //! The tokio + tokio-rustls driver (feature `tokio`): moves bytes between a
 //! socket and a sans-IO session, runs the TLS handshake when the session asks
-//! for it, and turns `poll_timeout` into a read deadline. All protocol
+//! for it, and turns `poll_timeout` into a read deadline. Every wait has a
+//! deadline: reads and the server's handshake the session's, the client's
+//! handshake its configured one, and each write a per-write deadline (a peer
+//! that stops reading cannot hold a connection open). All protocol
 //! decisions stay in the sessions; this file only does I/O.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::client::{ClientEvent, ClientSession};
-use crate::error::Error;
+use crate::error::{Error, io_text};
 use crate::reply::Reply;
 use crate::server::{ServerEvent, ServerSession};
 use crate::tls::TlsInfo;
@@ -44,14 +47,39 @@ where
         Ok(())
     }
 
+    /// Writes `bytes` in pieces, each of which must be taken by the peer
+    /// within `per_write` (RFC 5321 §4.5.3.2.5: 3 minutes per data block).
+    /// A peer that stops reading fails the connection instead of holding it.
+    async fn write_within(&mut self, bytes: &[u8], per_write: Duration) -> Result<(), Error> {
+        for piece in bytes.chunks(WRITE_PIECE) {
+            if tokio::time::timeout(per_write, self.write_all(piece))
+                .await
+                .is_err()
+            {
+                *self = Self::Broken;
+                return Err(Error::Timeout("sending to the peer, which stopped reading"));
+            }
+        }
+        Ok(())
+    }
+
     async fn shutdown(&mut self) {
-        let _ = match self {
-            Self::Plain(io) => io.shutdown().await,
-            Self::Tls(io) => io.shutdown().await,
-            Self::Broken => Ok(()),
+        let closing = async {
+            match self {
+                Self::Plain(io) => io.shutdown().await,
+                Self::Tls(io) => io.shutdown().await,
+                Self::Broken => Ok(()),
+            }
         };
+        let _ = tokio::time::timeout(CLOSING, closing).await;
     }
 }
+
+/// The largest piece handed to one write with its own deadline.
+const WRITE_PIECE: usize = 64 * 1024;
+
+/// How long a closing connection may take to flush its last bytes.
+const CLOSING: Duration = Duration::from_secs(10);
 
 /// Reads once, honouring the session's deadline. `Ok(None)` means the deadline passed.
 async fn read_until<IO, T>(
@@ -72,15 +100,34 @@ where
     }
 }
 
+/// `TLSv1.3`, as Postfix and OpenSSL write it (rustls says `TLSv1_3`).
+fn protocol_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        other => format!("{other:?}").replace('_', "."),
+    }
+}
+
+/// The IANA name of a cipher suite (`TLS_AES_256_GCM_SHA384`); rustls
+/// names the TLS 1.3 suites `TLS13_…` and the TLS 1.2 ones as IANA does.
+fn cipher_name(s: rustls::CipherSuite) -> String {
+    let name = format!("{s:?}");
+    match name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => name,
+    }
+}
+
 fn tls_info(conn: &rustls::CommonState) -> TlsInfo {
     TlsInfo {
         protocol: conn
             .protocol_version()
-            .map(|v| format!("{v:?}"))
+            .map(protocol_name)
             .unwrap_or_default(),
         cipher: conn
             .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()))
+            .map(|s| cipher_name(s.suite()))
             .unwrap_or_default(),
         peer_certificates: conn
             .peer_certificates()
@@ -99,6 +146,7 @@ pub struct ServerConnection<IO> {
     stream: Stream<IO, tokio_rustls::server::TlsStream<IO>>,
     acceptor: Option<TlsAcceptor>,
     buf: Vec<u8>,
+    resumed: bool,
 }
 
 impl<IO> std::fmt::Debug for ServerConnection<IO> {
@@ -117,12 +165,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
             stream: Stream::Plain(io),
             acceptor,
             buf: vec![0; 16 * 1024],
+            resumed: false,
         }
     }
 
     /// The session, for getters.
     pub fn session(&self) -> &ServerSession {
         &self.session
+    }
+
+    /// Whether the TLS session was resumed (no certificate was sent).
+    pub fn tls_resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Accepts the pending MAIL, RCPT or message.
@@ -145,7 +199,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
     pub async fn next_event(&mut self) -> Result<ServerEvent, Error> {
         loop {
             if let Some(out) = self.session.poll_transmit() {
-                self.stream.write_all(&out).await?;
+                let per_write = self.session.config().idle_timeout;
+                self.stream.write_within(&out, per_write).await?;
             }
             match self.session.poll_event() {
                 Some(ServerEvent::StartTls) => self.upgrade().await?,
@@ -191,10 +246,21 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ServerConnection<IO> {
         let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Broken) else {
             return Err(Error::InvalidState("start TLS", "TLS is already active"));
         };
-        let tls = acceptor
-            .accept(io)
-            .await
-            .map_err(|e| Error::Handshake(e.to_string()))?;
+        // A client that stops in the middle of the handshake must not hold
+        // the connection (and a place of the listener) beyond the deadline.
+        let accept = acceptor.accept(io);
+        let accepted = match self.session.poll_timeout() {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), accept).await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    self.session.handle_timeout(Instant::now().max(deadline));
+                    return Ok(());
+                }
+            },
+            None => accept.await,
+        };
+        let tls = accepted.map_err(|e| Error::Handshake(io_text(&e)))?;
+        self.resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let info = tls_info(tls.get_ref().1);
         self.stream = Stream::Tls(Box::new(tls));
         self.session.handle_tls_established(Instant::now(), info)
@@ -210,6 +276,7 @@ pub struct ClientConnection<IO> {
     server_name: ServerName<'static>,
     buf: Vec<u8>,
     injected_bytes: usize,
+    resumed: bool,
 }
 
 impl<IO> std::fmt::Debug for ClientConnection<IO> {
@@ -235,7 +302,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
             server_name,
             buf: vec![0; 16 * 1024],
             injected_bytes: 0,
+            resumed: false,
         }
+    }
+
+    /// Whether the TLS session was resumed from an earlier one (the server
+    /// sent no certificate, so no certificate was verified this time).
+    pub fn tls_resumed(&self) -> bool {
+        self.resumed
     }
 
     /// Bytes of plaintext the server sent behind its `220` to STARTTLS,
@@ -253,7 +327,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
     pub async fn next_event(&mut self) -> Result<ClientEvent, Error> {
         loop {
             if let Some(out) = self.session.poll_transmit() {
-                self.stream.write_all(&out).await?;
+                let per_write = self.session.config().send_timeout;
+                self.stream.write_within(&out, per_write).await?;
             }
             match self.session.poll_event() {
                 Some(ClientEvent::StartTls) => self.upgrade().await,
@@ -292,15 +367,34 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> ClientConnection<IO> {
         let Stream::Plain(io) = std::mem::replace(&mut self.stream, Stream::Broken) else {
             return self.session.handle_tls_failed("TLS is already active");
         };
-        match self.connector.connect(self.server_name.clone(), io).await {
+        if let Some(why) = self.session.tls_records_before_handshake() {
+            // The server already spoke TLS (an alert, typically) before our
+            // ClientHello: the handshake cannot succeed.
+            return self.session.handle_tls_failed(why);
+        }
+        let limit = self.session.config().tls_handshake_timeout;
+        let connect = self.connector.connect(self.server_name.clone(), io);
+        let Ok(connected) = tokio::time::timeout(limit, connect).await else {
+            let within = if limit.subsec_millis() == 0 {
+                format!("{} s", limit.as_secs())
+            } else {
+                format!("{} ms", limit.as_millis())
+            };
+            return self.session.handle_tls_failed(format!(
+                "the server did not complete the TLS handshake within {within}"
+            ));
+        };
+        match connected {
             Ok(tls) => {
+                self.resumed =
+                    tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                 let info = tls_info(tls.get_ref().1);
                 self.stream = Stream::Tls(Box::new(tls));
                 if let Err(e) = self.session.handle_tls_established(Instant::now(), info) {
                     self.session.handle_tls_failed(e.to_string());
                 }
             }
-            Err(e) => self.session.handle_tls_failed(e.to_string()),
+            Err(e) => self.session.handle_tls_failed(io_text(&e)),
         }
     }
 }

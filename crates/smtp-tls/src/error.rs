@@ -44,6 +44,15 @@ pub enum Error {
     /// The message needs an extension the server did not advertise.
     #[error("the SMTP server does not advertise {0}, which this message needs")]
     ExtensionNotOffered(&'static str),
+    /// The message is larger than the server's advertised `SIZE` (RFC 1870);
+    /// nothing was sent.
+    #[error("the message is {size} octets but the SMTP server accepts at most {limit} (its SIZE)")]
+    MessageTooLarge {
+        /// The message's size.
+        size: u64,
+        /// The server's limit.
+        limit: u64,
+    },
 
     // --- the embedder called out of order ---
     /// The session has ended.
@@ -90,6 +99,21 @@ impl Error {
 #[cfg(feature = "tokio")]
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Self::Io(e.to_string())
+        Self::Io(io_text(&e))
+    }
+}
+
+/// An I/O or TLS error in an operator's words: no library documentation
+/// URLs, and a TLS session cut short said as such.
+#[cfg(feature = "tokio")]
+pub(crate) fn io_text(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return "the peer closed the connection without ending the TLS session (no close_notify)"
+            .into();
+    }
+    let text = e.to_string();
+    match text.find(": https://") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
     }
 }

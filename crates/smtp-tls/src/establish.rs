@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::client::{Capabilities, ClientEvent, MessageResult};
 use crate::driver::ClientConnection;
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, RcptParams};
 use crate::error::Error;
 use crate::reply::Reply;
 use crate::tls::TlsOutcome;
@@ -189,7 +189,18 @@ pub async fn send<IO: AsyncRead + AsyncWrite + Unpin>(
     envelope: Envelope,
     body: &[u8],
 ) -> Result<MessageResult, Error> {
-    conn.session_mut().send_message(envelope, body)?;
+    send_with(conn, envelope, Vec::new(), body).await
+}
+
+/// [`send`] with `RCPT TO` parameters (DSN), one per recipient.
+pub async fn send_with<IO: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut ClientConnection<IO>,
+    envelope: Envelope,
+    rcpt_params: Vec<RcptParams>,
+    body: &[u8],
+) -> Result<MessageResult, Error> {
+    conn.session_mut()
+        .send_message_with(envelope, rcpt_params, body)?;
     loop {
         match conn.next_event().await? {
             ClientEvent::MessageDone(result) => return Ok(result),

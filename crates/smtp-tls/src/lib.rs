@@ -63,9 +63,11 @@
 //!   connection and a deliberate decision.
 //! - No certificate policy: verification is whatever rustls configuration the
 //!   caller gives the driver (Portcullis builds them with `dane`'s verifier).
-//! - No AUTH, CHUNKING/BDAT, BINARYMIME, DSN, queue, DNS or retry logic. An
-//!   embedder may advertise such keywords, but the session still answers
-//!   verbs and parameters it does not parse with `500`/`555`.
+//! - No AUTH, BINARYMIME, queue, DNS or retry logic. An embedder may
+//!   advertise such keywords, but the session still answers verbs and
+//!   parameters it does not parse with `500`/`502`/`555`. CHUNKING (BDAT)
+//!   is the session's own; DSN parameters are parsed and handed over when
+//!   [`ServerConfig::dsn`] is on (what they ask for is the embedder's job).
 //!
 //! ## Example
 //!
@@ -179,12 +181,15 @@ pub use data::{MAX_TEXT_LINE, MessageRefusal};
 #[cfg(feature = "tokio")]
 pub use driver::{ClientConnection, ServerConnection};
 pub use ehlo::{Advertise, EhloExtension, ExtensionError, MAX_EXTENSIONS};
-pub use envelope::{BodyType, Envelope, MailParams};
+pub use envelope::{
+    BodyType, Envelope, MailParams, Notify, OriginalRecipient, RcptParams, Ret, xtext_decode,
+    xtext_encode,
+};
 pub use error::Error;
 #[cfg(feature = "tokio")]
 pub use establish::{
     Delivery, EstablishError, OnShortfall, Ready, Shortfall, StartTlsPlan, TlsRequirement, deliver,
-    establish, quit, send,
+    establish, quit, send, send_with,
 };
 pub use reply::{EnhancedCode, MAX_REPLY_LINE, MAX_REPLY_LINES, Reply, ReplyError};
 pub use server::{

@@ -28,14 +28,28 @@
 //!   (RFC 6531 §3.7.4.1).
 //! - Syntax errors, out-of-sequence commands and 530 refusals count as
 //!   errors; at `max_errors` the session answers `421 4.7.0` and closes.
-//!   Refusals decided by the embedder do not count.
+//!   Refusals decided by the embedder do not count. Every command the
+//!   session refuses by itself is also a [`ServerEvent::CommandRefused`],
+//!   so the embedder can log it.
+//! - A NUL octet in message data is refused like a bare line ending
+//!   (`554 5.6.0`): a next hop that strips NUL would find a terminator in
+//!   `<CRLF>.<NUL><CRLF>`.
+//! - With TLS required, everything but EHLO, HELO, NOOP, STARTTLS and QUIT
+//!   gets `530 5.7.0`, commands this session does not know included.
+//! - BDAT (RFC 3030) is offered as CHUNKING. A refused BDAT still has its
+//!   chunk read and discarded, so chunk octets are never taken for
+//!   commands; a BDAT whose size cannot be read ends the session, since
+//!   the end of its chunk cannot be found.
+//! - Every wait has a deadline ([`ServerConfig`]): the TLS handshake, the
+//!   next input (idle), a whole DATA or BDAT transfer however busy the
+//!   client keeps the line, and the whole session.
 
 use std::time::Instant;
 
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::{Command, CommandError, MAX_COMMAND_LINE};
-use crate::data::{DataReceiver, MessageRefusal, MessageText};
-use crate::envelope::{Envelope, MailParams};
+use crate::data::{BdatReceiver, DataReceiver, MessageRefusal, MessageText};
+use crate::envelope::{Envelope, MailParams, RcptParams};
 use crate::error::Error;
 use crate::lines::{Line, take_line};
 use crate::reply::{EnhancedCode, Reply};
@@ -55,6 +69,14 @@ pub const MAX_PENDING_INPUT: usize = 1024 * 1024;
 enum Mode {
     Command,
     Data(DataReceiver),
+    /// Reading a BDAT chunk: octets left, whether it is the last, its size.
+    Chunk {
+        remaining: u64,
+        last: bool,
+        size: u64,
+    },
+    /// Discarding the chunk of a refused BDAT: octets left.
+    Skip(u64),
     AwaitingTls,
     Closed,
 }
@@ -62,8 +84,27 @@ enum Mode {
 #[derive(Debug)]
 enum Pending {
     Mail(ReversePath, MailParams),
-    Rcpt(ForwardPath),
+    Rcpt(ForwardPath, RcptParams),
     Message,
+}
+
+/// The longest command text a [`ServerEvent::CommandRefused`] carries.
+const MAX_COMMAND_TEXT: usize = 80;
+
+/// A refused command as text for a log: at most [`MAX_COMMAND_TEXT`]
+/// characters, control characters shown as `?`.
+fn command_text(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut out: String = text
+        .trim_end_matches(['\r', '\n'])
+        .chars()
+        .take(MAX_COMMAND_TEXT)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().count() > MAX_COMMAND_TEXT {
+        out.push('…');
+    }
+    out
 }
 
 /// One SMTP server session. See the module docs for how to drive it.
@@ -80,13 +121,22 @@ pub struct ServerSession {
     esmtp: bool,
     tls: Option<TlsInfo>,
     transaction: Option<Envelope>,
-    /// Text of the message being received (DATA now, BDAT chunks later).
+    /// The `RCPT TO` parameters of the transaction's recipients.
+    rcpt_params: Vec<RcptParams>,
+    /// Text of the message being received (DATA, or BDAT chunks).
     message: Option<MessageText>,
+    /// The BDAT receiver while a message arrives in chunks.
+    bdat: Option<BdatReceiver>,
     pending: Option<Pending>,
     errors: u32,
     refused_without_tls: u32,
     messages_accepted: u32,
     last_activity: Instant,
+    started: Instant,
+    /// When the current DATA or first BDAT arrived.
+    data_started: Option<Instant>,
+    /// The command being handled, for [`ServerEvent::CommandRefused`].
+    command: String,
 }
 
 fn reply(code: u16, e: (u8, u16, u16), text: &str) -> Reply {
@@ -109,12 +159,17 @@ impl ServerSession {
             esmtp: false,
             tls: None,
             transaction: None,
+            rcpt_params: Vec::new(),
             message: None,
+            bdat: None,
             pending: None,
             errors: 0,
             refused_without_tls: 0,
             messages_accepted: 0,
             last_activity: now,
+            started: now,
+            data_started: None,
+            command: String::new(),
         }
     }
 
@@ -135,9 +190,25 @@ impl ServerSession {
         self.helo.as_deref()
     }
 
+    /// Whether the client greeted with EHLO (ESMTP) rather than HELO.
+    pub fn is_esmtp(&self) -> bool {
+        self.esmtp
+    }
+
     /// The transaction in progress: sender and recipients accepted so far.
     pub fn envelope(&self) -> Option<&Envelope> {
         self.transaction.as_ref()
+    }
+
+    /// The `RCPT TO` parameters (DSN) of the transaction's recipients, in
+    /// the order of [`Envelope::to`]; still there while a message awaits
+    /// its decision.
+    pub fn recipient_params(&self) -> &[RcptParams] {
+        if self.transaction.is_some() {
+            &self.rcpt_params
+        } else {
+            &[]
+        }
     }
 
     /// True once the session has ended.
@@ -159,7 +230,10 @@ impl ServerSession {
     /// is open, not waiting for a decision and not between STARTTLS and
     /// the handshake.
     pub fn wants_input(&self) -> bool {
-        matches!(self.mode, Mode::Command | Mode::Data(_)) && self.pending.is_none()
+        matches!(
+            self.mode,
+            Mode::Command | Mode::Data(_) | Mode::Chunk { .. } | Mode::Skip(_)
+        ) && self.pending.is_none()
     }
 
     // ----- inputs -----
@@ -212,6 +286,8 @@ impl ServerSession {
             Mode::Closed => return Err(Error::Closed),
             _ => return Err(Error::InvalidState("start TLS", "no STARTTLS was accepted")),
         }
+        self.events
+            .push_back(ServerEvent::TlsEstablished(info.clone()));
         self.tls = Some(info);
         self.helo = None;
         self.esmtp = false;
@@ -223,25 +299,13 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Call when `poll_timeout`'s instant has passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.is_closed() && now >= self.last_activity + self.config.idle_timeout {
-            self.send(&reply(
-                421,
-                (4, 4, 2),
-                &format!("{} Timeout, closing connection", self.config.hostname),
-            ));
-            self.close(CloseReason::Timeout);
-        }
-    }
-
     // ----- commands -----
 
     /// Accepts the pending MAIL, RCPT or message with the standard reply.
     pub fn accept(&mut self) -> Result<(), Error> {
         let text = match &self.pending {
             Some(Pending::Mail(from, _)) => reply(250, (2, 1, 0), &format!("Sender {from} OK")),
-            Some(Pending::Rcpt(to)) => reply(250, (2, 1, 5), &format!("Recipient {to} OK")),
+            Some(Pending::Rcpt(to, _)) => reply(250, (2, 1, 5), &format!("Recipient {to} OK")),
             Some(Pending::Message) => reply(250, (2, 0, 0), "Message accepted for delivery"),
             None => return Err(self.misuse(Error::NoDecisionPending)),
         };
@@ -284,10 +348,12 @@ impl ServerSession {
         self.events.pop_front()
     }
 
-    /// When to call `handle_timeout`.
+    /// When to call `handle_timeout`: the nearest of the idle (or, after
+    /// STARTTLS, handshake) deadline, the DATA/BDAT deadline and the
+    /// session deadline.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.is_closed()).then(|| self.last_activity + self.config.idle_timeout)
+        self.deadline().map(|(at, _)| at)
     }
 
     // ----- internals -----
@@ -308,10 +374,12 @@ impl ServerSession {
                     params,
                     to: Vec::new(),
                 });
+                self.rcpt_params.clear();
             }
-            Pending::Rcpt(to) if accepted => {
+            Pending::Rcpt(to, params) if accepted => {
                 if let Some(tx) = self.transaction.as_mut() {
                     tx.to.push(to);
+                    self.rcpt_params.push(params);
                 }
             }
             Pending::Message => {
@@ -331,13 +399,26 @@ impl ServerSession {
         self.outbuf.extend_from_slice(&r.encode());
     }
 
+    /// A refusal of the current command that does not count as an error.
+    fn refuse(&mut self, r: Reply) {
+        self.send(&r);
+        self.events.push_back(ServerEvent::CommandRefused {
+            command: self.command.clone(),
+            reply: r,
+        });
+    }
+
     /// A reply that counts towards `max_errors`.
     fn error(&mut self, r: Reply) {
         self.errors += 1;
         if self.errors >= self.config.max_errors {
+            self.events.push_back(ServerEvent::CommandRefused {
+                command: self.command.clone(),
+                reply: r,
+            });
             self.too_many_errors();
         } else {
-            self.send(&r);
+            self.refuse(r);
         }
     }
 
@@ -357,6 +438,8 @@ impl ServerSession {
         self.mode = Mode::Closed;
         self.pending = None;
         self.message = None;
+        self.bdat = None;
+        self.data_started = None;
         self.inbuf = Vec::new();
         self.inpos = 0;
         self.events.push_back(ServerEvent::Closed(SessionEnd {
@@ -403,6 +486,41 @@ impl ServerSession {
                         }
                     }
                 }
+                Mode::Chunk {
+                    remaining,
+                    last,
+                    size,
+                } => {
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
+                    *remaining -= take as u64;
+                    let (done, last, size) = (*remaining == 0, *last, *size);
+                    if let (Some(rx), Some(text)) = (self.bdat.as_mut(), self.message.as_mut()) {
+                        rx.receive(input.get(..take).unwrap_or_default(), text);
+                        if self.config.stream_message_data {
+                            let piece = text.take();
+                            if !piece.is_empty() {
+                                self.events.push_back(ServerEvent::MessageData(piece));
+                            }
+                        }
+                    }
+                    self.inpos += take;
+                    if done {
+                        self.mode = Mode::Command;
+                        self.chunk_received(last, size);
+                    }
+                }
+                Mode::Skip(remaining) => {
+                    let take = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(input.len());
+                    *remaining -= take as u64;
+                    if *remaining == 0 {
+                        self.mode = Mode::Command;
+                    }
+                    self.inpos += take;
+                }
                 Mode::Command if self.skipping_long_line => {
                     match input.iter().position(|&b| b == b'\n') {
                         Some(lf) => {
@@ -415,20 +533,29 @@ impl ServerSession {
                 Mode::Command => match take_line(input, MAX_COMMAND_LINE) {
                     Line::Incomplete => break,
                     Line::TooLong => {
+                        self.command =
+                            command_text(input.get(..MAX_COMMAND_TEXT + 1).unwrap_or(input));
                         self.inpos += MAX_COMMAND_LINE;
                         self.skipping_long_line = true;
                         self.error(CommandError::LineTooLong.reply());
                     }
                     Line::Complete { line, used, crlf } => {
+                        let line = line.strip_suffix(b"\r").unwrap_or(line);
+                        self.command = command_text(line);
                         let parsed = if crlf {
-                            Command::parse(line.strip_suffix(b"\r").unwrap_or(line))
+                            Command::parse(line)
                         } else {
                             Err(CommandError::BareLf)
                         };
+                        let verb = line
+                            .split(|&b| b == b' ')
+                            .next()
+                            .unwrap_or_default()
+                            .to_ascii_uppercase();
                         self.inpos += used;
                         match parsed {
                             Ok(cmd) => self.handle_command(cmd),
-                            Err(e) => self.error(e.reply()),
+                            Err(e) => self.command_failed(&verb, e),
                         }
                     }
                 },
@@ -440,16 +567,51 @@ impl ServerSession {
         }
     }
 
+    fn tls_missing(&self) -> bool {
+        self.config.tls == TlsMode::Required && self.tls.is_none()
+    }
+
+    fn refuse_without_tls(&mut self) {
+        self.refused_without_tls += 1;
+        self.error(reply(530, (5, 7, 0), "Must issue a STARTTLS command first"));
+    }
+
+    /// A command line that does not parse. With TLS required and missing,
+    /// only the verbs allowed before TLS get their syntax error; the rest
+    /// (unknown verbs included) get `530`. A BDAT whose chunk size cannot
+    /// be read ends the session: its chunk cannot be skipped.
+    fn command_failed(&mut self, verb: &[u8], e: CommandError) {
+        const BEFORE_TLS: [&[u8]; 5] = [b"EHLO", b"HELO", b"NOOP", b"STARTTLS", b"QUIT"];
+        if verb == b"BDAT" && !matches!(e, CommandError::BareLf) {
+            self.refuse(e.reply());
+            let text = format!(
+                "{} Cannot find the end of the BDAT chunk, closing connection",
+                self.config.hostname
+            );
+            self.send(&reply(421, (4, 5, 4), &text));
+            return self.close(CloseReason::UnframedChunk);
+        }
+        if self.tls_missing() && !BEFORE_TLS.contains(&verb) {
+            return self.refuse_without_tls();
+        }
+        self.error(e.reply());
+    }
+
     fn handle_command(&mut self, cmd: Command) {
-        let tls_missing = self.config.tls == TlsMode::Required && self.tls.is_none();
-        if tls_missing
+        if self.tls_missing()
             && !matches!(
                 cmd,
-                Command::Ehlo(_) | Command::Noop | Command::StartTls | Command::Quit
+                Command::Ehlo(_)
+                    | Command::Helo(_)
+                    | Command::Noop
+                    | Command::StartTls
+                    | Command::Quit
             )
         {
-            self.refused_without_tls += 1;
-            return self.error(reply(530, (5, 7, 0), "Must issue a STARTTLS command first"));
+            if let Command::Bdat { size, .. } = cmd {
+                self.skip_chunk(size);
+            }
+            return self.refuse_without_tls();
         }
         match cmd {
             Command::Ehlo(name) => {
@@ -461,7 +623,18 @@ impl ServerSession {
                     "ENHANCEDSTATUSCODES".into(),
                     "SMTPUTF8".into(),
                 ];
+                if self.config.chunking {
+                    lines.push("CHUNKING".into());
+                }
                 let tls_active = self.tls.is_some();
+                let embedder_dsn = self
+                    .config
+                    .extensions()
+                    .iter()
+                    .any(|e| e.keyword() == "DSN" && e.offered(tls_active));
+                if self.config.dsn && !embedder_dsn {
+                    lines.push("DSN".into());
+                }
                 lines.extend(
                     self.config
                         .extensions()
@@ -483,7 +656,18 @@ impl ServerSession {
                 self.send(&hello);
             }
             Command::Mail { from, params } => self.handle_mail(from, params),
-            Command::Rcpt { to } => self.handle_rcpt(to),
+            Command::Rcpt { to, params } => self.handle_rcpt(to, params),
+            Command::Bdat { size, last } => self.handle_bdat(size, last),
+            Command::Data if self.bdat.is_some() => {
+                // RFC 3030 §2: DATA and BDAT do not mix in one transaction.
+                self.abandon_message();
+                self.transaction = None;
+                self.error(reply(
+                    503,
+                    (5, 5, 1),
+                    "DATA not allowed after BDAT; transaction reset",
+                ))
+            }
             Command::Data => match &self.transaction {
                 None => self.error(reply(503, (5, 5, 1), "Need MAIL and RCPT before DATA")),
                 Some(tx) if tx.to.is_empty() => self.error(reply(554, (5, 5, 1), "No valid recipients")),
@@ -495,10 +679,12 @@ impl ServerSession {
                     self.send(&Reply::fixed(354, None, "End data with <CR><LF>.<CR><LF>"));
                     self.events.extend(start);
                     self.message = Some(MessageText::new(self.config.max_message_size));
+                    self.data_started = Some(self.last_activity);
                     self.mode = Mode::Data(DataReceiver::new());
                 }
             },
             Command::Rset => {
+                self.abandon_message();
                 self.transaction = None;
                 self.send(&reply(250, (2, 0, 0), "OK"));
             }
@@ -515,13 +701,14 @@ impl ServerSession {
             Command::Help(_) => self.send(&reply(
                 214,
                 (2, 0, 0),
-                "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
+                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS; see RFC 5321",
             )),
             Command::StartTls => self.handle_starttls(),
         }
     }
 
     fn greeted(&mut self, name: String, esmtp: bool) {
+        self.abandon_message();
         self.helo = Some(name);
         self.esmtp = esmtp;
         self.transaction = None;
@@ -541,6 +728,9 @@ impl ServerSession {
         if !self.esmtp && params != MailParams::default() {
             return self.error(reply(555, (5, 5, 4), "MAIL parameters need EHLO, not HELO"));
         }
+        if params.has_dsn() && !self.config.dsn {
+            return self.error(reply(555, (5, 5, 4), "DSN parameters are not supported"));
+        }
         if params.requiretls && self.tls.is_none() {
             return self.error(reply(
                 530,
@@ -559,7 +749,7 @@ impl ServerSession {
             .size
             .is_some_and(|s| s > self.config.max_message_size)
         {
-            return self.send(&reply(
+            return self.refuse(reply(
                 552,
                 (5, 3, 4),
                 "Message size exceeds fixed maximum message size",
@@ -569,10 +759,16 @@ impl ServerSession {
         self.events.push_back(ServerEvent::Mail { from, params });
     }
 
-    fn handle_rcpt(&mut self, to: ForwardPath) {
+    fn handle_rcpt(&mut self, to: ForwardPath, params: RcptParams) {
         let Some(tx) = &self.transaction else {
             return self.error(reply(503, (5, 5, 1), "Need MAIL before RCPT"));
         };
+        if !params.is_empty() && !self.config.dsn {
+            return self.error(reply(555, (5, 5, 4), "DSN parameters are not supported"));
+        }
+        if !params.is_empty() && !self.esmtp {
+            return self.error(reply(555, (5, 5, 4), "RCPT parameters need EHLO, not HELO"));
+        }
         if to.is_utf8() && !tx.params.smtputf8 {
             return self.error(reply(
                 553,
@@ -581,9 +777,9 @@ impl ServerSession {
             ));
         }
         if tx.to.len() >= self.config.max_recipients {
-            return self.send(&reply(452, (4, 5, 3), "Too many recipients"));
+            return self.refuse(reply(452, (4, 5, 3), "Too many recipients"));
         }
-        self.pending = Some(Pending::Rcpt(to.clone()));
+        self.pending = Some(Pending::Rcpt(to.clone(), params));
         self.events.push_back(ServerEvent::Rcpt { to });
     }
 
@@ -614,6 +810,7 @@ impl ServerSession {
     /// The final dot arrived: refuse the message, or hand it to the
     /// embedder for a decision.
     fn finish_message(&mut self, refusal: Option<MessageRefusal>) {
+        self.data_started = None;
         let Some(mut text) = self.message.take() else {
             return;
         };
@@ -625,7 +822,10 @@ impl ServerSession {
         });
         match refusal {
             Some(reason) => {
-                if reason == MessageRefusal::BareLineEnding {
+                if matches!(
+                    reason,
+                    MessageRefusal::BareLineEnding | MessageRefusal::NulCharacter
+                ) {
                     self.errors += 1;
                 }
                 self.transaction = None;
@@ -651,6 +851,11 @@ impl ServerSession {
         }
     }
 }
+
+#[path = "server_bdat.rs"]
+mod bdat;
+#[path = "server_deadline.rs"]
+mod deadline;
 
 #[cfg(test)]
 #[path = "server_tests.rs"]

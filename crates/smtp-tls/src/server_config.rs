@@ -25,8 +25,28 @@ pub struct ServerConfig {
     /// Errors tolerated before the session is closed with 421.
     pub max_errors: u32,
     /// Inactivity after which the session is closed with 421 (RFC 5321
-    /// §4.5.3.2.7: at least 5 minutes).
+    /// §4.5.3.2.7: at least 5 minutes). Each command and each piece of
+    /// message text must arrive within it.
     pub idle_timeout: Duration,
+    /// Longest TLS handshake after the `220` to STARTTLS (no RFC value; the
+    /// idle timeout does not apply while the handshake runs). Default 60 s.
+    pub tls_handshake_timeout: Duration,
+    /// Longest DATA or BDAT transfer, from the DATA (or first BDAT) command
+    /// to the end of the message, however busy the client keeps the line
+    /// (a client sending a byte a second never meets the idle timeout).
+    /// Default 30 minutes.
+    pub data_timeout: Duration,
+    /// Longest session, whatever happens in it. Default 1 hour.
+    pub session_timeout: Duration,
+    /// Offer CHUNKING and accept BDAT (RFC 3030); BDAT messages reach the
+    /// embedder through the same events as DATA ones, with the same checks.
+    /// Off by default (then BDAT gets `502`).
+    pub chunking: bool,
+    /// Offer DSN and accept its parameters (RFC 3461: `RET`, `ENVID`,
+    /// `NOTIFY`, `ORCPT`, found in [`crate::Envelope`]). Off by default:
+    /// turn it on only if the embedder honours them (passes them on, or
+    /// reports as they ask).
+    pub dsn: bool,
     /// Hand message text over as it arrives ([`ServerEvent::MessageStart`],
     /// [`ServerEvent::MessageData`], [`ServerEvent::MessageEnd`]) instead of
     /// one [`ServerEvent::Message`] with the whole body. Off by default.
@@ -36,7 +56,9 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5 minutes.
+    /// Defaults: TLS off, 25 MiB messages, 100 recipients, 10 errors, 5
+    /// minutes idle, 60 s for a TLS handshake, 30 minutes for a message
+    /// transfer, 1 hour for a session, CHUNKING and DSN off.
     pub fn new(hostname: impl Into<String>) -> Self {
         Self {
             hostname: hostname.into(),
@@ -45,6 +67,11 @@ impl ServerConfig {
             max_recipients: 100,
             max_errors: 10,
             idle_timeout: Duration::from_secs(300),
+            tls_handshake_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(30 * 60),
+            session_timeout: Duration::from_secs(3600),
+            chunking: false,
+            dsn: false,
             stream_message_data: false,
             extensions: Vec::new(),
         }
@@ -57,8 +84,8 @@ impl ServerConfig {
     /// ```
     /// use portcullis_smtp_tls::{Advertise, EhloExtension, ServerConfig};
     /// let mut config = ServerConfig::new("mx.example.org");
-    /// config.advertise(EhloExtension::new("DSN", Advertise::Always)?)?;
-    /// assert!(config.advertise(EhloExtension::new("dsn", Advertise::WithTls)?).is_err());
+    /// config.advertise(EhloExtension::new("X-EXAMPLE", Advertise::Always)?)?;
+    /// assert!(config.advertise(EhloExtension::new("x-example", Advertise::WithTls)?).is_err());
     /// # Ok::<(), portcullis_smtp_tls::ExtensionError>(())
     /// ```
     pub fn advertise(&mut self, extension: EhloExtension) -> Result<(), ExtensionError> {

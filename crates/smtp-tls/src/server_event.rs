@@ -5,8 +5,10 @@
 use crate::address::{ForwardPath, ReversePath};
 use crate::data::MessageRefusal;
 use crate::envelope::{Envelope, MailParams};
+use crate::reply::Reply;
 #[cfg(doc)]
 use crate::server::{MAX_PENDING_INPUT, ServerSession};
+use crate::tls::TlsInfo;
 
 /// Something the embedder must know or decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +24,7 @@ pub enum ServerEvent {
     },
     /// `RCPT TO` passed the checks. Decide with `accept` or `reject`;
     /// [`ServerSession::envelope`] has the sender and earlier recipients.
+    /// Its parameters (DSN) join the envelope when accepted.
     Rcpt {
         /// The recipient.
         to: ForwardPath,
@@ -34,7 +37,8 @@ pub enum ServerEvent {
         /// The message, dot-unstuffed, lines ending in CRLF.
         body: Vec<u8>,
     },
-    /// Streamed delivery: `DATA` was accepted and `354` queued. The text
+    /// Streamed delivery: `DATA` was accepted and `354` queued, or the first
+    /// BDAT chunk of a message arrives. The text
     /// follows in [`ServerEvent::MessageData`]; the message ends with
     /// [`ServerEvent::MessageEnd`], [`ServerEvent::MessageRefused`] or, if
     /// the connection ends first, [`ServerEvent::Closed`] (discard it then).
@@ -58,6 +62,22 @@ pub enum ServerEvent {
         /// Why.
         reason: MessageRefusal,
     },
+    /// Streamed delivery: the client abandoned a message sent in BDAT
+    /// chunks before its last chunk (RSET, a new EHLO, DATA, a refused
+    /// chunk). Discard what `MessageData` handed over; nothing was accepted.
+    MessageAbandoned,
+    /// The session refused a command by itself (syntax, sequence, TLS
+    /// required, a limit); the reply is queued. Nothing to decide: log it.
+    CommandRefused {
+        /// The command as the client sent it (shortened, control
+        /// characters shown as `?`).
+        command: String,
+        /// The reply it got.
+        reply: Reply,
+    },
+    /// The TLS handshake after STARTTLS completed (reported at once, before
+    /// the client's next command).
+    TlsEstablished(TlsInfo),
     /// The `220` to STARTTLS has been queued: write out
     /// [`ServerSession::poll_transmit`], run the TLS handshake on the raw
     /// connection, then call [`ServerSession::handle_tls_established`]. Do
@@ -103,4 +123,14 @@ pub enum CloseReason {
     TooMuchPendingInput,
     /// No input for the idle timeout (`421 4.4.2`).
     Timeout,
+    /// The TLS handshake after STARTTLS did not finish in time (closed
+    /// without a reply).
+    TlsHandshakeTimeout,
+    /// A DATA or BDAT transfer took longer than its deadline (`421 4.4.2`).
+    DataTimeout,
+    /// The session reached its time limit (`421 4.4.2`).
+    SessionTimeout,
+    /// A BDAT command whose chunk size could not be read: the end of the
+    /// chunk cannot be found, so the session cannot go on (`421 4.5.4`).
+    UnframedChunk,
 }

@@ -16,17 +16,17 @@ pub enum TlsMode {
     Off,
     /// STARTTLS is offered; plaintext sessions still work.
     Preferred,
-    /// STARTTLS is offered and every command but EHLO, NOOP, STARTTLS and
-    /// QUIT is refused with `530 5.7.0` until it succeeds (RFC 3207 §4).
+    /// STARTTLS is offered and every command but EHLO, HELO, NOOP, STARTTLS
+    /// and QUIT is refused with `530 5.7.0` until it succeeds (RFC 3207 §4).
     Required,
 }
 
 /// What a finished handshake established, reported by the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {
-    /// Protocol version, e.g. `TLSv1_3`.
+    /// Protocol version as Postfix and OpenSSL write it, e.g. `TLSv1.3`.
     pub protocol: String,
-    /// Negotiated cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    /// Negotiated cipher suite by its IANA name, e.g. `TLS_AES_256_GCM_SHA384`.
     pub cipher: String,
     /// The peer's certificate chain, end entity first (empty when the peer
     /// sent none, as SMTP clients usually do).

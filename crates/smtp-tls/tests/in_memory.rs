@@ -18,8 +18,8 @@ struct Pair {
 
 fn tls() -> TlsInfo {
     TlsInfo {
-        protocol: "TLSv1_3".into(),
-        cipher: "TLS13_AES_256_GCM_SHA384".into(),
+        protocol: "TLSv1.3".into(),
+        cipher: "TLS_AES_256_GCM_SHA384".into(),
         peer_certificates: vec![],
     }
 }
@@ -70,7 +70,10 @@ impl Pair {
                         self.server.handle_tls_established(self.now, tls()).unwrap();
                     }
                     ServerEvent::InjectionAttempt { discarded } => self.injections += discarded,
-                    ServerEvent::Closed(_) | ServerEvent::MessageRefused { .. } => {}
+                    ServerEvent::Closed(_)
+                    | ServerEvent::MessageRefused { .. }
+                    | ServerEvent::CommandRefused { .. }
+                    | ServerEvent::TlsEstablished(_) => {}
                     other => panic!("unexpected server event {other:?}"),
                 }
             }

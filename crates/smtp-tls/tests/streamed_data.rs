@@ -281,7 +281,14 @@ fn lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let line = (
         prop::option::of(Just(b".".to_vec())),
         prop::collection::vec(
-            any::<u8>().prop_map(|b| if b == b'\r' || b == b'\n' { b'x' } else { b }),
+            // CR, LF and NUL are refused in message text (NUL since issue 10)
+            any::<u8>().prop_map(|b| {
+                if b == b'\r' || b == b'\n' || b == 0 {
+                    b'x'
+                } else {
+                    b
+                }
+            }),
             0..80,
         ),
     )

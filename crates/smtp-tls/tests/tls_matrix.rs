@@ -36,7 +36,7 @@ async fn cell(mode: TlsMode, requirement: TlsRequirement, expected: Expected) {
             let TlsOutcome::Established(info) = &d.tls else {
                 panic!("{cell}: {:?}", d.tls)
             };
-            assert!(info.protocol.starts_with("TLSv1_"), "{cell}: {info}");
+            assert!(info.protocol.starts_with("TLSv1."), "{cell}: {info}");
             assert_eq!(
                 info.peer_certificates,
                 std::slice::from_ref(&pki.cert),

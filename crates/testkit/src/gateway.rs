@@ -36,7 +36,8 @@ pub struct GatewayFixture {
     pub delivery: String,
     /// `[mta-sts]` body (default: disabled).
     pub mta_sts: String,
-    /// `[dns]` body (default: empty).
+    /// `[dns]` body (default: a loopback resolver that refuses every query,
+    /// so no test reaches the host's resolver).
     pub dns: String,
     /// The data directory (default: `data` in the fixture's directory; a
     /// disk-full test puts it on a small filesystem).
@@ -62,7 +63,9 @@ impl GatewayFixture {
             queue: "retry-first-seconds = 1\nretry-max-seconds = 2\n".into(),
             delivery: "connect-timeout-seconds = 10\ncommand-timeout-seconds = 30\ndata-timeout-seconds = 30\n".into(),
             mta_sts: "enabled = false\n".into(),
-            dns: String::new(),
+            // Never the host's resolver: a loopback port where nothing
+            // answers (tests that need DNS set their own servers).
+            dns: format!("resolvers = [\"127.0.0.1:{}\"]\n", closed_udp_port()?),
             data,
         })
     }
@@ -182,6 +185,14 @@ impl GatewayFixture {
             Some(self.log_file()),
         )
     }
+}
+
+/// A loopback UDP port nothing listens on.
+fn closed_udp_port() -> Result<u16, Error> {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .map_err(Error::io("finding a free UDP port"))
 }
 
 /// A HAT that relays for 127.0.0.0/8 with the given TLS mode

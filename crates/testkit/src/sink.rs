@@ -57,6 +57,10 @@ pub struct SinkOptions {
     pub rcpt_rules: Vec<(String, Reply)>,
     /// Refuse every message after its data with this reply.
     pub data_reply: Option<Reply>,
+    /// Advertise DSN and record the DSN parameters (RFC 3461) it is sent.
+    pub dsn: bool,
+    /// The `SIZE` advertised (and enforced); `None`: the session's default.
+    pub max_message_size: Option<u64>,
 }
 
 impl SinkOptions {
@@ -68,6 +72,8 @@ impl SinkOptions {
             rcpt_reply: None,
             rcpt_rules: Vec::new(),
             data_reply: None,
+            dsn: false,
+            max_message_size: None,
         }
     }
 }
@@ -75,9 +81,9 @@ impl SinkOptions {
 /// The TLS facts of a session, as the sink saw them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFacts {
-    /// e.g. `TLSv1_3`.
+    /// e.g. `TLSv1.3`.
     pub protocol: String,
-    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    /// e.g. `TLS_AES_256_GCM_SHA384`.
     pub cipher: String,
     /// The server name the client asked for, if any.
     pub sni: Option<String>,
@@ -94,6 +100,12 @@ pub struct ReceivedMessage {
     pub mail_from: String,
     /// `RCPT TO` paths accepted, e.g. `<c@d.test>`.
     pub rcpt_to: Vec<String>,
+    /// The `MAIL FROM` parameters, as they would be written back
+    /// (e.g. ` BODY=8BITMIME RET=HDRS ENVID=x`).
+    pub mail_params: String,
+    /// The `RCPT TO` parameters of each accepted recipient, written back
+    /// (e.g. ` NOTIFY=SUCCESS ORCPT=rfc822;a+40b.test`; empty when none).
+    pub rcpt_params: Vec<String>,
     /// The message, dot-unstuffed, CRLF line ends.
     pub body: Vec<u8>,
     /// `None` for a cleartext session.
@@ -139,6 +151,8 @@ pub struct SessionRecord {
     pub peer: SocketAddr,
     /// TLS facts once a handshake succeeded.
     pub tls: Option<TlsFacts>,
+    /// The TLS session was resumed from an earlier one.
+    pub tls_resumed: bool,
     /// The client sent STARTTLS (and got 220, or the configured refusal).
     pub starttls_attempted: bool,
     /// Messages accepted in the session.
@@ -162,6 +176,9 @@ struct Records {
 #[derive(Debug)]
 struct Shared {
     records: Mutex<Records>,
+    /// TLS sessions of every connection, so clients can resume them (each
+    /// connection has its own configuration, to record its SNI).
+    tls_sessions: Arc<dyn rustls::server::StoresServerSessions>,
     /// Bumped on every change to `records`.
     changed: watch::Sender<u64>,
 }
@@ -218,6 +235,7 @@ impl Sink {
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             records: Mutex::new(Records::default()),
+            tls_sessions: rustls::server::ServerSessionMemoryCache::new(256),
             changed,
         });
         let options = Arc::new(options);
@@ -355,14 +373,19 @@ impl rustls::server::ResolvesServerCert for SniRecorder {
     }
 }
 
-fn acceptor(leaf: &Leaf, sni: &Arc<Mutex<Option<String>>>) -> Result<TlsAcceptor, Error> {
-    let config = rustls::ServerConfig::builder_with_provider(crate::provider())
+fn acceptor(
+    leaf: &Leaf,
+    sni: &Arc<Mutex<Option<String>>>,
+    sessions: &Arc<dyn rustls::server::StoresServerSessions>,
+) -> Result<TlsAcceptor, Error> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniRecorder {
             key: leaf.certified_key()?,
             sni: Arc::clone(sni),
         }));
+    config.session_storage = Arc::clone(sessions);
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -373,13 +396,17 @@ async fn session(
     shared: Arc<Shared>,
 ) {
     let mut config = ServerConfig::new(options.hostname.clone());
+    config.dsn = options.dsn;
+    if let Some(size) = options.max_message_size {
+        config.max_message_size = size;
+    }
     let sni = Arc::new(Mutex::new(None));
     let mut tls_acceptor = None;
     config.tls = match &options.tls {
         SinkTls::NotOffered | SinkTls::NoEsmtp => TlsMode::Off,
         SinkTls::Refused(_) | SinkTls::HandshakeFails => TlsMode::Preferred,
         SinkTls::Offered(leaf) | SinkTls::Required(leaf) => {
-            tls_acceptor = acceptor(leaf, &sni).ok();
+            tls_acceptor = acceptor(leaf, &sni, &shared.tls_sessions).ok();
             if matches!(options.tls, SinkTls::Required(_)) {
                 TlsMode::Required
             } else {
@@ -452,6 +479,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     let mut record = SessionRecord {
         peer,
         tls: None,
+        tls_resumed: false,
         starttls_attempted: false,
         messages: 0,
         refused_messages: 0,
@@ -461,6 +489,7 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
     loop {
         let event = conn.next_event().await;
         record.tls = facts(conn.session().tls(), sni);
+        record.tls_resumed = conn.tls_resumed();
         if record.tls.is_some() {
             record.starttls_attempted = true;
         }
@@ -495,6 +524,13 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
                         helo: conn.session().helo().map(str::to_string),
                         mail_from: envelope.from.to_string(),
                         rcpt_to: envelope.to.iter().map(ToString::to_string).collect(),
+                        mail_params: envelope.params.to_string(),
+                        rcpt_params: conn
+                            .session()
+                            .recipient_params()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
                         body,
                         tls: record.tls.clone(),
                     };
@@ -509,6 +545,8 @@ async fn run<IO: AsyncRead + AsyncWrite + Unpin>(
             // The session refused a message itself (smuggling, size, 8-bit);
             // nothing reached the sink.
             Ok(ServerEvent::MessageRefused { .. }) => Ok(()),
+            // For the log; nothing to decide.
+            Ok(ServerEvent::CommandRefused { .. } | ServerEvent::TlsEstablished(_)) => Ok(()),
             Ok(ServerEvent::Closed(end)) => {
                 record.end = format!("{:?}", end.reason).to_lowercase();
                 return record;

@@ -4,7 +4,9 @@
 //! (generated on first start; a warning says it is for testing only), mail
 //! accepted for `example.com` (the README walk-through), relaying only for
 //! clients on 127.0.0.0/8 (a private listener on loopback: not an open
-//! relay), and everything kept under `./portcullis-data`.
+//! relay), the HTTPS admin listener on loopback with a free port (found by
+//! `portcullis ctl` in the data directory), and everything kept under
+//! `./portcullis-data`.
 
 use super::schema::DaneConfig;
 use std::collections::BTreeMap;
@@ -63,6 +65,7 @@ impl Config {
         };
         Config {
             hostname: default_hostname(),
+            postmaster: None,
             data_dir: default_data_dir(),
             shutdown_grace_seconds: 30,
             listener: vec![listener],
@@ -75,6 +78,7 @@ impl Config {
             spool: SpoolConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            admin: Some(super::admin::AdminConfig::loopback()),
             acme: None,
             dane: DaneConfig::default(),
         }

@@ -52,6 +52,10 @@ impl LoadedConfig {
             s.max_concurrency = usize::try_from(lc.max_concurrency).unwrap_or(usize::MAX);
             s.backlog = lc.backlog;
             s.idle_timeout = Duration::from_secs(lc.idle_timeout_seconds);
+            s.tls_handshake_timeout = Duration::from_secs(lc.tls_handshake_timeout_seconds);
+            s.data_timeout = Duration::from_secs(lc.data_timeout_seconds);
+            s.session_timeout = Duration::from_secs(lc.session_timeout_seconds);
+            s.postmaster = c.postmaster.clone();
             s.max_errors = lc.max_errors;
             if l.offers_tls {
                 let name = lc.certificate.as_deref().unwrap_or(DEMO_ENTRY);
@@ -131,6 +135,8 @@ impl LoadedConfig {
         delivery.connect_timeout = Duration::from_secs(c.delivery.connect_timeout_seconds);
         delivery.command_timeout = Duration::from_secs(c.delivery.command_timeout_seconds);
         delivery.data_timeout = Duration::from_secs(c.delivery.data_timeout_seconds);
+        delivery.tls_handshake_timeout =
+            Duration::from_secs(c.delivery.tls_handshake_timeout_seconds);
 
         Ok(EngineSettings {
             hostname: c.hostname.clone(),

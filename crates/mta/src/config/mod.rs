@@ -35,12 +35,15 @@
 //! ```
 
 mod acme;
+mod admin;
 mod default;
 mod dns;
 mod engine_settings;
 mod load;
+pub mod origin;
 mod report;
 pub mod schema;
+pub mod secrets;
 mod source;
 mod validate;
 #[cfg(test)]
@@ -52,8 +55,9 @@ use portcullis_certstore::Store;
 
 pub use default::{DEFAULT_LISTEN, DEFAULT_LISTENER};
 pub use load::{BUILTIN, LoadedConfig};
+pub use origin::ConfigOrigin;
 pub use report::{ConfigIssue, ConfigReport};
-pub use schema::Config;
+pub use schema::{Config, ResolverEntry};
 
 impl Config {
     /// The certificate store directory: `<data-dir>/certs`.

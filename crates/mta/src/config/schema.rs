@@ -16,6 +16,7 @@ use portcullis_policy::{HatConfig, ListenerKind, OutboundConfig, RatConfig};
 use serde::{Deserialize, Serialize};
 
 pub use super::acme::{AcmeCertificateConfig, AcmeConfig, DaneConfig};
+pub use super::admin::{AdminConfig, AdminTokenConfig, Role};
 pub use super::dns::{
     DnsConfig, DnsDomainConfig, DnssecConfig, PrioritizedResolver, ResolverEntry,
 };
@@ -28,6 +29,11 @@ pub struct Config {
     /// Default `localhost`.
     #[serde(default = "default_hostname")]
     pub hostname: String,
+    /// Where mail to `<postmaster>` without a domain goes (RFC 5321 §4.5.1
+    /// requires accepting it). Default: `postmaster@` the first domain the
+    /// listener accepts mail for, else `postmaster@` the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postmaster: Option<String>,
     /// Where the gateway keeps its state: `certs/` (certificate store),
     /// `spool/` (the queue), `mta-sts/` (policy cache). Default
     /// `./portcullis-data`.
@@ -67,6 +73,10 @@ pub struct Config {
     /// Mail log.
     #[serde(default)]
     pub log: LogConfig,
+    /// The HTTPS admin listener (API, status page, metrics). Off when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
     /// Certificates kept renewed from an ACME CA (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<AcmeConfig>,
@@ -112,9 +122,21 @@ pub struct ListenerConfig {
     /// TCP listen backlog. Default 50.
     #[serde(default = "default_backlog")]
     pub backlog: u32,
-    /// Session inactivity timeout. Default 300 (RFC 5321 §4.5.3.2.7).
+    /// Session inactivity timeout: each command and each piece of message
+    /// text must arrive within it. Default 300 (RFC 5321 §4.5.3.2.7).
     #[serde(default = "default_idle")]
     pub idle_timeout_seconds: u64,
+    /// Longest TLS handshake after `220` to STARTTLS. Default 60.
+    #[serde(default = "default_handshake")]
+    pub tls_handshake_timeout_seconds: u64,
+    /// Longest DATA or BDAT transfer, however busy the client keeps the
+    /// line (a client sending a byte a second never meets the idle
+    /// timeout). Default 1800.
+    #[serde(default = "default_data_transfer")]
+    pub data_timeout_seconds: u64,
+    /// Longest session. Default 3600.
+    #[serde(default = "default_session")]
+    pub session_timeout_seconds: u64,
     /// Protocol errors tolerated before the session is closed with `421`.
     /// Default 10.
     #[serde(default = "default_max_errors")]
@@ -146,6 +168,18 @@ fn default_max_errors() -> u32 {
     10
 }
 
+pub(crate) fn default_handshake() -> u64 {
+    60
+}
+
+fn default_data_transfer() -> u64 {
+    1800
+}
+
+fn default_session() -> u64 {
+    3600
+}
+
 impl ListenerConfig {
     /// A listener with every default, on `address`.
     pub fn new(name: &str, address: &str) -> Self {
@@ -158,6 +192,9 @@ impl ListenerConfig {
             max_concurrency: default_concurrency(),
             backlog: default_backlog(),
             idle_timeout_seconds: default_idle(),
+            tls_handshake_timeout_seconds: default_handshake(),
+            data_timeout_seconds: default_data_transfer(),
+            session_timeout_seconds: default_session(),
             max_errors: default_max_errors(),
             hat: HatConfig::default(),
             rat: RatConfig::default(),
@@ -189,6 +226,10 @@ pub struct DeliveryConfig {
     /// Wait for the reply to the final dot (RFC 5321: 10 minutes). Default 600.
     #[serde(default = "default_data")]
     pub data_timeout_seconds: u64,
+    /// Longest TLS handshake after the server's `220` to STARTTLS.
+    /// Default 60.
+    #[serde(default = "default_handshake")]
+    pub tls_handshake_timeout_seconds: u64,
 }
 
 fn default_max_connections() -> u32 {
@@ -224,6 +265,7 @@ impl Default for DeliveryConfig {
             connect_timeout_seconds: default_connect(),
             command_timeout_seconds: default_command(),
             data_timeout_seconds: default_data(),
+            tls_handshake_timeout_seconds: default_handshake(),
         }
     }
 }
@@ -402,6 +444,9 @@ pub struct TlsConfig {
     /// Outbound SMTP.
     #[serde(default)]
     pub outbound: OutboundTlsConfig,
+    /// The HTTPS admin listener.
+    #[serde(default)]
+    pub admin: TlsServiceConfig,
 }
 
 /// Versions and cipher suites of the inbound service.

@@ -58,6 +58,14 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     if let Err(e) = DomainName::parse(&config.hostname) {
         p.push((root().key("hostname"), e.to_string()));
     }
+    if let Some(pm) = &config.postmaster
+        && let Err(e) = portcullis_smtp_tls::Mailbox::parse(pm)
+    {
+        p.push((
+            root().key("postmaster"),
+            format!("{pm:?} is not a mail address: {e}"),
+        ));
+    }
     if config.data_dir.as_os_str().is_empty() {
         p.push((root().key("data-dir"), "must not be empty".into()));
     }
@@ -83,6 +91,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_numbers(config, &mut p);
     check_tls(config, &mut p);
     check_log(config, &mut p);
+    super::admin::check(config.admin.as_ref(), &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
@@ -160,6 +169,12 @@ fn check_listeners(config: &Config, p: &mut Vec<Problem>) -> Vec<CheckedListener
             ("max-concurrency", l.max_concurrency == 0),
             ("backlog", l.backlog == 0),
             ("idle-timeout-seconds", l.idle_timeout_seconds == 0),
+            (
+                "tls-handshake-timeout-seconds",
+                l.tls_handshake_timeout_seconds == 0,
+            ),
+            ("data-timeout-seconds", l.data_timeout_seconds == 0),
+            ("session-timeout-seconds", l.session_timeout_seconds == 0),
             ("max-errors", l.max_errors == 0),
         ] {
             if zero {
@@ -370,6 +385,10 @@ fn check_numbers(config: &Config, p: &mut Vec<Problem>) {
             d.key("data-timeout-seconds"),
             config.delivery.data_timeout_seconds,
         ),
+        (
+            d.key("tls-handshake-timeout-seconds"),
+            config.delivery.tls_handshake_timeout_seconds,
+        ),
     ];
     for (path, v) in checks {
         if v == 0 {
@@ -457,6 +476,10 @@ fn check_tls(config: &Config, p: &mut Vec<Problem>) {
                 &config.tls.outbound.versions,
                 &config.tls.outbound.cipher_suites,
             ),
+        ),
+        (
+            root().key("tls").key("admin"),
+            tls_settings(&config.tls.admin.versions, &config.tls.admin.cipher_suites),
         ),
     ];
     for (at, settings) in services {
@@ -552,6 +575,9 @@ pub(crate) fn check_certificates(
             root().key("tls").key("outbound").key("client-certificate"),
             c,
         ));
+    }
+    if let Some(c) = config.admin.as_ref().and_then(|a| a.certificate.as_deref()) {
+        named.push((root().key("admin").key("certificate"), c));
     }
     for (at, name) in named {
         if check_entry_name(name).is_err() {

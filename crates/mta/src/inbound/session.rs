@@ -8,9 +8,15 @@
 //! text still in memory.
 //!
 //! Every step that matters to an operator is one mail-log line: the
-//! connection and its HAT verdict, TLS success or failure, each message
-//! queued, and the close, including "TLS was required but the client left
-//! without starting it".
+//! connection and its HAT verdict (sender group and mail flow policy by
+//! name), TLS success the moment the handshake completes, or its failure,
+//! every command the session refused (rate-limited, see `refusals`), each
+//! message queued or refused, and the close, including "TLS was required
+//! but the client left without starting it".
+//!
+//! `RCPT TO:<Postmaster>` (no domain) is always accepted (RFC 5321 §4.5.1)
+//! and goes to the configured postmaster address. DSN parameters (RFC 3461)
+//! are accepted and stored with the message for delivery to honour.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use std::time::Instant;
 
 use portcullis_policy::{ClientFacts, ConnectionAction, InboundTls, RcptVerdict, canonical_ip};
 use portcullis_smtp_tls::{
-    BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply, ServerConfig,
+    BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply,
     ServerConnection, ServerEvent, ServerSession, SessionEnd, TlsMode,
 };
 use tokio::io::AsyncWriteExt;
@@ -27,9 +33,11 @@ use tokio::net::TcpStream;
 use super::ListenerContext;
 use super::limits::Refusal;
 use super::received::{Trace, header};
+use super::refusals::RefusalLog;
+use super::session_settings::{policy_name, postmaster_address, server_config};
 use crate::maillog::{Icid, reply_text};
 use crate::outbound::NewMessage;
-use crate::spool::{Envelope, EnvelopeFlags};
+use crate::spool::{DsnRequest, Envelope, EnvelopeFlags};
 
 /// A reply from this module's own constants (codes and enhanced codes are
 /// fixed or come from policy's typed statuses; only the text varies, and
@@ -63,10 +71,12 @@ fn rcpt_domain<'a>(to: &'a ForwardPath, own: &'a str) -> &'a str {
     }
 }
 
-fn path_text(to: &ForwardPath, own: &str) -> String {
+/// The address a recipient is queued for: `<Postmaster>` becomes the
+/// listener's postmaster address.
+fn path_text(to: &ForwardPath, postmaster: &str) -> String {
     match to.mailbox() {
         Some(m) => m.to_string(),
-        None => format!("postmaster@{own}"),
+        None => postmaster.to_owned(),
     }
 }
 
@@ -98,14 +108,15 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         _ => "REJECTED (unknown HAT action)",
     };
     log.line(format_args!(
-        "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={}",
+        "{icid} new from {peer}{} on listener {:?} sender-group {group} policy {action} tls={} (mail flow policy {:?})",
         match (&ctx.names, &fcrdns) {
             (Some(_), Some(n)) => format!(" ({n}, forward-confirmed)"),
             (Some(_), None) => " (no forward-confirmed name)".to_owned(),
             (None, _) => String::new(),
         },
         l.name,
-        tls_word(policy.tls)
+        tls_word(policy.tls),
+        policy_name(l, hat.group)
     ));
     match policy.action {
         ConnectionAction::TcpRefuse => {
@@ -194,17 +205,11 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
         ));
         mode = TlsMode::Off;
     }
-    let mut config = ServerConfig::new(l.hostname.clone());
-    config.tls = mode;
-    config.max_message_size = policy.limits.max_message_size;
-    config.max_recipients = policy.limits.max_recipients_per_message as usize;
-    config.idle_timeout = l.idle_timeout;
-    config.max_errors = l.max_errors;
-    config.stream_message_data = true;
+    let config = server_config(l, &policy.limits, mode);
     let session = ServerSession::new(config, Instant::now());
     let mut conn = ServerConnection::new(stream, session, ctx.acceptor.clone());
     let mut abort = ctx.abort.clone();
-    let mut tls_logged = false;
+    let mut refusals = RefusalLog::default();
     let mut incoming: Option<Incoming> = None;
     loop {
         let event = tokio::select! {
@@ -218,14 +223,36 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             ));
             return;
         };
-        if !tls_logged && let Some(info) = conn.session().tls() {
-            tls_logged = true;
-            log.line(format_args!(
-                "{icid} TLS success protocol {} cipher {}",
-                info.protocol, info.cipher
-            ));
-        }
         let result = match event {
+            Ok(ServerEvent::TlsEstablished(info)) => {
+                log.line(format_args!(
+                    "{icid} TLS success protocol {} cipher {}",
+                    info.protocol, info.cipher
+                ));
+                Ok(())
+            }
+            Ok(ServerEvent::CommandRefused { command, reply }) => {
+                refusals.refused(log, icid, &command, &reply);
+                Ok(())
+            }
+            Ok(ServerEvent::MessageAbandoned) => {
+                if let Some(m) = incoming.take() {
+                    log.line(format_args!(
+                        "{icid} message from {} abandoned by the client before its last BDAT chunk",
+                        m.envelope.from
+                    ));
+                }
+                Ok(())
+            }
+            Ok(ServerEvent::Rcpt {
+                to: ForwardPath::Postmaster,
+            }) => {
+                log.line(format_args!(
+                    "{icid} RCPT <Postmaster> accepted for {} (RFC 5321 section 4.5.1)",
+                    postmaster_address(l)
+                ));
+                conn.accept()
+            }
             Ok(ServerEvent::Mail { from, params }) => {
                 match super::storage::refuse_mail(&ctx, icid, &from, &params) {
                     Some(reply) => conn.reject(reply),
@@ -258,7 +285,10 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 }
             }
             Ok(ServerEvent::MessageStart { envelope }) => {
-                incoming = Some(start_message(&ctx, icid, ip, &conn, envelope));
+                let dsn = conn.session().recipient_params().to_vec();
+                let mut m = start_message(&ctx, icid, ip, &conn, envelope);
+                m.rcpt_params = dsn;
+                incoming = Some(m);
                 Ok(())
             }
             Ok(ServerEvent::MessageData(piece)) => {
@@ -305,6 +335,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 Ok(())
             }
             Ok(ServerEvent::Closed(end)) => {
+                if refusals.unlogged() > 0 {
+                    log.line(format_args!(
+                        "{icid} {} further refused command(s) were not logged one by one",
+                        refusals.unlogged()
+                    ));
+                }
                 log_close(&ctx, icid, policy.tls, &end);
                 return;
             }
@@ -317,6 +353,7 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 return;
             }
             Err(SmtpError::Handshake(e)) => {
+                ctx.metrics.handshake_failed();
                 log.warn(format_args!("{icid} TLS failed: handshake error: {e}"));
                 log.line(format_args!("{icid} close: TLS handshake failed"));
                 return;
@@ -334,6 +371,7 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
 }
 
 fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEnd) {
+    ctx.metrics.closed(end.tls_active);
     let reason = match end.reason {
         CloseReason::Quit => "client sent QUIT",
         CloseReason::PeerClosed => "client closed the connection",
@@ -342,6 +380,14 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
             "too much input sent without waiting for replies (421 4.7.0)"
         }
         CloseReason::Timeout => "idle timeout (421 4.4.2)",
+        CloseReason::TlsHandshakeTimeout => {
+            "the TLS handshake did not complete in time (closed without a reply)"
+        }
+        CloseReason::DataTimeout => "the message transfer took too long (421 4.4.2)",
+        CloseReason::SessionTimeout => "session time limit reached (421 4.4.2)",
+        CloseReason::UnframedChunk => {
+            "BDAT chunk size unreadable, the chunk could not be skipped (421 4.5.4)"
+        }
         _ => "session ended",
     };
     if tls == InboundTls::Required && !end.tls_active && end.messages_accepted == 0 {
@@ -361,6 +407,8 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
 /// `Received` header, then the body as it arrives).
 struct Incoming {
     envelope: portcullis_smtp_tls::Envelope,
+    /// The recipients' DSN parameters, in envelope order.
+    rcpt_params: Vec<portcullis_smtp_tls::RcptParams>,
     text: Vec<u8>,
 }
 
@@ -373,14 +421,15 @@ fn start_message(
     conn: &ServerConnection<TcpStream>,
     envelope: portcullis_smtp_tls::Envelope,
 ) -> Incoming {
-    let own = &ctx.settings.hostname;
+    let postmaster = postmaster_address(&ctx.settings);
     let single = match envelope.to.as_slice() {
-        [only] => Some(format!("<{}>", path_text(only, own))),
+        [only] => Some(format!("<{}>", path_text(only, &postmaster))),
         _ => None,
     };
     let trace = header(
         &Trace {
             helo: conn.session().helo(),
+            esmtp: conn.session().is_esmtp(),
             client: ip,
             by: &ctx.gateway_hostname,
             tls: conn.session().tls(),
@@ -392,6 +441,7 @@ fn start_message(
     );
     Incoming {
         envelope,
+        rcpt_params: Vec::new(),
         text: trace.into_bytes(),
     }
 }
@@ -402,16 +452,21 @@ async fn queue_message(
     icid: Icid,
     Incoming {
         envelope,
+        rcpt_params,
         text: message,
     }: Incoming,
 ) -> Result<Reply, Reply> {
-    let own = &ctx.settings.hostname;
+    let postmaster = postmaster_address(&ctx.settings);
     let sender = envelope
         .from
         .mailbox()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let recipients: Vec<String> = envelope.to.iter().map(|t| path_text(t, own)).collect();
+    let recipients: Vec<String> = envelope
+        .to
+        .iter()
+        .map(|t| path_text(t, &postmaster))
+        .collect();
     let received_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -424,6 +479,11 @@ async fn queue_message(
             requiretls: envelope.params.requiretls,
             smtputf8: envelope.params.smtputf8,
             eight_bit: envelope.params.body == Some(BodyType::EightBitMime),
+        },
+        dsn: DsnRequest {
+            ret: envelope.params.ret,
+            envid: envelope.params.envid.clone(),
+            recipients: rcpt_params,
         },
     };
     let (id, commit) = ctx.spool.enqueue(spool_envelope.clone(), &message);

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::delivery::{Context, RcptOutcome, deliver_domain};
 use super::scheduler::Queued;
 use super::{NewMessage, unix_now};
-use crate::dsn::{FailedMessage, RecipientFailure, bounce};
+use crate::dsn::{FailedMessage, RecipientFailure, RelayedRecipient, bounce};
 use crate::spool::{MessageId, Schedule, SpoolError};
 
 /// The domain part of a recipient, lower-cased (the grouping key).
@@ -38,8 +38,13 @@ pub(super) fn domain_of(recipient: &str) -> String {
 }
 
 /// One attempt; returns the message with the recipients still pending and
-/// its new schedule.
-pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
+/// its new schedule. Recipients in domains whose delivery is `suspended`
+/// are left pending without an attempt.
+pub(super) async fn attempt(
+    ctx: Arc<Context>,
+    mut q: Queued,
+    suspended: Arc<crate::suspension::DeliverySuspensions>,
+) -> Queued {
     q.schedule.attempts = q.schedule.attempts.saturating_add(1);
     let body = match q.body.take() {
         Some(b) => b,
@@ -61,20 +66,24 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             by_domain.entry(domain_of(r)).or_default().push(i);
         }
     }
+    let waiting = super::suspend::set_aside(&ctx, q.id, &suspended, &mut by_domain);
     let mut tasks = JoinSet::new();
     for (domain, rcpts) in by_domain {
         let (ctx, envelope, body) = (ctx.clone(), q.envelope.clone(), body.clone());
         let id = q.id;
-        tasks.spawn(
-            async move { deliver_domain(&ctx, id, &domain, &rcpts, &envelope, &body).await },
-        );
+        tasks.spawn(async move {
+            let started = std::time::Instant::now();
+            let out = deliver_domain(&ctx, id, &domain, &rcpts, &envelope, &body).await;
+            ctx.metrics.delivery_took(started.elapsed());
+            out
+        });
     }
     let mut outcomes: Vec<(u32, RcptOutcome)> = Vec::new();
     while let Some(r) = tasks.join_next().await {
         let Ok(v) = r else { continue };
         let delivered: Vec<u32> = v
             .iter()
-            .filter(|(_, o)| matches!(o, RcptOutcome::Delivered))
+            .filter(|(_, o)| matches!(o, RcptOutcome::Delivered(_)))
             .map(|(i, _)| *i)
             .collect();
         if !delivered.is_empty() {
@@ -87,6 +96,7 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
     let mut finished = Vec::new();
     let mut failures = Vec::new();
     let mut still_pending = Vec::new();
+    let mut relayed = Vec::new();
     let mut last_deferral = String::new();
     for (i, outcome) in outcomes {
         let rcpt = q
@@ -96,7 +106,17 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             .cloned()
             .unwrap_or_default();
         match outcome {
-            RcptOutcome::Delivered => {}
+            // Already recorded finished above; a next hop without DSN
+            // leaves the NOTIFY=SUCCESS notice to us (RFC 3461 §5.2.2).
+            RcptOutcome::Delivered(d) => {
+                if !d.dsn_passed {
+                    relayed.push(RelayedRecipient {
+                        recipient: rcpt,
+                        remote_mta: d.remote,
+                        diagnostic: d.reply,
+                    });
+                }
+            }
             RcptOutcome::Failed(f) => failures.push((
                 i,
                 RecipientFailure {
@@ -108,7 +128,8 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
                 i,
                 RecipientFailure {
                     recipient: rcpt,
-                    status: format!("5{}", f.status.get(1..).unwrap_or(".4.7")),
+                    // RFC 3463: delivery time expired.
+                    status: "5.4.7".to_owned(),
                     diagnostic: format!(
                         "message expired after {} in the queue; last error: {}",
                         human(ctx.settings.queue_lifetime),
@@ -138,14 +159,20 @@ pub(super) async fn attempt(ctx: Arc<Context>, mut q: Queued) -> Queued {
             still_pending.extend(bounced);
         }
     }
+    if !relayed.is_empty() {
+        super::notices::send_relayed_notice(&ctx, q.id, &q.envelope, &body, &relayed, unix_now())
+            .await;
+    }
     if !finished.is_empty() {
         record_finished(&ctx, q.id, &finished).await;
     }
+    let deferred = !still_pending.is_empty();
+    still_pending.extend(waiting);
     still_pending.sort_unstable();
     q.pending = still_pending;
     if q.pending.is_empty() {
         ctx.log.line(format_args!("MID {} done", q.id));
-    } else {
+    } else if deferred {
         defer(&ctx, &mut q, last_deferral).await;
     }
     q
@@ -231,8 +258,13 @@ pub(super) async fn send_bounce(
     };
     let Some((envelope, dsn)) = bounce(&ctx.hostname, &failed, failures, unix_now()) else {
         ctx.log.line(format_args!(
-            "MID {} no bounce sent: the sender is the null sender",
-            q.id
+            "MID {} no bounce sent: {}",
+            q.id,
+            if q.envelope.sender.is_empty() {
+                "the sender is the null sender"
+            } else {
+                "the sender asked for no failure notice (NOTIFY)"
+            }
         ));
         return true;
     };

@@ -6,11 +6,10 @@
 
 use std::time::SystemTime;
 
-use portcullis_smtp_tls::Envelope as SmtpEnvelope;
-
 use super::connect::{Target, open_cleartext};
 use super::context::Context;
 use super::delivery::{HopResult, Message, finish};
+use super::envelope::Outgoing;
 use super::hop_failure::connection_failed;
 use super::outcome::Leg;
 use super::plan::HopPlan;
@@ -23,7 +22,7 @@ pub(crate) async fn run(
     plan: &HopPlan<'_>,
     target: &Target<'_>,
     exempt_until: Option<SystemTime>,
-    smtp_env: SmtpEnvelope,
+    smtp_env: Outgoing,
 ) -> HopResult {
     let host = &target.host;
     if let Some(until) = exempt_until {
@@ -52,9 +51,9 @@ pub(crate) async fn run(
     let leg = Leg { dcid, ..*leg };
     match open_cleartext(target, plan).await {
         Ok(mut open) => {
-            let sent = open.send(smtp_env, m.body).await;
+            let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, None).await
         }
-        Err(detail) => connection_failed(ctx, dcid, leg.label, detail),
+        Err(detail) => connection_failed(ctx, &leg, detail),
     }
 }

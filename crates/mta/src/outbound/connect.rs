@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use portcullis_dane::PeerAuthentication;
 use portcullis_policy::{HopHost, PeerFailure};
 use portcullis_smtp_tls::{
-    ClientConfig, ClientConnection, ClientSession, Envelope, Error as SmtpError, EstablishError,
-    MessageResult, TlsOutcome, establish, quit, send,
+    Capabilities, ClientConfig, ClientConnection, ClientSession, Error as SmtpError,
+    EstablishError, MessageResult, TlsOutcome, establish, quit, send_with,
 };
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::envelope::Outgoing;
 use super::plan::{HopPlan, peer_failure};
 
 /// Where and how to connect.
@@ -29,6 +30,7 @@ pub(crate) struct Target<'a> {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
 }
 
 /// A connection ready for mail (greeting, EHLO, STARTTLS as planned), idle
@@ -39,8 +41,21 @@ pub(crate) struct Open {
     /// How the peer was authenticated: `none`, `pkix`, `dane`, or
     /// `pkix-failed(report-only)` when opportunistic TLS went on anyway.
     pub auth: String,
+    /// What the server advertised (after TLS, when TLS is up).
+    pub caps: Capabilities,
+    /// The TLS session was resumed: no certificate was checked this time.
+    pub resumed: bool,
     /// Messages sent on it so far.
     pub sent: u32,
+}
+
+/// A message the next hop took (or refused) on an open connection.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    pub result: MessageResult,
+    /// Whether the DSN parameters went with it (the server advertises DSN);
+    /// if not, the gateway owes `NOTIFY=SUCCESS` senders a "relayed" notice.
+    pub dsn_passed: bool,
 }
 
 impl std::fmt::Debug for Open {
@@ -72,9 +87,12 @@ pub(crate) struct TlsFailure {
 /// Why a message did not go through on an open connection.
 #[derive(Debug)]
 pub(crate) enum SendFailure {
-    /// The message cannot be sent to this server for good (e.g. SMTPUTF8
-    /// not offered): bounce.
-    Unsendable(String),
+    /// The message cannot be sent to this server for good (SMTPUTF8 not
+    /// offered, larger than its SIZE): bounce, with this status.
+    Unsendable {
+        status: &'static str,
+        detail: String,
+    },
     /// The connection failed: try the next host.
     Connection(String),
 }
@@ -101,6 +119,7 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
     let mut config = ClientConfig::new(t.helo);
     config.command_timeout = t.command_timeout;
     config.data_timeout = t.data_timeout;
+    config.tls_handshake_timeout = t.tls_handshake_timeout;
     let session = ClientSession::new(config, Instant::now());
     let mut conn = ClientConnection::new(tcp, session, t.connector.clone(), t.server_name.clone());
     let result = establish(&mut conn, plan.starttls, |s| plan.on_shortfall(s)).await;
@@ -109,6 +128,8 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
         Ok(ready) => Ok(Open {
             auth: auth_word(plan, &ready.tls),
             tls: ready.tls,
+            caps: ready.capabilities,
+            resumed: conn.tls_resumed(),
             conn,
             sent: 0,
         }),
@@ -152,20 +173,39 @@ fn auth_word(plan: &HopPlan<'_>, tls: &TlsOutcome) -> String {
 }
 
 impl Open {
-    /// Sends one message; the connection stays open for the next one.
+    /// Sends one message; the connection stays open for the next one. DSN
+    /// parameters go only to a server that advertises DSN (RFC 3461 §4.2);
+    /// a message larger than the server's SIZE is not sent at all.
     pub(crate) async fn send(
         &mut self,
-        envelope: Envelope,
+        outgoing: &Outgoing,
         body: &[u8],
-    ) -> Result<MessageResult, SendFailure> {
-        match send(&mut self.conn, envelope, body).await {
+    ) -> Result<Sent, SendFailure> {
+        let mut envelope = outgoing.envelope.clone();
+        let dsn_passed = self.caps.dsn;
+        let rcpt_params = if dsn_passed {
+            outgoing.rcpt_params.clone()
+        } else {
+            envelope.params = envelope.params.without_dsn();
+            Vec::new()
+        };
+        match send_with(&mut self.conn, envelope, rcpt_params, body).await {
             Ok(result) => {
                 self.sent = self.sent.saturating_add(1);
-                Ok(result)
+                Ok(Sent { result, dsn_passed })
             }
-            Err(e @ SmtpError::ExtensionNotOffered(_)) => {
-                Err(SendFailure::Unsendable(e.to_string()))
-            }
+            Err(e @ SmtpError::MessageTooLarge { .. }) => Err(SendFailure::Unsendable {
+                status: "5.3.4",
+                detail: e.to_string(),
+            }),
+            Err(e @ SmtpError::ExtensionNotOffered("SMTPUTF8")) => Err(SendFailure::Unsendable {
+                status: "5.6.7",
+                detail: e.to_string(),
+            }),
+            Err(e @ SmtpError::ExtensionNotOffered(_)) => Err(SendFailure::Unsendable {
+                status: "5.6.3",
+                detail: e.to_string(),
+            }),
             Err(e) => Err(SendFailure::Connection(e.to_string())),
         }
     }

@@ -1,7 +1,10 @@
 //! What every delivery shares: the settings, the spool, the mail log, the
 //! temporary STARTTLS exemptions, the trust for certificate checks, the DNS
 //! resolver, the MTA-STS state, connection limits and the idle-connection
-//! pool. Built once when delivery starts.
+//! pool. Built when delivery starts and again at each reload: deliveries in
+//! flight keep the `Arc` of the context they started with, new attempts get
+//! the new one. What must outlive a reload ([`Carried`]: the STARTTLS
+//! exemptions, the counters) is shared between the two.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +29,8 @@ pub(crate) struct Context {
     pub spool: Arc<Spool>,
     pub log: MailLog,
     pub handle: OutboundHandle,
-    pub exemptions: Mutex<TlsExemptions>,
+    pub exemptions: Arc<Mutex<TlsExemptions>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The enabled CA lists, for PKIX checks.
     pub pkix: PkixRoots,
     /// A connector for hops that need no certificate check.
@@ -37,6 +41,8 @@ pub(crate) struct Context {
     pub resolver: Option<crate::dns::Resolver>,
     pub sts: StsState,
     pub pool: Arc<Pool>,
+    /// TLS session caches per hop and certificate check.
+    pub tls_sessions: super::tls_sessions::TlsSessions,
 }
 
 impl std::fmt::Debug for Context {
@@ -47,6 +53,13 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// What every context of one engine shares, across reloads.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Carried {
+    pub exemptions: Arc<Mutex<TlsExemptions>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
 impl Context {
     pub(crate) fn new(
         settings: &EngineSettings,
@@ -54,6 +67,7 @@ impl Context {
         log: MailLog,
         handle: OutboundHandle,
         resolver: Option<crate::dns::Resolver>,
+        carried: &Carried,
     ) -> Result<Context, StartError> {
         let d = &settings.delivery;
         let pkix = PkixRoots::new(d.tls.roots.clone(), d.tls.provider.clone()).map_err(|e| {
@@ -75,13 +89,15 @@ impl Context {
             spool,
             log,
             handle,
-            exemptions: Mutex::new(TlsExemptions::new()),
+            exemptions: carried.exemptions.clone(),
+            metrics: carried.metrics.clone(),
             pkix,
             plain_connector: TlsConnector::from(Arc::new(plain)),
             connections: Arc::new(Semaphore::new(d.max_connections.max(1))),
             per_destination: Mutex::default(),
             sts: StsState::new(settings, resolver.clone())?,
             pool: Arc::default(),
+            tls_sessions: Default::default(),
             resolver,
         })
     }

@@ -12,12 +12,12 @@ use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
 use portcullis_policy::{DomainName, HopFacts, HopRequirement};
-use portcullis_smtp_tls::{Envelope as SmtpEnvelope, MessageResult};
+
 use tokio_rustls::TlsConnector;
 
-use super::connect::{Open, OpenFailure, SendFailure, Target, open};
+use super::connect::{Open, OpenFailure, SendFailure, Sent, Target, open};
 pub(crate) use super::context::Context;
-use super::envelope::{message_tls, smtp_envelope};
+use super::envelope::{Outgoing, message_tls, smtp_envelope};
 use super::hop_failure::{connection_failed, log_tls, tls_failed, unsendable};
 use super::hops::{Hop, NextHops, resolve};
 use super::outcome::{Leg, failure, outcomes};
@@ -88,7 +88,9 @@ pub(crate) async fn deliver_domain(
                 "MID {id} to {domain}: no next hop: {} ({})",
                 s.diagnostic, s.status
             ));
-            return all(&m, s.outcome());
+            let out = all(&m, s.outcome());
+            super::counting::unconnected(ctx, &out);
+            return out;
         }
     };
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
@@ -120,7 +122,9 @@ pub(crate) async fn deliver_domain(
             }
         }
     }
-    all(&m, last.outcome())
+    let out = all(&m, last.outcome());
+    super::counting::unconnected(ctx, &out);
+    out
 }
 
 fn rule_label(req: &HopRequirement<TlsaSet>) -> String {
@@ -151,12 +155,13 @@ async fn try_hop(
 ) -> HopResult {
     let (id, domain) = (m.id, m.domain);
     let label = format!("{}[{}]:{}", hop.hop.host, addr.ip(), addr.port());
+    let host = hop.hop.host.to_string();
     let rule = rule_label(req);
     let trust = Trust {
         pkix: &ctx.pkix,
         provider: &ctx.settings.tls.provider,
     };
-    let plan = match Step::new(req, &trust) {
+    let mut plan = match Step::new(req, &trust) {
         Step::Skip { shortfall, status } => {
             ctx.log.warn(format_args!(
                 "{} MID {id} to {domain} via {label} rule={rule} host skipped, not connecting: {} ({status})",
@@ -177,7 +182,7 @@ async fn try_hop(
         Err(e) => return HopResult::Done(all(m, RcptOutcome::Failed(failure("5.1.3", None, e)))),
     };
     let pool_key = plan.pool_key(addr, &hop.hop.host.to_string());
-    if let Some(done) = reuse(ctx, m, req, &label, &pool_key, &smtp_env).await {
+    if let Some(done) = reuse(ctx, m, req, &label, &host, &pool_key, &smtp_env).await {
         return HopResult::Done(done);
     }
     let dcid = Dcid::next();
@@ -186,20 +191,31 @@ async fn try_hop(
         req.rule,
         plan.starttls_label()
     ));
-    let connector = match &plan.verifier {
-        None => ctx.plain_connector.clone(),
-        Some(v) => match v.client_config(
-            &ctx.settings.tls.versions,
-            ctx.settings.tls.client_certificate.clone(),
-        ) {
-            Ok(c) => TlsConnector::from(Arc::new(c)),
-            Err(e) => {
-                return HopResult::Next(Shortfall::defer(
-                    "4.7.5",
-                    format!("outbound TLS configuration error: {e}"),
-                ));
-            }
+    // A verifier kept for this hop and check resumes its sessions.
+    let checked = match plan.verifier.clone() {
+        None => None,
+        Some(v) => match ctx.tls_sessions.checkout(&pool_key) {
+            Some(pair) => Some(pair),
+            None => match v.client_config(
+                &ctx.settings.tls.versions,
+                ctx.settings.tls.client_certificate.clone(),
+            ) {
+                Ok(c) => Some((v, Arc::new(c))),
+                Err(e) => {
+                    return HopResult::Next(Shortfall::defer(
+                        "4.7.5",
+                        format!("outbound TLS configuration error: {e}"),
+                    ));
+                }
+            },
         },
+    };
+    let connector = match &checked {
+        None => ctx.plain_connector.clone(),
+        Some((v, config)) => {
+            plan.verifier = Some(v.clone());
+            TlsConnector::from(config.clone())
+        }
     };
     let target = Target {
         host: hop.hop.host.clone(),
@@ -210,6 +226,7 @@ async fn try_hop(
         connect_timeout: ctx.settings.connect_timeout,
         command_timeout: ctx.settings.command_timeout,
         data_timeout: ctx.settings.data_timeout,
+        tls_handshake_timeout: ctx.settings.tls_handshake_timeout,
     };
     let (opened, injected) = open(&target, &plan).await;
     if injected > 0 {
@@ -221,16 +238,34 @@ async fn try_hop(
         id,
         dcid,
         label: &label,
+        host: &host,
         rule: &rule,
     };
     match opened {
         Ok(mut open) => {
-            log_tls(ctx, &leg, &open.tls, &plan);
-            let sent = open.send(smtp_env, m.body).await;
+            if let Some(pair) = checked
+                && open.tls.is_established()
+            {
+                if open.resumed {
+                    let first = ctx.tls_sessions.authenticated(&pool_key);
+                    open.auth = format!(
+                        "{} (resumed session)",
+                        first.as_deref().unwrap_or(&open.auth)
+                    );
+                    ctx.tls_sessions.checkin(&pool_key, pair, None);
+                } else if matches!(
+                    pair.0.outcome(),
+                    portcullis_dane::PeerAuthentication::Verified(_)
+                ) {
+                    ctx.tls_sessions.checkin(&pool_key, pair, Some(&open.auth));
+                }
+            }
+            log_tls(ctx, &leg, &open, &plan);
+            let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, Some(pool_key)).await
         }
         Err(OpenFailure::Tls(f)) => tls_failed(ctx, m, &leg, &plan, &target, f, smtp_env).await,
-        Err(OpenFailure::Connection(detail)) => connection_failed(ctx, dcid, &label, detail),
+        Err(OpenFailure::Connection(detail)) => connection_failed(ctx, &leg, detail),
     }
 }
 
@@ -241,11 +276,12 @@ async fn reuse(
     m: &Message<'_>,
     req: &HopRequirement<TlsaSet>,
     label: &str,
+    host: &str,
     pool_key: &str,
-    smtp_env: &SmtpEnvelope,
+    smtp_env: &Outgoing,
 ) -> Option<Vec<(u32, RcptOutcome)>> {
     while let Some((old, mut open)) = ctx.pool.take(pool_key) {
-        let Ok(result) = open.send(smtp_env.clone(), m.body).await else {
+        let Ok(sent) = open.send(smtp_env, m.body).await else {
             // The server closed it meanwhile: try another, or a fresh one.
             open.close().await;
             continue;
@@ -259,9 +295,19 @@ async fn reuse(
             id: m.id,
             dcid: old,
             label,
+            host,
             rule: &rule,
         };
-        let out = outcomes(&ctx.log, &leg, &open.tls, &open.auth, m.list, &result);
+        let out = outcomes(
+            &ctx.log,
+            &leg,
+            &open.tls,
+            &open.auth,
+            m.list,
+            &sent.result,
+            sent.dsn_passed,
+        );
+        super::counting::conversation(ctx, &rule, &open.tls, &open.auth, &out);
         keep_or_close(ctx, m, old, open, pool_key.to_owned()).await;
         return Some(out);
     }
@@ -292,12 +338,21 @@ pub(crate) async fn finish(
     m: &Message<'_>,
     leg: &Leg<'_>,
     open: Open,
-    sent: Result<MessageResult, SendFailure>,
+    sent: Result<Sent, SendFailure>,
     pool_key: Option<String>,
 ) -> HopResult {
     match sent {
-        Ok(result) => {
-            let out = outcomes(&ctx.log, leg, &open.tls, &open.auth, m.list, &result);
+        Ok(sent) => {
+            let out = outcomes(
+                &ctx.log,
+                leg,
+                &open.tls,
+                &open.auth,
+                m.list,
+                &sent.result,
+                sent.dsn_passed,
+            );
+            super::counting::conversation(ctx, leg.rule, &open.tls, &open.auth, &out);
             match pool_key {
                 Some(key) => keep_or_close(ctx, m, leg.dcid, open, key).await,
                 None => open.close().await,
@@ -307,10 +362,8 @@ pub(crate) async fn finish(
         Err(f) => {
             open.close().await;
             match f {
-                SendFailure::Unsendable(detail) => unsendable(ctx, leg.dcid, leg.label, detail),
-                SendFailure::Connection(detail) => {
-                    connection_failed(ctx, leg.dcid, leg.label, detail)
-                }
+                SendFailure::Unsendable { status, detail } => unsendable(ctx, leg, status, detail),
+                SendFailure::Connection(detail) => connection_failed(ctx, leg, detail),
             }
         }
     }

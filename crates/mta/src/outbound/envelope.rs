@@ -2,14 +2,15 @@
 //! REQUIRETLS flag, the `+requiretls` tag, a REQUIRETLS rule, or the
 //! `TLS-Required: No` header field of RFC 8689 §5) and the SMTP envelope the
 //! next hop is sent (tags removed, REQUIRETLS passed on when the decision
-//! demands it).
+//! demands it, the sender's DSN parameters with it; a connection drops them
+//! for a next hop that does not advertise DSN, see `connect.rs`).
 
 use portcullis_policy::requiretls::{
     MessageFacts, RequireTlsRules, strip_requiretls_tag, tls_required_header,
 };
 use portcullis_policy::{DomainName, MessageTls};
 use portcullis_smtp_tls::{
-    BodyType, Envelope as SmtpEnvelope, ForwardPath, MailParams, ReversePath,
+    BodyType, Envelope as SmtpEnvelope, ForwardPath, MailParams, RcptParams, ReversePath,
 };
 
 use crate::spool::Envelope;
@@ -45,11 +46,19 @@ pub(crate) fn message_tls(
     result
 }
 
+/// What is sent to a next hop: the SMTP envelope and each recipient's DSN
+/// parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub envelope: SmtpEnvelope,
+    pub rcpt_params: Vec<RcptParams>,
+}
+
 pub(crate) fn smtp_envelope(
     envelope: &Envelope,
     rcpts: &[(u32, String)],
     requiretls: bool,
-) -> Result<SmtpEnvelope, String> {
+) -> Result<Outgoing, String> {
     let from = if envelope.sender.is_empty() {
         ReversePath::Null
     } else {
@@ -57,21 +66,28 @@ pub(crate) fn smtp_envelope(
             .map_err(|e| format!("stored sender <{}> is invalid: {e}", envelope.sender))?
     };
     let mut to = Vec::with_capacity(rcpts.len());
-    for (_, r) in rcpts {
+    let mut rcpt_params = Vec::with_capacity(rcpts.len());
+    for (i, r) in rcpts {
+        rcpt_params.push(envelope.dsn.recipient(*i as usize));
         let addr = strip_requiretls_tag(r).unwrap_or_else(|| r.clone());
         to.push(
             ForwardPath::parse(&format!("<{addr}>"))
                 .map_err(|e| format!("stored recipient <{r}> is invalid: {e}"))?,
         );
     }
-    Ok(SmtpEnvelope {
-        from,
-        params: MailParams {
-            size: None,
-            body: envelope.flags.eight_bit.then_some(BodyType::EightBitMime),
-            smtputf8: envelope.flags.smtputf8,
-            requiretls,
+    Ok(Outgoing {
+        envelope: SmtpEnvelope {
+            from,
+            params: MailParams {
+                size: None,
+                body: envelope.flags.eight_bit.then_some(BodyType::EightBitMime),
+                smtputf8: envelope.flags.smtputf8,
+                requiretls,
+                ret: envelope.dsn.ret,
+                envid: envelope.dsn.envid.clone(),
+            },
+            to,
         },
-        to,
+        rcpt_params,
     })
 }

@@ -6,14 +6,14 @@
 
 use portcullis_dane::PeerAuthentication;
 use portcullis_policy::{Disposition, NextStep, PeerFailure};
-use portcullis_smtp_tls::{Envelope as SmtpEnvelope, TlsOutcome};
+use portcullis_smtp_tls::TlsOutcome;
 
-use super::connect::{Target, TlsFailure};
+use super::connect::{Open, Target, TlsFailure};
 use super::context::Context;
 use super::delivery::{HopResult, Message};
+use super::envelope::Outgoing;
 use super::outcome::{Leg, Shortfall, failure_class};
 use super::plan::HopPlan;
-use crate::maillog::Dcid;
 
 /// The peer fell short of the plan: the decision says what happens next.
 pub(crate) async fn tls_failed(
@@ -23,15 +23,17 @@ pub(crate) async fn tls_failed(
     plan: &HopPlan<'_>,
     target: &Target<'_>,
     TlsFailure { failure, detail }: TlsFailure,
-    smtp_env: SmtpEnvelope,
+    smtp_env: Outgoing,
 ) -> HopResult {
     let Leg {
         id,
         dcid,
         label,
+        host,
         rule,
     } = *leg;
     let domain = m.domain;
+    super::counting::tls_failure(ctx, failure, plan.verifier.as_deref());
     match (failure, &plan.verifier) {
         (PeerFailure::AuthenticationFailed, Some(v)) => ctx.log.warn(format_args!(
             "{dcid} MID {id} to {domain} via {label} rule={rule} TLS failed: {} verification failed: {detail}",
@@ -58,7 +60,7 @@ pub(crate) async fn tls_failed(
                 disposition: shortfall.disposition(),
                 status: status.to_string(),
                 diagnostic: format!("{label}: TLS failed: {}: {detail}", failure_class(failure)),
-                remote: Some(label.to_owned()),
+                remote: Some(host.to_owned()),
             })
         }
         other => {
@@ -74,33 +76,31 @@ pub(crate) async fn tls_failed(
 }
 
 /// The server cannot take this message for good (an extension it needs is
-/// not offered): bounce after the last host.
-pub(crate) fn unsendable(ctx: &Context, dcid: Dcid, label: &str, detail: String) -> HopResult {
-    let status = if detail.contains("SMTPUTF8") {
-        "5.6.7"
-    } else {
-        "5.6.3"
-    };
-    next_host(ctx, dcid, label, status, detail, Disposition::Bounce)
-}
-
-pub(crate) fn connection_failed(
+/// not offered, or it is larger than the server's SIZE): bounce after the
+/// last host, with `status`.
+pub(crate) fn unsendable(
     ctx: &Context,
-    dcid: Dcid,
-    label: &str,
+    leg: &Leg<'_>,
+    status: &'static str,
     detail: String,
 ) -> HopResult {
-    next_host(ctx, dcid, label, "4.4.1", detail, Disposition::Defer)
+    next_host(ctx, leg, status, detail, Disposition::Bounce)
+}
+
+pub(crate) fn connection_failed(ctx: &Context, leg: &Leg<'_>, detail: String) -> HopResult {
+    next_host(ctx, leg, "4.4.1", detail, Disposition::Defer)
 }
 
 fn next_host(
     ctx: &Context,
-    dcid: Dcid,
-    label: &str,
+    leg: &Leg<'_>,
     status: &str,
     detail: String,
     disposition: Disposition,
 ) -> HopResult {
+    let Leg {
+        dcid, label, host, ..
+    } = *leg;
     ctx.log.line(format_args!(
         "{dcid} {label} delivery failed: {detail} ({status})"
     ));
@@ -108,16 +108,23 @@ fn next_host(
         disposition,
         status: status.to_owned(),
         diagnostic: format!("{label}: {detail}"),
-        remote: Some(label.to_owned()),
+        remote: Some(host.to_owned()),
     })
 }
 
-pub(crate) fn log_tls(ctx: &Context, leg: &Leg<'_>, tls: &TlsOutcome, plan: &HopPlan<'_>) {
+pub(crate) fn log_tls(ctx: &Context, leg: &Leg<'_>, open: &Open, plan: &HopPlan<'_>) {
     let Leg {
         dcid, label, rule, ..
     } = *leg;
-    match tls {
+    match &open.tls {
+        TlsOutcome::Established(info) if open.resumed && plan.verifier.is_some() => {
+            ctx.log.line(format_args!(
+                "{dcid} {label} rule={rule} TLS success protocol {} cipher {} auth={}",
+                info.protocol, info.cipher, open.auth
+            ));
+        }
         TlsOutcome::Established(info) => {
+            super::counting::tls_established(ctx, plan.verifier.as_deref());
             let auth = match plan.verifier.as_deref().map(|v| (v.kind(), v.outcome())) {
                 Some((k, PeerAuthentication::Verified(how))) => {
                     format!("auth={} ok ({how})", k.as_str())

@@ -216,7 +216,7 @@ async fn mx_hops(
             }
             Ok(other) => {
                 ctx.log.line(format_args!(
-                    "MID {id} MX {name} has no usable address ({:?}); host skipped",
+                    "MID {id} MX {name} has no usable address ({}); host skipped",
                     other.status()
                 ));
                 continue;

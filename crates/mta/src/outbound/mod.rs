@@ -6,17 +6,22 @@
 //! delay, and recipients that fail for good (or outlive the queue lifetime)
 //! are returned to the sender with a DSN queued through the spool before
 //! the message's recipients are marked finished. Operators act on the queue
-//! through [`SchedulerControl`] (`queue retry|hold|release|delete|bounce`).
+//! through [`SchedulerControl`] (`queue retry|hold|release|delete|bounce`),
+//! suspend and resume delivery per domain, and reload the delivery settings
+//! ([`Outbound::reload`]).
 
 mod attempt;
 mod cleartext_retry;
 mod connect;
 mod context;
+mod counting;
 mod delivery;
 mod envelope;
 mod hop_failure;
 mod hops;
 mod mta_sts;
+mod notices;
+mod operator;
 mod outcome;
 mod plan;
 /// The domain check's way into delivery's code (`crate::check`).
@@ -25,7 +30,11 @@ mod queue_ops;
 mod resume;
 mod reuse;
 mod scheduler;
+mod suspend;
+mod tls_sessions;
 
+pub(crate) use context::{Carried, Context as DeliveryContext};
+pub use operator::{ExemptionRow, StsCacheRow};
 pub use queue_ops::RetryTarget;
 
 use std::sync::Arc;
@@ -38,6 +47,7 @@ use crate::maillog::MailLog;
 use crate::settings::EngineSettings;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Spool};
 
+use crate::suspension::DeliverySuspensions;
 use context::Context;
 use queue_ops::Command;
 
@@ -115,6 +125,19 @@ impl SchedulerControl {
     pub(crate) async fn bounce(&self, id: MessageId) -> Result<String, String> {
         self.ask(|reply| Command::Bounce { id, reply }).await
     }
+
+    /// Delivery to the domains `suspended` covers waits from now on;
+    /// messages waiting only for domains no longer covered start at once.
+    pub(crate) async fn set_suspensions(
+        &self,
+        suspended: DeliverySuspensions,
+    ) -> Result<String, String> {
+        self.ask(|reply| Command::Suspensions {
+            suspended: Arc::new(suspended),
+            reply,
+        })
+        .await
+    }
 }
 
 /// The running scheduler.
@@ -123,6 +146,12 @@ pub(crate) struct Outbound {
     handle: OutboundHandle,
     control: SchedulerControl,
     scheduler: scheduler::Running,
+    spool: Arc<Spool>,
+    log: MailLog,
+    carried: Carried,
+    /// The context new attempts get (for the operator's questions about
+    /// exemptions and the MTA-STS cache; the scheduler has its own copy).
+    current: std::sync::Mutex<Arc<Context>>,
 }
 
 impl Outbound {
@@ -132,6 +161,8 @@ impl Outbound {
         log: MailLog,
         recovered: Vec<QueuedMessage>,
         dns: Option<crate::dns::Resolver>,
+        carried: Carried,
+        suspended: DeliverySuspensions,
     ) -> Result<Outbound, StartError> {
         let (tx, new) = mpsc::unbounded_channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
@@ -140,18 +171,62 @@ impl Outbound {
             tx: commands_tx,
             active: scheduler::Active::default(),
         };
-        let context = Context::new(settings, spool, log, handle.clone(), dns)?;
+        let context = Arc::new(Context::new(
+            settings,
+            spool.clone(),
+            log.clone(),
+            handle.clone(),
+            dns,
+            &carried,
+        )?);
         let scheduler = scheduler::start(
-            Arc::new(context),
+            context.clone(),
             recovered,
             scheduler::Channels { new, commands },
             control.active.clone(),
+            Arc::new(suspended),
         );
         Ok(Outbound {
             handle,
             control,
             scheduler,
+            spool,
+            log,
+            carried,
+            current: std::sync::Mutex::new(context),
         })
+    }
+
+    /// Builds the delivery context of `settings` (which can fail, and then
+    /// nothing changed) for [`Outbound::commit_reload`].
+    pub(crate) fn prepare_reload(
+        &self,
+        settings: &EngineSettings,
+        dns: Option<crate::dns::Resolver>,
+    ) -> Result<Arc<Context>, StartError> {
+        Ok(Arc::new(Context::new(
+            settings,
+            self.spool.clone(),
+            self.log.clone(),
+            self.handle.clone(),
+            dns,
+            &self.carried,
+        )?))
+    }
+
+    /// New attempts use `context` from now on; attempts in flight finish
+    /// with the one they started with.
+    pub(crate) fn commit_reload(&self, context: Arc<Context>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = context.clone();
+        let _ = self.control.tx.send(Command::Reload(context));
+    }
+
+    /// The context new attempts get.
+    pub(crate) fn current(&self) -> Arc<Context> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn control(&self) -> SchedulerControl {

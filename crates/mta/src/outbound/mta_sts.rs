@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::delivery::Context;
 use crate::dns::Resolver;
 use crate::error::StartError;
+use crate::metrics::MtaStsOutcome;
 use crate::mta_sts_fetch::{FetchError, PolicyFetcher};
 use crate::settings::EngineSettings;
 use crate::spool::MessageId;
@@ -183,6 +184,12 @@ impl StsState {
 }
 
 fn log_facts(ctx: &Context, id: MessageId, domain: &DomainName, facts: &MtaStsFacts, how: &str) {
+    ctx.metrics.mta_sts(match facts {
+        MtaStsFacts::Policy(p) if p.mode().as_str() == "enforce" => MtaStsOutcome::Enforce,
+        MtaStsFacts::Policy(p) if p.mode().as_str() == "testing" => MtaStsOutcome::Testing,
+        MtaStsFacts::Unavailable(_) => MtaStsOutcome::Unavailable,
+        _ => MtaStsOutcome::NoPolicy,
+    });
     match facts {
         MtaStsFacts::None => {
             ctx.log
@@ -191,12 +198,85 @@ fn log_facts(ctx: &Context, id: MessageId, domain: &DomainName, facts: &MtaStsFa
         MtaStsFacts::Policy(p) => ctx.log.line(format_args!(
             "MID {id} MTA-STS {domain}: mode {} mx [{}] max_age {} ({how})",
             p.mode().as_str(),
-            p.mx().iter().map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", "),
+            p.mx().iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             p.max_age()
         )),
         MtaStsFacts::Unavailable(f) => ctx.log.warn(format_args!(
-            "MID {id} MTA-STS {domain}: announced but unavailable ({f:?}); delivering as without a policy ({how})"
+            "MID {id} MTA-STS {domain}: announced but unavailable ({f}); delivering as without a policy ({how})"
         )),
+    }
+}
+
+impl StsState {
+    /// Every cached policy (the operator's `mta-sts cache list`).
+    pub(crate) fn rows(&self) -> Vec<super::StsCacheRow> {
+        let Some(inner) = &self.inner else {
+            return Vec::new();
+        };
+        let g = inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.iter()
+            .filter_map(|(domain, s)| {
+                let p = StsPolicy::parse(s.policy.as_bytes()).ok()?;
+                Some(super::StsCacheRow {
+                    domain: domain.clone(),
+                    id: s.id.clone(),
+                    mode: p.mode().as_str().to_owned(),
+                    mx: p.mx().iter().map(|m| m.to_string()).collect(),
+                    max_age: p.max_age(),
+                    fetched_at: s.fetched_at,
+                    expires_at: s.fetched_at.saturating_add(u64::from(p.max_age())),
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the cached policy of `domain`, or every one (memory and the
+    /// file): the next delivery fetches the policy again.
+    pub(crate) fn flush(&self, domain: Option<&str>) -> Result<String, String> {
+        let Some(inner) = &self.inner else {
+            return Err(
+                "MTA-STS is disabled ([mta-sts] enabled = false): there is no cache".into(),
+            );
+        };
+        let mut g = inner.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let line = match domain {
+            None => {
+                let n = g.1.len();
+                g.1.clear();
+                format!("{n} cached MTA-STS policy(ies) flushed")
+            }
+            Some(d) => {
+                let name = DomainName::parse(d).map_err(|e| format!("{d:?}: {e}"))?;
+                if g.1.remove(name.as_str()).is_none() {
+                    return Err(format!("no MTA-STS policy of {name} is cached"));
+                }
+                format!("cached MTA-STS policy of {name} flushed")
+            }
+        };
+        // The policy crate's cache has no removal: rebuild it from what is
+        // left, the same way a start reads the file.
+        let mut cache = StsCache::new();
+        for (domain, s) in g.1.iter() {
+            if let (Ok(name), Ok(policy)) = (
+                DomainName::parse(domain),
+                StsPolicy::parse(s.policy.as_bytes()),
+            ) {
+                cache.store(
+                    name,
+                    s.id.clone(),
+                    policy,
+                    UNIX_EPOCH + Duration::from_secs(s.fetched_at),
+                );
+            }
+        }
+        g.0 = cache;
+        save(&inner.file, &g.1).map_err(|e| {
+            format!(
+                "{line}, but {} was not rewritten: {e}",
+                inner.file.display()
+            )
+        })?;
+        Ok(line)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::spool::MessageId;
 /// What happened to one recipient in this attempt.
 #[derive(Debug, Clone)]
 pub(crate) enum RcptOutcome {
-    Delivered,
+    Delivered(Delivered),
     /// Try again later (status and reason inside; `recipient` is filled in
     /// by the scheduler).
     Deferred(RecipientFailure),
@@ -37,6 +37,18 @@ pub(crate) fn failure(
             .ok()
             .map(|d| d.as_secs()),
     }
+}
+
+/// A recipient the next hop took.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivered {
+    /// The next hop's host name (the DSN's Remote-MTA).
+    pub remote: String,
+    /// Its reply to the final dot.
+    pub reply: String,
+    /// The next hop took the DSN parameters; if not, a `NOTIFY=SUCCESS`
+    /// sender is owed a "relayed" notice.
+    pub dsn_passed: bool,
 }
 
 /// Why a hop could not be used: go on to the next one.
@@ -85,7 +97,10 @@ pub(crate) fn failure_class(f: PeerFailure) -> &'static str {
 pub(crate) struct Leg<'a> {
     pub id: MessageId,
     pub dcid: Dcid,
+    /// `host[ip]:port`, for the log.
     pub label: &'a str,
+    /// The host name (or `[ip]`), for the DSN's Remote-MTA.
+    pub host: &'a str,
     pub rule: &'a str,
 }
 
@@ -97,11 +112,13 @@ pub(crate) fn outcomes(
     auth: &str,
     list: &[(u32, String)],
     result: &MessageResult,
+    dsn_passed: bool,
 ) -> Vec<(u32, RcptOutcome)> {
     let Leg {
         id,
         dcid,
         label,
+        host,
         rule,
     } = *leg;
     let tls_word = match tls {
@@ -116,7 +133,7 @@ pub(crate) fn outcomes(
                 "4.0.0".into()
             }
         });
-        let f = failure(&status, Some(label.to_owned()), reply_text(reply));
+        let f = failure(&status, Some(host.to_owned()), reply_text(reply));
         if reply.is_permanent() {
             RcptOutcome::Failed(f)
         } else {
@@ -132,23 +149,27 @@ pub(crate) fn outcomes(
             match rcpt_reply {
                 Some(r) if !r.is_positive() => judge(r),
                 Some(_) => match &result.data {
-                    Some(d) if d.is_positive() => RcptOutcome::Delivered,
+                    Some(d) if d.is_positive() => RcptOutcome::Delivered(Delivered {
+                        remote: host.to_owned(),
+                        reply: reply_text(d),
+                        dsn_passed,
+                    }),
                     Some(d) => judge(d),
                     None => RcptOutcome::Deferred(failure(
                         "4.4.2",
-                        Some(label.to_owned()),
-                        "DATA was not sent".into(),
+                        Some(host.to_owned()),
+                        format!("{label}: DATA was not sent"),
                     )),
                 },
                 None => RcptOutcome::Deferred(failure(
                     "4.4.2",
-                    Some(label.to_owned()),
-                    "no reply to RCPT".into(),
+                    Some(host.to_owned()),
+                    format!("{label}: no reply to RCPT"),
                 )),
             }
         };
         match &outcome {
-            RcptOutcome::Delivered => {
+            RcptOutcome::Delivered(_) => {
                 let reply = result.data.as_ref().map(reply_text).unwrap_or_default();
                 log.line(format_args!(
                     "MID {id} delivered to <{rcpt}> via {label} {dcid} rule={rule} tls={tls_word} auth={auth} reply=\"{reply}\""

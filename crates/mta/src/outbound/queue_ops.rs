@@ -32,11 +32,33 @@ pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 
 #[derive(Debug)]
 pub(crate) enum Command {
-    Retry { target: RetryTarget, reply: Reply },
-    Hold { id: MessageId, reply: Reply },
-    Release { id: MessageId, reply: Reply },
-    Delete { id: MessageId, reply: Reply },
-    Bounce { id: MessageId, reply: Reply },
+    Retry {
+        target: RetryTarget,
+        reply: Reply,
+    },
+    Hold {
+        id: MessageId,
+        reply: Reply,
+    },
+    Release {
+        id: MessageId,
+        reply: Reply,
+    },
+    Delete {
+        id: MessageId,
+        reply: Reply,
+    },
+    Bounce {
+        id: MessageId,
+        reply: Reply,
+    },
+    /// New delivery settings (a reload): new attempts use this context.
+    Reload(Arc<super::delivery::Context>),
+    /// The delivery suspensions in force from now on.
+    Suspensions {
+        suspended: Arc<crate::suspension::DeliverySuspensions>,
+        reply: Reply,
+    },
 }
 
 impl State {
@@ -47,6 +69,11 @@ impl State {
             Command::Release { id, reply } => (self.release(id).await, reply),
             Command::Delete { id, reply } => (self.delete(id).await, reply),
             Command::Bounce { id, reply } => (self.bounce(id).await, reply),
+            Command::Reload(ctx) => {
+                self.reload(ctx);
+                return;
+            }
+            Command::Suspensions { suspended, reply } => (Ok(self.suspend(suspended)), reply),
         };
         let _ = reply.send(result);
     }
@@ -79,6 +106,11 @@ impl State {
             }
             if self.ready.iter().any(|q| q.id == id) {
                 return Ok(format!("MID {id} is already due{}", self.paused_note()));
+            }
+            if self.parked.contains_key(&id) {
+                return Err(format!(
+                    "MID {id} waits because delivery to its domain is suspended; `portcullis ctl resume delivery` delivers it"
+                ));
             }
             if !self.waiting.contains_key(&id) {
                 return Err(self.unknown(id));
@@ -122,9 +154,14 @@ impl State {
         Ok(line)
     }
 
-    /// Takes `id` out of the waiting, ready and held sets.
+    /// Takes `id` out of the waiting, ready, held and parked sets.
     fn take(&mut self, id: MessageId) -> Option<Queued> {
-        if let Some(q) = self.waiting.remove(&id).or_else(|| self.held.remove(&id)) {
+        if let Some(q) = self
+            .waiting
+            .remove(&id)
+            .or_else(|| self.held.remove(&id))
+            .or_else(|| self.parked.remove(&id))
+        {
             return Some(q);
         }
         let at = self.ready.iter().position(|q| q.id == id)?;
@@ -146,8 +183,10 @@ impl State {
             return Ok(format!("MID {id} is already held"));
         }
         let in_flight = self.in_flight(id);
-        let known =
-            in_flight || self.waiting.contains_key(&id) || self.ready.iter().any(|q| q.id == id);
+        let known = in_flight
+            || self.waiting.contains_key(&id)
+            || self.parked.contains_key(&id)
+            || self.ready.iter().any(|q| q.id == id);
         if !known {
             return Err(self.unknown(id));
         }

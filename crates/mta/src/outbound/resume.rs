@@ -98,6 +98,7 @@ mod tests {
                 recipients: vec!["b@example.com".into()],
                 received_at: 0,
                 flags: Default::default(),
+                dsn: Default::default(),
             }),
             pending: vec![0],
             size: 10,

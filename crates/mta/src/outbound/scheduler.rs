@@ -27,6 +27,7 @@ use super::delivery::Context;
 use super::queue_ops::Command;
 use super::resume::plan_recovered;
 use crate::spool::{Envelope, MessageId, QueuedMessage, Schedule};
+use crate::suspension::DeliverySuspensions;
 
 /// A message in the scheduler.
 #[derive(Debug)]
@@ -84,9 +85,11 @@ pub(crate) fn start(
     recovered: Vec<QueuedMessage>,
     channels: Channels,
     active: Active,
+    suspended: Arc<DeliverySuspensions>,
 ) -> Running {
     let (stop, stop_rx) = watch::channel(false);
     let mut state = State::new(ctx, active);
+    state.suspended = suspended;
     state.recover(recovered);
     let task = tokio::spawn(state.run(channels, stop_rx));
     Running { stop, task }
@@ -115,11 +118,15 @@ pub(super) struct State {
     pub(super) hold_on_return: HashSet<MessageId>,
     pub(super) active: Active,
     inflight: JoinSet<Queued>,
-    max_inflight: usize,
+    pub(super) max_inflight: usize,
     held_bytes: usize,
     /// Why delivery is paused, while it is.
     pub(super) paused: Option<String>,
     checked_space: Instant,
+    /// Delivery suspended by the operator (`suspend.rs`).
+    pub(super) suspended: Arc<DeliverySuspensions>,
+    /// Messages whose every pending recipient is in a suspended domain.
+    pub(super) parked: HashMap<MessageId, Queued>,
 }
 
 impl State {
@@ -140,6 +147,8 @@ impl State {
             checked_space: Instant::now()
                 .checked_sub(SPACE_CHECK)
                 .unwrap_or_else(Instant::now),
+            suspended: Arc::default(),
+            parked: HashMap::new(),
         }
     }
 
@@ -239,6 +248,8 @@ impl State {
             self.hold_on_return.remove(&q.id);
         } else if self.hold_on_return.remove(&q.id) {
             self.held.insert(q.id, q);
+        } else if self.all_suspended(&q) {
+            self.park(q);
         } else {
             self.wait(q);
         }
@@ -304,11 +315,16 @@ impl State {
             self.held_bytes = self
                 .held_bytes
                 .saturating_sub(q.body.as_ref().map_or(0, |b| b.len()));
+            if self.all_suspended(&q) {
+                self.park(q);
+                continue;
+            }
             self.active
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(q.id);
-            self.inflight.spawn(attempt(self.ctx.clone(), q));
+            self.inflight
+                .spawn(attempt(self.ctx.clone(), q, self.suspended.clone()));
         }
     }
 }

@@ -265,6 +265,7 @@ mod tests {
             recipients: (0..n).map(|i| format!("r{i}@example.com")).collect(),
             received_at: 0,
             flags: Default::default(),
+            dsn: Default::default(),
         })
     }
 

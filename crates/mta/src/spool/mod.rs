@@ -44,6 +44,7 @@
 
 mod check;
 mod damaged_files;
+mod dsn_record;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
@@ -72,8 +73,8 @@ pub use replay::{Damage, DamageKind};
 pub use salvage::SalvageReport;
 pub use space::{FreeSpace, Shortage, mib};
 pub use types::{
-    Commit, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError, SpoolOptions,
-    Usage,
+    Commit, DsnRequest, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError,
+    SpoolOptions, Usage,
 };
 
 use index::Index;
@@ -105,6 +106,8 @@ struct Shared {
     /// A failed write could not be undone yet.
     writer_dirty: AtomicBool,
     gauge: space::Gauge,
+    /// How long each group commit took to reach the disk (`/metrics`).
+    sync_latency: crate::metrics::LatencyHistogram,
 }
 
 impl Shared {
@@ -173,6 +176,7 @@ impl Spool {
             reclaiming: Mutex::new(()),
             active: AtomicU64::new(0),
             writer_dirty: AtomicBool::new(false),
+            sync_latency: Default::default(),
         });
         let writer = writer::start(
             shared.clone(),
@@ -362,6 +366,11 @@ impl Spool {
             live_bytes,
             segments: index.segments.len(),
         }
+    }
+
+    /// The durations of the group commits so far, for `/metrics`.
+    pub(crate) fn sync_latency(&self) -> &crate::metrics::LatencyHistogram {
+        &self.shared.sync_latency
     }
 
     /// The spool directory.

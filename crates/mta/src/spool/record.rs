@@ -6,6 +6,8 @@
 //! header  = "PCSPOOL" | version (u8 = 2) | key (u64) | CRC-32 of the 16 bytes before
 //! frame   = key (u64) | payload length (u32) | CRC-32 of key, length and payload | payload
 //! payload = kind (u8) | fields
+//! message = kind 1 | id | received_at | flags | sender | recipients | finished
+//!           | schedule | held | DSN block if flags bit 3 (`dsn_record.rs`) | body
 //! ```
 //!
 //! The key is a random number chosen when the spool is created; every
@@ -21,7 +23,8 @@
 //! here checks lengths before it allocates and never panics (fuzzed by
 //! `fuzz/fuzz_targets/spool_segment.rs`).
 
-use super::{Envelope, EnvelopeFlags, Schedule};
+use super::dsn_record::{self, HAS_DSN};
+use super::{DsnRequest, Envelope, EnvelopeFlags, Schedule};
 
 /// Length of the segment header.
 pub(super) const HEADER_LEN: usize = 20;
@@ -177,7 +180,8 @@ pub(super) fn encode_message(
         p.push(KIND_MESSAGE);
         p.extend_from_slice(&id.to_le_bytes());
         p.extend_from_slice(&envelope.received_at.to_le_bytes());
-        p.push(envelope.flags.to_bits());
+        let dsn = !envelope.dsn.is_empty();
+        p.push(envelope.flags.to_bits() | if dsn { HAS_DSN } else { 0 });
         put_bytes(p, envelope.sender.as_bytes());
         put_u32(p, envelope.recipients.len() as u32);
         for rcpt in &envelope.recipients {
@@ -189,6 +193,9 @@ pub(super) fn encode_message(
         }
         put_schedule(p, &state.schedule);
         p.push(u8::from(state.held));
+        if dsn {
+            dsn_record::encode(p, &envelope.dsn);
+        }
         put_bytes(p, body);
     });
 }
@@ -280,11 +287,11 @@ fn le64(b: &[u8]) -> u64 {
     u64::from_le_bytes(a)
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(super) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(out, bytes.len() as u32);
     out.extend_from_slice(bytes);
 }
@@ -304,7 +311,8 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
         KIND_MESSAGE => {
             let id = r.u64()?;
             let received_at = r.u64()?;
-            let flags = EnvelopeFlags::from_bits(r.u8()?);
+            let bits = r.u8()?;
+            let flags = EnvelopeFlags::from_bits(bits);
             let sender = r.string()?;
             let count = r.u32()?;
             let mut recipients = Vec::new();
@@ -317,6 +325,11 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
             }
             let schedule = r.schedule()?;
             let held = r.flag()?;
+            let dsn = if bits & HAS_DSN != 0 {
+                dsn_record::decode(&mut r)?
+            } else {
+                DsnRequest::default()
+            };
             let body_len = r.u32()? as usize;
             let body_at = r.at;
             r.take(body_len)?;
@@ -327,6 +340,7 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
                     recipients,
                     received_at,
                     flags,
+                    dsn,
                 },
                 state: StoredState {
                     finished,
@@ -356,12 +370,16 @@ fn decode_payload(payload: &[u8]) -> Result<Record, &'static str> {
     Ok(record)
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn remaining(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         let end = self.at.checked_add(n).ok_or("field length overflows")?;
         let bytes = self
@@ -372,7 +390,7 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
-    fn u8(&mut self) -> Result<u8, &'static str> {
+    pub(super) fn u8(&mut self) -> Result<u8, &'static str> {
         Ok(self.take(1)?[0])
     }
 
@@ -384,7 +402,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn u32(&mut self) -> Result<u32, &'static str> {
+    pub(super) fn u32(&mut self) -> Result<u32, &'static str> {
         Ok(le32(self.take(4)?))
     }
 
@@ -392,7 +410,7 @@ impl<'a> Reader<'a> {
         Ok(le64(self.take(8)?))
     }
 
-    fn string(&mut self) -> Result<String, &'static str> {
+    pub(super) fn string(&mut self) -> Result<String, &'static str> {
         let len = self.u32()? as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| "text is not UTF-8")
@@ -450,7 +468,57 @@ mod tests {
                 smtputf8: true,
                 eight_bit: false,
             },
+            dsn: DsnRequest::default(),
         }
+    }
+
+    #[test]
+    fn dsn_parameters_round_trip() {
+        use portcullis_smtp_tls::{Notify, OriginalRecipient, RcptParams, Ret};
+        let mut env = envelope();
+        env.dsn = DsnRequest {
+            ret: Some(Ret::Headers),
+            envid: Some("QQ+2B1".into()),
+            recipients: vec![
+                RcptParams {
+                    notify: Some(Notify::NEVER),
+                    orcpt: None,
+                },
+                RcptParams {
+                    notify: Some(Notify {
+                        success: true,
+                        failure: true,
+                        delay: false,
+                    }),
+                    orcpt: Some(OriginalRecipient {
+                        addr_type: "rfc822".into(),
+                        xtext: "bob+40example.com".into(),
+                    }),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        encode_message(&mut out, KEY, 3, &env, &state(), b"body");
+        let (
+            Record::Message {
+                envelope,
+                state: s,
+                body_at,
+                body_len,
+                ..
+            },
+            _,
+        ) = decode_frame(KEY, &out).unwrap()
+        else {
+            panic!("not a message record");
+        };
+        assert_eq!((envelope, s), (env, state()));
+        assert_eq!(&out[FRAME_HEADER + body_at..][..body_len], b"body");
+        // Without DSN parameters no DSN block is written.
+        let mut plain = Vec::new();
+        encode_message(&mut plain, KEY, 3, &self::envelope(), &state(), b"body");
+        assert_eq!(plain[FRAME_HEADER + 17] & HAS_DSN, 0);
+        assert!(plain.len() < out.len());
     }
 
     fn state() -> StoredState {

@@ -113,6 +113,7 @@ mod tests {
                     recipients: vec!["r@example.com".into()],
                     received_at: 1,
                     flags: Default::default(),
+                    dsn: Default::default(),
                 };
                 encode_message(
                     &mut out,
@@ -174,6 +175,7 @@ mod tests {
             recipients: vec!["r@example.com".into()],
             received_at: 1,
             flags: Default::default(),
+            dsn: Default::default(),
         };
         encode_message(&mut data, KEY, 1, &env, &StoredState::default(), &planted);
         data[HEADER_LEN + 20] ^= 1;

@@ -53,6 +53,38 @@ pub struct Envelope {
     /// When the message was accepted, in seconds since the Unix epoch.
     pub received_at: u64,
     pub flags: EnvelopeFlags,
+    /// What the sender asked of delivery reports (RFC 3461 DSN).
+    pub dsn: DsnRequest,
+}
+
+/// The DSN parameters of a message (RFC 3461): passed to next hops that
+/// take them, honoured in the gateway's own reports otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DsnRequest {
+    /// `RET=`: the whole message or its headers in a failure report.
+    pub ret: Option<portcullis_smtp_tls::Ret>,
+    /// `ENVID=`, as received (xtext).
+    pub envid: Option<String>,
+    /// `NOTIFY=` and `ORCPT=` per recipient, in the order of
+    /// `Envelope::recipients` (empty: none given).
+    pub recipients: Vec<portcullis_smtp_tls::RcptParams>,
+}
+
+impl DsnRequest {
+    /// Whether nothing was asked (the record then stores no DSN block).
+    pub fn is_empty(&self) -> bool {
+        self.ret.is_none()
+            && self.envid.is_none()
+            && self
+                .recipients
+                .iter()
+                .all(portcullis_smtp_tls::RcptParams::is_empty)
+    }
+
+    /// The parameters of recipient `i`.
+    pub fn recipient(&self, i: usize) -> portcullis_smtp_tls::RcptParams {
+        self.recipients.get(i).cloned().unwrap_or_default()
+    }
 }
 
 /// MAIL parameters that delivery must honour.

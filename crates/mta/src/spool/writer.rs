@@ -298,12 +298,16 @@ impl Writer {
         {
             self.buf.extend_from_slice(bytes);
         }
+        let started = std::time::Instant::now();
         let result = self
             .file
             .write_all(&self.buf)
             .and_then(|()| self.file.sync_data());
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.shared.sync_latency.observe(started.elapsed());
+                Ok(())
+            }
             Err(e) => {
                 let undone = self.undo();
                 let err = SpoolError::io(&self.path, e);

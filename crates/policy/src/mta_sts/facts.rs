@@ -18,6 +18,16 @@ pub enum StsFailure {
     WebPkiInvalid,
 }
 
+impl std::fmt::Display for StsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StsFailure::FetchError => "the policy could not be fetched",
+            StsFailure::PolicyInvalid => "the policy file is invalid",
+            StsFailure::WebPkiInvalid => "the policy host's certificate did not verify",
+        })
+    }
+}
+
 impl StsFailure {
     /// The TLS-RPT result type (RFC 8460 §4.3.2.2).
     pub fn tlsrpt(self) -> TlsRptResult {

@@ -86,7 +86,12 @@ pub async fn serve_one(
                     conn.accept().unwrap();
                 }
                 Ok(ServerEvent::InjectionAttempt { discarded }) => got.injected += discarded,
-                Ok(ServerEvent::StartTls | ServerEvent::MessageRefused { .. }) => {}
+                Ok(
+                    ServerEvent::StartTls
+                    | ServerEvent::MessageRefused { .. }
+                    | ServerEvent::CommandRefused { .. }
+                    | ServerEvent::TlsEstablished(_),
+                ) => {}
                 Ok(ServerEvent::Closed(end)) => {
                     got.tls = conn.session().tls().cloned();
                     got.end = Some(end);

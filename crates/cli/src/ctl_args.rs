@@ -1,0 +1,185 @@
+//! The arguments of `portcullis ctl`: one subcommand per operator action,
+//! with the help text an operator reads. `ctl_cmd.rs` runs them.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+/// `ctl` commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Listeners, delivery, queue, TLS of the last hour, certificates.
+    Status,
+    /// Stop a listener accepting, or delivery to a destination.
+    #[command(subcommand)]
+    Suspend(SuspendWhat),
+    /// Accept again, or deliver again.
+    #[command(subcommand)]
+    Resume(ResumeWhat),
+    /// Read the configuration file again and apply it without a restart (all
+    /// or nothing; problems are printed as FILE:LINE:COL).
+    Reload,
+    /// The queue (same commands as `portcullis queue`, through the API).
+    #[command(subcommand)]
+    Queue(QueueWhat),
+    /// The temporary STARTTLS exemptions (hosts sent mail in cleartext for an
+    /// hour after a failed handshake).
+    #[command(subcommand)]
+    Tls(TlsWhat),
+    /// The MTA-STS policy cache.
+    #[command(subcommand, name = "mta-sts")]
+    MtaSts(StsWhat),
+    /// The DNS cache (flush: ask the servers again).
+    #[command(subcommand)]
+    Dns(DnsWhat),
+    /// Export, import or reset the configuration.
+    #[command(subcommand)]
+    Config(ConfigWhat),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenWhat),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuspendWhat {
+    /// Stop accepting connections on a listener; open sessions have --delay
+    /// seconds to finish (default: the shutdown grace), then hear 421.
+    Listener {
+        name: String,
+        #[arg(long, value_name = "SECONDS")]
+        delay: Option<u64>,
+    },
+    /// Stop delivering to a domain, the domains below one (.example.com) or
+    /// ALL; messages wait in the queue.
+    Delivery {
+        #[arg(default_value = "ALL")]
+        target: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResumeWhat {
+    /// Accept connections again.
+    Listener { name: String },
+    /// Deliver again (the target as it was suspended).
+    Delivery {
+        #[arg(default_value = "ALL")]
+        target: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueWhat {
+    List,
+    Show {
+        id: String,
+    },
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "domain", "all"])))]
+    Retry {
+        id: Option<String>,
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    Hold {
+        id: String,
+    },
+    Release {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    Bounce {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsWhat {
+    /// list | clear [HOST]
+    #[command(subcommand)]
+    Exemptions(ExemptionsWhat),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExemptionsWhat {
+    List,
+    /// End one host's exemption, or all.
+    Clear {
+        host: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StsWhat {
+    /// list | flush [DOMAIN]
+    #[command(subcommand)]
+    Cache(CacheWhat),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheWhat {
+    List,
+    /// Forget one domain's policy, or all: the next delivery fetches it again.
+    Flush {
+        domain: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DnsWhat {
+    /// Forget every cached answer.
+    Flush,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigWhat {
+    /// Print the configuration in force. Secrets (API tokens, passphrases,
+    /// keys given by value) are masked by default; --encrypt encrypts them
+    /// under a passphrase (Argon2id + XChaCha20-Poly1305) so the file can be
+    /// imported again; --plain prints them (admin token needed).
+    #[command(group(clap::ArgGroup::new("secrets").args(["mask", "encrypt", "plain"])))]
+    Export {
+        #[arg(long)]
+        mask: bool,
+        #[arg(long)]
+        encrypt: bool,
+        #[arg(long)]
+        plain: bool,
+        /// The passphrase, first line of this file (else $PORTCULLIS_PASSPHRASE).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Write here instead of standard output (owner-only).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a configuration and apply it like a reload, then write it to the
+    /// gateway's configuration file. With --section, only that section of
+    /// FILE is loaded (an empty section clears it).
+    Import {
+        file: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        section: Option<String>,
+        /// The passphrase of an --encrypt export (else $PORTCULLIS_PASSPHRASE).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Return one section to the built-in default and apply it.
+    Reset { section: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenWhat {
+    /// Make a token; it is printed once (only its hash is kept).
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["read", "admin"], default_value = "read")]
+        role: String,
+    },
+    List,
+    Revoke {
+        name: String,
+    },
+}

@@ -1,0 +1,293 @@
+//! The one control interface of a running gateway: what the admin API, the
+//! status page, `portcullis ctl` and SIGHUP ask for goes through
+//! [`Control`]. It holds the engine, where the configuration came from
+//! ([`ConfigOrigin`]) and the configuration in force, and it owns the steps
+//! that touch the configuration file:
+//!
+//! - **reload**: read the file again, check everything, then apply it to
+//!   the engine all or nothing; when anything is wrong, the running
+//!   configuration stays and every problem is returned and logged as
+//!   `FILE:LINE:COL: key: message`;
+//! - **import**: the same from text the operator sends (a whole file, or one
+//!   section of it); applied like a reload, then written to the
+//!   configuration file atomically (the previous file is kept as
+//!   `FILE.previous`), so a restart keeps it;
+//! - **reset**: one section back to the built-in default, the same way;
+//! - **export**: the configuration in force, secrets masked or in clear.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::cert::AdminCertResolver;
+use super::tokens::TokenStore;
+use crate::config::origin::{replace_section, reset_section};
+use crate::config::secrets::{SecretHandling, export};
+use crate::config::{ConfigOrigin, ConfigReport, LoadedConfig};
+use crate::engine::Engine;
+use crate::operate::ReloadSummary;
+use crate::suspension::write_atomically;
+
+/// Why a reload or import did not happen; the running configuration is
+/// unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadFailure {
+    /// One line.
+    pub error: String,
+    /// Every problem, `FILE:LINE:COL: key: message`.
+    pub problems: Vec<String>,
+}
+
+impl ReloadFailure {
+    fn plain(error: impl Into<String>) -> Self {
+        ReloadFailure {
+            error: error.into(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn report(what: &str, r: &ConfigReport) -> Self {
+        ReloadFailure {
+            error: format!("{} has {} problem(s); {what}", r.source, r.issues.len()),
+            problems: r.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for ReloadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.problems {
+            writeln!(f, "{p}")?;
+        }
+        f.write_str(&self.error)
+    }
+}
+
+/// The running gateway, as operators act on it.
+#[derive(Debug)]
+pub struct Control {
+    engine: Engine,
+    origin: ConfigOrigin,
+    running: tokio::sync::Mutex<LoadedConfig>,
+    tokens: TokenStore,
+    cert: Option<Arc<AdminCertResolver>>,
+    /// The admin address in force (a change needs a restart).
+    admin_address: Option<std::net::SocketAddr>,
+}
+
+impl Control {
+    /// Around a started engine and the configuration it was started with.
+    pub fn new(
+        engine: Engine,
+        origin: ConfigOrigin,
+        running: LoadedConfig,
+        tokens: TokenStore,
+        cert: Option<Arc<AdminCertResolver>>,
+        admin_address: Option<std::net::SocketAddr>,
+    ) -> Self {
+        Control {
+            engine,
+            origin,
+            running: tokio::sync::Mutex::new(running),
+            tokens,
+            cert,
+            admin_address,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The API tokens.
+    pub fn tokens(&self) -> &TokenStore {
+        &self.tokens
+    }
+
+    /// The admin listener's certificate resolver (where an ACME client
+    /// mounts its TLS-ALPN-01 challenges), when there is a listener.
+    pub fn certificates(&self) -> Option<&Arc<AdminCertResolver>> {
+        self.cert.as_ref()
+    }
+
+    /// The grace delay of the configuration in force.
+    pub async fn grace(&self) -> Duration {
+        Duration::from_secs(self.running.lock().await.config.shutdown_grace_seconds)
+    }
+
+    /// The configuration in force.
+    pub async fn running(&self) -> LoadedConfig {
+        self.running.lock().await.clone()
+    }
+
+    /// The most recent alerts for the status page and `/api/status`.
+    ///
+    /// Placeholder for the alerts module (SPEC §6 "Alerts"): it fills this
+    /// list; until then there is nothing to show.
+    pub fn recent_alerts(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+
+    /// Reads the configuration file again and applies it (SIGHUP, `ctl
+    /// reload`).
+    pub async fn reload(&self) -> Result<ReloadSummary, ReloadFailure> {
+        let mut running = self.running.lock().await;
+        let loaded = self.origin.load().map_err(|r| {
+            self.failed(ReloadFailure::report(
+                "the running configuration stays in force",
+                &r,
+            ))
+        })?;
+        self.apply(&mut running, loaded, None).await
+    }
+
+    /// Applies `text` (a whole configuration, or with `section` one section
+    /// of it), then writes it to the configuration file.
+    pub async fn import(
+        &self,
+        name: &str,
+        text: &str,
+        section: Option<&str>,
+    ) -> Result<ReloadSummary, ReloadFailure> {
+        let mut running = self.running.lock().await;
+        let file = self.file()?;
+        let whole = match section {
+            None => text.to_owned(),
+            Some(s) => {
+                let current = std::fs::read_to_string(&file).map_err(|e| {
+                    ReloadFailure::plain(format!("cannot read {}: {e}", file.display()))
+                })?;
+                replace_section(&current, name, text, s).map_err(ReloadFailure::plain)?
+            }
+        };
+        self.apply_text(&mut running, name, whole, &file).await
+    }
+
+    /// Returns `section` to the built-in default and writes the file.
+    pub async fn reset(&self, section: &str) -> Result<ReloadSummary, ReloadFailure> {
+        let mut running = self.running.lock().await;
+        let file = self.file()?;
+        let current = std::fs::read_to_string(&file)
+            .map_err(|e| ReloadFailure::plain(format!("cannot read {}: {e}", file.display())))?;
+        let whole = reset_section(&current, section).map_err(ReloadFailure::plain)?;
+        let name = file.display().to_string();
+        self.apply_text(&mut running, &name, whole, &file).await
+    }
+
+    /// The configuration in force as TOML.
+    pub async fn export(&self, handling: SecretHandling) -> Result<String, String> {
+        export(&*self.running.lock().await, handling)
+    }
+
+    fn file(&self) -> Result<PathBuf, ReloadFailure> {
+        self.origin.file.clone().ok_or_else(|| {
+            ReloadFailure::plain(
+                "the gateway runs the built-in default (no --config FILE): there is no file to import into; start it with --config",
+            )
+        })
+    }
+
+    async fn apply_text(
+        &self,
+        running: &mut LoadedConfig,
+        name: &str,
+        text: String,
+        file: &Path,
+    ) -> Result<ReloadSummary, ReloadFailure> {
+        let loaded = self.origin.parse(name, &text).map_err(|r| {
+            self.failed(ReloadFailure::report(
+                "nothing was imported; the running configuration stays in force",
+                &r,
+            ))
+        })?;
+        // Written first so that a reload that succeeds is never lost at
+        // the next start; put back if the engine refuses it.
+        let previous = std::fs::read(file).ok();
+        if let Some(old) = &previous {
+            let keep = backup_path(file);
+            let _ = write_atomically(&keep, old, 0o600);
+        }
+        write_atomically(file, text.as_bytes(), 0o600)
+            .map_err(|e| ReloadFailure::plain(format!("cannot write {}: {e}", file.display())))?;
+        let mut loaded = loaded;
+        loaded.source_name = file.display().to_string();
+        match self.apply(running, loaded, Some(name)).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                if let Some(old) = previous {
+                    let _ = write_atomically(file, &old, 0o600);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        running: &mut LoadedConfig,
+        loaded: LoadedConfig,
+        imported: Option<&str>,
+    ) -> Result<ReloadSummary, ReloadFailure> {
+        let what = "the running configuration stays in force";
+        let settings = loaded
+            .to_engine_settings()
+            .map_err(|r| self.failed(ReloadFailure::report(what, &r)))?;
+        let admin = loaded
+            .admin_settings()
+            .map_err(|r| self.failed(ReloadFailure::report(what, &r)))?;
+        let grace = Duration::from_secs(loaded.config.shutdown_grace_seconds);
+        let mut summary = self
+            .engine
+            .reload(settings, grace)
+            .await
+            .map_err(|e| self.failed(ReloadFailure::plain(format!("{e}; {what}"))))?;
+        match admin {
+            Some(a) => {
+                if let Some(cert) = &self.cert {
+                    cert.replace(a.certificate.clone());
+                }
+                self.tokens.set_config_tokens(a.tokens);
+                if Some(a.address) != self.admin_address && a.address.port() != 0 {
+                    summary.restart_needed.push("admin.address".into());
+                }
+                if let Ok(mut e) = super::endpoint::Endpoint::load(&running.config.data_dir)
+                    && let Some(leaf) = a.certificate.cert.first()
+                {
+                    e.certificate_sha256 = super::endpoint::fingerprint(leaf);
+                    let _ = e.save(&running.config.data_dir);
+                }
+            }
+            None if self.admin_address.is_some() => {
+                summary.restart_needed.push("[admin] removed".into());
+            }
+            None => {}
+        }
+        if let Some(name) = imported {
+            self.engine.mail_log().line(format_args!(
+                "operator: configuration imported from {name} and written to {}",
+                loaded.source_name
+            ));
+        }
+        *running = loaded;
+        Ok(summary)
+    }
+
+    /// Logs a failed reload, problem by problem.
+    fn failed(&self, f: ReloadFailure) -> ReloadFailure {
+        let log = self.engine.mail_log();
+        for p in &f.problems {
+            log.warn(format_args!("reload refused: {p}"));
+        }
+        log.warn(format_args!("reload refused: {}", f.error));
+        f
+    }
+}
+
+fn backup_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".previous");
+    PathBuf::from(name)
+}

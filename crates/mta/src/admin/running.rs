@@ -1,0 +1,128 @@
+//! A whole gateway as `portcullis run` starts it: the engine, its
+//! certificate tasks (ACME renewals, DANE rollovers), the control
+//! interface around it, and the admin listener when `[admin]` is
+//! configured (with the token store, the first token written at first
+//! start, and `endpoint.json` for `portcullis ctl`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cert::AdminCertResolver;
+use super::control::Control;
+use super::endpoint::{Endpoint, fingerprint};
+use super::server::AdminServer;
+use super::tokens::TokenStore;
+use crate::config::{ConfigOrigin, LoadedConfig};
+use crate::engine::{Engine, EngineSettings};
+
+/// A running gateway with its operations.
+#[derive(Debug)]
+pub struct Running {
+    /// The engine.
+    pub engine: Engine,
+    /// The control interface (reload, import, …).
+    pub control: Arc<Control>,
+    server: Option<AdminServer>,
+}
+
+impl Running {
+    /// Starts the engine from `settings` (built from `loaded`), then the
+    /// admin listener. `origin` is how `loaded` was read, for reloads.
+    pub async fn start(
+        origin: ConfigOrigin,
+        loaded: LoadedConfig,
+        settings: EngineSettings,
+    ) -> Result<Running, String> {
+        let admin = loaded.admin_settings().map_err(|r| r.to_string())?;
+        let certificates = loaded
+            .to_certificate_settings()
+            .map_err(|r| r.to_string())?;
+        let data_dir = loaded.config.data_dir.clone();
+        let (tokens, first) = TokenStore::open(
+            &data_dir,
+            admin.as_ref().map(|a| a.tokens.clone()).unwrap_or_default(),
+        )?;
+        let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        if let Err(e) = engine.manage_certificates(certificates).await {
+            engine.shutdown(Duration::ZERO).await;
+            return Err(e.to_string());
+        }
+        let log = engine.mail_log().clone();
+        if let Some(file) = &first {
+            log.line(format_args!(
+                "admin: first API token ({}, role admin) written to {} (owner-only); `portcullis ctl` uses it",
+                super::tokens::FIRST_TOKEN_NAME,
+                file.display()
+            ));
+        }
+        let Some(admin) = admin else {
+            let control = Arc::new(Control::new(
+                engine.clone(),
+                origin,
+                loaded,
+                tokens,
+                None,
+                None,
+            ));
+            return Ok(Running {
+                engine,
+                control,
+                server: None,
+            });
+        };
+        let resolver = Arc::new(AdminCertResolver::new(admin.certificate.clone()));
+        let control = Arc::new(Control::new(
+            engine.clone(),
+            origin,
+            loaded,
+            tokens,
+            Some(resolver.clone()),
+            Some(admin.address),
+        ));
+        let server = match AdminServer::start(&admin, control.clone(), resolver).await {
+            Ok(s) => s,
+            Err(e) => {
+                engine.shutdown(Duration::ZERO).await;
+                return Err(e);
+            }
+        };
+        let addr = server.local_addr();
+        let endpoint = Endpoint {
+            url: format!("https://{addr}"),
+            certificate_sha256: admin
+                .certificate
+                .cert
+                .first()
+                .map(|c| fingerprint(c))
+                .unwrap_or_default(),
+        };
+        if let Err(e) = endpoint.save(&data_dir) {
+            log.warn(format_args!("admin: {e}; `portcullis ctl` needs --url"));
+        }
+        log.line(format_args!(
+            "admin listener on https://{addr}/ (status page, API, /metrics; certificate {:?})",
+            admin.certificate_name
+        ));
+        Ok(Running {
+            engine,
+            control,
+            server: Some(server),
+        })
+    }
+
+    /// The admin listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().map(AdminServer::local_addr)
+    }
+
+    /// Stops the admin listener, then the engine (see
+    /// [`Engine::shutdown`]).
+    pub async fn shutdown(self, grace: Duration) {
+        if let Some(s) = self.server {
+            s.shutdown().await;
+            let data_dir = self.control.running().await.config.data_dir;
+            let _ = std::fs::remove_file(super::endpoint::path(&data_dir));
+        }
+        self.engine.shutdown(grace).await;
+    }
+}
