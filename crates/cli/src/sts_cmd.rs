@@ -66,7 +66,10 @@ fn publish(config: Option<PathBuf>, json: bool) -> CmdResult {
     if loaded.config.mta_sts.hosting.is_none() {
         return Err(format!(
             "{} hosts no MTA-STS policy; add [mta-sts.hosting] and a [[mta-sts.hosting.domain]] (see examples/portcullis.toml)",
-            config.map_or_else(|| "the built-in configuration".to_owned(), |p| p.display().to_string())
+            config.map_or_else(
+                || "the built-in configuration".to_owned(),
+                |p| p.display().to_string()
+            )
         ));
     }
     let policies = loaded.hosted_policies().map_err(|r| r.to_string())?;

@@ -3,7 +3,8 @@
 //! another mode or mx, another id) and `_smtp._tls` records, both accepted
 //! by our own DNS record parsers; configuration errors come out as
 //! FILE:LINE:COL; and `portcullis run` serves the very policy `publish`
-//! describes, read over HTTPS by our MTA-STS fetcher trusting the test CA.
+//! describes, read over HTTPS by our MTA-STS fetcher trusting the test CA,
+//! and says at a reload that a changed policy takes effect at the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,7 +69,10 @@ fn sts_id(fx: &mut GatewayFixture, extra: &str) -> String {
     let value = line
         .trim_start_matches("_mta-sts.example.com. IN TXT \"")
         .trim_end_matches('"');
-    StsTxtRecord::parse(value.as_bytes()).unwrap().id().to_owned()
+    StsTxtRecord::parse(value.as_bytes())
+        .unwrap()
+        .id()
+        .to_owned()
 }
 
 #[test]
@@ -96,10 +100,15 @@ fn sts_publish_id_changes_exactly_when_the_policy_changes() {
     let (ok, out, err) = publish(&mut fx, &with_rua, false);
     assert!(ok, "{err}");
     assert!(
-        out.contains("_smtp._tls.example.com. IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@example.com\""),
+        out.contains(
+            "_smtp._tls.example.com. IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@example.com\""
+        ),
         "{out}"
     );
-    assert!(out.contains("_mta-sts.example.net. IN TXT \"v=STSv1; id="), "{out}");
+    assert!(
+        out.contains("_mta-sts.example.net. IN TXT \"v=STSv1; id="),
+        "{out}"
+    );
     assert!(!out.contains("_smtp._tls.example.net"), "{out}");
 
     // JSON carries the same records and the policy text served.
@@ -193,5 +202,24 @@ async fn sts_the_running_gateway_serves_the_published_policy() {
         StsPolicy::parse(served.as_bytes()).unwrap().mode(),
         StsMode::Testing
     );
+
+    // A reload with another policy says the host keeps the old one until
+    // the next start (and it does).
+    fx.extra = hosting("enforce", r#""mx1.example.com""#, "");
+    std::fs::write(gateway.config_path(), fx.config()).unwrap();
+    let pid = gateway.pid().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    gateway
+        .wait_for_line(
+            &["reload: [mta-sts.hosting] changed", "until the next start"],
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetcher.fetch("example.com").await.unwrap(), served);
     gateway.terminate(Duration::from_secs(10));
 }

@@ -265,6 +265,14 @@ impl Control {
             }
             None => {}
         }
+        // The policy host keeps the policies and certificates it started
+        // with; say so rather than serve a policy the file no longer has.
+        if running.config.mta_sts.hosting != loaded.config.mta_sts.hosting {
+            summary.restart_needed.push("[mta-sts.hosting]".into());
+            self.engine.mail_log().warn(format_args!(
+                "reload: [mta-sts.hosting] changed; the MTA-STS policy host keeps serving what it started with until the next start (publish the records with `portcullis sts publish` after that start)"
+            ));
+        }
         if let Some(name) = imported {
             self.engine.mail_log().line(format_args!(
                 "operator: configuration imported from {name} and written to {}",
