@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
-use portcullis_policy::{DomainName, HopFacts, HopRequirement};
+use portcullis_policy::mta_sts::{MtaStsFacts, StsMode};
+use portcullis_policy::{DomainName, HopFacts, HopRequirement, TlsRptResult};
 
 use tokio_rustls::TlsConnector;
 
@@ -96,6 +97,7 @@ pub(crate) async fn deliver_domain(
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
     let mut last = Shortfall::defer("4.4.4", format!("no usable next hop for {domain}"));
     for hop in &hops {
+        let mut mismatch_logged = false;
         for addr in &hop.addrs {
             let next = hop.hop.clone().at(addr.ip());
             let now = SystemTime::now();
@@ -113,6 +115,9 @@ pub(crate) async fn deliver_domain(
                     },
                 )
             };
+            if !mismatch_logged {
+                mismatch_logged = log_testing_mismatch(ctx, id, &name, hop, &mta_sts, &req);
+            }
             let Ok(_permit) = ctx.connections.clone().acquire_owned().await else {
                 return shutting_down();
             };
@@ -125,6 +130,37 @@ pub(crate) async fn deliver_domain(
     let out = all(&m, last.outcome());
     super::counting::unconnected(ctx, &out);
     out
+}
+
+/// An MX host missing from a `testing` policy: delivery goes on (RFC 8461
+/// §5), and the log says so once per host. Returns whether it logged.
+fn log_testing_mismatch(
+    ctx: &Context,
+    id: MessageId,
+    domain: &DomainName,
+    hop: &Hop,
+    mta_sts: &MtaStsFacts,
+    req: &HopRequirement<TlsaSet>,
+) -> bool {
+    let MtaStsFacts::Policy(policy) = mta_sts else {
+        return false;
+    };
+    if policy.mode() != StsMode::Testing
+        || req.tls_rpt.known_failure != Some(TlsRptResult::ValidationFailure)
+    {
+        return false;
+    }
+    ctx.log.warn(format_args!(
+        "MID {id} to {domain}: MX {} is not in the MTA-STS policy of {domain} (mx [{}]); delivering anyway because the mode is testing",
+        hop.hop.host,
+        policy
+            .mx()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    true
 }
 
 fn rule_label(req: &HopRequirement<TlsaSet>) -> String {
