@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
 use portcullis_policy::mta_sts::{MtaStsFacts, StsMode};
-use portcullis_policy::{DomainName, HopFacts, HopRequirement, TlsRptResult};
+use portcullis_policy::{DomainName, HopFacts, HopRequirement, MessageTls, TlsRptResult};
 
 use tokio_rustls::TlsConnector;
 
@@ -98,23 +98,41 @@ pub(crate) async fn deliver_domain(
     let mut last = Shortfall::defer("4.4.4", format!("no usable next hop for {domain}"));
     for hop in &hops {
         let mut mismatch_logged = false;
+        let mut opt_out_logged = false;
         for addr in &hop.addrs {
             let next = hop.hop.clone().at(addr.ip());
             let now = SystemTime::now();
-            let req = {
+            let (req, without_opt_out) = {
                 let ex = ctx.exemptions.lock().unwrap_or_else(|p| p.into_inner());
-                ctx.settings.policy.decide(
-                    &ex,
-                    &HopFacts {
-                        domain: &name,
-                        hop: &next,
-                        tlsa: &hop.tlsa,
-                        mta_sts: &mta_sts,
-                        message,
-                        now,
-                    },
-                )
+                let facts = |message| HopFacts {
+                    domain: &name,
+                    hop: &next,
+                    tlsa: &hop.tlsa,
+                    mta_sts: &mta_sts,
+                    message,
+                    now,
+                };
+                let req = ctx.settings.policy.decide(&ex, &facts(message));
+                // What the hop would demand without `TLS-Required: No`,
+                // to say when the header changed the outcome.
+                let without = (message == MessageTls::OptOut)
+                    .then(|| ctx.settings.policy.decide(&ex, &facts(MessageTls::Default)));
+                (req, without)
             };
+            if let Some(without) = without_opt_out
+                && without.rule != req.rule
+                && !opt_out_logged
+            {
+                opt_out_logged = true;
+                ctx.log.line(format_args!(
+                    "MID {id} to {domain} via {}: TLS-Required: No changed the decision: without it {} ({}), with it {} ({})",
+                    hop.hop.host,
+                    rule_label(&without),
+                    without.rule,
+                    rule_label(&req),
+                    req.rule
+                ));
+            }
             if !mismatch_logged {
                 mismatch_logged = log_testing_mismatch(ctx, id, &name, hop, &mta_sts, &req);
             }
