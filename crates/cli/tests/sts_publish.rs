@@ -174,6 +174,18 @@ async fn sts_the_running_gateway_serves_the_published_policy() {
     let (ok, out, err) = publish(&mut fx, &extra, true);
     assert!(ok, "{err}");
     let published: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // With the certificate in the store the whole file is valid, and the
+    // summary mentions the policy host.
+    let path = fx.dir().join("portcullis.toml").display().to_string();
+    let out = fx.run_cli(&["config", "validate", &path]).unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{summary}");
+    assert!(
+        summary.contains(
+            "MTA-STS policies served on https://127.0.0.1:0 for example.com (testing), example.net (none)"
+        ),
+        "{summary}"
+    );
 
     let mut gateway = fx.start().unwrap();
     let line = gateway
