@@ -4,7 +4,8 @@
 //! by our own DNS record parsers; configuration errors come out as
 //! FILE:LINE:COL; and `portcullis run` serves the very policy `publish`
 //! describes, read over HTTPS by our MTA-STS fetcher trusting the test CA,
-//! and says at a reload that a changed policy takes effect at the next start.
+//! and serves a changed policy after a reload (a moved listener waits for
+//! the next start, and the log says so).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -215,9 +216,16 @@ async fn sts_the_running_gateway_serves_the_published_policy() {
         StsMode::Testing
     );
 
-    // A reload with another policy says the host keeps the old one until
-    // the next start (and it does).
-    fx.extra = hosting("enforce", r#""mx1.example.com""#, "");
+    // A reload with another policy: the same listener serves it, and it
+    // is the one `publish` now describes.
+    let (ok, out, err) = publish(
+        &mut fx,
+        &hosting("enforce", r#""mx1.example.com""#, ""),
+        true,
+    );
+    assert!(ok, "{err}");
+    let republished: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_ne!(republished[0]["records"][0], published[0]["records"][0]);
     std::fs::write(gateway.config_path(), fx.config()).unwrap();
     let pid = gateway.pid().unwrap().to_string();
     let status = std::process::Command::new("kill")
@@ -227,7 +235,38 @@ async fn sts_the_running_gateway_serves_the_published_policy() {
     assert!(status.success());
     gateway
         .wait_for_line(
-            &["reload: [mta-sts.hosting] changed", "until the next start"],
+            &["reload: the MTA-STS policy host now serves example.com (enforce), example.net (none)"],
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+    let served = fetcher.fetch("example.com").await.unwrap();
+    assert_eq!(served, republished[0]["policy"].as_str().unwrap());
+    assert_eq!(
+        StsPolicy::parse(served.as_bytes()).unwrap().mode(),
+        StsMode::Enforce
+    );
+
+    // Moving the listener needs a restart, and the log says so.
+    fx.extra = hosting("enforce", r#""mx1.example.com""#, "").replace(
+        "127.0.0.1:0",
+        &format!(
+            "127.0.0.1:{}",
+            portcullis_testkit::runner::free_tcp_port().unwrap()
+        ),
+    );
+    std::fs::write(gateway.config_path(), fx.config()).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    gateway
+        .wait_for_line(
+            &[
+                "reload: mta-sts.hosting.address changed",
+                "until the next start",
+            ],
             DEADLINE,
         )
         .await

@@ -86,6 +86,9 @@ impl Running {
                 None,
                 None,
             ));
+            if let Some(s) = &sts_host {
+                control.attach_sts_host(s.handle());
+            }
             return Ok(Running {
                 engine,
                 control,
@@ -102,6 +105,9 @@ impl Running {
             Some(resolver.clone()),
             Some(admin.address),
         ));
+        if let Some(s) = &sts_host {
+            control.attach_sts_host(s.handle());
+        }
         let server = match AdminServer::start(&admin, control.clone(), resolver).await {
             Ok(s) => s,
             Err(e) => {

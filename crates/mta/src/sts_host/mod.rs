@@ -17,7 +17,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
 
-pub use server::{StsCertResolver, StsHostServer};
+pub use server::{StsCertResolver, StsHostHandle, StsHostServer};
 
 /// The path senders fetch (RFC 8461 §3.3).
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";

@@ -3,11 +3,12 @@
 //! HTTP/1.1 (hyper, axum) answering `GET /.well-known/mta-sts.txt` with the
 //! policy of the domain named by `Host: mta-sts.<domain>`; any other host
 //! or path is 404. Each connection runs in its own task with a handshake
-//! deadline; the listener stops at shutdown.
+//! deadline; the listener stops at shutdown. A reload replaces the policies
+//! and certificates through [`StsHostHandle`] without dropping the listener.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,6 +35,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// listener and an ACME TLS-ALPN-01 challenge can be answered the same way.
 #[derive(Debug)]
 pub struct StsCertResolver {
+    choice: RwLock<CertChoice>,
+}
+
+#[derive(Debug)]
+struct CertChoice {
     by_host: HashMap<String, Arc<AdminCertResolver>>,
     fallback: Option<Arc<AdminCertResolver>>,
 }
@@ -41,6 +47,19 @@ pub struct StsCertResolver {
 impl StsCertResolver {
     /// From the settings' certificates.
     pub fn new(settings: &StsHostSettings) -> Self {
+        StsCertResolver {
+            choice: RwLock::new(CertChoice::new(settings)),
+        }
+    }
+
+    /// New handshakes use the certificates of `settings` (a reload).
+    pub fn replace(&self, settings: &StsHostSettings) {
+        *self.choice.write().unwrap_or_else(|p| p.into_inner()) = CertChoice::new(settings);
+    }
+}
+
+impl CertChoice {
+    fn new(settings: &StsHostSettings) -> Self {
         let by_host: HashMap<String, Arc<AdminCertResolver>> = settings
             .certificates
             .iter()
@@ -61,35 +80,77 @@ impl StsCertResolver {
                     .first()
                     .map(|(_, _, key)| Arc::new(AdminCertResolver::new(key.clone())))
             });
-        StsCertResolver { by_host, fallback }
+        CertChoice { by_host, fallback }
     }
 }
 
 impl ResolvesServerCert for StsCertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let chosen = hello
-            .server_name()
-            .and_then(|n| self.by_host.get(&n.to_ascii_lowercase()))
-            .or(self.fallback.as_ref())?;
+        let chosen = {
+            let choice = self.choice.read().unwrap_or_else(|p| p.into_inner());
+            hello
+                .server_name()
+                .and_then(|n| choice.by_host.get(&n.to_ascii_lowercase()))
+                .or(choice.fallback.as_ref())?
+                .clone()
+        };
         chosen.resolve(hello)
     }
+}
+
+/// Replaces what a running policy host serves (see
+/// [`Control`](crate::admin::Control)'s reload).
+#[derive(Debug, Clone)]
+pub struct StsHostHandle {
+    address: SocketAddr,
+    policies: Policies,
+    resolver: Arc<StsCertResolver>,
+}
+
+impl StsHostHandle {
+    /// The configured address (port 0 as configured, not the bound one).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// New requests get the policies, new handshakes the certificates, of
+    /// `settings`; the listener stays.
+    pub fn replace(&self, settings: &StsHostSettings) {
+        *self.policies.write().unwrap_or_else(|p| p.into_inner()) = policy_map(settings);
+        self.resolver.replace(settings);
+    }
+}
+
+fn policy_map(settings: &StsHostSettings) -> HashMap<String, String> {
+    settings
+        .policies
+        .iter()
+        .map(|p| (p.policy_host(), p.policy_text()))
+        .collect()
 }
 
 /// The running policy host.
 #[derive(Debug)]
 pub struct StsHostServer {
     addr: SocketAddr,
+    handle: StsHostHandle,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 /// Policy text by policy host name (`mta-sts.<domain>`).
-type Policies = Arc<HashMap<String, String>>;
+type Policies = Arc<RwLock<HashMap<String, String>>>;
 
 impl StsHostServer {
     /// Binds `settings.address` and serves the policies.
     pub async fn start(settings: &StsHostSettings) -> Result<StsHostServer, String> {
         let resolver = Arc::new(StsCertResolver::new(settings));
+        let policies: Policies = Arc::new(RwLock::new(policy_map(settings)));
+        let handle = StsHostHandle {
+            address: settings.address,
+            policies: policies.clone(),
+            resolver: resolver.clone(),
+        };
         let mut tls = rustls::ServerConfig::builder_with_provider(settings.provider.clone())
             .with_protocol_versions(&settings.versions)
             .map_err(|e| format!("MTA-STS policy host TLS settings: {e}"))?
@@ -106,13 +167,6 @@ impl StsHostServer {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("MTA-STS policy host: {e}"))?;
-        let policies: Policies = Arc::new(
-            settings
-                .policies
-                .iter()
-                .map(|p| (p.policy_host(), p.policy_text()))
-                .collect(),
-        );
         let app = Router::new().fallback(serve).with_state(policies);
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -143,7 +197,17 @@ impl StsHostServer {
                 }
             }
         });
-        Ok(StsHostServer { addr, stop, task })
+        Ok(StsHostServer {
+            addr,
+            handle,
+            stop,
+            task,
+        })
+    }
+
+    /// What a reload uses to replace the policies and certificates.
+    pub fn handle(&self) -> StsHostHandle {
+        self.handle.clone()
     }
 
     /// The bound address.
@@ -170,7 +234,14 @@ async fn serve(
     if uri.path() != POLICY_PATH {
         return not_found();
     }
-    let Some(policy) = host_name(&headers).and_then(|h| policies.get(&h)) else {
+    let policy = host_name(&headers).and_then(|h| {
+        policies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&h)
+            .cloned()
+    });
+    let Some(policy) = policy else {
         return not_found();
     };
     if method != Method::GET && method != Method::HEAD {
@@ -184,7 +255,7 @@ async fn serve(
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain")],
-        policy.clone(),
+        policy,
     )
         .into_response()
 }
