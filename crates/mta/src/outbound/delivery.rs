@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
-use portcullis_policy::mta_sts::{MtaStsFacts, StsMode};
-use portcullis_policy::{DomainName, HopFacts, HopRequirement, MessageTls, TlsRptResult};
+use portcullis_policy::{DomainName, HopFacts, HopRequirement, MessageTls};
 
 use tokio_rustls::TlsConnector;
 
 use super::connect::{Open, OpenFailure, SendFailure, Sent, Target, open};
 pub(crate) use super::context::Context;
+use super::decision_notes::DecisionNotes;
 use super::envelope::{Outgoing, message_tls, smtp_envelope};
 use super::hop_failure::{connection_failed, log_tls, tls_failed, unsendable};
 use super::hops::{Hop, NextHops, resolve};
@@ -97,8 +97,7 @@ pub(crate) async fn deliver_domain(
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
     let mut last = Shortfall::defer("4.4.4", format!("no usable next hop for {domain}"));
     for hop in &hops {
-        let mut mismatch_logged = false;
-        let mut opt_out_logged = false;
+        let mut notes = DecisionNotes::default();
         for addr in &hop.addrs {
             let next = hop.hop.clone().at(addr.ip());
             let now = SystemTime::now();
@@ -119,23 +118,7 @@ pub(crate) async fn deliver_domain(
                     .then(|| ctx.settings.policy.decide(&ex, &facts(MessageTls::Default)));
                 (req, without)
             };
-            if let Some(without) = without_opt_out
-                && without.rule != req.rule
-                && !opt_out_logged
-            {
-                opt_out_logged = true;
-                ctx.log.line(format_args!(
-                    "MID {id} to {domain} via {}: TLS-Required: No changed the decision: without it {} ({}), with it {} ({})",
-                    hop.hop.host,
-                    rule_label(&without),
-                    without.rule,
-                    rule_label(&req),
-                    req.rule
-                ));
-            }
-            if !mismatch_logged {
-                mismatch_logged = log_testing_mismatch(ctx, id, &name, hop, &mta_sts, &req);
-            }
+            notes.note(ctx, id, hop, &mta_sts, &req, without_opt_out.as_ref());
             let Ok(_permit) = ctx.connections.clone().acquire_owned().await else {
                 return shutting_down();
             };
@@ -148,37 +131,6 @@ pub(crate) async fn deliver_domain(
     let out = all(&m, last.outcome());
     super::counting::unconnected(ctx, &out);
     out
-}
-
-/// An MX host missing from a `testing` policy: delivery goes on (RFC 8461
-/// §5), and the log says so once per host. Returns whether it logged.
-fn log_testing_mismatch(
-    ctx: &Context,
-    id: MessageId,
-    domain: &DomainName,
-    hop: &Hop,
-    mta_sts: &MtaStsFacts,
-    req: &HopRequirement<TlsaSet>,
-) -> bool {
-    let MtaStsFacts::Policy(policy) = mta_sts else {
-        return false;
-    };
-    if policy.mode() != StsMode::Testing
-        || req.tls_rpt.known_failure != Some(TlsRptResult::ValidationFailure)
-    {
-        return false;
-    }
-    ctx.log.warn(format_args!(
-        "MID {id} to {domain}: MX {} is not in the MTA-STS policy of {domain} (mx [{}]); delivering anyway because the mode is testing",
-        hop.hop.host,
-        policy
-            .mx()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    true
 }
 
 fn rule_label(req: &HopRequirement<TlsaSet>) -> String {
