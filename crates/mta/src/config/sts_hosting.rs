@@ -89,19 +89,39 @@ fn parse_mode(mode: &str) -> Option<StsMode> {
 
 /// Checks `[mta-sts.hosting]`; returns the policies to serve (those that
 /// passed).
-pub(crate) fn check(hosting: Option<&StsHostingConfig>, p: &mut Vec<Problem>) -> Vec<HostedPolicy> {
-    let Some(hosting) = hosting else {
+pub(crate) fn check(config: &super::Config, p: &mut Vec<Problem>) -> Vec<HostedPolicy> {
+    let Some(hosting) = &config.mta_sts.hosting else {
         return Vec::new();
     };
     let at = KeyPath::root().key("mta-sts").key("hosting");
-    if hosting.address.parse::<SocketAddr>().is_err() {
-        p.push((
+    match hosting.address.parse::<SocketAddr>() {
+        Err(_) => p.push((
             at.key("address"),
             format!(
                 "{:?} is not an IP address and port (write 0.0.0.0:443, or port 0 for a free port)",
                 hosting.address
             ),
-        ));
+        )),
+        Ok(address) if address.port() != 0 => {
+            let taken = config
+                .admin
+                .iter()
+                .map(|a| ("the admin listener", a.address.as_str()))
+                .chain(
+                    config
+                        .listener
+                        .iter()
+                        .map(|l| ("an SMTP listener", l.address.as_str())),
+                )
+                .find(|(_, other)| other.parse::<SocketAddr>().ok() == Some(address));
+            if let Some((what, _)) = taken {
+                p.push((
+                    at.key("address"),
+                    format!("{address} is already the address of {what}; give the policy host its own (usually port 443)"),
+                ));
+            }
+        }
+        Ok(_) => {}
     }
     if let Some(c) = &hosting.certificate
         && let Err(e) = check_entry_name(c)
@@ -234,7 +254,7 @@ impl super::LoadedConfig {
     pub fn hosted_policies(&self) -> Result<Vec<HostedPolicy>, super::ConfigReport> {
         self.check_semantics()?;
         let mut problems = Vec::new();
-        let policies = check(self.config.mta_sts.hosting.as_ref(), &mut problems);
+        let policies = check(&self.config, &mut problems);
         if problems.is_empty() {
             Ok(policies)
         } else {

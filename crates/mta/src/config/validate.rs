@@ -92,7 +92,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_tls(config, &mut p);
     check_log(config, &mut p);
     super::admin::check(config.admin.as_ref(), &mut p);
-    super::sts_hosting::check(config.mta_sts.hosting.as_ref(), &mut p);
+    super::sts_hosting::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {

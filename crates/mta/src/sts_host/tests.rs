@@ -27,7 +27,7 @@ data-dir = "{}"
 
 [[listener]]
 name = "inbound"
-address = "127.0.0.1:0"
+address = "127.0.0.1:2525"
 rat.accept = ["example.com"]
 
 {hosting}"#,
@@ -240,6 +240,13 @@ mode = "none"
         no_certificate.contains("portcullis.toml:11:1: mta-sts.hosting.domain[0]")
             && no_certificate.contains("no certificate for this domain's policy host"),
         "{no_certificate}"
+    );
+    let clash = problems(
+        "[mta-sts.hosting]\naddress = \"127.0.0.1:2525\"\ncertificate = \"x\"\n[[mta-sts.hosting.domain]]\ndomain = \"example.com\"\nmode = \"none\"\n",
+    );
+    assert!(
+        clash.contains("portcullis.toml:10:1: mta-sts.hosting.address: 127.0.0.1:2525 is already the address of an SMTP listener"),
+        "{clash}"
     );
     let no_domain =
         problems("[mta-sts.hosting]\naddress = \"localhost:443\"\ncertificate = \"x\"\n");
