@@ -176,6 +176,18 @@ pub fn summary(loaded: &LoadedConfig) -> String {
         c.outbound.destination.len(),
         c.route.len()
     );
+    if let Some(h) = &c.mta_sts.hosting {
+        let _ = writeln!(
+            s,
+            "  MTA-STS policies served on https://{} for {} (records: `portcullis sts publish`)",
+            h.address,
+            h.domains
+                .iter()
+                .map(|d| format!("{} ({})", d.domain, d.mode))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = write!(
         s,
         "  queue lifetime {} s, retries after {} s doubling up to {} s; shutdown grace {} s",

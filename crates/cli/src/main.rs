@@ -42,6 +42,7 @@ mod output;
 mod queue_cmd;
 mod queue_print;
 mod run_cmd;
+mod sts_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -169,6 +170,10 @@ enum Command {
     /// DANE: TLSA records for a certificate, check a chain or what DNS publishes, key rollover.
     #[command(subcommand)]
     Dane(dane_cmd::DaneCommand),
+    /// MTA-STS for our own domains: the DNS records announcing the policies
+    /// the gateway serves ([mta-sts.hosting]).
+    #[command(subcommand)]
+    Sts(sts_cmd::StsCommand),
     /// Print a shell completion script (install: see the README).
     Completions(docs_cmd::CompletionsArgs),
     /// Write the manual pages (portcullis.1 and one per command) to a directory.
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
         Command::Ca(g) => ca_cmd::run(&cli.global.with(&g.store), g.command),
         Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
         Command::Check(args) => check_cmd::run(&cli.global, args),
+        Command::Sts(cmd) => sts_cmd::run(cmd, json),
         Command::Completions(args) => docs_cmd::completions(args, json),
         Command::Man(args) => docs_cmd::man(args, json),
     }

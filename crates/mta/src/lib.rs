@@ -42,4 +42,5 @@ pub mod operate;
 mod outbound;
 pub mod settings;
 pub mod spool;
+pub mod sts_host;
 pub mod suspension;

@@ -75,6 +75,8 @@ pub struct Control {
     cert: Option<Arc<AdminCertResolver>>,
     /// The admin address in force (a change needs a restart).
     admin_address: Option<std::net::SocketAddr>,
+    /// The MTA-STS policy host, when one runs.
+    sts_host: std::sync::OnceLock<crate::sts_host::StsHostHandle>,
 }
 
 impl Control {
@@ -94,7 +96,13 @@ impl Control {
             tokens,
             cert,
             admin_address,
+            sts_host: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets reloads replace what the running MTA-STS policy host serves.
+    pub fn attach_sts_host(&self, handle: crate::sts_host::StsHostHandle) {
+        let _ = self.sts_host.set(handle);
     }
 
     /// The engine.
@@ -238,6 +246,9 @@ impl Control {
         let admin = loaded
             .admin_settings()
             .map_err(|r| self.failed(ReloadFailure::report(what, &r)))?;
+        let sts = loaded
+            .sts_host_settings()
+            .map_err(|r| self.failed(ReloadFailure::report(what, &r)))?;
         let grace = Duration::from_secs(loaded.config.shutdown_grace_seconds);
         let mut summary = self
             .engine
@@ -265,6 +276,7 @@ impl Control {
             }
             None => {}
         }
+        self.reload_sts_host(running, &loaded, sts, &mut summary);
         if let Some(name) = imported {
             self.engine.mail_log().line(format_args!(
                 "operator: configuration imported from {name} and written to {}",
@@ -273,6 +285,61 @@ impl Control {
         }
         *running = loaded;
         Ok(summary)
+    }
+
+    /// The policy host serves the reloaded policies and certificates (the
+    /// store's current ones: a renewed certificate too); starting, stopping
+    /// or moving it needs a restart.
+    fn reload_sts_host(
+        &self,
+        running: &LoadedConfig,
+        loaded: &LoadedConfig,
+        sts: Option<crate::sts_host::StsHostSettings>,
+        summary: &mut ReloadSummary,
+    ) {
+        let log = self.engine.mail_log();
+        let changed = running.config.mta_sts.hosting != loaded.config.mta_sts.hosting;
+        match (self.sts_host.get(), sts) {
+            (Some(host), Some(s)) if host.address() == s.address => {
+                host.replace(&s);
+                if changed {
+                    let domains: Vec<String> = s
+                        .policies
+                        .iter()
+                        .map(|p| format!("{} ({})", p.domain.as_str(), p.policy.mode().as_str()))
+                        .collect();
+                    log.line(format_args!(
+                        "reload: the MTA-STS policy host now serves {}; publish the new records (`portcullis sts publish`)",
+                        domains.join(", ")
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {
+                summary
+                    .restart_needed
+                    .push("mta-sts.hosting.address".into());
+                log.warn(format_args!(
+                    "reload: mta-sts.hosting.address changed; the MTA-STS policy host keeps its address and policies until the next start"
+                ));
+            }
+            (None, Some(_)) => {
+                summary
+                    .restart_needed
+                    .push("[mta-sts.hosting] added".into());
+                log.warn(format_args!(
+                    "reload: [mta-sts.hosting] added; the MTA-STS policy host starts at the next start"
+                ));
+            }
+            (Some(_), None) => {
+                summary
+                    .restart_needed
+                    .push("[mta-sts.hosting] removed".into());
+                log.warn(format_args!(
+                    "reload: [mta-sts.hosting] removed; the MTA-STS policy host keeps serving until the next start"
+                ));
+            }
+            (None, None) => {}
+        }
     }
 
     /// Logs a failed reload, problem by problem.

@@ -2,7 +2,8 @@
 //! certificate tasks (ACME renewals, DANE rollovers), the control
 //! interface around it, and the admin listener when `[admin]` is
 //! configured (with the token store, the first token written at first
-//! start, and `endpoint.json` for `portcullis ctl`).
+//! start, and `endpoint.json` for `portcullis ctl`), and the MTA-STS
+//! policy host when `[mta-sts.hosting]` is configured.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::server::AdminServer;
 use super::tokens::TokenStore;
 use crate::config::{ConfigOrigin, LoadedConfig};
 use crate::engine::{Engine, EngineSettings};
+use crate::sts_host::StsHostServer;
 
 /// A running gateway with its operations.
 #[derive(Debug)]
@@ -23,6 +25,7 @@ pub struct Running {
     /// The control interface (reload, import, …).
     pub control: Arc<Control>,
     server: Option<AdminServer>,
+    sts_host: Option<StsHostServer>,
 }
 
 impl Running {
@@ -34,6 +37,7 @@ impl Running {
         settings: EngineSettings,
     ) -> Result<Running, String> {
         let admin = loaded.admin_settings().map_err(|r| r.to_string())?;
+        let sts_settings = loaded.sts_host_settings().map_err(|r| r.to_string())?;
         let certificates = loaded
             .to_certificate_settings()
             .map_err(|r| r.to_string())?;
@@ -48,6 +52,24 @@ impl Running {
             return Err(e.to_string());
         }
         let log = engine.mail_log().clone();
+        let sts_host = match &sts_settings {
+            None => None,
+            Some(s) => match StsHostServer::start(s).await {
+                Ok(server) => {
+                    let domains: Vec<&str> = s.policies.iter().map(|p| p.domain.as_str()).collect();
+                    log.line(format_args!(
+                        "MTA-STS policy host on https://{}/ for {}",
+                        server.local_addr(),
+                        domains.join(", ")
+                    ));
+                    Some(server)
+                }
+                Err(e) => {
+                    engine.shutdown(Duration::ZERO).await;
+                    return Err(e);
+                }
+            },
+        };
         if let Some(file) = &first {
             log.line(format_args!(
                 "admin: first API token ({}, role admin) written to {} (owner-only); `portcullis ctl` uses it",
@@ -64,10 +86,14 @@ impl Running {
                 None,
                 None,
             ));
+            if let Some(s) = &sts_host {
+                control.attach_sts_host(s.handle());
+            }
             return Ok(Running {
                 engine,
                 control,
                 server: None,
+                sts_host,
             });
         };
         let resolver = Arc::new(AdminCertResolver::new(admin.certificate.clone()));
@@ -79,9 +105,15 @@ impl Running {
             Some(resolver.clone()),
             Some(admin.address),
         ));
+        if let Some(s) = &sts_host {
+            control.attach_sts_host(s.handle());
+        }
         let server = match AdminServer::start(&admin, control.clone(), resolver).await {
             Ok(s) => s,
             Err(e) => {
+                if let Some(s) = sts_host {
+                    s.shutdown().await;
+                }
                 engine.shutdown(Duration::ZERO).await;
                 return Err(e);
             }
@@ -107,6 +139,7 @@ impl Running {
             engine,
             control,
             server: Some(server),
+            sts_host,
         })
     }
 
@@ -115,9 +148,17 @@ impl Running {
         self.server.as_ref().map(AdminServer::local_addr)
     }
 
-    /// Stops the admin listener, then the engine (see
-    /// [`Engine::shutdown`]).
+    /// The MTA-STS policy host's address, when there is one.
+    pub fn sts_host_addr(&self) -> Option<std::net::SocketAddr> {
+        self.sts_host.as_ref().map(StsHostServer::local_addr)
+    }
+
+    /// Stops the MTA-STS policy host and the admin listener, then the
+    /// engine (see [`Engine::shutdown`]).
     pub async fn shutdown(self, grace: Duration) {
+        if let Some(s) = self.sts_host {
+            s.shutdown().await;
+        }
         if let Some(s) = self.server {
             s.shutdown().await;
             let data_dir = self.control.running().await.config.data_dir;

@@ -45,6 +45,7 @@ mod report;
 pub mod schema;
 pub mod secrets;
 mod source;
+mod sts_hosting;
 mod validate;
 #[cfg(test)]
 mod validate_tests;
@@ -58,6 +59,8 @@ pub use load::{BUILTIN, LoadedConfig};
 pub use origin::ConfigOrigin;
 pub use report::{ConfigIssue, ConfigReport};
 pub use schema::{Config, ResolverEntry};
+pub(crate) use sts_hosting::tlsrpt_record_text;
+pub use sts_hosting::{StsHostedDomainConfig, StsHostingConfig};
 
 impl Config {
     /// The certificate store directory: `<data-dir>/certs`.

@@ -287,7 +287,7 @@ pub struct RouteConfig {
     pub hosts: Vec<String>,
 }
 
-/// MTA-STS (RFC 8461) fetching.
+/// MTA-STS (RFC 8461): fetching other domains' policies, hosting ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct MtaStsConfig {
@@ -301,6 +301,10 @@ pub struct MtaStsConfig {
     /// (`"mta-sts.example.com" = "192.0.2.10:443"`): split-horizon setups.
     #[serde(default)]
     pub addresses: BTreeMap<String, String>,
+    /// The policies of our own domains, served over HTTPS (off when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting: Option<super::sts_hosting::StsHostingConfig>,
 }
 
 fn yes() -> bool {
@@ -317,6 +321,7 @@ impl Default for MtaStsConfig {
             enabled: true,
             fetch_timeout_seconds: default_sts_timeout(),
             addresses: BTreeMap::new(),
+            hosting: None,
         }
     }
 }

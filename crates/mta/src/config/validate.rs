@@ -92,6 +92,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_tls(config, &mut p);
     check_log(config, &mut p);
     super::admin::check(config.admin.as_ref(), &mut p);
+    super::sts_hosting::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
@@ -579,6 +580,9 @@ pub(crate) fn check_certificates(
     if let Some(c) = config.admin.as_ref().and_then(|a| a.certificate.as_deref()) {
         named.push((root().key("admin").key("certificate"), c));
     }
+    named.extend(super::sts_hosting::named_certificates(
+        config.mta_sts.hosting.as_ref(),
+    ));
     for (at, name) in named {
         if check_entry_name(name).is_err() {
             continue; // already reported by `check`

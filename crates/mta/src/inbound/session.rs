@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use portcullis_policy::requiretls::{tls_required_header, tls_required_header_says_no};
 use portcullis_policy::{ClientFacts, ConnectionAction, InboundTls, RcptVerdict, canonical_ip};
 use portcullis_smtp_tls::{
     BodyType, CloseReason, Error as SmtpError, ForwardPath, MessageRefusal, Reply,
@@ -496,6 +497,12 @@ async fn queue_message(
                 message.len(),
                 if spool_envelope.flags.requiretls {
                     " REQUIRETLS"
+                } else if tls_required_header(&message)
+                    .is_some_and(|v| tls_required_header_says_no(&v))
+                {
+                    // REQUIRETLS overrides the header (RFC 8689 §5), so
+                    // only shown without it; delivery says when it mattered.
+                    " TLS-Required: No"
                 } else {
                     ""
                 }

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
-use portcullis_policy::{DomainName, HopFacts, HopRequirement};
+use portcullis_policy::{DomainName, HopFacts, HopRequirement, MessageTls};
 
 use tokio_rustls::TlsConnector;
 
 use super::connect::{Open, OpenFailure, SendFailure, Sent, Target, open};
 pub(crate) use super::context::Context;
+use super::decision_notes::DecisionNotes;
 use super::envelope::{Outgoing, message_tls, smtp_envelope};
 use super::hop_failure::{connection_failed, log_tls, tls_failed, unsendable};
 use super::hops::{Hop, NextHops, resolve};
@@ -96,23 +97,28 @@ pub(crate) async fn deliver_domain(
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
     let mut last = Shortfall::defer("4.4.4", format!("no usable next hop for {domain}"));
     for hop in &hops {
+        let mut notes = DecisionNotes::default();
         for addr in &hop.addrs {
             let next = hop.hop.clone().at(addr.ip());
             let now = SystemTime::now();
-            let req = {
+            let (req, without_opt_out) = {
                 let ex = ctx.exemptions.lock().unwrap_or_else(|p| p.into_inner());
-                ctx.settings.policy.decide(
-                    &ex,
-                    &HopFacts {
-                        domain: &name,
-                        hop: &next,
-                        tlsa: &hop.tlsa,
-                        mta_sts: &mta_sts,
-                        message,
-                        now,
-                    },
-                )
+                let facts = |message| HopFacts {
+                    domain: &name,
+                    hop: &next,
+                    tlsa: &hop.tlsa,
+                    mta_sts: &mta_sts,
+                    message,
+                    now,
+                };
+                let req = ctx.settings.policy.decide(&ex, &facts(message));
+                // What the hop would demand without `TLS-Required: No`,
+                // to say when the header changed the outcome.
+                let without = (message == MessageTls::OptOut)
+                    .then(|| ctx.settings.policy.decide(&ex, &facts(MessageTls::Default)));
+                (req, without)
             };
+            notes.note(ctx, id, hop, &mta_sts, &req, without_opt_out.as_ref());
             let Ok(_permit) = ctx.connections.clone().acquire_owned().await else {
                 return shutting_down();
             };

@@ -230,6 +230,13 @@ async fn mx_hops(
         let tlsa = if secure && addr_secure {
             tlsa_facts(ctx, resolver, id, &name).await
         } else {
+            if secure {
+                // The MX line said "DNSSEC secure": say why DANE still
+                // does not apply to this host (RFC 7672 §2.2.2).
+                ctx.log.line(format_args!(
+                    "MID {id} MX {name}: its addresses are DNSSEC-insecure, so its TLSA records are not looked up (no DANE for this host)"
+                ));
+            }
             TlsaFacts::NotApplicable
         };
         let host = HopHost::Name(name.clone());

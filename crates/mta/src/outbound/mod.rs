@@ -15,6 +15,7 @@ mod cleartext_retry;
 mod connect;
 mod context;
 mod counting;
+mod decision_notes;
 mod delivery;
 mod envelope;
 mod hop_failure;
