@@ -175,8 +175,17 @@ mod tests {
         i.as_ref().der().clone()
     }
 
+    /// `default` cases unless `PROPTEST_CASES` asks for another number (a long
+    /// run before a release).
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(cases(24)))]
         /// Whatever order and duplication an operator pastes a chain in, the
         /// result is leaf, then each issuer in turn, with one duplicate note per extra copy.
         #[test]

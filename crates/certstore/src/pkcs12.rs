@@ -154,8 +154,17 @@ mod tests {
         );
     }
 
+    /// `default` cases unless `PROPTEST_CASES` asks for another number (a long
+    /// run before a release).
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(cases(64)))]
         #[test]
         fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = read(&data, "pw", "fuzz");

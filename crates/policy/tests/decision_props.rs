@@ -91,8 +91,17 @@ fn enforcement(r: &HopRequirement<&'static str>) -> HopAction<&'static str> {
     }
 }
 
+/// `default` cases unless `PROPTEST_CASES` asks for another number (a long
+/// run before a release).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(ProptestConfig::with_cases(cases(4096)))]
 
     #[test]
     fn tls_demanded_never_cleartext(f in facts()) {

@@ -165,8 +165,17 @@ fn helo_only_peer() {
     assert_eq!(c.tls_outcome(), TlsOutcome::NoEsmtp);
 }
 
+/// `default` cases unless `PROPTEST_CASES` asks for another number (a long
+/// run before a release).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
     /// Any body (line endings normalised to CRLF by the client) arrives
     /// unchanged after dot-stuffing and unstuffing.
     #[test]

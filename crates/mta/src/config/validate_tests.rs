@@ -278,8 +278,17 @@ mod mutated {
         }
     }
 
+    /// `default` cases unless `PROPTEST_CASES` asks for another number (a long
+    /// run before a release).
+    fn cases(default: u32) -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig::with_cases(cases(300)))]
 
         #[test]
         fn edits_of_the_example(
