@@ -79,7 +79,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return finish(Err(format!("cannot start the async runtime: {e}"))),
     };
-    finish(runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         // Watch for signals before anything starts: a SIGTERM that arrives
         // while the listeners bind must stop the gateway gracefully, not
         // kill it with the default action.
@@ -131,7 +131,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
         tracing::info!(target: "portcullis", "stopped; everything not yet delivered stays queued for the next start");
         Ok(())
-    }))
+    });
+    // Background tasks (the DNS self-check, a certificate renewal) stop
+    // before the verdict is printed, so a failed start ends with its error.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    finish(result)
 }
 
 fn sd_notify(state: &str) {

@@ -389,8 +389,9 @@ fn invalid_config_and_taken_port_fail_with_one_line() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let dns = format!("127.0.0.1:{}", closed_udp_port());
     let out = Command::new(BIN)
-        .args(["run", "--listen", &addr])
+        .args(["run", "--listen", &addr, "--resolver", &dns])
         .current_dir(d)
         .output()
         .unwrap();
