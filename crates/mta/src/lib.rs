@@ -34,6 +34,7 @@ pub mod dns;
 pub mod dsn;
 pub mod engine;
 mod error;
+mod https_listener;
 mod inbound;
 pub mod maillog;
 pub mod metrics;

@@ -9,24 +9,17 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use super::{POLICY_PATH, StsHostSettings};
 use crate::admin::AdminCertResolver;
-
-/// A TLS handshake must finish within this.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::https_listener::HttpsListener;
 
 /// Picks the certificate for each handshake: the one configured for the
 /// policy host the client names (SNI), else the section's default, else
@@ -132,10 +125,8 @@ fn policy_map(settings: &StsHostSettings) -> HashMap<String, String> {
 /// The running policy host.
 #[derive(Debug)]
 pub struct StsHostServer {
-    addr: SocketAddr,
+    listener: HttpsListener,
     handle: StsHostHandle,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 /// Policy text by policy host name (`mta-sts.<domain>`).
@@ -157,52 +148,13 @@ impl StsHostServer {
             .with_no_client_auth()
             .with_cert_resolver(resolver);
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-        let listener = TcpListener::bind(settings.address).await.map_err(|e| {
-            format!(
-                "MTA-STS policy host cannot listen on {}: {e}",
-                settings.address
-            )
-        })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("MTA-STS policy host: {e}"))?;
         let app = Router::new().fallback(serve).with_state(policies);
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stopped.changed() => break,
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        };
-                        let acceptor = acceptor.clone();
-                        let app = app.clone();
-                        tokio::spawn(async move {
-                            let Ok(Ok(tls)) =
-                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-                            else {
-                                return;
-                            };
-                            let service = TowerToHyperService::new(app);
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .timer(hyper_util::rt::TokioTimer::new())
-                                .header_read_timeout(Duration::from_secs(30))
-                                .serve_connection(TokioIo::new(tls), service)
-                                .await;
-                        });
-                    }
-                }
-            }
-        });
-        Ok(StsHostServer {
-            addr,
-            handle,
-            stop,
-            task,
-        })
+        let listener =
+            HttpsListener::start("MTA-STS policy host", settings.address, tls, move |_| {
+                app.clone()
+            })
+            .await?;
+        Ok(StsHostServer { listener, handle })
     }
 
     /// What a reload uses to replace the policies and certificates.
@@ -212,13 +164,12 @@ impl StsHostServer {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.local_addr()
     }
 
     /// Stops accepting.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.listener.shutdown().await;
     }
 }
 
