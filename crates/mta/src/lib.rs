@@ -18,6 +18,7 @@
 //!   suspend, resume, status); [`suspension`]: what is suspended, kept
 //!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
+//! - [`clock`]: the wall clock timed decisions read, movable in tests.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -27,6 +28,7 @@ pub mod acme;
 pub mod admin;
 pub mod cert_manager;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod dane_check;
