@@ -70,30 +70,35 @@ pub enum ResumeWhat {
 
 #[derive(Debug, Subcommand)]
 pub enum QueueWhat {
+    /// Queued messages: id, age, size, attempts, next attempt, sender,
+    /// recipients still to deliver, last error.
     List,
+    /// One message: envelope, per-recipient status, schedule, headers.
     Show {
+        /// Message id (hexadecimal, as in the mail log).
         id: String,
     },
+    /// Attempt delivery now: one message, every message to a domain, or all.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "domain", "all"])))]
     Retry {
+        /// Message id.
         id: Option<String>,
+        /// Every message with a recipient in this domain.
         #[arg(long)]
         domain: Option<String>,
+        /// Every message not held.
         #[arg(long)]
         all: bool,
     },
-    Hold {
-        id: String,
-    },
-    Release {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
-    Bounce {
-        id: String,
-    },
+    /// Keep a message from being delivered until it is released.
+    Hold { id: String },
+    /// Release a held message: it is attempted at once.
+    Release { id: String },
+    /// Remove a message from the queue without telling the sender.
+    Delete { id: String },
+    /// Return a message to its sender with a delivery status notification
+    /// and remove it from the queue.
+    Bounce { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,11 +110,10 @@ pub enum TlsWhat {
 
 #[derive(Debug, Subcommand)]
 pub enum ExemptionsWhat {
+    /// Hosts currently sent mail in cleartext, and until when.
     List,
     /// End one host's exemption, or all.
-    Clear {
-        host: Option<String>,
-    },
+    Clear { host: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,11 +125,10 @@ pub enum StsWhat {
 
 #[derive(Debug, Subcommand)]
 pub enum CacheWhat {
+    /// Cached policies: domain, mode, id, MX patterns, expiry.
     List,
     /// Forget one domain's policy, or all: the next delivery fetches it again.
-    Flush {
-        domain: Option<String>,
-    },
+    Flush { domain: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,8 +181,8 @@ pub enum TokenWhat {
         #[arg(long, value_parser = ["read", "admin"], default_value = "read")]
         role: String,
     },
+    /// The tokens: name, role, when made (never the token itself).
     List,
-    Revoke {
-        name: String,
-    },
+    /// Revoke a token: requests carrying it are refused from now on.
+    Revoke { name: String },
 }
