@@ -123,5 +123,5 @@ pub use sender_pattern::{ClientFacts, SenderPattern, canonical_ip};
 pub use starttls_lists::{HostPattern, ListMatch, StarttlsLists};
 pub use status::{EnhancedStatus, StatusClass};
 pub use tlsrpt::{TlsRptPolicyType, TlsRptRecord, TlsRptResult};
-pub use tlsrpt_report::{ReportError, ReportLimits, TlsReport, parse_report};
+pub use tlsrpt_report::{ReportError, ReportLimits, TlsReport, parse_report, parse_report_json};
 pub use tlsrpt_txt::{TlsRptTxtError, TlsRptTxtRecord};

@@ -24,7 +24,7 @@ mod datetime;
 mod parse;
 
 pub use datetime::{DateTimeError, ReportDateTime};
-pub use parse::{ReportError, ReportLimits, parse_report};
+pub use parse::{ReportError, ReportLimits, decode_report, parse_report, parse_report_json};
 
 /// One RFC 8460 §4.4 report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //! error names what was wrong and where, for the operator who reads why a
 //! partner's report was refused.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
@@ -113,6 +114,16 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Parses one report from the bytes a sender mailed or posted.
 pub fn parse_report(bytes: &[u8], limits: &ReportLimits) -> Result<TlsReport, ReportError> {
+    parse_report_json(&decode_report(bytes, limits)?)
+}
+
+/// The report's JSON text from the bytes a sender mailed or posted:
+/// decompressed when they are gzip, checked against both caps. A store
+/// that keeps reports as sent parses this with [`parse_report_json`].
+pub fn decode_report<'a>(
+    bytes: &'a [u8],
+    limits: &ReportLimits,
+) -> Result<Cow<'a, [u8]>, ReportError> {
     let size = bytes.len() as u64;
     if size > limits.max_received_bytes {
         return Err(ReportError::ReceivedTooLarge {
@@ -124,16 +135,14 @@ pub fn parse_report(bytes: &[u8], limits: &ReportLimits) -> Result<TlsReport, Re
         return Err(ReportError::Empty);
     }
     if bytes.starts_with(&GZIP_MAGIC) {
-        let json = gunzip_capped(bytes, limits.max_json_bytes)?;
-        parse_json(&json)
-    } else {
-        if size > limits.max_json_bytes {
-            return Err(ReportError::JsonTooLarge {
-                limit: limits.max_json_bytes,
-            });
-        }
-        parse_json(bytes)
+        return gunzip_capped(bytes, limits.max_json_bytes).map(Cow::Owned);
     }
+    if size > limits.max_json_bytes {
+        return Err(ReportError::JsonTooLarge {
+            limit: limits.max_json_bytes,
+        });
+    }
+    Ok(Cow::Borrowed(bytes))
 }
 
 /// Decompresses at most `limit` bytes (one more is read to tell "exactly
@@ -153,7 +162,8 @@ fn gunzip_capped(bytes: &[u8], limit: u64) -> Result<Vec<u8>, ReportError> {
     Ok(json)
 }
 
-fn parse_json(json: &[u8]) -> Result<TlsReport, ReportError> {
+/// Parses report JSON (already decompressed and within the caps).
+pub fn parse_report_json(json: &[u8]) -> Result<TlsReport, ReportError> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     let report: TlsReport = match serde_path_to_error::deserialize(&mut deserializer) {
         Ok(report) => report,
