@@ -28,6 +28,7 @@ mod page;
 mod running;
 mod server;
 pub mod tokens;
+mod tls_reports;
 mod view;
 
 use std::net::SocketAddr;

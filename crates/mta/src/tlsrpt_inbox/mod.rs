@@ -84,6 +84,24 @@ pub struct ReportInbox {
 /// engine's listeners and the admin listener read it per message.
 pub type InboxSlot = Arc<RwLock<Option<Arc<ReportInbox>>>>;
 
+/// The inbox `[tls-report-inbox]` asks for, its store opened; `None`
+/// when the section is absent.
+pub fn open_configured(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<ReportInbox>>, String> {
+    let Some(section) = &config.tls_report_inbox else {
+        return Ok(None);
+    };
+    ReportInbox::open(&config.data_dir, section.settings())
+        .map(|inbox| Some(Arc::new(inbox)))
+        .map_err(|e| {
+            format!(
+                "cannot open the TLS report store {}: {e}",
+                config.data_dir.join(STORE_DIR).display()
+            )
+        })
+}
+
 impl ReportInbox {
     /// Opens (creating) the store under `data_dir`.
     pub fn open(data_dir: &Path, settings: InboxSettings) -> std::io::Result<ReportInbox> {
