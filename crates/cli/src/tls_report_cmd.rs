@@ -100,10 +100,13 @@ pub fn run(global: &Global, cmd: TlsReportCommand) -> ExitCode {
 fn list(json: bool, at: &ReportsAt, filter: SummaryFilter) -> CmdResult {
     if let Some(day) = &filter.day {
         let ok = day.len() == 10
-            && day
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            && day.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
         if !ok {
             return Err(format!("--day {day:?} is not a day (write YYYY-MM-DD)"));
         }

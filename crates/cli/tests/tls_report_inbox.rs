@@ -157,23 +157,39 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     let report = appendix_b();
     let good_gz = write(&dir, "good.json.gz", &gzip(report.as_bytes()));
     let bad_gz = write(&dir, "bad.json.gz", &corrupt(&gzip(report.as_bytes())));
-    let truncated = write(&dir, "truncated.json", &report.as_bytes()[..report.len() * 2 / 3]);
+    let truncated = write(
+        &dir,
+        "truncated.json",
+        &report.as_bytes()[..report.len() * 2 / 3],
+    );
     let bomb = write(&dir, "bomb.json.gz", &bomb());
     // A second organisation's report, posted as plain JSON.
     let other = report
         .replace("Company-X", "Company-Z")
         .replace("2016-04-01T", "2016-04-02T")
-        .replace("\"failed-session-count\": 100", "\"failed-session-count\": 7");
+        .replace(
+            "\"failed-session-count\": 100",
+            "\"failed-session-count\": 7",
+        );
     let other_json = write(&dir, "other.json", other.as_bytes());
 
     // By mail.
     let reply = mail_report(&rig, &good_gz, "tlsrpt+gzip", &["tlsrpt@local.test"]);
-    assert!(reply.starts_with("250 2.0.0 Ok: TLS report stored as "), "{reply}");
+    assert!(
+        reply.starts_with("250 2.0.0 Ok: TLS report stored as "),
+        "{reply}"
+    );
     let mailed_id = reply.rsplit(' ').next().unwrap().to_owned();
     let reply = mail_report(&rig, &bad_gz, "tlsrpt+gzip", &["tlsrpt@local.test"]);
-    assert!(reply.starts_with("550 5.6.0 TLS report refused: bad gzip"), "{reply}");
+    assert!(
+        reply.starts_with("550 5.6.0 TLS report refused: bad gzip"),
+        "{reply}"
+    );
     let reply = mail_report(&rig, &truncated, "tlsrpt+json", &["tlsrpt@local.test"]);
-    assert!(reply.starts_with("550 5.6.0 TLS report refused: truncated JSON"), "{reply}");
+    assert!(
+        reply.starts_with("550 5.6.0 TLS report refused: truncated JSON"),
+        "{reply}"
+    );
     let reply = mail_report(&rig, &bomb, "tlsrpt+gzip", &["tlsrpt@local.test"]);
     assert!(
         reply.starts_with("550 5.6.0 TLS report refused: report too large: the gzip data expands to more than 1048576 bytes"),
@@ -196,7 +212,10 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     assert!(body.contains("TLS report refused: bad gzip"), "{body}");
     let (status, body) = post_report(&rig, &truncated, "application/tlsrpt+json");
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("truncated JSON: the report ends early at line"), "{body}");
+    assert!(
+        body.contains("truncated JSON: the report ends early at line"),
+        "{body}"
+    );
     let (status, body) = post_report(&rig, &bomb, "application/tlsrpt+gzip");
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("report too large"), "{body}");
@@ -228,9 +247,11 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     ] {
         assert!(list.contains(needle), "list lacks {needle:?}:\n{list}");
     }
-    let summary: serde_json::Value =
-        serde_json::from_str(&cli(&rig, &["--json", "tls-report", "list", "--day", "2016-04-01"]))
-            .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&cli(
+        &rig,
+        &["--json", "tls-report", "list", "--day", "2016-04-01"],
+    ))
+    .unwrap();
     let failures: Vec<(String, String, String, u64)> = summary["failures"]
         .as_array()
         .unwrap()
@@ -244,13 +265,24 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
             )
         })
         .collect();
-    let expect = |o: &str, mx: &str, r: &str, n: u64| (o.to_owned(), mx.to_owned(), r.to_owned(), n);
+    let expect =
+        |o: &str, mx: &str, r: &str, n: u64| (o.to_owned(), mx.to_owned(), r.to_owned(), n);
     assert_eq!(
         failures,
         [
             expect("Company-X", "203.0.113.58", "validation-failure", 3),
-            expect("Company-X", "mx1.mail.company-y.example", "certificate-expired", 100),
-            expect("Company-X", "mx2.mail.company-y.example", "starttls-not-supported", 200),
+            expect(
+                "Company-X",
+                "mx1.mail.company-y.example",
+                "certificate-expired",
+                100
+            ),
+            expect(
+                "Company-X",
+                "mx2.mail.company-y.example",
+                "starttls-not-supported",
+                200
+            ),
         ]
     );
     assert_eq!(summary["reports"][0]["successful"], 5326);
@@ -262,7 +294,10 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     assert!(show.contains("organisation:  Company-X"), "{show}");
     assert!(show.contains("5326 successful, 303 failed"), "{show}");
     assert!(show.contains("via smtp from 127.0.0.1"), "{show}");
-    assert!(show.contains("\"failure-error-code\": \"X509_V_ERR_PROOF_OF_POSSESSION\""), "{show}");
+    assert!(
+        show.contains("\"failure-error-code\": \"X509_V_ERR_PROOF_OF_POSSESSION\""),
+        "{show}"
+    );
 
     // The refused bytes are kept aside as received.
     let refused = rig.fx.data_dir().join("tls-reports").join("refused");
@@ -273,10 +308,19 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
         .map(|p| std::fs::read(p).unwrap())
         .collect();
     let bad_bytes = std::fs::read(&bad_gz).unwrap();
-    assert_eq!(kept.iter().filter(|k| **k == bad_bytes).count(), 2, "mail and POST");
+    assert_eq!(
+        kept.iter().filter(|k| **k == bad_bytes).count(),
+        2,
+        "mail and POST"
+    );
 
     // The API and the status page.
-    let api = rig.curl("GET", "/api/tls-reports?organization=company-z", Some(READ_TOKEN), None);
+    let api = rig.curl(
+        "GET",
+        "/api/tls-reports?organization=company-z",
+        Some(READ_TOKEN),
+        None,
+    );
     assert_eq!(api.status, 200, "{}", api.body);
     let v = api.json();
     assert_eq!(v["reports"].as_array().unwrap().len(), 1, "{v}");
@@ -290,15 +334,27 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     assert_eq!(expired["organization"], "Company-Z", "{v}");
     let page = rig.curl("GET", "/", Some(READ_TOKEN), None);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<section id=\"tls-reports\">"), "{}", page.body);
+    assert!(
+        page.body.contains("<section id=\"tls-reports\">"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("starttls-not-supported"));
-    let api = rig.curl("GET", &format!("/api/tls-reports/{posted_id}"), Some(READ_TOKEN), None);
+    let api = rig.curl(
+        "GET",
+        &format!("/api/tls-reports/{posted_id}"),
+        Some(READ_TOKEN),
+        None,
+    );
     assert_eq!(api.json()["report"]["organization-name"], "Company-Z");
 
     // Across a restart the store is still there.
     rig.restart(&mut gw);
     let list = cli(&rig, &["tls-report", "list", "--organization", "Company-Z"]);
-    assert!(list.contains(&posted_id) && !list.contains(&mailed_id), "{list}");
+    assert!(
+        list.contains(&posted_id) && !list.contains(&mailed_id),
+        "{list}"
+    );
     gw.terminate(std::time::Duration::from_secs(10));
 }
 

@@ -27,8 +27,8 @@ mod exposition;
 mod page;
 mod running;
 mod server;
-pub mod tokens;
 mod tls_reports;
+pub mod tokens;
 mod view;
 
 use std::net::SocketAddr;

@@ -92,7 +92,10 @@ pub(super) async fn post_report(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return Err(ApiError::new(status, format!("TLS report refused: {reason}")));
+            return Err(ApiError::new(
+                status,
+                format!("TLS report refused: {reason}"),
+            ));
         }
     };
     let store = inbox.clone();
@@ -123,7 +126,10 @@ pub(super) async fn post_report(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            Err(ApiError::new(status, format!("TLS report refused: {reason}")))
+            Err(ApiError::new(
+                status,
+                format!("TLS report refused: {reason}"),
+            ))
         }
         Ok(Err(e)) => Err(not_stored(&log, peer_ip, &e.to_string())),
         Err(e) => Err(not_stored(&log, peer_ip, &e.to_string())),
@@ -215,9 +221,8 @@ pub(super) fn page_section(summary: &Summary, esc: impl Fn(&str) -> String) -> S
     if summary.reports.is_empty() && summary.refused.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "<section id=\"tls-reports\"><h2>TLS reports received (RFC 8460)</h2>",
-    );
+    let mut out =
+        String::from("<section id=\"tls-reports\"><h2>TLS reports received (RFC 8460)</h2>");
     let failed: u64 = summary.reports.iter().map(|r| r.failed).sum();
     let successful: u64 = summary.reports.iter().map(|r| r.successful).sum();
     let _ = write!(

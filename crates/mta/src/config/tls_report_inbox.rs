@@ -63,9 +63,9 @@ pub(crate) fn check(config: &super::Config, p: &mut Vec<Problem>) {
         ));
     }
     for (i, a) in inbox.address.iter().enumerate() {
-        let ok = a
-            .rsplit_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && portcullis_policy::DomainName::parse(domain).is_ok());
+        let ok = a.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && portcullis_policy::DomainName::parse(domain).is_ok()
+        });
         if !ok {
             p.push((
                 at.key("address").index(i),
@@ -85,12 +85,55 @@ impl TlsReportInboxConfig {
     /// The settings the running inbox uses.
     pub fn settings(&self) -> InboxSettings {
         InboxSettings {
-            addresses: self.address.iter().map(|a| a.to_ascii_lowercase()).collect(),
+            addresses: self
+                .address
+                .iter()
+                .map(|a| a.to_ascii_lowercase())
+                .collect(),
             https: self.https,
             limits: ReportLimits {
                 max_received_bytes: self.max_report_bytes,
                 max_json_bytes: self.max_json_bytes,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::LoadedConfig;
+
+    fn load(section: &str) -> Result<LoadedConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "data-dir = {:?}\n[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n{section}",
+            dir.path().display().to_string()
+        );
+        let loaded = LoadedConfig::parse("c.toml", &text).map_err(|r| r.to_string())?;
+        loaded.validate().map_err(|r| r.to_string())?;
+        Ok(loaded)
+    }
+
+    #[test]
+    fn defaults_and_lower_cased_addresses() {
+        let loaded = load("[tls-report-inbox]\naddress = [\"TLSRPT@Example.com\"]\n").unwrap();
+        let settings = loaded.config.tls_report_inbox.as_ref().unwrap().settings();
+        assert_eq!(settings.addresses, ["tlsrpt@example.com"]);
+        assert!(settings.https);
+        assert_eq!(settings.limits, portcullis_policy::ReportLimits::default());
+    }
+
+    #[test]
+    fn bad_addresses_and_an_inbox_that_receives_nothing_are_named() {
+        let err = load("[tls-report-inbox]\naddress = [\"not-an-address\", \"a@\"]\n").unwrap_err();
+        assert!(err.contains("tls-report-inbox.address[0]"), "{err}");
+        assert!(err.contains("tls-report-inbox.address[1]"), "{err}");
+        let err = load("[tls-report-inbox]\nhttps = false\n").unwrap_err();
+        assert!(err.contains("the inbox would receive nothing"), "{err}");
+        let err = load("[tls-report-inbox]\naddress = [\"a@b.example\"]\nmax-json-bytes = 0\n")
+            .unwrap_err();
+        assert!(err.contains("must be above 0"), "{err}");
+        let err = load("[tls-report-inbox]\nadress = [\"a@b.example\"]\n").unwrap_err();
+        assert!(err.contains("adress"), "{err}");
     }
 }

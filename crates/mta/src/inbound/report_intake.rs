@@ -79,7 +79,11 @@ pub(super) async fn divert(
                 totals.total_successful_session_count,
                 totals.total_failure_session_count
             ));
-            Ok(fixed(250, "2.0.0", &format!("Ok: TLS report stored as {id}")))
+            Ok(fixed(
+                250,
+                "2.0.0",
+                &format!("Ok: TLS report stored as {id}"),
+            ))
         }
         Ok(Ok(Intake::Refused { id, reason })) => {
             log.warn(format_args!(
@@ -102,10 +106,15 @@ pub(super) async fn divert(
     let keep: Vec<bool> = message.envelope.to.iter().map(|t| !is_ours(t)).collect();
     if message.rcpt_params.len() == keep.len() {
         let mut flags = keep.iter();
-        message.rcpt_params.retain(|_| *flags.next().unwrap_or(&true));
+        message
+            .rcpt_params
+            .retain(|_| *flags.next().unwrap_or(&true));
     }
     let mut flags = keep.iter();
-    message.envelope.to.retain(|_| *flags.next().unwrap_or(&true));
+    message
+        .envelope
+        .to
+        .retain(|_| *flags.next().unwrap_or(&true));
     Diverted::Rest(message)
 }
 
@@ -123,8 +132,8 @@ fn take_mail(
         Ok(bytes) => inbox.take(&bytes, source),
         Err(reason) => {
             // Keep the message itself when it is within the report cap.
-            let keep = (text.len() as u64 <= inbox.settings().limits.max_received_bytes)
-                .then_some(text);
+            let keep =
+                (text.len() as u64 <= inbox.settings().limits.max_received_bytes).then_some(text);
             inbox.refuse_because(keep, "no-report", &reason, source)
         }
     }

@@ -34,8 +34,8 @@ use tokio::net::TcpStream;
 use super::ListenerContext;
 use super::limits::Refusal;
 use super::received::{Trace, header};
-use super::report_intake::Diverted;
 use super::refusals::RefusalLog;
+use super::report_intake::Diverted;
 use super::session_settings::{policy_name, postmaster_address, server_config};
 use crate::maillog::{Icid, reply_text};
 use crate::outbound::NewMessage;
@@ -300,15 +300,16 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 Ok(())
             }
             Ok(ServerEvent::MessageEnd) => match incoming.take() {
-                Some(message) => match super::report_intake::divert(&ctx, icid, ip, message).await
-                {
-                    Diverted::Done(Ok(r)) => conn.accept_with(r),
-                    Diverted::Done(Err(r)) => conn.reject(r),
-                    Diverted::Rest(message) => match queue_message(&ctx, icid, message).await {
-                        Ok(r) => conn.accept_with(r),
-                        Err(r) => conn.reject(r),
-                    },
-                },
+                Some(message) => {
+                    match super::report_intake::divert(&ctx, icid, ip, message).await {
+                        Diverted::Done(Ok(r)) => conn.accept_with(r),
+                        Diverted::Done(Err(r)) => conn.reject(r),
+                        Diverted::Rest(message) => match queue_message(&ctx, icid, message).await {
+                            Ok(r) => conn.accept_with(r),
+                            Err(r) => conn.reject(r),
+                        },
+                    }
+                }
                 // The session never ends a message it did not start; if it
                 // did, there is no text to queue: refuse, do not accept.
                 None => conn.reject(fixed(

@@ -31,7 +31,10 @@ pub fn report_part(message: &[u8]) -> Result<Vec<u8>, String> {
         });
         if fallback.is_none()
             && named
-            && matches!(subtype.as_str(), "gzip" | "json" | "octet-stream" | "x-gzip")
+            && matches!(
+                subtype.as_str(),
+                "gzip" | "json" | "octet-stream" | "x-gzip"
+            )
         {
             fallback = Some(part.contents().to_vec());
         }

@@ -86,9 +86,7 @@ pub type InboxSlot = Arc<RwLock<Option<Arc<ReportInbox>>>>;
 
 /// The inbox `[tls-report-inbox]` asks for, its store opened; `None`
 /// when the section is absent.
-pub fn open_configured(
-    config: &crate::config::Config,
-) -> Result<Option<Arc<ReportInbox>>, String> {
+pub fn open_configured(config: &crate::config::Config) -> Result<Option<Arc<ReportInbox>>, String> {
     let Some(section) = &config.tls_report_inbox else {
         return Ok(None);
     };
@@ -181,3 +179,6 @@ impl ReportInbox {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

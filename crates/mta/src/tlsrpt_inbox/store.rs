@@ -161,16 +161,16 @@ impl ReportStore {
                 Err(e) => damaged.push(format!("{}: {e}", path.display())),
             }
         }
-        reports.sort_by(|a, b| {
-            (a.0.received_at, &a.0.id).cmp(&(b.0.received_at, &b.0.id))
-        });
+        reports.sort_by(|a, b| (a.0.received_at, &a.0.id).cmp(&(b.0.received_at, &b.0.id)));
         (reports, damaged)
     }
 
     /// One stored report by id.
     pub fn report(&self, id: &str) -> Result<(StoredReport, TlsReport), String> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("{id:?} is not a report id (see `portcullis tls-report list`)"));
+            return Err(format!(
+                "{id:?} is not a report id (see `portcullis tls-report list`)"
+            ));
         }
         let path = self.dir.join("received").join(format!("{id}.json"));
         if !path.exists() {
@@ -201,9 +201,8 @@ impl ReportStore {
 /// The id of a report: the first 16 hex digits of SHA-256 over the
 /// organisation and its report-id.
 fn report_id(report: &TlsReport) -> String {
-    let digest = Sha256::digest(
-        format!("{}\0{}", report.organization_name, report.report_id).as_bytes(),
-    );
+    let digest =
+        Sha256::digest(format!("{}\0{}", report.organization_name, report.report_id).as_bytes());
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -84,15 +84,17 @@ pub struct SummaryFilter {
 impl SummaryFilter {
     fn keeps(&self, report: &TlsReport) -> bool {
         self.day.as_ref().is_none_or(|d| *d == report.day())
-            && self.organization.as_ref().is_none_or(|o| {
-                o.eq_ignore_ascii_case(&report.organization_name)
-            })
+            && self
+                .organization
+                .as_ref()
+                .is_none_or(|o| o.eq_ignore_ascii_case(&report.organization_name))
     }
 
     fn keeps_domain(&self, domain: &str) -> bool {
-        self.domain
-            .as_ref()
-            .is_none_or(|d| d.trim_end_matches('.').eq_ignore_ascii_case(domain.trim_end_matches('.')))
+        self.domain.as_ref().is_none_or(|d| {
+            d.trim_end_matches('.')
+                .eq_ignore_ascii_case(domain.trim_end_matches('.'))
+        })
     }
 }
 
@@ -166,14 +168,16 @@ pub fn summarize(
     let mut failures: Vec<FailureRow> = failures
         .into_iter()
         .map(
-            |((day, organization, policy_domain, our_mx, result_type), (sessions, ips))| FailureRow {
-                day,
-                organization,
-                policy_domain,
-                our_mx,
-                receiving_ips: ips.into_iter().collect(),
-                result_type,
-                sessions,
+            |((day, organization, policy_domain, our_mx, result_type), (sessions, ips))| {
+                FailureRow {
+                    day,
+                    organization,
+                    policy_domain,
+                    our_mx,
+                    receiving_ips: ips.into_iter().collect(),
+                    result_type,
+                    sessions,
+                }
             },
         )
         .collect();
