@@ -122,7 +122,7 @@ impl ReportInbox {
     /// Whether mail to `address` is for the inbox.
     pub fn is_inbox_address(&self, address: &str) -> bool {
         let address = address.to_ascii_lowercase();
-        self.settings.addresses.iter().any(|a| *a == address)
+        self.settings.addresses.contains(&address)
     }
 
     /// Parses `bytes` (gzip or JSON) and stores the report, or keeps the
