@@ -6,7 +6,8 @@
 //!   mailed twice (a retried delivery) is stored once.
 //! - `refused/ID.json`: why a report was refused, with `refused/ID.data`
 //!   beside it holding the bytes as received (when they were within the
-//!   cap), for the operator to look at or hand back to the sender.
+//!   cap, and while fewer than 1000 refused reports are kept), for the
+//!   operator to look at or hand back to the sender.
 //!
 //! Every file is written to a temporary name, fsynced, renamed into place
 //! and its directory fsynced: a crash leaves the whole file or none.
@@ -25,6 +26,10 @@ use super::ReportSource;
 
 /// The store's directory in the data directory.
 pub const STORE_DIR: &str = "tls-reports";
+
+/// Most refused reports whose bytes are kept: past this only the reason
+/// is recorded, so a sender posting garbage cannot fill the disk.
+const MAX_REFUSED_DATA_FILES: usize = 1000;
 
 /// An accepted report as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,7 +137,16 @@ impl ReportStore {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
         let dir = self.dir.join("refused");
-        let kept = bytes.unwrap_or_default();
+        let room = data_files(&dir) < MAX_REFUSED_DATA_FILES;
+        let kept = bytes.filter(|_| room).unwrap_or_default();
+        let reason = if bytes.is_some() && !room {
+            format!(
+                "{reason} (bytes not kept: {MAX_REFUSED_DATA_FILES} refused reports are already kept in {})",
+                dir.display()
+            )
+        } else {
+            reason.to_owned()
+        };
         if !kept.is_empty() {
             write_durably(&dir.join(format!("{id}.data")), kept)?;
         }
@@ -141,7 +155,7 @@ impl ReportStore {
             received_at: now,
             source: source.clone(),
             kind: kind.to_owned(),
-            reason: reason.to_owned(),
+            reason,
             kept_bytes: kept.len() as u64,
         };
         let text = serde_json::to_vec_pretty(&record)
@@ -213,6 +227,15 @@ fn read_report(path: &Path) -> Result<(StoredReport, TlsReport), String> {
     let report: TlsReport = serde_json::from_value(stored.report.clone())
         .map_err(|e| format!("the stored report no longer parses: {e}"))?;
     Ok((stored, report))
+}
+
+fn data_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "data"))
+            .count()
+    })
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
