@@ -60,7 +60,13 @@ pub(super) async fn divert(
         peer: client.to_string(),
         detail: format!("from {sender} to {} ({icid})", ours.join(", ")),
     };
-    let text = message.text.clone();
+    let only_reports = ours.len() == message.envelope.to.len();
+    // The text is needed again only when others get the message.
+    let text = if only_reports {
+        std::mem::take(&mut message.text)
+    } else {
+        message.text.clone()
+    };
     let store = inbox.clone();
     let intake = tokio::task::spawn_blocking(move || take_mail(&store, &text, &source)).await;
     let log = &ctx.log;
@@ -98,7 +104,7 @@ pub(super) async fn divert(
         Ok(Err(e)) => store_failed(ctx, icid, &sender, &e.to_string()),
         Err(e) => store_failed(ctx, icid, &sender, &e.to_string()),
     };
-    if ours.len() == message.envelope.to.len() || is_transient(&reply) {
+    if only_reports || is_transient(&reply) {
         return Diverted::Done(reply);
     }
     // Other recipients remain: the report's fate is in the log; the
