@@ -163,6 +163,7 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
         &report.as_bytes()[..report.len() * 2 / 3],
     );
     let bomb = write(&dir, "bomb.json.gz", &bomb());
+    let oversized = write(&dir, "oversized.json", &vec![b' '; 1_100_000]);
     // A second organisation's report, posted as plain JSON.
     let other = report
         .replace("Company-X", "Company-Z")
@@ -195,6 +196,11 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
         reply.starts_with("550 5.6.0 TLS report refused: report too large: the gzip data expands to more than 1048576 bytes"),
         "{reply}"
     );
+    let reply = mail_report(&rig, &oversized, "tlsrpt+json", &["tlsrpt@local.test"]);
+    assert!(
+        reply.starts_with("550 5.6.0 TLS report refused: report too large: 1100000 bytes received, the limit is 1048576"),
+        "{reply}"
+    );
     // The same report again (a retried mail) is stored once.
     let reply = mail_report(&rig, &good_gz, "tlsrpt+gzip", &["tlsrpt@local.test"]);
     assert!(reply.ends_with(&mailed_id), "{reply}");
@@ -221,6 +227,10 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
     assert!(body.contains("report too large"), "{body}");
     let (status, body) = post_report(&rig, &good_gz, "application/json");
     assert_eq!(status, 415, "{body}");
+    // Past the received cap: reading stops there, nothing is kept.
+    let (status, body) = post_report(&rig, &oversized, "application/tlsrpt+json");
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("more than 1048576 bytes posted"), "{body}");
 
     // Nothing was queued for relay.
     let queue = rig.fx.queue(&["list"]).unwrap();
@@ -238,7 +248,7 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
         "starttls-not-supported",
         "203.0.113.58",
         "validation-failure",
-        "Refused reports (6;",
+        "Refused reports (8;",
         "bad gzip",
         "truncated JSON",
         "report too large",
@@ -312,6 +322,10 @@ fn reports_by_mail_and_https_are_stored_or_refused_and_summarised() {
         kept.iter().filter(|k| **k == bad_bytes).count(),
         2,
         "mail and POST"
+    );
+    assert!(
+        kept.iter().all(|k| k.len() <= 1_048_576),
+        "nothing past the cap is kept"
     );
 
     // The API and the status page.
