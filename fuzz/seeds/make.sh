@@ -34,7 +34,7 @@ seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
 for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
   dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
   policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
-  policy_tls_required_header config_load spool_segment; do
+  policy_tls_required_header config_load spool_segment policy_tlsrpt_report; do
   rm -rf "${here:?}/$t"
 done
 
@@ -297,5 +297,21 @@ for f in gw/spool/*.log; do
   # A torn tail: the last record cut short, as a crash mid-write leaves it.
   head -c $(($(stat -c %s "$f") - 7)) "$f" | seed spool_segment "segment-$i-torn" 00
 done
+
+# ---- RFC 8460 reports: Appendix B, plain and gzipped, and edge cases -----------------
+report="$root/crates/policy/tests/fixtures/rfc8460-appendix-b.json"
+gz() { python3 -c 'import gzip, sys; sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read()))'; }
+seed policy_tlsrpt_report appendix-b.json <"$report"
+gz <"$report" | seed policy_tlsrpt_report appendix-b.json.gz
+sed 's/"mx-host": "\([^"]*\)"/"mx-host": ["\1", "mx9.example"]/' "$report" | seed policy_tlsrpt_report mx-host-array.json
+sed 's/certificate-expired/some-future-result/' "$report" | seed policy_tlsrpt_report unknown-result.json
+sed 's/2016-04-01T00:00:00Z/2016-03-31T22:00:00.123-02:00/' "$report" | seed policy_tlsrpt_report offset-date.json
+head -c 400 "$report" | seed policy_tlsrpt_report truncated.json
+gz <"$report" | head -c 120 | seed policy_tlsrpt_report truncated.json.gz
+{ gz <"$report"; gz <"$report"; } | seed policy_tlsrpt_report two-members.json.gz
+printf '%s' '{"organization-name":"o","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[{"policy":{"policy-type":"no-policy-found","policy-domain":"example.org"},"summary":{"total-successful-session-count":1,"total-failure-session-count":0}}]}' |
+  seed policy_tlsrpt_report no-policy-found.json
+printf '%s' '{"organization-name":"o","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[{"policy":{"policy-type":"tlsa","policy-string":["3 1 1 0123abcd"],"policy-domain":"example.org"},"summary":{"total-successful-session-count":0,"total-failure-session-count":2},"failure-details":[{"result-type":"tlsa-invalid","receiving-mx-hostname":"mx.example.org","receiving-mx-helo":"mx","failed-session-count":2,"failure-reason-code":"x"}]}]}' |
+  seed policy_tlsrpt_report tlsa.json
 
 du -sh "$here"

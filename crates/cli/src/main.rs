@@ -43,6 +43,7 @@ mod queue_cmd;
 mod queue_print;
 mod run_cmd;
 mod sts_cmd;
+mod tls_report_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -174,6 +175,11 @@ enum Command {
     /// the gateway serves ([mta-sts.hosting]).
     #[command(subcommand)]
     Sts(sts_cmd::StsCommand),
+    /// TLS reports (RFC 8460) other organisations sent about our domains
+    /// ([tls-report-inbox]): who saw failures to which of our MX, by result
+    /// type and day; one report in full.
+    #[command(subcommand)]
+    TlsReport(tls_report_cmd::TlsReportCommand),
     /// Print a shell completion script (install: see the README).
     Completions(docs_cmd::CompletionsArgs),
     /// Write the manual pages (portcullis.1 and one per command) to a directory.
@@ -196,6 +202,7 @@ fn main() -> ExitCode {
         Command::Dane(cmd) => dane_cmd::run(&cli.global, cmd),
         Command::Check(args) => check_cmd::run(&cli.global, args),
         Command::Sts(cmd) => sts_cmd::run(cmd, json),
+        Command::TlsReport(cmd) => tls_report_cmd::run(&cli.global, cmd),
         Command::Completions(args) => docs_cmd::completions(args, json),
         Command::Man(args) => docs_cmd::man(args, json),
     }

@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub(crate) started: SystemTime,
     /// ACME renewals and DANE rollover watch (stopped with the engine).
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
+    /// The TLS report inbox the listeners and the admin listener use.
+    report_inbox: crate::tlsrpt_inbox::InboxSlot,
 }
 
 impl Engine {
@@ -145,12 +147,14 @@ impl Engine {
                 )));
             }
         };
+        let report_inbox = crate::tlsrpt_inbox::InboxSlot::default();
         let shared = Shared {
             spool: spool.clone(),
             outbound: outbound.handle(),
             log: log.clone(),
             dns: dns.clone(),
             metrics: metrics.clone(),
+            report_inbox: report_inbox.clone(),
         };
         let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
@@ -175,6 +179,7 @@ impl Engine {
                 settings: tokio::sync::Mutex::new(settings),
                 started: SystemTime::now(),
                 certificates: Mutex::new(None),
+                report_inbox,
             }),
         })
     }
@@ -193,6 +198,25 @@ impl Engine {
                 .await?;
         *lock(&self.inner.certificates) = Some(manager);
         Ok(())
+    }
+
+    /// Attaches (or, with `None`, detaches) the TLS report inbox: from now
+    /// on mail to its addresses is stored as reports, not queued.
+    pub fn attach_report_inbox(&self, inbox: Option<Arc<crate::tlsrpt_inbox::ReportInbox>>) {
+        *self
+            .inner
+            .report_inbox
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = inbox;
+    }
+
+    /// The TLS report inbox, when one is attached.
+    pub fn report_inbox(&self) -> Option<Arc<crate::tlsrpt_inbox::ReportInbox>> {
+        self.inner
+            .report_inbox
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The HTTP-01 challenge listener's address, when it runs.

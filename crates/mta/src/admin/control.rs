@@ -277,6 +277,12 @@ impl Control {
             None => {}
         }
         self.reload_sts_host(running, &loaded, sts, &mut summary);
+        match crate::tlsrpt_inbox::open_configured(&loaded.config) {
+            Ok(inbox) => self.engine.attach_report_inbox(inbox),
+            Err(e) => self.engine.mail_log().warn(format_args!(
+                "{e}; the TLS report inbox keeps its previous settings"
+            )),
+        }
         if let Some(name) = imported {
             self.engine.mail_log().line(format_args!(
                 "operator: configuration imported from {name} and written to {}",

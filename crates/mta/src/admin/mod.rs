@@ -27,6 +27,7 @@ mod exposition;
 mod page;
 mod running;
 mod server;
+mod tls_reports;
 pub mod tokens;
 mod view;
 

@@ -105,7 +105,11 @@ pub(crate) async fn page(
     let view = status(&s.control).await;
     let admin = who.role >= Role::Admin;
     let grace = s.control.grace().await;
-    Html(render(&view, admin.then(|| csrf(&token)), &who.name, grace)).into_response()
+    let html = render(&view, admin.then(|| csrf(&token)), &who.name, grace);
+    // The TLS reports section goes last in <main>.
+    let reports = super::tls_reports::summary_of(&s, Default::default()).await;
+    let section = super::tls_reports::page_section(&reports, esc);
+    Html(html.replacen("</main>", &format!("{section}</main>"), 1)).into_response()
 }
 
 fn h_with(token: &str) -> HeaderMap {

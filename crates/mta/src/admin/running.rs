@@ -52,6 +52,31 @@ impl Running {
             return Err(e.to_string());
         }
         let log = engine.mail_log().clone();
+        match crate::tlsrpt_inbox::open_configured(&loaded.config) {
+            Ok(inbox) => {
+                if let Some(i) = &inbox {
+                    log.line(format_args!(
+                        "TLS report inbox: mail to {} is stored as reports{} (in {})",
+                        if i.settings().addresses.is_empty() {
+                            "(no address)".to_owned()
+                        } else {
+                            i.settings().addresses.join(", ")
+                        },
+                        if i.settings().https {
+                            ", and POST /tlsrpt on the admin listener"
+                        } else {
+                            ""
+                        },
+                        i.store().dir().display()
+                    ));
+                }
+                engine.attach_report_inbox(inbox);
+            }
+            Err(e) => {
+                engine.shutdown(Duration::ZERO).await;
+                return Err(e);
+            }
+        }
         let sts_host = match &sts_settings {
             None => None,
             Some(s) => match StsHostServer::start(s).await {

@@ -13,6 +13,7 @@ mod limits;
 mod listener;
 mod received;
 mod refusals;
+mod report_intake;
 mod session;
 mod session_settings;
 mod storage;
@@ -55,6 +56,9 @@ pub(crate) struct ListenerContext {
     pub names: Option<crate::dns::Resolver>,
     /// The listener's session counters.
     pub metrics: SessionMetrics,
+    /// The TLS report inbox, once attached: mail to its addresses is
+    /// stored as reports, not queued.
+    pub report_inbox: crate::tlsrpt_inbox::InboxSlot,
 }
 
 impl ListenerContext {
@@ -80,6 +84,7 @@ pub(crate) struct Shared {
     pub log: MailLog,
     pub dns: Option<crate::dns::Resolver>,
     pub metrics: Arc<Metrics>,
+    pub report_inbox: crate::tlsrpt_inbox::InboxSlot,
 }
 
 /// One running listener.
@@ -258,6 +263,7 @@ impl Inbound {
             abort: watch::channel(false).1,
             names,
             metrics: self.shared.metrics.session_metrics(&l.name),
+            report_inbox: self.shared.report_inbox.clone(),
         }
     }
 

@@ -35,6 +35,7 @@ use super::ListenerContext;
 use super::limits::Refusal;
 use super::received::{Trace, header};
 use super::refusals::RefusalLog;
+use super::report_intake::Diverted;
 use super::session_settings::{policy_name, postmaster_address, server_config};
 use crate::maillog::{Icid, reply_text};
 use crate::outbound::NewMessage;
@@ -299,10 +300,16 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 Ok(())
             }
             Ok(ServerEvent::MessageEnd) => match incoming.take() {
-                Some(message) => match queue_message(&ctx, icid, message).await {
-                    Ok(r) => conn.accept_with(r),
-                    Err(r) => conn.reject(r),
-                },
+                Some(message) => {
+                    match super::report_intake::divert(&ctx, icid, ip, message).await {
+                        Diverted::Done(Ok(r)) => conn.accept_with(r),
+                        Diverted::Done(Err(r)) => conn.reject(r),
+                        Diverted::Rest(message) => match queue_message(&ctx, icid, message).await {
+                            Ok(r) => conn.accept_with(r),
+                            Err(r) => conn.reject(r),
+                        },
+                    }
+                }
                 // The session never ends a message it did not start; if it
                 // did, there is no text to queue: refuse, do not accept.
                 None => conn.reject(fixed(
@@ -406,11 +413,11 @@ fn log_close(ctx: &ListenerContext, icid: Icid, tls: InboundTls, end: &SessionEn
 
 /// A message being received: its envelope, and its spool text so far (the
 /// `Received` header, then the body as it arrives).
-struct Incoming {
-    envelope: portcullis_smtp_tls::Envelope,
+pub(super) struct Incoming {
+    pub(super) envelope: portcullis_smtp_tls::Envelope,
     /// The recipients' DSN parameters, in envelope order.
-    rcpt_params: Vec<portcullis_smtp_tls::RcptParams>,
-    text: Vec<u8>,
+    pub(super) rcpt_params: Vec<portcullis_smtp_tls::RcptParams>,
+    pub(super) text: Vec<u8>,
 }
 
 /// DATA started: the spool text opens with the trace header, written now
