@@ -44,6 +44,7 @@
 //!     data_dir: dir.path().join("data"),
 //!     delivery: DeliverySettings::new(OutboundPolicy::default(), tls),
 //!     log_observer: None,
+//!     health: Default::default(),
 //! };
 //! let engine = Engine::start(settings).await.unwrap();
 //! assert_ne!(engine.local_addrs()[0].port(), 0);
@@ -59,6 +60,8 @@ use std::time::{Duration, SystemTime};
 use crate::control::socket::ControlSocket;
 use crate::control::{QueueService, SOCKET_NAME};
 use crate::dns::Resolver;
+use crate::health::Health;
+use crate::health::sampler::Sampler;
 use crate::inbound::{Inbound, Shared};
 use crate::maillog::MailLog;
 use crate::metrics::Metrics;
@@ -96,6 +99,10 @@ pub(crate) struct Inner {
     pub(crate) started: SystemTime,
     /// ACME renewals and DANE rollover watch (stopped with the engine).
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
+    /// Resource conservation state, read by the inbound path.
+    pub(crate) health: Health,
+    /// Reads the gauges (stopped with the engine).
+    pub(crate) sampler: Mutex<Option<Sampler>>,
 }
 
 impl Engine {
@@ -145,12 +152,14 @@ impl Engine {
                 )));
             }
         };
+        let health = Health::new(&settings.health);
         let shared = Shared {
             spool: spool.clone(),
             outbound: outbound.handle(),
             log: log.clone(),
             dns: dns.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
         };
         let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
@@ -160,6 +169,15 @@ impl Engine {
                 return Err(e);
             }
         };
+        let sampler = Sampler::start(
+            health.clone(),
+            settings.health.clone(),
+            crate::health::gauges::Sources {
+                spool: spool.clone(),
+                open_sessions: health.session_counter(),
+            },
+            log.clone(),
+        );
         Ok(Engine {
             inner: Arc::new(Inner {
                 inbound: Mutex::new(Some(inbound)),
@@ -175,6 +193,8 @@ impl Engine {
                 settings: tokio::sync::Mutex::new(settings),
                 started: SystemTime::now(),
                 certificates: Mutex::new(None),
+                health,
+                sampler: Mutex::new(Some(sampler)),
             }),
         })
     }
@@ -238,6 +258,12 @@ impl Engine {
         &self.inner.log
     }
 
+    /// Resource conservation state, the gauges' last report, and the
+    /// channel of health events (see [`crate::health`]).
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
     /// Queue commands on the running gateway: what the control socket
     /// serves, and what any other front end should call.
     pub fn queue_service(&self) -> QueueService {
@@ -254,6 +280,8 @@ impl Engine {
     pub async fn shutdown(self, grace: Duration) {
         let certificates = lock(&self.inner.certificates).take();
         drop(certificates);
+        let sampler = lock(&self.inner.sampler).take();
+        drop(sampler);
         let started = std::time::Instant::now();
         let control = lock(&self.inner.control).take();
         if let Some(c) = control {

@@ -19,6 +19,7 @@
 //!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
+//! - [`health`]: gauges against thresholds, and resource conservation.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -36,6 +37,7 @@ pub mod dns;
 pub mod dsn;
 pub mod engine;
 mod error;
+pub mod health;
 mod https_listener;
 mod inbound;
 pub mod maillog;

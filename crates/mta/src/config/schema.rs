@@ -83,6 +83,10 @@ pub struct Config {
     /// DANE key rollovers.
     #[serde(default)]
     pub dane: DaneConfig,
+    /// Gauges, thresholds and resource conservation (nothing watched by
+    /// default).
+    #[serde(default, skip_serializing_if = "super::HealthConfig::is_default")]
+    pub health: super::HealthConfig,
 }
 
 pub(crate) fn default_hostname() -> String {

@@ -8,6 +8,7 @@
 //! Shutdown stops the accept loops at once, gives open sessions a grace
 //! delay to finish, then closes the rest.
 
+mod conservation;
 pub(crate) mod fcrdns;
 mod limits;
 mod listener;
@@ -55,6 +56,8 @@ pub(crate) struct ListenerContext {
     pub names: Option<crate::dns::Resolver>,
     /// The listener's session counters.
     pub metrics: SessionMetrics,
+    /// Resource conservation, and the count of open sessions.
+    pub health: crate::health::Health,
 }
 
 impl ListenerContext {
@@ -80,6 +83,8 @@ pub(crate) struct Shared {
     pub log: MailLog,
     pub dns: Option<crate::dns::Resolver>,
     pub metrics: Arc<Metrics>,
+    /// Resource conservation (one atomic load per connection and MAIL).
+    pub health: crate::health::Health,
 }
 
 /// One running listener.
@@ -258,6 +263,7 @@ impl Inbound {
             abort: watch::channel(false).1,
             names,
             metrics: self.shared.metrics.session_metrics(&l.name),
+            health: self.shared.health.clone(),
         }
     }
 

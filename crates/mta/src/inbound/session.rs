@@ -85,6 +85,10 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     let icid = Icid::next();
     let log = &ctx.log;
     let l = &ctx.settings;
+    if let Some(reply) = super::conservation::refuse_connection(&ctx, icid, peer) {
+        refuse(stream, reply).await;
+        return;
+    }
     let ip = canonical_ip(peer.ip());
     let fcrdns = match &ctx.names {
         Some(resolver) => {
@@ -182,6 +186,12 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             return;
         }
     };
+    if let Some(reply) =
+        super::conservation::refuse_private_over_limit(&ctx, icid, ctx.limits.in_use())
+    {
+        refuse(stream, reply).await;
+        return;
+    }
     let mut mode = match policy.tls {
         InboundTls::Off => TlsMode::Off,
         InboundTls::Preferred => TlsMode::Preferred,
@@ -255,7 +265,9 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 conn.accept()
             }
             Ok(ServerEvent::Mail { from, params }) => {
-                match super::storage::refuse_mail(&ctx, icid, &from, &params) {
+                let refusal = super::conservation::refuse_mail(&ctx, icid, &from)
+                    .or_else(|| super::storage::refuse_mail(&ctx, icid, &from, &params));
+                match refusal {
                     Some(reply) => conn.reject(reply),
                     None => conn.accept(),
                 }
