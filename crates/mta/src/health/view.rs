@@ -38,6 +38,12 @@ pub struct HealthReport {
     pub gauges: Vec<GaugeView>,
 }
 
+impl Default for HealthReport {
+    fn default() -> Self {
+        HealthReport::empty(&HealthSettings::default())
+    }
+}
+
 impl HealthReport {
     /// Before the first sample.
     pub(crate) fn empty(settings: &HealthSettings) -> Self {
