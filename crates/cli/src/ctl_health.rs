@@ -57,8 +57,8 @@ pub fn health(v: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<26} {:>12} {:>12} {:>12}  {:<7} {}",
-        "GAUGE", "VALUE", "HIGH", "LOW", "WORSE", "STATE"
+        "{:<26} {:>12} {:>12} {:>12}  {:<7} STATE",
+        "GAUGE", "VALUE", "HIGH", "LOW", "WORSE"
     );
     for g in v["gauges"].as_array().into_iter().flatten() {
         let state = match s(&g["state"]) {

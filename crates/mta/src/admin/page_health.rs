@@ -54,9 +54,11 @@ mod tests {
 
     #[test]
     fn a_pressed_gauge_and_conservation_stand_out() {
-        let mut h = HealthReport::default();
-        h.state = "conservation".into();
-        h.reason = "resource conservation entered: queue-messages 4 above its high mark 3".into();
+        let mut h = HealthReport {
+            state: "conservation".into(),
+            reason: "resource conservation entered: queue-messages 4 above its high mark 3".into(),
+            ..HealthReport::default()
+        };
         let q = h
             .gauges
             .iter_mut()
