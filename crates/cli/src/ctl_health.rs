@@ -31,10 +31,7 @@ pub fn state_line(v: &Value) -> String {
         format!(" (for {})", span(now().saturating_sub(since)))
     };
     if s(&v["state"]) == "conservation" {
-        format!(
-            "RESOURCE CONSERVATION{for_how_long}: {}",
-            s(&v["reason"]).trim_start_matches("resource conservation entered: ")
-        )
+        format!("RESOURCE CONSERVATION{for_how_long}: {}", s(&v["reason"]))
     } else {
         format!("normal{for_how_long}")
     }
@@ -88,7 +85,7 @@ mod tests {
         let v = serde_json::json!({
             "state": "conservation", "since": 0, "sampled_at": 0,
             "sample_period_seconds": 5, "private_session_limit": 100,
-            "reason": "resource conservation entered: queue-messages 4 above its high mark 3; public listeners answer 421",
+            "reason": "queue-messages 4 above its high mark 3",
             "gauges": [
                 {"gauge": "queue-messages", "value": 4, "high": 3, "low": 1, "worse_when": "above", "state": "pressed"},
                 {"gauge": "open-sessions", "value": 2, "high": null, "low": null, "worse_when": "above", "state": "off"}
@@ -98,7 +95,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "health: RESOURCE CONSERVATION: queue-messages 4 above its high mark 3; public listeners answer 421"
+            "health: RESOURCE CONSERVATION: queue-messages 4 above its high mark 3"
         );
         assert!(lines[1].contains("no sample yet"), "{text}");
         assert!(

@@ -238,7 +238,7 @@ async fn a_filling_filesystem_starts_and_ends_conservation() {
     let r = open.say("MAIL FROM:<a@sender.test>").await;
     assert!(r.starts_with("452 4.3.1 "), "{r}");
     log.wait_for(&[
-        "MAIL FROM <a@sender.test> refused with 452 4.3.1: resource conservation entered",
+        "MAIL FROM <a@sender.test> refused with 452 4.3.1: resource conservation (spool-free-mib",
     ])
     .await;
 
@@ -410,5 +410,43 @@ async fn an_old_message_starts_conservation_when_the_clock_moves() {
         ),
         "{left:?}"
     );
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_brings_new_marks_into_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogCapture::default();
+    let health = HealthSettings {
+        sample_period: Duration::from_millis(50),
+        ..HealthSettings::default()
+    };
+    let s = settings(dir.path(), &dir.path().join("spool"), health, &log);
+    let engine = Engine::start(s.clone()).await.unwrap();
+    engine.suspend_delivery("ALL").await.unwrap();
+    let mut events = engine.health().subscribe();
+    let public = engine.local_addrs()[0];
+    for i in 0..2 {
+        let r = one_message(public, &format!("r{i}@sender.test"), "b@example.com").await;
+        assert!(r.starts_with("250"), "{r}");
+    }
+    let mut watched = s.clone();
+    watched.health.thresholds = Thresholds::default().with(Gauge::QueueMessages, 1, 1);
+    engine.reload(watched, Duration::ZERO).await.unwrap();
+    assert!(matches!(
+        next_conservation(&mut events).await,
+        Transition::ConservationEntered {
+            gauge: Gauge::QueueMessages,
+            value: 2,
+            threshold: 1
+        }
+    ));
+    // Marks removed: nothing holds the gateway in conservation any more.
+    engine.reload(s, Duration::ZERO).await.unwrap();
+    assert!(matches!(
+        next_conservation(&mut events).await,
+        Transition::ConservationLeft { .. }
+    ));
+    assert_eq!(engine.health().report().state, "normal");
     engine.shutdown(Duration::from_secs(1)).await;
 }

@@ -16,8 +16,9 @@ pub(super) fn render(h: &HealthReport, esc: impl Fn(&str) -> String) -> String {
     if h.state == "conservation" {
         let _ = write!(
             out,
-            "<p><span class=\"badge bad\" id=\"health-state\">resource conservation</span> {}</p>",
-            esc(&h.reason)
+            "<p><span class=\"badge bad\" id=\"health-state\">resource conservation</span> {}: public listeners refuse new mail (421/452), private listeners accept up to {} sessions each</p>",
+            esc(&h.reason),
+            h.private_session_limit
         );
     } else {
         out.push_str(
@@ -56,7 +57,7 @@ mod tests {
     fn a_pressed_gauge_and_conservation_stand_out() {
         let mut h = HealthReport {
             state: "conservation".into(),
-            reason: "resource conservation entered: queue-messages 4 above its high mark 3".into(),
+            reason: "queue-messages 4 above its high mark 3".into(),
             ..HealthReport::default()
         };
         let q = h

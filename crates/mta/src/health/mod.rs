@@ -109,43 +109,50 @@ impl HealthEvent {
     }
 }
 
-/// The words for a transition, as the log and alerts say it.
-pub(crate) fn describe(t: &Transition) -> String {
-    let past = |g: Gauge, pressing: bool| match (g.falling(), pressing) {
-        (false, true) => "above its high mark",
-        (false, false) => "below its low mark",
-        (true, true) => "below its low mark",
-        (true, false) => "above its high mark",
-    };
+fn past(g: Gauge, pressing: bool) -> &'static str {
+    match (g.falling(), pressing) {
+        (false, true) | (true, false) => "above its high mark",
+        (false, false) | (true, true) => "below its low mark",
+    }
+}
+
+/// The crossing that started conservation, short (`queue-messages 4 above
+/// its high mark 3`): the reason refusals log and `ctl health` shows.
+pub(crate) fn cause(t: &Transition) -> String {
     match *t {
         Transition::GaugePressed {
             gauge,
             value,
             threshold,
-        } => format!("{gauge} is {value}, {} {threshold}", past(gauge, true)),
+        }
+        | Transition::ConservationEntered {
+            gauge,
+            value,
+            threshold,
+        } => format!("{gauge} {value} {} {threshold}", past(gauge, true)),
         Transition::GaugeRelieved {
             gauge,
             value,
             threshold,
-        } => format!(
-            "{gauge} is back to {value}, {} {threshold}",
-            past(gauge, false)
-        ),
-        Transition::ConservationEntered {
+        }
+        | Transition::ConservationLeft {
             gauge,
             value,
             threshold,
-        } => format!(
-            "resource conservation entered: {gauge} {value} {} {threshold}; public listeners answer 421 4.3.2 to new connections and 452 4.3.1 to MAIL FROM, private listeners keep accepting up to their limit",
-            past(gauge, true)
+        } => format!("{gauge} {value} {} {threshold}", past(gauge, false)),
+    }
+}
+
+/// The words for a transition, as the log and alerts say it.
+pub(crate) fn describe(t: &Transition) -> String {
+    let crossing = cause(t);
+    match t {
+        Transition::GaugePressed { .. } | Transition::GaugeRelieved { .. } => crossing,
+        Transition::ConservationEntered { .. } => format!(
+            "resource conservation entered: {crossing}; public listeners answer 421 4.3.2 to new connections and 452 4.3.1 to MAIL FROM, private listeners keep accepting up to their limit"
         ),
-        Transition::ConservationLeft {
-            gauge,
-            value,
-            threshold,
-        } => format!(
-            "resource conservation left: {gauge} {value} {} {threshold} and every other gauge back within its marks; public listeners accept mail again",
-            past(gauge, false)
+        Transition::ConservationLeft { .. } => format!(
+            "resource conservation left: {crossing} and every other gauge back within its marks; public listeners accept mail again"
         ),
     }
 }
@@ -162,7 +169,8 @@ struct State {
     conserving: AtomicBool,
     open_sessions: Arc<AtomicUsize>,
     private_session_limit: AtomicUsize,
-    /// Why conservation began (read only when refusing, for the log).
+    /// Why conservation began, e.g. `queue-messages 4 above its high mark
+    /// 3` (read only when refusing, for the log).
     reason: Mutex<String>,
     report: Mutex<HealthReport>,
     events: broadcast::Sender<HealthEvent>,
@@ -264,4 +272,62 @@ impl Drop for SessionGuard {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_as_sentences_with_one_key_per_gauge() {
+        let at = SystemTime::UNIX_EPOCH;
+        let pressed = HealthEvent {
+            at,
+            transition: Transition::GaugePressed {
+                gauge: Gauge::SpoolFreePercent,
+                value: 3,
+                threshold: 5,
+            },
+        };
+        assert_eq!(pressed.text(), "spool-free-percent 3 below its low mark 5");
+        assert_eq!(pressed.key(), "health:spool-free-percent");
+        assert_eq!(pressed.gauge(), Gauge::SpoolFreePercent);
+        let left = HealthEvent {
+            at,
+            transition: Transition::ConservationLeft {
+                gauge: Gauge::QueueMessages,
+                value: 10,
+                threshold: 80,
+            },
+        };
+        assert!(
+            left.text().starts_with(
+                "resource conservation left: queue-messages 10 below its low mark 80 and every other gauge"
+            ),
+            "{}",
+            left.text()
+        );
+        assert_eq!(left.key(), "health:conservation");
+    }
+
+    #[tokio::test]
+    async fn counting_sessions_and_publishing_need_no_subscriber() {
+        let h = Health::default();
+        let a = h.session_opened();
+        let b = h.session_opened();
+        assert_eq!(h.open_sessions(), 2);
+        drop(a);
+        assert_eq!(h.open_sessions(), 1);
+        drop(b);
+        let at = SystemTime::UNIX_EPOCH;
+        let t = Transition::ConservationEntered {
+            gauge: Gauge::OpenSessions,
+            value: 9,
+            threshold: 8,
+        };
+        h.publish(HealthEvent { at, transition: t });
+        let mut rx = h.subscribe();
+        h.publish(HealthEvent { at, transition: t });
+        assert_eq!(rx.recv().await.unwrap().transition, t);
+    }
 }

@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::gauges::Sources;
-use super::{Health, HealthEvent, HealthReport, HealthSettings, Monitor, Transition, describe};
+use super::{
+    Health, HealthEvent, HealthReport, HealthSettings, Monitor, Transition, cause, describe,
+};
 use crate::maillog::MailLog;
 
 /// A period of zero (settings built in code) must not spin.
@@ -70,12 +72,12 @@ async fn run(
             match t {
                 Transition::ConservationEntered { .. } => {
                     since = unix(now);
-                    let text = describe(t);
                     log.warn(format_args!(
-                        "health: {text} (each private listener up to {} sessions)",
+                        "health: {} (each private listener up to {} sessions)",
+                        describe(t),
                         settings.private_session_limit
                     ));
-                    health.set_conserving(true, text);
+                    health.set_conserving(true, cause(t));
                 }
                 Transition::ConservationLeft { .. } => {
                     since = unix(now);
@@ -96,10 +98,6 @@ async fn run(
                     }
                 }
             }
-            health.publish(HealthEvent {
-                at: now,
-                transition: *t,
-            });
         }
         health.set_report(HealthReport::build(
             &settings,
@@ -113,6 +111,14 @@ async fn run(
                 String::new()
             },
         ));
+        // Published last: a subscriber that reads the report on an event
+        // sees the state the event announces.
+        for t in transitions {
+            health.publish(HealthEvent {
+                at: now,
+                transition: t,
+            });
+        }
         tokio::select! {
             () = tokio::time::sleep(settings.sample_period.max(MIN_PERIOD)) => {}
             changed = settings_rx.changed() => {

@@ -31,7 +31,7 @@ pub(super) fn refuse_connection(
         return None;
     }
     ctx.log.line(format_args!(
-        "{icid} new from {peer} on listener {:?}: refused with 421 4.3.2: {}",
+        "{icid} new from {peer} on listener {:?}: refused with 421 4.3.2: resource conservation ({})",
         ctx.settings.name,
         ctx.health.reason()
     ));
@@ -80,7 +80,7 @@ pub(super) fn refuse_mail(ctx: &ListenerContext, icid: Icid, from: &ReversePath)
         return None;
     }
     ctx.log.line(format_args!(
-        "{icid} MAIL FROM {from} refused with 452 4.3.1: {}",
+        "{icid} MAIL FROM {from} refused with 452 4.3.1: resource conservation ({})",
         ctx.health.reason()
     ));
     Some(fixed(
