@@ -1,7 +1,7 @@
 //! `[health]` on the real binary: a queue limit read from the configuration
 //! file puts the gateway in resource conservation once mail to an
 //! unreachable destination piles up, `portcullis ctl health` (table and
-//! `--json`), `ctl status` and `GET /api/health` (curl) say so, the public
+//! `--json`), `ctl status`, `GET /api/health` and `/metrics` (curl) say so, the public
 //! listener answers `421 4.3.2` while the private one still takes mail, and
 //! deleting the stuck messages ends it — each transition one log line.
 
@@ -117,6 +117,16 @@ async fn a_queue_limit_from_the_file_starts_conservation_and_ctl_health_shows_it
         rig.curl("GET", "/api/health", None, None).status,
         401,
         "the health report needs a token"
+    );
+
+    let metrics = rig.curl("GET", "/metrics", Some(READ_TOKEN), None);
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l == "portcullis_resource_conservation 1.0"),
+        "{}",
+        metrics.body
     );
 
     let g = greeting(public).await;
