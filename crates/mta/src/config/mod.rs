@@ -39,7 +39,7 @@ mod admin;
 mod default;
 mod dns;
 mod engine_settings;
-mod health;
+pub(crate) mod health;
 mod load;
 pub mod origin;
 mod report;

@@ -287,6 +287,27 @@ mod tests {
         })
     }
 
+    /// The `[health]` section that gives `t`: the generator must only make
+    /// marks the configuration accepts.
+    fn as_config(t: &Thresholds) -> crate::config::HealthConfig {
+        let m = |g| {
+            t.get(g)
+                .map(|m: super::super::Marks| crate::config::MarksConfig {
+                    high: m.high,
+                    low: m.low,
+                })
+        };
+        crate::config::HealthConfig {
+            resident_memory_mib: m(Gauge::ResidentMemoryMib),
+            queue_messages: m(Gauge::QueueMessages),
+            queue_oldest_age_seconds: m(Gauge::QueueOldestAgeSeconds),
+            spool_free_mib: m(Gauge::SpoolFreeMib),
+            spool_free_percent: m(Gauge::SpoolFreePercent),
+            open_sessions: m(Gauge::OpenSessions),
+            ..Default::default()
+        }
+    }
+
     proptest! {
         /// In conservation iff some sample pressed a gauge and no sample
         /// since had every readable watched gauge relieved.
@@ -295,6 +316,10 @@ mod tests {
             t in thresholds(),
             samples in prop::collection::vec(sample(), 0..40),
         ) {
+            let mut problems = Vec::new();
+            let checked = crate::config::health::check(&as_config(&t), &mut problems);
+            prop_assert!(problems.is_empty(), "{:?}", problems);
+            prop_assert_eq!(checked.thresholds, t);
             let mut m = Monitor::new(t);
             let mut expected = false;
             for s in &samples {
