@@ -9,7 +9,8 @@
 //! does not re-validate them; it builds the one DNS resolver (and starts its
 //! DNSSEC self-check), opens the spool, starts the delivery scheduler and the
 //! queue control socket (`control.sock` in the data directory, see
-//! [`crate::control`]), binds the listeners, and reports anything that
+//! [`crate::control`]), binds the listeners, starts the health sampler
+//! ([`crate::health`]: resource conservation), and reports anything that
 //! cannot start as a [`StartError`] for the operator.
 //!
 //! A running engine also obeys the operator (`operate.rs`): reload with new
