@@ -46,17 +46,14 @@ pub(super) fn refuse_connection(
 }
 
 /// The `421 4.3.2` for a connection to a private listener in conservation
-/// that already has `open` sessions (this one included) over the limit.
-pub(super) fn refuse_private_over_limit(
-    ctx: &ListenerContext,
-    icid: Icid,
-    open: usize,
-) -> Option<Reply> {
+/// whose sessions (this one, which holds its place already, included) are
+/// over the limit.
+pub(super) fn refuse_private_over_limit(ctx: &ListenerContext, icid: Icid) -> Option<Reply> {
     if !ctx.health.conserving() || public(ctx) {
         return None;
     }
     let limit = ctx.health.private_session_limit();
-    if open <= limit {
+    if ctx.limits.in_use() <= limit {
         return None;
     }
     ctx.log.line(format_args!(

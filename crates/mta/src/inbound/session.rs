@@ -186,9 +186,7 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             return;
         }
     };
-    if let Some(reply) =
-        super::conservation::refuse_private_over_limit(&ctx, icid, ctx.limits.in_use())
-    {
+    if let Some(reply) = super::conservation::refuse_private_over_limit(&ctx, icid) {
         refuse(stream, reply).await;
         return;
     }
