@@ -10,6 +10,10 @@ use clap::Subcommand;
 pub enum CtlCommand {
     /// Listeners, delivery, queue, TLS of the last hour, certificates.
     Status,
+    /// Each health gauge (memory, queue, spool free space, sessions) against
+    /// its [health] marks, and whether the gateway is in resource
+    /// conservation.
+    Health,
     /// Stop a listener accepting, or delivery to a destination.
     #[command(subcommand)]
     Suspend(SuspendWhat),

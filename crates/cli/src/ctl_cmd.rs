@@ -125,6 +125,10 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
     let result_line = |v: &Value| v["result"].as_str().unwrap_or_default().to_owned();
     match cmd {
         CtlCommand::Status => show(call("GET", "/api/status", None)?, &ctl_print::status),
+        CtlCommand::Health => show(
+            call("GET", "/api/health", None)?,
+            &crate::ctl_health::health,
+        ),
         CtlCommand::Suspend(SuspendWhat::Listener { name, delay }) => {
             let body = delay.map(|d| json!({ "delay_seconds": d }));
             show(

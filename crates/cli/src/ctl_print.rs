@@ -94,6 +94,13 @@ pub fn status(v: &Value) -> String {
         pct(n(&t["outbound_tls"]), outbound),
         n(&t["outbound_failed"])
     );
+    if v["health"].is_object() {
+        let _ = writeln!(
+            out,
+            "health: {}",
+            crate::ctl_health::state_line(&v["health"])
+        );
+    }
     out.push_str("certificates:\n");
     for c in v["certificates"].as_array().into_iter().flatten() {
         let _ = writeln!(

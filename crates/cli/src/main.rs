@@ -34,6 +34,7 @@ mod config_cmd;
 mod ctl_args;
 mod ctl_client;
 mod ctl_cmd;
+mod ctl_health;
 mod ctl_print;
 mod dane_cmd;
 mod docs_cmd;

@@ -9,7 +9,8 @@
 //! does not re-validate them; it builds the one DNS resolver (and starts its
 //! DNSSEC self-check), opens the spool, starts the delivery scheduler and the
 //! queue control socket (`control.sock` in the data directory, see
-//! [`crate::control`]), binds the listeners, and reports anything that
+//! [`crate::control`]), binds the listeners, starts the health sampler
+//! ([`crate::health`]: resource conservation), and reports anything that
 //! cannot start as a [`StartError`] for the operator.
 //!
 //! A running engine also obeys the operator (`operate.rs`): reload with new
@@ -44,6 +45,7 @@
 //!     data_dir: dir.path().join("data"),
 //!     delivery: DeliverySettings::new(OutboundPolicy::default(), tls),
 //!     log_observer: None,
+//!     health: Default::default(),
 //! };
 //! let engine = Engine::start(settings).await.unwrap();
 //! assert_ne!(engine.local_addrs()[0].port(), 0);
@@ -59,6 +61,8 @@ use std::time::{Duration, SystemTime};
 use crate::control::socket::ControlSocket;
 use crate::control::{QueueService, SOCKET_NAME};
 use crate::dns::Resolver;
+use crate::health::Health;
+use crate::health::sampler::Sampler;
 use crate::inbound::{Inbound, Shared};
 use crate::maillog::MailLog;
 use crate::metrics::Metrics;
@@ -98,6 +102,10 @@ pub(crate) struct Inner {
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
     /// The TLS report inbox the listeners and the admin listener use.
     report_inbox: crate::tlsrpt_inbox::InboxSlot,
+    /// Resource conservation state, read by the inbound path.
+    pub(crate) health: Health,
+    /// Reads the gauges (stopped with the engine).
+    pub(crate) sampler: Mutex<Option<Sampler>>,
 }
 
 impl Engine {
@@ -148,6 +156,7 @@ impl Engine {
             }
         };
         let report_inbox = crate::tlsrpt_inbox::InboxSlot::default();
+        let health = Health::new(&settings.health);
         let shared = Shared {
             spool: spool.clone(),
             outbound: outbound.handle(),
@@ -155,6 +164,7 @@ impl Engine {
             dns: dns.clone(),
             metrics: metrics.clone(),
             report_inbox: report_inbox.clone(),
+            health: health.clone(),
         };
         let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
@@ -164,6 +174,15 @@ impl Engine {
                 return Err(e);
             }
         };
+        let sampler = Sampler::start(
+            health.clone(),
+            settings.health.clone(),
+            crate::health::gauges::Sources {
+                spool: spool.clone(),
+                open_sessions: health.session_counter(),
+            },
+            log.clone(),
+        );
         Ok(Engine {
             inner: Arc::new(Inner {
                 inbound: Mutex::new(Some(inbound)),
@@ -180,6 +199,8 @@ impl Engine {
                 started: SystemTime::now(),
                 certificates: Mutex::new(None),
                 report_inbox,
+                health,
+                sampler: Mutex::new(Some(sampler)),
             }),
         })
     }
@@ -262,6 +283,12 @@ impl Engine {
         &self.inner.log
     }
 
+    /// Resource conservation state, the gauges' last report, and the
+    /// channel of health events (see [`crate::health`]).
+    pub fn health(&self) -> &Health {
+        &self.inner.health
+    }
+
     /// Queue commands on the running gateway: what the control socket
     /// serves, and what any other front end should call.
     pub fn queue_service(&self) -> QueueService {
@@ -278,6 +305,8 @@ impl Engine {
     pub async fn shutdown(self, grace: Duration) {
         let certificates = lock(&self.inner.certificates).take();
         drop(certificates);
+        let sampler = lock(&self.inner.sampler).take();
+        drop(sampler);
         let started = std::time::Instant::now();
         let control = lock(&self.inner.control).take();
         if let Some(c) = control {

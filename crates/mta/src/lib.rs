@@ -20,6 +20,7 @@
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
 //! - [`tlsrpt_inbox`]: TLS reports (RFC 8460) received about our domains.
+//! - [`health`]: gauges against thresholds, and resource conservation.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -37,6 +38,7 @@ pub mod dns;
 pub mod dsn;
 pub mod engine;
 mod error;
+pub mod health;
 mod https_listener;
 mod inbound;
 pub mod maillog;

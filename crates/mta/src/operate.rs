@@ -314,6 +314,9 @@ impl Engine {
             i.set_dns(dns.clone());
             i.apply(plan, grace);
         }
+        if let Some(s) = lock(&self.inner.sampler).as_ref() {
+            s.update(new.health.clone());
+        }
         *lock(&self.inner.dns) = dns;
         let keep = *running.spool_dir != *new.spool_dir || running.spool != new.spool;
         let (spool_dir, spool, data_dir) = (

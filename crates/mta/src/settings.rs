@@ -34,6 +34,8 @@ pub struct EngineSettings {
     pub delivery: DeliverySettings,
     /// Also hands every mail-log line to this observer (tests, admin).
     pub log_observer: Option<LogObserver>,
+    /// Gauges, thresholds and resource conservation (`[health]`).
+    pub health: crate::health::HealthSettings,
 }
 
 impl std::fmt::Debug for EngineSettings {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for EngineSettings {
             .field("spool", &self.spool)
             .field("data_dir", &self.data_dir)
             .field("delivery", &self.delivery)
+            .field("health", &self.health)
             .finish_non_exhaustive()
     }
 }

@@ -172,6 +172,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/ui/action", post(super::page::action))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/health", get(health))
         .route("/api/queue", get(queue_list).post(queue))
         .route("/api/queue/{id}", get(queue_show))
         .route("/api/listeners/{name}/suspend", post(suspend_listener))
@@ -232,6 +233,11 @@ async fn metrics(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> Api
 async fn status(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
     caller(&s, peer.0.0, &h, Role::Read, "GET /api/status")?;
     ok(super::view::status(&s.control).await)
+}
+
+async fn health(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
+    caller(&s, peer.0.0, &h, Role::Read, "GET /api/health")?;
+    ok(s.control.engine().health().report())
 }
 
 async fn run_queue(s: &ApiState, request: QueueRequest) -> ApiResult {

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the Prometheus text format (version 0.0.4) written with
 //! `prometheus-client`. The mail path's counters and histograms come from
-//! [`Metrics`]; the gauges (queue, suspensions, certificate expiry, spool
-//! sync latency) are read from the engine at scrape time. Names follow the
+//! [`Metrics`]; the gauges (queue, suspensions, resource conservation,
+//! certificate expiry, spool sync latency) are read from the engine at scrape time. Names follow the
 //! Prometheus conventions: `portcullis_` prefix, `_total` counters, base
 //! units (seconds, bytes), and no label whose values grow with the mail
 //! (no domain or address labels).
@@ -29,6 +29,8 @@ struct Scrape {
     spool: Arc<Spool>,
     status: EngineStatus,
     certificates: Vec<CertificateView>,
+    /// In resource conservation (`[health]`).
+    conserving: bool,
 }
 
 /// The metrics text now.
@@ -40,6 +42,7 @@ pub(crate) async fn render(control: &Control) -> Result<String, std::fmt::Error>
         spool: engine.spool().clone(),
         status: engine.status().await,
         certificates: certificates(&running.config.store_dir()),
+        conserving: engine.health().conserving(),
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));
@@ -146,6 +149,12 @@ impl Collector for Scrape {
             "portcullis_delivery_suspended_all",
             "1 while delivery to every destination is suspended.",
             &[(Vec::new(), f64::from(u8::from(all)))],
+        )?;
+        gauge(
+            &mut encoder,
+            "portcullis_resource_conservation",
+            "1 while the gateway is in resource conservation (public listeners refuse new mail).",
+            &[(Vec::new(), f64::from(u8::from(self.conserving)))],
         )?;
         gauge(
             &mut encoder,

@@ -25,6 +25,7 @@ pub mod control;
 pub mod endpoint;
 mod exposition;
 mod page;
+mod page_health;
 mod running;
 mod server;
 mod tls_reports;

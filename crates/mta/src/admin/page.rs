@@ -454,6 +454,7 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         );
     }
     out.push_str("</tbody></table></section>");
+    out.push_str(&super::page_health::render(&v.health, esc));
     // Recent alerts: filled by the alerts module.
     if !v.recent_alerts.is_empty() {
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");

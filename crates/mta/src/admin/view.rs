@@ -1,7 +1,8 @@
 //! What `GET /api/status` and the status page show, gathered in one value:
 //! the engine's state (listeners, delivery suspensions, queue), the TLS
 //! outcomes of the last hour, the certificates in the store with the days
-//! they have left, and the recent alerts (filled by the alerts module).
+//! they have left, the recent alerts (filled by the alerts module), and the
+//! health gauges.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,9 @@ pub struct StatusView {
     pub certificates: Vec<CertificateView>,
     /// Recent alerts (the alerts module fills this; empty until then).
     pub recent_alerts: Vec<serde_json::Value>,
+    /// The health gauges and resource conservation.
+    #[serde(default)]
+    pub health: crate::health::HealthReport,
 }
 
 pub(crate) async fn status(control: &Control) -> StatusView {
@@ -58,6 +62,7 @@ pub(crate) async fn status(control: &Control) -> StatusView {
         tls_last_hour: tls_hour(control),
         certificates: certificates(&running.config.store_dir()),
         recent_alerts: control.recent_alerts(),
+        health: control.engine().health().report(),
     }
 }
 

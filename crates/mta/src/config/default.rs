@@ -82,6 +82,7 @@ impl Config {
             acme: None,
             dane: DaneConfig::default(),
             tls_report_inbox: None,
+            health: Default::default(),
         }
     }
 }

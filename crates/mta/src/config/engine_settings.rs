@@ -146,6 +146,7 @@ impl LoadedConfig {
             data_dir: c.data_dir.clone(),
             delivery,
             log_observer: None,
+            health: checked.health,
         })
     }
 }

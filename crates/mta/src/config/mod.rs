@@ -39,6 +39,7 @@ mod admin;
 mod default;
 mod dns;
 mod engine_settings;
+pub(crate) mod health;
 mod load;
 pub mod origin;
 mod report;
@@ -56,6 +57,7 @@ use std::path::PathBuf;
 use portcullis_certstore::Store;
 
 pub use default::{DEFAULT_LISTEN, DEFAULT_LISTENER};
+pub use health::{HealthConfig, MarksConfig};
 pub use load::{BUILTIN, LoadedConfig};
 pub use origin::ConfigOrigin;
 pub use report::{ConfigIssue, ConfigReport};

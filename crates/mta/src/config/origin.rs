@@ -26,9 +26,9 @@ pub struct ConfigOrigin {
 }
 
 /// The top-level tables a section operation accepts.
-pub const SECTIONS: [&str; 11] = [
+pub const SECTIONS: [&str; 12] = [
     "listener", "outbound", "delivery", "route", "dns", "mta-sts", "queue", "spool", "tls", "log",
-    "admin",
+    "admin", "health",
 ];
 
 impl ConfigOrigin {

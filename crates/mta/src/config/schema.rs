@@ -86,6 +86,10 @@ pub struct Config {
     /// TLS reports (RFC 8460) received about our domains (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_report_inbox: Option<super::tls_report_inbox::TlsReportInboxConfig>,
+    /// Gauges, thresholds and resource conservation (nothing watched by
+    /// default).
+    #[serde(default, skip_serializing_if = "super::HealthConfig::is_default")]
+    pub health: super::HealthConfig,
 }
 
 pub(crate) fn default_hostname() -> String {

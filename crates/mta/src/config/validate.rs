@@ -36,6 +36,8 @@ pub(crate) struct Checked {
     pub mta_sts_addresses: Vec<(String, SocketAddr)>,
     /// `[acme]` and `[dane]`, checked (the store directory is set later).
     pub certificates: crate::cert_manager::CertificateSettings,
+    /// `[health]`, checked.
+    pub health: crate::health::HealthSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     super::sts_hosting::check(config, &mut p);
     super::tls_report_inbox::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
+    let health = super::health::check(&config.health, &mut p);
 
     match outbound {
         Some(outbound) if p.is_empty() => Ok(Checked {
@@ -104,6 +107,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
             dns,
             mta_sts_addresses,
             certificates,
+            health,
         }),
         _ => Err(p),
     }

@@ -85,6 +85,12 @@ impl Limits {
         }
     }
 
+    /// Sessions holding a place now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.max_total
+            .saturating_sub(self.total.available_permits())
+    }
+
     /// Takes a place for `ip`, whose policy allows `per_host` sessions.
     pub(crate) fn acquire(&self, ip: IpAddr, per_host: u32) -> Result<Slot, Refusal> {
         let permit = self

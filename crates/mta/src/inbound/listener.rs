@@ -174,9 +174,10 @@ impl Task {
                         let _ = stream.set_nodelay(true);
                         status.open.fetch_add(1, Ordering::Relaxed);
                         let guard = OpenGuard(status.clone());
+                        let counted = ctx.health.session_opened();
                         let ctx = ctx.clone();
                         sessions.spawn(async move {
-                            let _open = guard;
+                            let _open = (guard, counted);
                             session::run(ctx, stream, peer).await;
                         });
                     }

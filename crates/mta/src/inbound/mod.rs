@@ -8,6 +8,7 @@
 //! Shutdown stops the accept loops at once, gives open sessions a grace
 //! delay to finish, then closes the rest.
 
+mod conservation;
 pub(crate) mod fcrdns;
 mod limits;
 mod listener;
@@ -59,6 +60,8 @@ pub(crate) struct ListenerContext {
     /// The TLS report inbox, once attached: mail to its addresses is
     /// stored as reports, not queued.
     pub report_inbox: crate::tlsrpt_inbox::InboxSlot,
+    /// Resource conservation, and the count of open sessions.
+    pub health: crate::health::Health,
 }
 
 impl ListenerContext {
@@ -85,6 +88,8 @@ pub(crate) struct Shared {
     pub dns: Option<crate::dns::Resolver>,
     pub metrics: Arc<Metrics>,
     pub report_inbox: crate::tlsrpt_inbox::InboxSlot,
+    /// Resource conservation (one atomic load per connection and MAIL).
+    pub health: crate::health::Health,
 }
 
 /// One running listener.
@@ -264,6 +269,7 @@ impl Inbound {
             names,
             metrics: self.shared.metrics.session_metrics(&l.name),
             report_inbox: self.shared.report_inbox.clone(),
+            health: self.shared.health.clone(),
         }
     }
 

@@ -86,6 +86,10 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
     let icid = Icid::next();
     let log = &ctx.log;
     let l = &ctx.settings;
+    if let Some(reply) = super::conservation::refuse_connection(&ctx, icid, peer) {
+        refuse(stream, reply).await;
+        return;
+    }
     let ip = canonical_ip(peer.ip());
     let fcrdns = match &ctx.names {
         Some(resolver) => {
@@ -183,6 +187,10 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
             return;
         }
     };
+    if let Some(reply) = super::conservation::refuse_private_over_limit(&ctx, icid) {
+        refuse(stream, reply).await;
+        return;
+    }
     let mut mode = match policy.tls {
         InboundTls::Off => TlsMode::Off,
         InboundTls::Preferred => TlsMode::Preferred,
@@ -256,7 +264,9 @@ pub(crate) async fn run(ctx: Arc<ListenerContext>, stream: TcpStream, peer: Sock
                 conn.accept()
             }
             Ok(ServerEvent::Mail { from, params }) => {
-                match super::storage::refuse_mail(&ctx, icid, &from, &params) {
+                let refusal = super::conservation::refuse_mail(&ctx, icid, &from)
+                    .or_else(|| super::storage::refuse_mail(&ctx, icid, &from, &params));
+                match refusal {
                     Some(reply) => conn.reject(reply),
                     None => conn.accept(),
                 }

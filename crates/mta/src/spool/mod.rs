@@ -73,8 +73,8 @@ pub use replay::{Damage, DamageKind};
 pub use salvage::SalvageReport;
 pub use space::{FreeSpace, Shortage, mib};
 pub use types::{
-    Commit, DsnRequest, Envelope, EnvelopeFlags, MessageId, QueuedMessage, Schedule, SpoolError,
-    SpoolOptions, Usage,
+    Commit, DsnRequest, Envelope, EnvelopeFlags, MessageId, QueueSize, QueuedMessage, Schedule,
+    SpoolError, SpoolOptions, Usage,
 };
 
 use index::Index;
@@ -345,6 +345,16 @@ impl Spool {
     /// Every message still queued, oldest first.
     pub fn messages(&self) -> Vec<QueuedMessage> {
         self.shared.index().queued()
+    }
+
+    /// How many messages are queued and when the oldest arrived: one pass
+    /// over the index, nothing copied (the health sampler reads it).
+    pub fn queue_size(&self) -> QueueSize {
+        let index = self.shared.index();
+        QueueSize {
+            messages: index.live.len(),
+            oldest_received_at: index.live.values().map(|e| e.envelope.received_at).min(),
+        }
     }
 
     /// One queued message.

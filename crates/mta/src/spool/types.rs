@@ -256,3 +256,11 @@ pub struct Usage {
     pub live_bytes: u64,
     pub segments: usize,
 }
+
+/// The queue's size for the health gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueSize {
+    pub messages: usize,
+    /// Unix seconds the oldest queued message was received.
+    pub oldest_received_at: Option<u64>,
+}

@@ -322,6 +322,7 @@ pub fn settings(
         data_dir: dir.join("data"),
         delivery,
         log_observer: Some(log.observer()),
+        health: Default::default(),
     }
 }
 
