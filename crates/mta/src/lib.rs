@@ -19,6 +19,8 @@
 //!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
+//! - [`alerts`]: what the operator is told, de-duplicated, kept and sent
+//!   over a path of its own.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -26,6 +28,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod alerts;
 pub mod cert_manager;
 pub mod check;
 pub mod clock;
