@@ -118,7 +118,12 @@ mod tests {
     use crate::alerts::{AlertClass, Severity};
 
     fn alert(key: &str) -> Alert {
-        Alert::new(AlertClass::Dane, Severity::Warning, key, "every MX failed DANE")
+        Alert::new(
+            AlertClass::Dane,
+            Severity::Warning,
+            key,
+            "every MX failed DANE",
+        )
     }
 
     #[test]
@@ -152,7 +157,10 @@ mod tests {
         assert_eq!(d.offer(&alert("k"), t0 + Duration::from_secs(10)), None);
         assert_eq!(d.offer(&alert("k"), t0 + Duration::from_secs(300)), Some(1));
         // Other keys are independent.
-        assert_eq!(d.offer(&alert("other"), t0 + Duration::from_secs(301)), Some(0));
+        assert_eq!(
+            d.offer(&alert("other"), t0 + Duration::from_secs(301)),
+            Some(0)
+        );
     }
 
     #[test]
@@ -166,6 +174,9 @@ mod tests {
         assert!(d.due(later).is_empty());
         assert_eq!(d.offer(&alert("k"), later), Some(0));
         assert_eq!(d.offer(&alert("k"), later + Duration::from_secs(299)), None);
-        assert_eq!(d.offer(&alert("k"), later + Duration::from_secs(300)), Some(1));
+        assert_eq!(
+            d.offer(&alert("k"), later + Duration::from_secs(300)),
+            Some(1)
+        );
     }
 }

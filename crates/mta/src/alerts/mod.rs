@@ -12,12 +12,14 @@
 
 pub mod dedup;
 pub mod recent;
+pub mod settings;
 mod sink;
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use settings::{AlertSettings, Delivery, Recipient, Subscription};
 pub use sink::AlertSink;
 
 /// What an alert is about: recipients subscribe per class.

@@ -83,6 +83,9 @@ pub struct Config {
     /// DANE key rollovers.
     #[serde(default)]
     pub dane: DaneConfig,
+    /// Alerts to the operator (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<super::alerts::AlertsConfig>,
 }
 
 pub(crate) fn default_hostname() -> String {
