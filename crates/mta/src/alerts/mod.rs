@@ -11,14 +11,19 @@
 //! own (certificate expiry).
 
 pub mod dedup;
+pub mod mail;
+pub mod outbox;
 pub mod recent;
+pub mod service;
 pub mod settings;
 mod sink;
+pub mod webhook;
 
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+pub use service::AlertService;
 pub use settings::{AlertSettings, Delivery, Recipient, Subscription};
 pub use sink::AlertSink;
 

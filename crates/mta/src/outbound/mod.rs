@@ -35,6 +35,7 @@ mod suspend;
 mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};
+pub(crate) use hops::{HopLookup, NextHops, resolve_with};
 pub use operator::{ExemptionRow, StsCacheRow};
 pub use queue_ops::RetryTarget;
 
