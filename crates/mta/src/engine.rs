@@ -94,6 +94,8 @@ pub(crate) struct Inner {
     /// One reload at a time; also what the running settings are.
     pub(crate) settings: tokio::sync::Mutex<EngineSettings>,
     pub(crate) started: SystemTime,
+    /// Where alerts go (off unless the caller started an alert service).
+    pub(crate) alerts: crate::alerts::AlertSink,
     /// ACME renewals and DANE rollover watch (stopped with the engine).
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
 }
@@ -102,6 +104,17 @@ impl Engine {
     /// Opens the spool, starts delivery of everything still queued, and
     /// binds every listener. Must be called inside a tokio runtime.
     pub async fn start(settings: EngineSettings) -> Result<Engine, StartError> {
+        Engine::start_with_alerts(settings, crate::alerts::AlertSink::off()).await
+    }
+
+    /// As [`start`](Self::start), raising alerts on `alerts`: spool damage
+    /// and listeners that cannot bind (here), DNSSEC broken (the resolver's
+    /// self-check), TLS policy failing for every MX of a destination
+    /// (delivery), failed reloads and changed CA lists (`operate.rs`).
+    pub async fn start_with_alerts(
+        settings: EngineSettings,
+        alerts: crate::alerts::AlertSink,
+    ) -> Result<Engine, StartError> {
         let log = MailLog::with_observer(settings.log_observer.clone());
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
             StartError::Setup(format!(
@@ -110,12 +123,16 @@ impl Engine {
             ))
         })?;
         let suspended = Suspended::load(&settings.data_dir).map_err(StartError::Setup)?;
-        let dns = start_resolver(&settings, &log)?;
-        let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())?;
+        let dns = start_resolver(&settings, &log, &alerts)?;
+        let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())
+            .inspect_err(|e| {
+                crate::alerts::sources::spool_failed(&alerts, &settings.spool_dir, e)
+            })?;
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
         let carried = Carried {
             metrics: metrics.clone(),
+            alerts: alerts.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {
@@ -155,6 +172,7 @@ impl Engine {
         let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
             Err(e) => {
+                crate::alerts::sources::start_failed(&alerts, &e);
                 control.shutdown().await;
                 outbound.shutdown(Duration::ZERO).await;
                 return Err(e);
@@ -175,6 +193,7 @@ impl Engine {
                 settings: tokio::sync::Mutex::new(settings),
                 started: SystemTime::now(),
                 certificates: Mutex::new(None),
+                alerts,
             }),
         })
     }
@@ -233,6 +252,12 @@ impl Engine {
         &self.inner.metrics
     }
 
+    /// Where the engine raises alerts (a bridge from other monitors, such
+    /// as health thresholds, raises on it too).
+    pub fn alerts(&self) -> &crate::alerts::AlertSink {
+        &self.inner.alerts
+    }
+
     /// The mail log (the admin interface writes its own lines to it).
     pub fn mail_log(&self) -> &MailLog {
         &self.inner.log
@@ -277,6 +302,7 @@ impl Engine {
 pub(crate) fn start_resolver(
     settings: &EngineSettings,
     log: &MailLog,
+    alerts: &crate::alerts::AlertSink,
 ) -> Result<Option<Resolver>, StartError> {
     let dns = match &settings.delivery.dns {
         Some(d) => {
@@ -290,7 +316,7 @@ pub(crate) fn start_resolver(
         }
     };
     if let Some(dns) = &dns {
-        dns.check_at_start(log.clone());
+        dns.check_at_start(log.clone(), alerts.clone());
     }
     Ok(dns)
 }

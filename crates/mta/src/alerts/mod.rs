@@ -17,6 +17,7 @@ pub mod recent;
 pub mod service;
 pub mod settings;
 mod sink;
+pub mod sources;
 pub mod webhook;
 
 use std::time::SystemTime;

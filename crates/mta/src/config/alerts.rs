@@ -24,6 +24,7 @@ use super::source::KeyPath;
 use super::validate::{Problem, parse_route_host};
 use crate::alerts::dedup::DedupPolicy;
 use crate::alerts::settings::WebhookSettings;
+use crate::alerts::sources::CertificateInUse;
 use crate::alerts::{AlertClass, AlertSettings, Delivery, Recipient, Severity, Subscription};
 use crate::settings::EngineSettings;
 
@@ -215,6 +216,19 @@ pub(crate) fn check(config: &super::Config, p: &mut Vec<Problem>) {
 }
 
 impl super::LoadedConfig {
+    /// The certificate store entries the configuration uses (listeners,
+    /// outbound client certificate, admin, MTA-STS policy host), each with
+    /// the key that names it: what the expiry alerts watch.
+    pub fn certificates_in_use(&self) -> Vec<CertificateInUse> {
+        super::validate::named_certificates(&self.config)
+            .into_iter()
+            .map(|(at, name)| CertificateInUse {
+                name: name.to_owned(),
+                usage: at.to_string(),
+            })
+            .collect()
+    }
+
     /// The alert service's settings, or `None` when `[alerts]` is absent.
     /// `engine` gives the outbound trust, the resolver and the MX port.
     pub fn alert_settings(
