@@ -172,6 +172,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/ui/action", post(super::page::action))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/alerts", get(alerts))
         .route("/api/queue", get(queue_list).post(queue))
         .route("/api/queue/{id}", get(queue_show))
         .route("/api/listeners/{name}/suspend", post(suspend_listener))
@@ -229,6 +230,14 @@ async fn metrics(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> Api
 async fn status(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
     caller(&s, peer.0.0, &h, Role::Read, "GET /api/status")?;
     ok(super::view::status(&s.control).await)
+}
+
+/// The recent alerts (newest first) and the deliveries still pending in
+/// the alert outbox.
+async fn alerts(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
+    caller(&s, peer.0.0, &h, Role::Read, "GET /api/alerts")?;
+    let dir = crate::alerts::alerts_dir(&s.control.engine().inner.data_dir);
+    ok(crate::alerts::listing(&dir))
 }
 
 async fn run_queue(s: &ApiState, request: QueueRequest) -> ApiResult {

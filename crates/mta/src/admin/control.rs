@@ -133,10 +133,16 @@ impl Control {
 
     /// The most recent alerts for the status page and `/api/status`.
     ///
-    /// Placeholder for the alerts module (SPEC §6 "Alerts"): it fills this
-    /// list; until then there is nothing to show.
+    /// The recent alerts, newest first, as the alert service keeps them in
+    /// the data directory (empty without `[alerts]`).
     pub fn recent_alerts(&self) -> Vec<serde_json::Value> {
-        Vec::new()
+        let dir = crate::alerts::alerts_dir(&self.engine.inner.data_dir);
+        crate::alerts::recent::read(&dir.join(crate::alerts::recent::RECENT_FILE))
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .filter_map(|n| serde_json::to_value(n).ok())
+            .collect()
     }
 
     /// Reads the configuration file again and applies it (SIGHUP, `ctl
@@ -349,6 +355,20 @@ impl Control {
             log.warn(format_args!("reload refused: {p}"));
         }
         log.warn(format_args!("reload refused: {}", f.error));
+        let first = f
+            .problems
+            .first()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        self.engine.alerts().raise(crate::alerts::Alert::new(
+            crate::alerts::AlertClass::Config,
+            crate::alerts::Severity::Warning,
+            "reload",
+            format!(
+                "A configuration reload was refused and changed nothing: {}{first}. The gateway runs on with the settings it had; fix the file and reload again (`portcullis ctl reload`).",
+                f.error
+            ),
+        ));
         f
     }
 }

@@ -454,7 +454,21 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
     if !v.recent_alerts.is_empty() {
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");
         for a in &v.recent_alerts {
-            let _ = write!(out, "<li>{}</li>", esc(&a.to_string()));
+            let field = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            let at = a["at"].as_u64().map(|t| utc(t)).unwrap_or_default();
+            let repeats = match a["repeats"].as_u64() {
+                Some(n) if n > 0 => format!(" (held back {n} repeat(s) before)"),
+                _ => String::new(),
+            };
+            let _ = write!(
+                out,
+                "<li class=\"alert-{sev}\"><b>{sev}</b> {class} <small>{at}</small><br>{text}{repeats}</li>",
+                sev = esc(&field("severity")),
+                class = esc(&field("class")),
+                at = esc(&at),
+                text = esc(&field("text")),
+                repeats = esc(&repeats),
+            );
         }
         out.push_str("</ul></section>");
     }

@@ -183,6 +183,63 @@ impl Notice {
     }
 }
 
+/// What `portcullis ctl alerts` and `GET /api/alerts` show: the recent
+/// alerts, newest first, and the deliveries still pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertListing {
+    pub alerts: Vec<Notice>,
+    pub pending: Vec<PendingView>,
+    /// Set when the recent list could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// One delivery waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingView {
+    pub id: String,
+    /// `webhook`, or the recipients.
+    pub to: String,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Reads the alerts directory (running gateway or not: the service keeps
+/// both on disk).
+pub fn listing(dir: &std::path::Path) -> AlertListing {
+    let (mut alerts, problem) = match recent::read(&dir.join(recent::RECENT_FILE)) {
+        Ok(list) => (list, None),
+        Err(e) => (
+            Vec::new(),
+            Some(format!("the recent-alerts list is unreadable: {e}")),
+        ),
+    };
+    alerts.reverse();
+    let pending = outbox::Outbox::list(&dir.join("outbox"))
+        .into_iter()
+        .map(|p| PendingView {
+            id: p.notice.id.clone(),
+            to: match &p.target {
+                outbox::Target::Webhook => "webhook".into(),
+                outbox::Target::Mail { recipients } => recipients.join(", "),
+            },
+            attempts: p.attempts,
+            last_error: p.last_error,
+        })
+        .collect();
+    AlertListing {
+        alerts,
+        pending,
+        problem,
+    }
+}
+
+/// `<data-dir>/alerts`: the recent list and the outbox.
+pub fn alerts_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("alerts")
+}
+
 pub(crate) fn plural(n: u32) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

@@ -245,7 +245,7 @@ impl super::LoadedConfig {
         let at = KeyPath::root().key("alerts");
         let mut s = AlertSettings::new(
             &c.hostname,
-            c.data_dir.join("alerts"),
+            crate::alerts::alerts_dir(&c.data_dir),
             engine.delivery.tls.clone(),
         );
         if let Some(from) = &a.from {
