@@ -27,7 +27,8 @@ async fn ten_identical_events_make_one_alert_then_repeats_come_at_doubling_waits
     let dir = tempfile::tempdir().unwrap();
     let clock = TestClock::at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let log = Log::default();
-    let service = AlertService::start(r.settings(dir.path()), clock.shared(), log.mail_log()).unwrap();
+    let service =
+        AlertService::start(r.settings(dir.path()), clock.shared(), log.mail_log()).unwrap();
     let sink = service.sink();
     for _ in 0..10 {
         sink.raise(dane_alert());
@@ -38,7 +39,11 @@ async fn ten_identical_events_make_one_alert_then_repeats_come_at_doubling_waits
     let m = &mails[0];
     assert!(m.tls, "alert mail goes over STARTTLS when offered");
     assert_eq!(m.mail_from, "<alert@gw.test>");
-    assert_eq!(m.rcpt_to, vec!["<ops@example.test>"], "pki@ subscribed to certificate only");
+    assert_eq!(
+        m.rcpt_to,
+        vec!["<ops@example.test>"],
+        "pki@ subscribed to certificate only"
+    );
     assert_eq!(
         m.header("subject"),
         "[Portcullis gw.test] WARNING dane: Mail to example.net cannot be delivered: every MX host failed DANE."
@@ -48,7 +53,11 @@ async fn ten_identical_events_make_one_alert_then_repeats_come_at_doubling_waits
     assert_eq!(m.alert_field("repeats"), "0");
     assert_eq!(m.header("content_type"), "text/plain");
     assert_eq!(m.header("auto_submitted"), "auto-generated");
-    assert!(m.body().contains("Key: tls-policy:example.net"), "{}", m.body());
+    assert!(
+        m.body().contains("Key: tls-policy:example.net"),
+        "{}",
+        m.body()
+    );
     let h = &hooks[0];
     assert_eq!(h["class"], "dane");
     assert_eq!(h["severity"], "warning");
@@ -56,7 +65,12 @@ async fn ten_identical_events_make_one_alert_then_repeats_come_at_doubling_waits
     assert_eq!(h["gateway"], "gw.test");
     assert_eq!(h["repeats"], 0);
     assert_eq!(h["time"], "2027-01-15T08:00:00Z");
-    assert!(h["text"].as_str().unwrap().contains("every MX host failed DANE"));
+    assert!(
+        h["text"]
+            .as_str()
+            .unwrap()
+            .contains("every MX host failed DANE")
+    );
 
     // Nine held back. Nothing more until the initial wait has passed.
     clock.advance(Duration::from_secs(299));
@@ -67,7 +81,11 @@ async fn ten_identical_events_make_one_alert_then_repeats_come_at_doubling_waits
     let mails = r.mails(2).await;
     let hooks = r.webhook.wait_for(2).await;
     assert_eq!(mails[1].alert_field("repeats"), "9");
-    assert!(mails[1].body().contains("held back 9 times"), "{}", mails[1].body());
+    assert!(
+        mails[1].body().contains("held back 9 times"),
+        "{}",
+        mails[1].body()
+    );
     assert_eq!(hooks[1]["repeats"], 9);
 
     // Then the wait doubles: 600, 1200, 2400, then 3600 at most.
@@ -101,7 +119,12 @@ async fn recipients_get_only_the_classes_they_subscribed_to_and_the_list_survive
     let dir = tempfile::tempdir().unwrap();
     let log = Log::default();
     let settings = r.settings(dir.path());
-    let service = AlertService::start(settings.clone(), portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    let service = AlertService::start(
+        settings.clone(),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
     service.sink().raise(Alert::new(
         AlertClass::Certificate,
         Severity::Critical,
@@ -116,7 +139,8 @@ async fn recipients_get_only_the_classes_they_subscribed_to_and_the_list_survive
     assert!(service.wait_idle(WAIT).await);
     service.shutdown().await;
 
-    let again = AlertService::start(settings, portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    let again =
+        AlertService::start(settings, portcullis_mta::clock::system(), log.mail_log()).unwrap();
     let recent = again.recent();
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].alert.key, "certificate:inbound:critical");
@@ -140,7 +164,8 @@ async fn an_alert_that_cannot_be_sent_waits_in_the_outbox_and_goes_after_a_resta
     if let portcullis_mta::alerts::Delivery::Smarthost(hosts) = &mut down.delivery {
         hosts[0].port = closed_port;
     }
-    let service = AlertService::start(down, portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    let service =
+        AlertService::start(down, portcullis_mta::clock::system(), log.mail_log()).unwrap();
     service.sink().raise(dane_alert());
     log.wait_for("not sent (attempt 1)").await;
     let outbox = dir.path().join("alerts/outbox");
@@ -164,25 +189,38 @@ async fn an_alert_that_cannot_be_sent_waits_in_the_outbox_and_goes_after_a_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_go_out_while_main_delivery_is_suspended() {
-    use portcullis_mta::engine::{DeliverySettings, Engine, EngineSettings, ListenerSettings, OutboundTls};
+    use portcullis_mta::engine::{
+        DeliverySettings, Engine, EngineSettings, ListenerSettings, OutboundTls,
+    };
     let r = Receivers::start().await;
     let dir = tempfile::tempdir().unwrap();
     let log = Log::default();
-    let service = AlertService::start(r.settings(&dir.path().join("data")), portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    let service = AlertService::start(
+        r.settings(&dir.path().join("data")),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
     let access: portcullis_policy::ListenerAccessConfig =
         toml::from_str("kind = \"private\"\nrat.accept = [\"local.test\"]\n").unwrap();
     let access = portcullis_policy::ListenerAccess::from_config(&access, "t").unwrap();
     let tls = OutboundTls::new(rustls::RootCertStore::empty(), &Default::default()).unwrap();
     let settings = EngineSettings {
         hostname: "gw.test".into(),
-        listeners: vec![ListenerSettings::new("in", "127.0.0.1:0".parse().unwrap(), access)],
+        listeners: vec![ListenerSettings::new(
+            "in",
+            "127.0.0.1:0".parse().unwrap(),
+            access,
+        )],
         spool_dir: dir.path().join("spool"),
         spool: Default::default(),
         data_dir: dir.path().join("data"),
         delivery: DeliverySettings::new(Default::default(), tls),
         log_observer: Some(log.observer()),
     };
-    let engine = Engine::start_with_alerts(settings, service.sink()).await.unwrap();
+    let engine = Engine::start_with_alerts(settings, service.sink())
+        .await
+        .unwrap();
     engine.suspend_delivery("all").await.unwrap();
     engine.alerts().raise(Alert::new(
         AlertClass::Queue,
@@ -205,9 +243,15 @@ async fn alerts_go_out_from_memory_when_the_filesystem_of_the_spool_and_outbox_i
     };
     let r = Receivers::start().await;
     let log = Log::default();
-    let service = AlertService::start(r.settings(fs.path()), portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    let service = AlertService::start(
+        r.settings(fs.path()),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
     // A spool on the same filesystem, then fill it to the last byte.
-    let (spool, _) = portcullis_mta::spool::Spool::open(fs.path().join("spool"), Default::default()).unwrap();
+    let (spool, _) =
+        portcullis_mta::spool::Spool::open(fs.path().join("spool"), Default::default()).unwrap();
     fs.fill(0).unwrap();
     service.sink().raise(Alert::new(
         AlertClass::Disk,

@@ -56,22 +56,27 @@ impl Webhook {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let store = store.clone();
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let ctype = req
-                                .headers()
-                                .get(hyper::header::CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
-                            let body = req.into_body().collect().await?.to_bytes();
-                            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            store.lock().unwrap().push((path, ctype, json));
-                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                        }
-                    });
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let store = store.clone();
+                            async move {
+                                let path = req.uri().path().to_owned();
+                                let ctype = req
+                                    .headers()
+                                    .get(hyper::header::CONTENT_TYPE)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned();
+                                let body = req.into_body().collect().await?.to_bytes();
+                                let json: Value =
+                                    serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                store.lock().unwrap().push((path, ctype, json));
+                                Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
+                                    Bytes::from_static(b"ok"),
+                                )))
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
                         .await;
@@ -133,7 +138,11 @@ impl Receivers {
     /// webhook, trusting the test PKI, quick retries.
     pub fn settings(&self, data_dir: &Path) -> AlertSettings {
         let tls = OutboundTls::new(self.pki.root_store().unwrap(), &Default::default()).unwrap();
-        let mut s = AlertSettings::new("gw.test", portcullis_mta::alerts::alerts_dir(data_dir), tls.clone());
+        let mut s = AlertSettings::new(
+            "gw.test",
+            portcullis_mta::alerts::alerts_dir(data_dir),
+            tls.clone(),
+        );
         s.recipients = vec![
             Recipient {
                 address: "ops@example.test".into(),
@@ -158,7 +167,10 @@ impl Receivers {
             .with_root_certificates(tls.roots.clone())
             .with_no_client_auth();
         s.webhook = Some(WebhookSettings {
-            url: format!("https://hooks.test:{}/hook/portcullis", self.webhook.addr.port()),
+            url: format!(
+                "https://hooks.test:{}/hook/portcullis",
+                self.webhook.addr.port()
+            ),
             host: "hooks.test".into(),
             port: self.webhook.addr.port(),
             path: "/hook/portcullis".into(),
@@ -216,7 +228,11 @@ pub fn parse_mail(m: &ReceivedMessage) -> ParsedMail {
         .expect("python3 runs the mail parser");
     child.stdin.take().unwrap().write_all(&m.body).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3 could not parse:\n{}", m.body_text());
+    assert!(
+        out.status.success(),
+        "python3 could not parse:\n{}",
+        m.body_text()
+    );
     ParsedMail {
         json: serde_json::from_slice(&out.stdout).unwrap(),
         rcpt_to: m.rcpt_to.clone(),
