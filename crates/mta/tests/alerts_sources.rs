@@ -417,3 +417,80 @@ async fn a_failed_reload_and_a_changed_ca_list_each_raise_their_alert() {
     engine.shutdown(Duration::from_secs(1)).await;
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dane_failing_on_every_mx_raises_a_dane_alert_sent_by_direct_mx() {
+    let r = Receivers::start().await;
+    let presented = r.pki.leaf(&["mx.dane.test"]).unwrap();
+    let published = r.pki.leaf(&["mx.dane.test"]).unwrap();
+    let mx = Sink::start(SinkOptions::new(SinkTls::Offered(Arc::new(presented))))
+        .await
+        .unwrap();
+    let zone = portcullis_testkit::dns_zone::ZoneBuilder::new()
+        .mx("dane.test", 10, "mx.dane.test")
+        .a("mx.dane.test", Ipv4Addr::LOCALHOST)
+        .tlsa_for(
+            "mx.dane.test",
+            mx.addr().port(),
+            published.chain(),
+            0,
+            [3, 1, 1],
+        )
+        .unwrap()
+        // Alert mail to ops@example.test goes by MX, through this resolver.
+        .mx("example.test", 10, "mx.example.test")
+        .a("mx.example.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .unwrap();
+    let mut dns = portcullis_dane::dns::ResolverSettings::new(vec![zone.authoritative_addr()]);
+    dns.trust_anchor_file = Some(zone.ksk_anchor_file());
+    dns.probe_name = Some("test.".into());
+    dns.timeout = Duration::from_secs(3);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let mut alert_settings = r.settings(&dir.path().join("data"));
+    alert_settings.delivery = portcullis_mta::alerts::Delivery::DirectMx;
+    alert_settings.dns = Some(dns.clone());
+    alert_settings.mx_port = r.sink.addr().port();
+    let service = AlertService::start(
+        alert_settings,
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
+    let policy_cfg: portcullis_policy::OutboundConfig = toml::from_str(
+        "[[destination]]\ndomain = \"default\"\ntls = \"preferred\"\ndane = \"opportunistic\"\n",
+    )
+    .unwrap();
+    let mut s = engine_settings(
+        dir.path(),
+        &log,
+        OutboundPolicy::from_config(&policy_cfg).unwrap(),
+    );
+    s.delivery.dns = Some(dns);
+    s.delivery.mx_port = mx.addr().port();
+    let engine = Engine::start_with_alerts(s, service.sink()).await.unwrap();
+    let d = portcullis_testkit::client::send(
+        engine.local_addrs()[0],
+        "alice@local.test",
+        &["bob@dane.test"],
+        "dane-1",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(d.result.is_accepted());
+    let (m, h) = arrived(&r, "tls-policy:dane.test").await;
+    assert_eq!(m.alert_field("class"), "dane");
+    assert_eq!(m.alert_field("severity"), "warning");
+    let text = h["text"].as_str().unwrap();
+    assert!(text.contains("every MX host (1)"), "{text}");
+    assert!(text.contains("Rule R8"), "{text}");
+    assert!(text.contains("certificate verification failed"), "{text}");
+    assert!(mx.messages().is_empty(), "nothing delivered against DANE");
+    // The alert mail itself went by MX lookup for example.test.
+    log.wait_for("sent to ops@example.test via mx.example.test")
+        .await;
+    engine.shutdown(Duration::from_secs(1)).await;
+    service.shutdown().await;
+}
