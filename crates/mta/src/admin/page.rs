@@ -455,7 +455,7 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");
         for a in &v.recent_alerts {
             let field = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
-            let at = a["at"].as_u64().map(|t| utc(t)).unwrap_or_default();
+            let at = a["at"].as_u64().map(utc).unwrap_or_default();
             let repeats = match a["repeats"].as_u64() {
                 Some(n) if n > 0 => format!(" (held back {n} repeat(s) before)"),
                 _ => String::new(),
