@@ -179,4 +179,48 @@ mod tests {
             Some(1)
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the events and the gaps between them, every occurrence
+        /// is either a notice or counted in a later notice's repeats (once
+        /// the waits have run out), and two notices of one key are never
+        /// closer than the initial wait.
+        #[test]
+        fn no_occurrence_is_lost_and_notices_keep_their_distance(
+            events in proptest::collection::vec((0u64..2000, 0usize..3), 1..200)
+        ) {
+            let policy = DedupPolicy::default();
+            let mut d = Dedup::new(policy);
+            let mut now = SystemTime::UNIX_EPOCH;
+            let mut occurred = [0u64; 3];
+            let mut counted = [0u64; 3];
+            let mut last_notice: [Option<SystemTime>; 3] = [None; 3];
+            let mut note = |k: usize, at: SystemTime, repeats: u64, notice_is_occurrence: bool,
+                            counted: &mut [u64; 3], last: &mut [Option<SystemTime>; 3]| {
+                counted[k] += repeats + u64::from(notice_is_occurrence);
+                if let Some(prev) = last[k] {
+                    proptest::prop_assert!(at.duration_since(prev).unwrap() >= policy.initial_wait);
+                }
+                last[k] = Some(at);
+                Ok(())
+            };
+            for (gap, k) in events {
+                now += Duration::from_secs(gap);
+                for (a, held) in d.due(now) {
+                    let k: usize = a.key[1..].parse().unwrap();
+                    note(k, now, u64::from(held), false, &mut counted, &mut last_notice)?;
+                }
+                occurred[k] += 1;
+                if let Some(r) = d.offer(&alert(&format!("k{k}")), now) {
+                    note(k, now, u64::from(r), true, &mut counted, &mut last_notice)?;
+                }
+            }
+            now += Duration::from_secs(10 * 3600);
+            for (a, held) in d.due(now) {
+                let k: usize = a.key[1..].parse().unwrap();
+                note(k, now, u64::from(held), false, &mut counted, &mut last_notice)?;
+            }
+            proptest::prop_assert_eq!(occurred, counted);
+        }
+    }
 }
