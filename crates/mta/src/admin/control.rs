@@ -283,6 +283,10 @@ impl Control {
             None => {}
         }
         self.reload_sts_host(running, &loaded, sts, &mut summary);
+        // The alert service keeps the settings it started with.
+        if loaded.config.alerts != running.config.alerts {
+            summary.restart_needed.push("[alerts]".into());
+        }
         if let Some(name) = imported {
             self.engine.mail_log().line(format_args!(
                 "operator: configuration imported from {name} and written to {}",
