@@ -2,7 +2,7 @@
 //! SMTP sink over STARTTLS); the certificate expiry check at start; a
 //! refused reload is mailed as a config alert
 //! and listed by `portcullis ctl alerts` through the admin API, by
-//! `GET /api/alerts` and `/api/status`, and by `ctl alerts` again once the
+//! `GET /api/alerts`, `/api/status` and the status page, and by `ctl alerts` again once the
 //! gateway has stopped (read from the data directory).
 
 mod ops_support;
@@ -77,6 +77,20 @@ async fn a_refused_reload_is_mailed_and_listed_by_ctl_alerts_online_and_offline(
         .curl("GET", "/api/status", Some(READ_TOKEN), None)
         .json();
     assert_eq!(status["recent_alerts"][0]["key"], "reload", "{status}");
+    let page = rig.curl("GET", "/", Some(READ_TOKEN), None);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<h2>Recent alerts</h2>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<span class=\"badge warn\">warning</span> config"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("A configuration reload was refused"));
 
     gw.terminate(Duration::from_secs(30));
     let out = rig.ctl(&["alerts"]);

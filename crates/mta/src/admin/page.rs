@@ -3,7 +3,7 @@
 //! an operator acts on: listeners with their state and sessions, delivery
 //! suspensions, the queue, the TLS outcomes of the last hour as a chart,
 //! the certificates with the days they have left, and the recent alerts
-//! (when the alerts module provides them). Admin tokens get suspend and
+//! (with `[alerts]`). Admin tokens get suspend and
 //! resume buttons; read-only tokens see the same page without them.
 //!
 //! A browser authenticates once: `/?token=TOKEN` (or the login form) sets an
@@ -450,7 +450,7 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
         );
     }
     out.push_str("</tbody></table></section>");
-    // Recent alerts: filled by the alerts module.
+    // Recent alerts, newest first (`[alerts]`; the list is kept on disk).
     if !v.recent_alerts.is_empty() {
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");
         for a in &v.recent_alerts {
@@ -462,7 +462,12 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
             };
             let _ = write!(
                 out,
-                "<li class=\"alert-{sev}\"><b>{sev}</b> {class} <small>{at}</small><br>{text}{repeats}</li>",
+                "<li><span class=\"badge {badge}\">{sev}</span> {class} <small>{at}</small><br>{text}{repeats}</li>",
+                badge = match field("severity").as_str() {
+                    "critical" => "bad",
+                    "warning" => "warn",
+                    _ => "ok",
+                },
                 sev = esc(&field("severity")),
                 class = esc(&field("class")),
                 at = esc(&at),

@@ -1,7 +1,7 @@
 //! What `GET /api/status` and the status page show, gathered in one value:
 //! the engine's state (listeners, delivery suspensions, queue), the TLS
 //! outcomes of the last hour, the certificates in the store with the days
-//! they have left, and the recent alerts (filled by the alerts module).
+//! they have left, and the recent alerts, newest first (with `[alerts]`).
 
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +44,8 @@ pub struct StatusView {
     pub engine: EngineStatus,
     pub tls_last_hour: TlsHour,
     pub certificates: Vec<CertificateView>,
-    /// Recent alerts (the alerts module fills this; empty until then).
+    /// Recent alerts, newest first (`alerts::Notice` as JSON; empty
+    /// without `[alerts]`).
     pub recent_alerts: Vec<serde_json::Value>,
 }
 
