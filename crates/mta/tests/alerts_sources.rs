@@ -494,3 +494,65 @@ async fn dane_failing_on_every_mx_raises_a_dane_alert_sent_by_direct_mx() {
     engine.shutdown(Duration::from_secs(1)).await;
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mta_sts_enforce_policy_listing_no_mx_raises_an_mta_sts_alert() {
+    use portcullis_testkit::mta_sts_server::{MtaStsServer, policy_text};
+    let r = Receivers::start().await;
+    let mx = Sink::start(SinkOptions::new(SinkTls::Offered(Arc::new(
+        r.pki.leaf(&["mx.sts.test"]).unwrap(),
+    ))))
+    .await
+    .unwrap();
+    let sts = MtaStsServer::start(
+        &r.pki.leaf(&["mta-sts.sts.test"]).unwrap(),
+        &policy_text("enforce", &["*.elsewhere.test"], 86400),
+    )
+    .await
+    .unwrap();
+    let zone = portcullis_testkit::dns_zone::ZoneBuilder::new()
+        .mx("sts.test", 10, "mx.sts.test")
+        .a("mx.sts.test", Ipv4Addr::LOCALHOST)
+        .txt("_mta-sts.sts.test", "v=STSv1; id=20261201;")
+        .start()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let service = service(&r, dir.path(), &log);
+    let policy_cfg: portcullis_policy::OutboundConfig =
+        toml::from_str("[[destination]]\ndomain = \"default\"\ntls = \"preferred\"\n").unwrap();
+    let mut s = engine_settings(
+        dir.path(),
+        &log,
+        OutboundPolicy::from_config(&policy_cfg).unwrap(),
+    );
+    s.delivery.tls = OutboundTls::new(r.pki.root_store().unwrap(), &Default::default()).unwrap();
+    let mut dns = portcullis_dane::dns::ResolverSettings::new(vec![zone.authoritative_addr()]);
+    dns.trust_anchor_file = Some(zone.trust_anchor_file());
+    dns.probe_name = Some("test.".into());
+    dns.timeout = Duration::from_secs(5);
+    s.delivery.dns = Some(dns);
+    s.delivery.mx_port = mx.addr().port();
+    s.delivery.mta_sts.enabled = true;
+    s.delivery.mta_sts.addresses = vec![("mta-sts.sts.test".into(), sts.addr())];
+    let engine = Engine::start_with_alerts(s, service.sink()).await.unwrap();
+    let d = portcullis_testkit::client::send(
+        engine.local_addrs()[0],
+        "alice@local.test",
+        &["carol@sts.test"],
+        "sts-1",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(d.result.is_accepted());
+    let (m, h) = arrived(&r, "tls-policy:sts.test").await;
+    assert_eq!(m.alert_field("class"), "mta-sts");
+    assert_eq!(m.alert_field("severity"), "warning");
+    let text = h["text"].as_str().unwrap();
+    assert!(text.contains("Rule R3"), "{text}");
+    assert!(text.contains("does not list this MX host"), "{text}");
+    assert!(mx.messages().is_empty());
+    engine.shutdown(Duration::from_secs(1)).await;
+    service.shutdown().await;
+}

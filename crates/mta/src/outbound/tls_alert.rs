@@ -62,3 +62,51 @@ fn class_of(rule: Rule) -> AlertClass {
         _ => AlertClass::Tls,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tls_rule_names_the_class_operators_subscribe_to() {
+        use AlertClass::*;
+        for (rule, class) in [
+            (Rule::TlsaLookupFailed, Dane),
+            (Rule::DaneMandatoryUnmet, Dane),
+            (Rule::DaneUsable, Dane),
+            (Rule::DaneAllUnusable, Dane),
+            (Rule::StsMxNotListed, MtaSts),
+            (Rule::StsEnforce, MtaSts),
+            (Rule::RequireTls, Tls),
+            (Rule::RequireTlsInsecureMx, Tls),
+            (Rule::RequireTlsToTlsNone, Tls),
+            (Rule::LocalRequired, Tls),
+        ] {
+            assert_eq!(class_of(rule), class, "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn one_hop_failing_for_another_reason_means_no_alert() {
+        let (sink, mut rx) = AlertSink::channel(crate::clock::system(), Default::default());
+        let domain = DomainName::parse("example.net").unwrap();
+        let mut mixed = Refusals::default();
+        mixed.note(Rule::LocalRequired, Some("mx1: STARTTLS not available"));
+        mixed.note(Rule::LocalRequired, None);
+        mixed.raise(&sink, &domain);
+        assert!(rx.try_recv().is_err());
+        let mut all = Refusals::default();
+        all.note(Rule::RequireTls, Some("mx1: REQUIRETLS not offered"));
+        all.note(Rule::RequireTls, Some("mx2: REQUIRETLS not offered"));
+        all.raise(&sink, &domain);
+        let n = rx.try_recv().unwrap();
+        assert_eq!(n.alert.key, "tls-policy:example.net");
+        assert_eq!(n.alert.class, AlertClass::Tls);
+        assert!(
+            n.alert.text.contains("every MX host (2)"),
+            "{}",
+            n.alert.text
+        );
+        assert!(n.alert.text.contains("R7"), "{}", n.alert.text);
+    }
+}
