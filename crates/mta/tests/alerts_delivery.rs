@@ -270,3 +270,30 @@ async fn alerts_go_out_from_memory_when_the_filesystem_of_the_spool_and_outbox_i
     service.shutdown().await;
     fs.free().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_answers_503_gets_the_alert_again_later() {
+    let r = Receivers::start().await;
+    r.webhook
+        .refuse
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let service = AlertService::start(
+        r.settings(dir.path()),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
+    service.sink().raise(dane_alert());
+    let line = log.wait_for("to the webhook not sent (attempt 1)").await;
+    assert!(line.contains("answered HTTP 503"), "{line}");
+    log.wait_for("to the webhook not sent (attempt 2)").await;
+    let hooks = r.webhook.wait_for(1).await;
+    assert_eq!(hooks[0]["key"], "tls-policy:example.net");
+    assert!(service.wait_idle(WAIT).await);
+    // The mail went at the first try, independently of the webhook.
+    assert_eq!(r.sink.messages().len(), 1);
+    assert_eq!(r.webhook.count(), 1);
+    service.shutdown().await;
+}

@@ -28,6 +28,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub struct Webhook {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<(String, String, Value)>>>,
+    /// Answer this many posts with 503 (not recorded) before accepting.
+    pub refuse: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,6 +47,8 @@ impl Webhook {
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<(String, String, Value)>>> = Arc::default();
         let store = received.clone();
+        let refuse: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let refusing = refuse.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -52,6 +56,7 @@ impl Webhook {
                 };
                 let acceptor = acceptor.clone();
                 let store = store.clone();
+                let refusing = refusing.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -59,7 +64,21 @@ impl Webhook {
                     let service = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
                             let store = store.clone();
+                            let refusing = refusing.clone();
                             async move {
+                                use std::sync::atomic::Ordering;
+                                let refused = refusing
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                        n.checked_sub(1)
+                                    })
+                                    .is_ok();
+                                if refused {
+                                    let mut busy = hyper::Response::new(Full::new(
+                                        Bytes::from_static(b"busy"),
+                                    ));
+                                    *busy.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                                    return Ok(busy);
+                                }
                                 let path = req.uri().path().to_owned();
                                 let ctype = req
                                     .headers()
@@ -86,6 +105,7 @@ impl Webhook {
         Webhook {
             addr,
             received,
+            refuse,
             task,
         }
     }
