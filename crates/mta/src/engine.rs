@@ -128,6 +128,7 @@ impl Engine {
             .inspect_err(|e| {
                 crate::alerts::sources::spool_failed(&alerts, &settings.spool_dir, e)
             })?;
+        crate::alerts::sources::spool_damage_at_open(&alerts, spool.damage_at_open());
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
         let carried = Carried {

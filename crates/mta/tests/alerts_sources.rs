@@ -296,16 +296,12 @@ async fn a_resolver_path_that_strips_dnssec_raises_one_critical_dns_alert_with_t
     service.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spool_damage_found_at_start_raises_a_critical_alert_although_the_gateway_cannot_start() {
+/// Eight messages in a spool; the segment file.
+async fn fill_spool(spool_dir: &std::path::Path) -> std::path::PathBuf {
     use portcullis_mta::spool::{Envelope, Spool};
-    let r = Receivers::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let log = Log::default();
-    let spool_dir = dir.path().join("spool");
-    let dir_for_spool = spool_dir.clone();
+    let dir = spool_dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let (spool, _) = Spool::open(&dir_for_spool, Default::default()).unwrap();
+        let (spool, _) = Spool::open(&dir, Default::default()).unwrap();
         for n in 0..8 {
             let env = Envelope {
                 sender: format!("s{n}@example.org"),
@@ -314,20 +310,54 @@ async fn spool_damage_found_at_start_raises_a_critical_alert_although_the_gatewa
                 flags: Default::default(),
                 dsn: Default::default(),
             };
-            let (_, commit) = spool.enqueue(
-                env,
-                format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(200)).as_bytes(),
-            );
+            let body = format!("Subject: {n}\r\n\r\n{}\r\n", "x".repeat(200));
+            let (_, commit) = spool.enqueue(env, body.as_bytes());
             commit.wait().unwrap();
         }
     })
     .await
     .unwrap();
-    let segment = std::fs::read_dir(&spool_dir)
+    std::fs::read_dir(spool_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_write_cut_at_start_is_told_as_information() {
+    use std::io::Write;
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let segment = fill_spool(&dir.path().join("spool")).await;
+    // Half a record, as if the machine died mid-append.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
         .unwrap();
+    file.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 1, 9, 9]).unwrap();
+    drop(file);
+    let service = service(&r, dir.path(), &log);
+    let s = engine_settings(dir.path(), &log, OutboundPolicy::default());
+    let engine = Engine::start_with_alerts(s, service.sink()).await.unwrap();
+    let (m, h) = arrived(&r, "spool:torn-tail").await;
+    assert_eq!(m.alert_field("class"), "queue");
+    assert_eq!(m.alert_field("severity"), "info");
+    let text = h["text"].as_str().unwrap();
+    assert!(text.contains(&segment.display().to_string()), "{text}");
+    assert!(text.contains("no accepted message was lost"), "{text}");
+    engine.shutdown(Duration::from_secs(1)).await;
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_damage_found_at_start_raises_a_critical_alert_although_the_gateway_cannot_start() {
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let spool_dir = dir.path().join("spool");
+    let segment = fill_spool(&spool_dir).await;
     let mut bytes = std::fs::read(&segment).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x20;

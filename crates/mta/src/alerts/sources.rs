@@ -35,6 +35,55 @@ pub fn spool_failed(alerts: &AlertSink, dir: &Path, e: &SpoolError) {
     ));
 }
 
+/// Damage the spool got past at start: a damaged header (no message lost,
+/// but the disk or something writing to it misbehaves) is a warning; a
+/// torn tail (a write never acknowledged, cut off after an unclean stop)
+/// is information.
+pub fn spool_damage_at_open(alerts: &AlertSink, damage: &[crate::spool::Damage]) {
+    use crate::spool::DamageKind;
+    let describe = |kind: DamageKind| -> Vec<String> {
+        damage
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| {
+                format!(
+                    "{} bytes {}-{}: {}",
+                    d.file.display(),
+                    d.start,
+                    d.end,
+                    d.reason
+                )
+            })
+            .collect()
+    };
+    let headers = describe(DamageKind::Header);
+    if !headers.is_empty() {
+        alerts.raise(Alert::new(
+            AlertClass::Queue,
+            Severity::Warning,
+            "spool:header-damage",
+            format!(
+                "The queue started, but {} damaged spool header(s) were found: {}. No message was lost (the key is kept in several places), but something damaged files on disk: check the disk and the filesystem (dmesg, smartctl), and `portcullis queue check`.",
+                headers.len(),
+                headers.join("; ")
+            ),
+        ));
+    }
+    let torn = describe(DamageKind::TornTail);
+    if !torn.is_empty() {
+        alerts.raise(Alert::new(
+            AlertClass::Queue,
+            Severity::Info,
+            "spool:torn-tail",
+            format!(
+                "The gateway was not stopped cleanly: {} unfinished write(s) at the end of the spool were cut off at start ({}). They were never acknowledged, so no accepted message was lost.",
+                torn.len(),
+                torn.join("; ")
+            ),
+        ));
+    }
+}
+
 /// Engine start failed after the spool opened (a listener that cannot bind).
 pub fn start_failed(alerts: &AlertSink, e: &StartError) {
     if let StartError::Bind { .. } = e {
