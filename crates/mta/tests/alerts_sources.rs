@@ -586,3 +586,31 @@ async fn an_mta_sts_enforce_policy_listing_no_mx_raises_an_mta_sts_alert() {
     engine.shutdown(Duration::from_secs(1)).await;
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_list_changed_while_the_gateway_was_stopped_is_told_at_the_next_start() {
+    use portcullis_mta::alerts::sources::ca_list_at_start;
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let service = service(&r, dir.path(), &log);
+    let alerts_dir = portcullis_mta::alerts::alerts_dir(&dir.path().join("data"));
+    let sink = service.sink();
+    // First start: recorded, nothing to compare with. Same lists: nothing.
+    ca_list_at_start(&sink, &alerts_dir, &r.pki.root_store().unwrap()).unwrap();
+    ca_list_at_start(&sink, &alerts_dir, &r.pki.root_store().unwrap()).unwrap();
+    // Then the list loses its anchor.
+    ca_list_at_start(&sink, &alerts_dir, &rustls::RootCertStore::empty()).unwrap();
+    let (m, h) = arrived(&r, "ca-list").await;
+    assert_eq!(m.alert_field("severity"), "warning");
+    let text = h["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "changed since the gateway last ran: 0 trust anchor(s) added, 1 removed (0 now)"
+        ),
+        "{text}"
+    );
+    assert!(service.wait_idle(WAIT).await);
+    assert_eq!(r.sink.messages().len(), 1, "only the change is told");
+    service.shutdown().await;
+}

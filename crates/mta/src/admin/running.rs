@@ -71,6 +71,15 @@ impl Running {
             None => None,
         };
         let sink = alerts.as_ref().map(AlertService::sink).unwrap_or_default();
+        if let Some(a) = &alerts
+            && let Err(e) = crate::alerts::sources::ca_list_at_start(
+                &sink,
+                &a.settings().dir,
+                &settings.delivery.tls.roots,
+            )
+        {
+            tracing::warn!(target: "portcullis", "alerts: {e}");
+        }
         let engine = match Engine::start_with_alerts(settings, sink.clone()).await {
             Ok(e) => e,
             Err(e) => {

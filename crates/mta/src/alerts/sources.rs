@@ -132,24 +132,74 @@ pub fn dnssec_broken(alerts: &AlertSink, servers: &str, why: &str) {
     ));
 }
 
+/// Each trust anchor as its subject and key.
+fn anchors(s: &RootCertStore) -> std::collections::BTreeSet<Vec<u8>> {
+    s.roots
+        .iter()
+        .map(|a| [a.subject.as_ref(), a.subject_public_key_info.as_ref()].concat())
+        .collect()
+}
+
+/// The file in the alerts directory that remembers the CA lists in force.
+pub const CA_LIST_FILE: &str = "ca-lists.json";
+
+/// Compares the CA lists in force now with those of the last run (kept in
+/// `<alerts-dir>/ca-lists.json`, hex of each anchor): a change made while
+/// the gateway was stopped (`portcullis ca`) is told at start. The first
+/// run only records them.
+pub fn ca_list_at_start(
+    alerts: &AlertSink,
+    dir: &Path,
+    roots: &RootCertStore,
+) -> Result<(), String> {
+    let path = dir.join(CA_LIST_FILE);
+    let now: Vec<String> = anchors(roots).iter().map(|a| hex(a.as_slice())).collect();
+    let before: Option<Vec<String>> = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+        Err(_) => None,
+    };
+    if let Some(before) = before {
+        let old: std::collections::BTreeSet<&String> = before.iter().collect();
+        let new: std::collections::BTreeSet<&String> = now.iter().collect();
+        if old != new {
+            raise_ca_change(
+                alerts,
+                new.difference(&old).count(),
+                old.difference(&new).count(),
+                new.len(),
+                "since the gateway last ran",
+            );
+        }
+    }
+    let bytes = serde_json::to_vec(&now).map_err(|e| e.to_string())?;
+    super::recent::write_durably(&path, &bytes)
+        .map_err(|e| format!("cannot record the CA lists in {}: {e}", path.display()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Compares the CA lists in force before and after a reload.
 pub fn ca_list_compared(
     alerts: &AlertSink,
     before: &Arc<RootCertStore>,
     after: &Arc<RootCertStore>,
 ) {
-    let anchors = |s: &RootCertStore| -> std::collections::BTreeSet<Vec<u8>> {
-        s.roots
-            .iter()
-            .map(|a| [a.subject.as_ref(), a.subject_public_key_info.as_ref()].concat())
-            .collect()
-    };
     let (old, new) = (anchors(before), anchors(after));
     if old == new {
         return;
     }
-    let added = new.difference(&old).count();
-    let removed = old.difference(&new).count();
+    raise_ca_change(
+        alerts,
+        new.difference(&old).count(),
+        old.difference(&new).count(),
+        new.len(),
+        "at the last reload",
+    );
+}
+
+fn raise_ca_change(alerts: &AlertSink, added: usize, removed: usize, total: usize, when: &str) {
     alerts.raise(Alert::new(
         AlertClass::Certificate,
         if removed > 0 {
@@ -159,8 +209,7 @@ pub fn ca_list_compared(
         },
         "ca-list",
         format!(
-            "The CA lists used to verify outbound certificates changed at the last reload: {added} trust anchor(s) added, {removed} removed ({} now). If you did not change them (`portcullis ca`), find out who did: a trust anchor decides which servers the gateway believes.",
-            new.len()
+            "The CA lists used to verify outbound certificates changed {when}: {added} trust anchor(s) added, {removed} removed ({total} now). If you did not change them (`portcullis ca`), find out who did: a trust anchor decides which servers the gateway believes."
         ),
     ));
 }
