@@ -195,7 +195,7 @@ mod tests {
             let mut occurred = [0u64; 3];
             let mut counted = [0u64; 3];
             let mut last_notice: [Option<SystemTime>; 3] = [None; 3];
-            let mut note = |k: usize, at: SystemTime, repeats: u64, notice_is_occurrence: bool,
+            let note = |k: usize, at: SystemTime, repeats: u64, notice_is_occurrence: bool,
                             counted: &mut [u64; 3], last: &mut [Option<SystemTime>; 3]| {
                 counted[k] += repeats + u64::from(notice_is_occurrence);
                 if let Some(prev) = last[k] {
