@@ -297,3 +297,52 @@ async fn a_webhook_that_answers_503_gets_the_alert_again_later() {
     assert_eq!(r.webhook.count(), 1);
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_stays_small_when_the_alert_path_stays_down() {
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut down = r.settings(dir.path());
+    down.webhook = None;
+    down.retry_first = Duration::from_secs(60);
+    down.retry_max = Duration::from_secs(60);
+    if let portcullis_mta::alerts::Delivery::Smarthost(hosts) = &mut down.delivery {
+        hosts[0].port = closed_port;
+    }
+    let service =
+        AlertService::start(down, portcullis_mta::clock::system(), log.mail_log()).unwrap();
+    for n in 0..510 {
+        service.sink().raise(Alert::new(
+            AlertClass::Tls,
+            Severity::Warning,
+            format!("tls-policy:d{n}.example"),
+            format!("Mail to d{n}.example cannot be delivered."),
+        ));
+    }
+    let line = log.wait_for("gave up the oldest").await;
+    assert!(
+        line.contains("more than 500 alert deliveries pending"),
+        "{line}"
+    );
+    log.wait_for("[tls-policy:d509.example]").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while service.pending() != 500 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "pending: {}",
+            service.pending()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outbox = dir.path().join("alerts/outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 500);
+    // The newest are kept.
+    let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
+    assert_eq!(listing.alerts.len(), 50, "the recent list keeps its 50");
+    assert!(listing.alerts[0].alert.key.ends_with("d509.example"));
+    service.shutdown().await;
+}

@@ -26,6 +26,10 @@ use crate::maillog::MailLog;
 /// How often held-back repeats and due retries are looked at.
 const TICK: Duration = Duration::from_millis(500);
 
+/// Most deliveries kept pending: past this the oldest are given up (and
+/// said so), so an alert path that stays down cannot fill the disk.
+const MAX_PENDING: usize = 500;
+
 /// A running alert service. Dropping it stops the task.
 #[derive(Debug)]
 pub struct AlertService {
@@ -272,6 +276,7 @@ impl Worker {
         if self.settings.webhook.is_some() {
             targets.push(Target::Webhook);
         }
+        self.make_room(targets.len());
         for target in targets {
             let pending = Pending {
                 notice: notice.clone(),
@@ -291,6 +296,33 @@ impl Worker {
             );
         }
         self.publish();
+    }
+
+    /// Gives up the oldest pending deliveries (not in flight) so that
+    /// `more` fit under [`MAX_PENDING`].
+    fn make_room(&mut self, more: usize) {
+        let excess = (self.items.len() + more).saturating_sub(MAX_PENDING);
+        let oldest: Vec<String> = self
+            .items
+            .iter()
+            .filter(|(_, i)| !i.in_flight)
+            .map(|(name, _)| name.clone())
+            .take(excess)
+            .collect();
+        for name in oldest {
+            if let Some(item) = self.items.remove(&name) {
+                if item.durable {
+                    let _ = self.outbox.remove(&item.pending);
+                }
+                self.log.warn(format_args!(
+                    "alerts: more than {MAX_PENDING} alert deliveries pending; gave up the oldest, alert {} to {} ({} attempt(s), last: {})",
+                    item.pending.notice.id,
+                    describe(&item.pending.target),
+                    item.pending.attempts,
+                    item.pending.last_error.as_deref().unwrap_or("not tried yet")
+                ));
+            }
+        }
     }
 
     /// Writes to the outbox; false (logged) when it cannot.

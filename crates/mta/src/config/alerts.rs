@@ -220,13 +220,35 @@ impl super::LoadedConfig {
     /// outbound client certificate, admin, MTA-STS policy host), each with
     /// the key that names it: what the expiry alerts watch.
     pub fn certificates_in_use(&self) -> Vec<CertificateInUse> {
-        super::validate::named_certificates(&self.config)
+        let c = &self.config;
+        let mut used: Vec<CertificateInUse> = super::validate::named_certificates(c)
             .into_iter()
             .map(|(at, name)| CertificateInUse {
                 name: name.to_owned(),
                 usage: at.to_string(),
             })
-            .collect()
+            .collect();
+        // The demonstration certificate, where nothing else is named.
+        let demo = portcullis_certstore::DEMO_ENTRY;
+        let root = KeyPath::root();
+        for (i, l) in c.listener.iter().enumerate() {
+            if l.certificate.is_none() && super::validate::offers_tls(l) {
+                used.push(CertificateInUse {
+                    name: demo.to_owned(),
+                    usage: format!(
+                        "{} (none named)",
+                        root.key("listener").index(i).key("certificate")
+                    ),
+                });
+            }
+        }
+        if c.admin.as_ref().is_some_and(|a| a.certificate.is_none()) {
+            used.push(CertificateInUse {
+                name: demo.to_owned(),
+                usage: format!("{} (none named)", root.key("admin").key("certificate")),
+            });
+        }
+        used
     }
 
     /// The alert service's settings, or `None` when `[alerts]` is absent.
@@ -357,5 +379,36 @@ mod tests {
     fn alerts_that_go_nowhere_are_refused() {
         let report = problems(&format!("{BASE}[alerts]\n"));
         assert!(report.contains("alerts go nowhere"), "{report}");
+    }
+
+    #[test]
+    fn certificates_in_use_are_the_named_ones_and_the_demonstration_one_where_none_is_named() {
+        let text = format!(
+            "{BASE}[[listener.hat.sender-group]]\nname = \"ALL\"\nmatch = [\"ALL\"]\npolicy = \"ACCEPTED\"\n[listener.hat.policy.ACCEPTED]\naction = \"accept\"\ntls = \"preferred\"\n[admin]\naddress = \"127.0.0.1:8443\"\ncertificate = \"admin\"\n[tls.outbound]\nclient-certificate = \"client\"\n"
+        );
+        let loaded = LoadedConfig::parse("t.toml", &text).unwrap();
+        let used: Vec<(String, String)> = loaded
+            .certificates_in_use()
+            .into_iter()
+            .map(|u| (u.name, u.usage))
+            .collect();
+        assert!(
+            used.contains(&("client".into(), "tls.outbound.client-certificate".into())),
+            "{used:?}"
+        );
+        assert!(
+            used.contains(&("admin".into(), "admin.certificate".into())),
+            "{used:?}"
+        );
+        // The listener's mail flow policy offers STARTTLS.
+        assert!(crate::config::validate::offers_tls(
+            &loaded.config.listener[0]
+        ));
+        assert!(
+            used.iter()
+                .any(|(n, u)| n == portcullis_certstore::DEMO_ENTRY
+                    && u == "listener[0].certificate (none named)"),
+            "{used:?}"
+        );
     }
 }
