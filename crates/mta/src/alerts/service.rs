@@ -204,7 +204,7 @@ impl Worker {
             tokio::select! {
                 notice = rx.recv() => match notice {
                     Some(n) => {
-                        self.accept(n);
+                        self.accept(n).await;
                         self.start_due(&mut attempts);
                     }
                     None => break,
@@ -215,7 +215,7 @@ impl Worker {
                 }
                 Some(done) = attempts.join_next() => {
                     if let Ok((name, result)) = done {
-                        self.finished(&name, result);
+                        self.finished(&name, result).await;
                     }
                 }
                 _ = stop.changed() => break,
@@ -224,17 +224,24 @@ impl Worker {
     }
 
     /// A new notice: log, recent list, one pending delivery per target.
-    fn accept(&mut self, notice: Notice) {
+    async fn accept(&mut self, notice: Notice) {
         let summary = notice.summary();
         match notice.alert.severity {
             super::Severity::Info => self.log.line(format_args!("ALERT {summary}")),
             _ => self.log.warn(format_args!("ALERT {summary}")),
         }
-        let saved = self
-            .recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(notice.clone());
+        let recent = self.recent.clone();
+        let kept = notice.clone();
+        // File writes (with fsync) run off the runtime's worker threads,
+        // which the mail path shares.
+        let saved = tokio::task::spawn_blocking(move || {
+            recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(kept)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         if let Err(e) = saved {
             self.log.warn(format_args!(
                 "alerts: cannot save the recent-alerts list in {}: {e}",
@@ -284,7 +291,7 @@ impl Worker {
                 attempts: 0,
                 last_error: None,
             };
-            let durable = self.store(&pending);
+            let durable = self.store(&pending).await;
             self.items.insert(
                 pending.file_name(),
                 Item {
@@ -326,8 +333,12 @@ impl Worker {
     }
 
     /// Writes to the outbox; false (logged) when it cannot.
-    fn store(&self, pending: &Pending) -> bool {
-        match self.outbox.put(pending) {
+    async fn store(&self, pending: &Pending) -> bool {
+        let (outbox, copy) = (self.outbox.clone(), pending.clone());
+        let written = tokio::task::spawn_blocking(move || outbox.put(&copy))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        match written {
             Ok(()) => true,
             Err(e) => {
                 self.log.warn(format_args!(
@@ -358,7 +369,7 @@ impl Worker {
         }
     }
 
-    fn finished(&mut self, name: &str, result: Result<String, String>) {
+    async fn finished(&mut self, name: &str, result: Result<String, String>) {
         let Some(item) = self.items.get_mut(name) else {
             return;
         };
@@ -396,7 +407,7 @@ impl Worker {
                     delay.as_secs()
                 ));
                 let pending = item.pending.clone();
-                let durable = self.store(&pending);
+                let durable = self.store(&pending).await;
                 if let Some(item) = self.items.get_mut(name) {
                     item.durable = durable;
                 }
