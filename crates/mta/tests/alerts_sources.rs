@@ -614,3 +614,84 @@ async fn a_ca_list_changed_while_the_gateway_was_stopped_is_told_at_the_next_sta
     assert_eq!(r.sink.messages().len(), 1, "only the change is told");
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requiretls_unmet_on_every_mx_raises_a_tls_alert() {
+    use portcullis_smtp_tls::{
+        ClientConfig, ClientConnection, ClientSession, Envelope, ForwardPath, MailParams,
+        ReversePath, TlsRequirement, deliver,
+    };
+    let r = Receivers::start().await;
+    // The only MX offers no STARTTLS: a REQUIRETLS message cannot go.
+    let mx = Sink::start(SinkOptions::new(SinkTls::NotOffered))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let service = service(&r, dir.path(), &log);
+    let access: portcullis_policy::ListenerAccessConfig = toml::from_str(
+        r#"
+        kind = "private"
+        rat.accept = ["local.test"]
+        [[hat.sender-group]]
+        name = "LOOPBACK"
+        match = ["127.0.0.1"]
+        policy = "RELAYED"
+        [hat.policy.RELAYED]
+        action = "relay"
+        tls = "preferred"
+        "#,
+    )
+    .unwrap();
+    let mut s = engine_settings(dir.path(), &log, OutboundPolicy::default());
+    s.listeners[0].access = portcullis_policy::ListenerAccess::from_config(&access, "t").unwrap();
+    s.listeners[0].tls = Some(r.pki.leaf(&["gw.test"]).unwrap().server_config().unwrap());
+    s.delivery.tls = OutboundTls::new(r.pki.root_store().unwrap(), &Default::default()).unwrap();
+    s.delivery.routes = vec![SmtpRoute {
+        key: DestinationKey::Entry(DomainPattern::parse("rt.test").unwrap()),
+        hosts: vec![RouteHost {
+            host: HopHost::Name(DomainName::parse("mx.rt.test").unwrap()),
+            address: Some(mx.addr().ip()),
+            port: mx.addr().port(),
+        }],
+    }];
+    let engine = Engine::start_with_alerts(s, service.sink()).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(engine.local_addrs()[0])
+        .await
+        .unwrap();
+    let conn = ClientConnection::new(
+        tcp,
+        ClientSession::new(ClientConfig::new("client.test"), std::time::Instant::now()),
+        tokio_rustls::TlsConnector::from(r.pki.client_config().unwrap()),
+        rustls_pki_types::ServerName::try_from("gw.test").unwrap(),
+    );
+    let envelope = Envelope {
+        from: ReversePath::parse("<alice@local.test>").unwrap(),
+        params: MailParams {
+            requiretls: true,
+            ..Default::default()
+        },
+        to: vec![ForwardPath::parse("<dave@rt.test>").unwrap()],
+    };
+    let d = deliver(
+        conn,
+        TlsRequirement::Required,
+        envelope,
+        b"Subject: requiretls\r\n\r\nOnly over TLS.\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(d.result.is_accepted(), "{d:?}");
+    let (m, h) = arrived(&r, "tls-policy:rt.test").await;
+    assert_eq!(m.alert_field("class"), "tls");
+    let text = h["text"].as_str().unwrap();
+    assert!(
+        text.contains("Rule R7 (message requires TLS (REQUIRETLS))"),
+        "{text}"
+    );
+    assert!(text.contains("every MX host (1)"), "{text}");
+    assert!(text.contains("STARTTLS not available"), "{text}");
+    assert!(mx.messages().is_empty());
+    engine.shutdown(Duration::from_secs(1)).await;
+    service.shutdown().await;
+}
