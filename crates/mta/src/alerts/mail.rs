@@ -163,7 +163,12 @@ pub async fn send(
     let mut last = format!("no address for the next hop of {}", domain.as_str());
     for hop in &hops {
         for addr in &hop.addrs {
-            let label = format!("{}[{}]:{}", hop.hop.host, addr.ip(), addr.port());
+            let label = match &hop.hop.host {
+                portcullis_policy::HopHost::Name(n) => {
+                    format!("{n}[{}]:{}", addr.ip(), addr.port())
+                }
+                _ => addr.to_string(),
+            };
             let attempt = async {
                 let stream = TcpStream::connect(addr)
                     .await

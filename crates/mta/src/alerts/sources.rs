@@ -127,7 +127,7 @@ pub fn dnssec_broken(alerts: &AlertSink, servers: &str, why: &str) {
         Severity::Critical,
         "dns:dnssec",
         format!(
-            "DNSSEC does not work through the configured resolvers ({servers}): {why}. Every signed answer looks bogus or unsigned, so DANE cannot be used and destinations that require it get no mail. The usual cause is a resolver (or a middlebox) that strips DNSSEC records: point [dns] resolvers at a validating resolver that passes them through (unbound or knot-resolver on this host), then reload."
+            "DNSSEC does not work through the configured resolvers ({servers}): {why}. Until it does, no answer is DNSSEC-secure: DANE cannot be used and destinations that require it get no mail. Reload after the fix; this is said once per start."
         ),
     ));
 }
