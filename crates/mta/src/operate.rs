@@ -154,7 +154,12 @@ impl Engine {
             .as_ref()
             .ok_or("the gateway is shutting down")?
             .command(name, None)?;
-        let answer = rx.await.map_err(|_| "the gateway is shutting down")??;
+        let answer = rx
+            .await
+            .map_err(|_| "the gateway is shutting down")?
+            .inspect_err(|e| {
+                crate::alerts::sources::listener_resume_failed(&self.inner.alerts, name, e)
+            })?;
         if suspended.listeners.remove(name).is_some() {
             suspended.save(&self.inner.data_dir)?;
         }

@@ -695,3 +695,41 @@ async fn requiretls_unmet_on_every_mx_raises_a_tls_alert() {
     engine.shutdown(Duration::from_secs(1)).await;
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_bind_when_resumed_raises_a_critical_alert() {
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let service = service(&r, dir.path(), &log);
+    let s = engine_settings(dir.path(), &log, OutboundPolicy::default());
+    let engine = Engine::start_with_alerts(s, service.sink()).await.unwrap();
+    let addr = engine.local_addrs()[0];
+    engine.suspend_listener("in", Duration::ZERO).await.unwrap();
+    // Someone else takes the address while the listener is suspended.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let taken = loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{addr} never freed: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let err = engine.resume_listener("in").await.unwrap_err();
+    let (m, h) = arrived(&r, "listener:in").await;
+    assert_eq!(m.alert_field("class"), "system");
+    assert_eq!(m.alert_field("severity"), "critical");
+    let text = h["text"].as_str().unwrap();
+    assert!(
+        text.contains("could not be resumed") && text.contains(&err),
+        "{text}"
+    );
+    drop(taken);
+    engine.shutdown(Duration::from_secs(1)).await;
+    service.shutdown().await;
+}

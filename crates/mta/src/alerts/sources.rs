@@ -105,6 +105,18 @@ fn listener_bind_failed(alerts: &AlertSink, e: &StartError) {
     ));
 }
 
+/// Resuming a suspended listener failed (its address could not be bound).
+pub fn listener_resume_failed(alerts: &AlertSink, name: &str, why: &str) {
+    alerts.raise(Alert::new(
+        AlertClass::System,
+        Severity::Critical,
+        format!("listener:{name}"),
+        format!(
+            "Listener {name:?} could not be resumed: {why}. It stays suspended and accepts no mail; free its address (another program may hold it) and resume it again (`portcullis ctl resume listener {name}`)."
+        ),
+    ));
+}
+
 /// A reload was refused: the gateway keeps running with the old settings.
 pub fn reload_failed(alerts: &AlertSink, e: &StartError) {
     if let StartError::Bind { .. } = e {
