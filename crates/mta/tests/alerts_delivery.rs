@@ -329,20 +329,35 @@ async fn the_outbox_stays_small_when_the_alert_path_stays_down() {
         "{line}"
     );
     log.wait_for("[tls-policy:d509.example]").await;
+    // Once the last one is stored: 500 pending, 500 files (retries rewrite
+    // files through a temporary name, so only finished `.json` files count).
+    let outbox = dir.path().join("alerts/outbox");
+    let json_files = || {
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+    };
     let deadline = tokio::time::Instant::now() + WAIT;
-    while service.pending() != 500 {
+    while service.pending() != 500 || json_files() != 500 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "pending: {}",
-            service.pending()
+            "pending: {}, outbox files: {}",
+            service.pending(),
+            json_files()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let outbox = dir.path().join("alerts/outbox");
-    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 500);
     // The newest are kept.
     let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
     assert_eq!(listing.alerts.len(), 50, "the recent list keeps its 50");
     assert!(listing.alerts[0].alert.key.ends_with("d509.example"));
+    assert!(listing.pending.iter().all(|p| p.to == "ops@example.test"));
     service.shutdown().await;
 }
