@@ -11,6 +11,7 @@
 //! own (certificate expiry).
 
 pub mod dedup;
+mod dispatch;
 pub mod mail;
 pub mod outbox;
 pub mod recent;

@@ -23,6 +23,16 @@ pub enum Target {
     Webhook,
 }
 
+impl Target {
+    /// For the log and listings: `the webhook`, or the recipients.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Webhook => "the webhook".into(),
+            Target::Mail { recipients } => recipients.join(", "),
+        }
+    }
+}
+
 /// One pending delivery, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {

@@ -324,7 +324,7 @@ impl Worker {
                 self.log.warn(format_args!(
                     "alerts: more than {MAX_PENDING} alert deliveries pending; gave up the oldest, alert {} to {} ({} attempt(s), last: {})",
                     item.pending.notice.id,
-                    describe(&item.pending.target),
+                    item.pending.target.describe(),
                     item.pending.attempts,
                     item.pending.last_error.as_deref().unwrap_or("not tried yet")
                 ));
@@ -363,7 +363,8 @@ impl Worker {
             let pending = item.pending.clone();
             let name = name.clone();
             attempts.spawn(async move {
-                let result = attempt(&settings, resolver.as_ref(), &log, &pending).await;
+                let result =
+                    super::dispatch::attempt(&settings, resolver.as_ref(), &log, &pending).await;
                 (name, result)
             });
         }
@@ -374,7 +375,7 @@ impl Worker {
             return;
         };
         item.in_flight = false;
-        let what = describe(&item.pending.target);
+        let what = item.pending.target.describe();
         match result {
             Ok(how) => {
                 self.log.line(format_args!(
@@ -418,39 +419,5 @@ impl Worker {
 
     fn publish(&self) {
         self.pending.send_replace(self.items.len());
-    }
-}
-
-fn describe(target: &Target) -> String {
-    match target {
-        Target::Webhook => "the webhook".into(),
-        Target::Mail { recipients } => recipients.join(", "),
-    }
-}
-
-async fn attempt(
-    settings: &AlertSettings,
-    resolver: Option<&Resolver>,
-    log: &MailLog,
-    pending: &Pending,
-) -> Result<String, String> {
-    match &pending.target {
-        Target::Mail { recipients } => {
-            super::mail::send(settings, resolver, log, &pending.notice, recipients).await
-        }
-        Target::Webhook => {
-            let Some(hook) = &settings.webhook else {
-                return Err("no webhook is configured any more".into());
-            };
-            let post = super::webhook::post(hook, &settings.hostname, resolver, &pending.notice);
-            match tokio::time::timeout(settings.attempt_timeout, post).await {
-                Ok(Ok(status)) => Ok(format!("{} (HTTP {status})", hook.url)),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(format!(
-                    "{} did not answer within {:?}",
-                    hook.url, settings.attempt_timeout
-                )),
-            }
-        }
     }
 }
