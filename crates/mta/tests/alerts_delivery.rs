@@ -361,3 +361,31 @@ async fn the_outbox_stays_small_when_the_alert_path_stays_down() {
     assert!(listing.pending.iter().all(|p| p.to == "ops@example.test"));
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_service_on_the_same_alerts_directory_is_refused() {
+    let r = Receivers::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let first = AlertService::start(
+        r.settings(dir.path()),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
+    let err = AlertService::start(
+        r.settings(dir.path()),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap_err();
+    assert!(err.contains("in use by another running gateway"), "{err}");
+    first.shutdown().await;
+    let again = AlertService::start(
+        r.settings(dir.path()),
+        portcullis_mta::clock::system(),
+        log.mail_log(),
+    )
+    .unwrap();
+    again.shutdown().await;
+}

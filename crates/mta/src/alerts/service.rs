@@ -39,6 +39,8 @@ pub struct AlertService {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     settings: Arc<AlertSettings>,
+    /// Held while running: one service per alerts directory.
+    _lock: std::fs::File,
 }
 
 struct Item {
@@ -72,6 +74,15 @@ impl AlertService {
         std::fs::create_dir_all(dir).map_err(|e| {
             format!(
                 "alerts: cannot create the alerts directory {}: {e}",
+                dir.display()
+            )
+        })?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| format!("alerts: cannot create {}: {e}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "alerts: {} is in use by another running gateway (its outbox and recent list are not shared)",
                 dir.display()
             )
         })?;
@@ -136,6 +147,7 @@ impl AlertService {
             stop,
             task: Some(task),
             settings,
+            _lock: lock,
         })
     }
 
