@@ -260,7 +260,7 @@ impl Control {
             .engine
             .reload(settings, grace)
             .await
-            .map_err(|e| self.failed(ReloadFailure::plain(format!("{e}; {what}"))))?;
+            .map_err(|e| self.logged(ReloadFailure::plain(format!("{e}; {what}"))))?;
         match admin {
             Some(a) => {
                 if let Some(cert) = &self.cert {
@@ -353,26 +353,25 @@ impl Control {
     }
 
     /// Logs a failed reload, problem by problem.
+    /// A reload refused before the engine saw it: logged, and raised as
+    /// an alert (the engine raises its own refusals).
     fn failed(&self, f: ReloadFailure) -> ReloadFailure {
+        let f = self.logged(f);
+        crate::alerts::sources::reload_refused(
+            self.engine.alerts(),
+            &f.error,
+            f.problems.first().map(String::as_str),
+        );
+        f
+    }
+
+    /// A refused reload, logged.
+    fn logged(&self, f: ReloadFailure) -> ReloadFailure {
         let log = self.engine.mail_log();
         for p in &f.problems {
             log.warn(format_args!("reload refused: {p}"));
         }
         log.warn(format_args!("reload refused: {}", f.error));
-        let first = f
-            .problems
-            .first()
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default();
-        self.engine.alerts().raise(crate::alerts::Alert::new(
-            crate::alerts::AlertClass::Config,
-            crate::alerts::Severity::Warning,
-            "reload",
-            format!(
-                "A configuration reload was refused and changed nothing: {}{first}. The gateway runs on with the settings it had; fix the file and reload again (`portcullis ctl reload`).",
-                f.error
-            ),
-        ));
         f
     }
 }

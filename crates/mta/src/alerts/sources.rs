@@ -117,6 +117,20 @@ pub fn listener_resume_failed(alerts: &AlertSink, name: &str, why: &str) {
     ));
 }
 
+/// The configuration of a reload was refused (the file has problems): the
+/// gateway keeps running with the settings it had.
+pub fn reload_refused(alerts: &AlertSink, error: &str, first_problem: Option<&str>) {
+    let first = first_problem.map(|p| format!(" ({p})")).unwrap_or_default();
+    alerts.raise(Alert::new(
+        AlertClass::Config,
+        Severity::Warning,
+        "reload",
+        format!(
+            "A configuration reload was refused and changed nothing: {error}{first}. The gateway runs on with the settings it had; fix the file and reload again (`portcullis ctl reload`)."
+        ),
+    ));
+}
+
 /// A reload was refused: the gateway keeps running with the old settings.
 pub fn reload_failed(alerts: &AlertSink, e: &StartError) {
     if let StartError::Bind { .. } = e {
