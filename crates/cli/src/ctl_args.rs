@@ -42,6 +42,9 @@ pub enum CtlCommand {
     /// API tokens.
     #[command(subcommand)]
     Token(TokenWhat),
+    /// The recent alerts, newest first, and alert deliveries still pending
+    /// (read from the data directory when the gateway does not answer).
+    Alerts,
 }
 
 #[derive(Debug, Subcommand)]

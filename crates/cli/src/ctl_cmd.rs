@@ -47,7 +47,14 @@ pub struct CtlAt {
     cacert: Option<PathBuf>,
 }
 
-fn data_dir(at: &CtlAt) -> Result<PathBuf, String> {
+impl CtlAt {
+    /// A remote gateway was named (no local data directory to fall back on).
+    pub(crate) fn remote(&self) -> bool {
+        self.url.is_some()
+    }
+}
+
+pub(crate) fn data_dir(at: &CtlAt) -> Result<PathBuf, String> {
     if let Some(d) = &at.data_dir {
         return Ok(d.clone());
     }
@@ -67,7 +74,7 @@ fn data_dir(at: &CtlAt) -> Result<PathBuf, String> {
     })
 }
 
-fn target(at: &CtlAt) -> Result<Target, String> {
+pub(crate) fn target(at: &CtlAt) -> Result<Target, String> {
     let token = match &at.token_file {
         Some(f) => Some(ctl_client::read_token(f)?),
         None => None,
@@ -102,6 +109,10 @@ pub fn run(global: &Global, at: &CtlAt, cmd: CtlCommand) -> ExitCode {
 }
 
 fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String> {
+    if let CtlCommand::Alerts = cmd {
+        // Works without a reachable gateway: no target needed up front.
+        return crate::ctl_alerts::run(global, at);
+    }
     let t = target(at)?;
     let call = |method: &str, path: &str, body: Option<Value>| -> Result<Value, String> {
         let answer = ctl_client::request(&t, method, path, body.as_ref())?;
@@ -124,6 +135,7 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
     };
     let result_line = |v: &Value| v["result"].as_str().unwrap_or_default().to_owned();
     match cmd {
+        CtlCommand::Alerts => crate::ctl_alerts::run(global, at),
         CtlCommand::Status => show(call("GET", "/api/status", None)?, &ctl_print::status),
         CtlCommand::Health => show(
             call("GET", "/api/health", None)?,
@@ -309,7 +321,7 @@ fn path_part(s: &str) -> String {
 }
 
 /// The JSON of a 2xx answer; otherwise the error (and problems) as text.
-fn check(answer: Answer) -> Result<Value, String> {
+pub(crate) fn check(answer: Answer) -> Result<Value, String> {
     let v = answer.json()?;
     if (200..300).contains(&answer.status) {
         return Ok(v);

@@ -31,6 +31,7 @@ mod ca_cmd;
 mod cert_cmd;
 mod check_cmd;
 mod config_cmd;
+mod ctl_alerts;
 mod ctl_args;
 mod ctl_client;
 mod ctl_cmd;

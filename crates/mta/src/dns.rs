@@ -52,12 +52,12 @@ impl Resolver {
 
     /// Runs the DNSSEC self-check in the background and logs its verdict
     /// once.
-    pub(crate) fn check_at_start(&self, log: MailLog) {
+    pub(crate) fn check_at_start(&self, log: MailLog, alerts: crate::alerts::AlertSink) {
         let resolver = self.clone();
-        tokio::spawn(async move { resolver.check_and_log(&log).await });
+        tokio::spawn(async move { resolver.check_and_log(&log, &alerts).await });
     }
 
-    async fn check_and_log(&self, log: &MailLog) {
+    async fn check_and_log(&self, log: &MailLog, alerts: &crate::alerts::AlertSink) {
         let s = &self.settings;
         let levels = std::iter::once(&s.servers)
             .chain(&s.fallback_servers)
@@ -96,9 +96,12 @@ impl Resolver {
                 "DNS: DNSSEC check passed: {} SOA validated as secure",
                 self.dane.probe_name()
             )),
-            SelfCheck::Unavailable(why) => log.warn(format_args!(
-                "DNS: DNSSEC does not work through the configured resolvers, so DANE cannot be used: {why}"
-            )),
+            SelfCheck::Unavailable(why) => {
+                log.warn(format_args!(
+                    "DNS: DNSSEC does not work through the configured resolvers, so DANE cannot be used: {why}"
+                ));
+                crate::alerts::sources::dnssec_broken(alerts, &levels, &why.to_string());
+            }
             _ => log.warn(format_args!(
                 "DNS: the DNSSEC start-up check gave a result this version cannot describe; DANE may not work"
             )),

@@ -98,6 +98,8 @@ pub(crate) struct Inner {
     /// One reload at a time; also what the running settings are.
     pub(crate) settings: tokio::sync::Mutex<EngineSettings>,
     pub(crate) started: SystemTime,
+    /// Where alerts go (off unless the caller started an alert service).
+    pub(crate) alerts: crate::alerts::AlertSink,
     /// ACME renewals and DANE rollover watch (stopped with the engine).
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
     /// The TLS report inbox the listeners and the admin listener use.
@@ -112,6 +114,17 @@ impl Engine {
     /// Opens the spool, starts delivery of everything still queued, and
     /// binds every listener. Must be called inside a tokio runtime.
     pub async fn start(settings: EngineSettings) -> Result<Engine, StartError> {
+        Engine::start_with_alerts(settings, crate::alerts::AlertSink::off()).await
+    }
+
+    /// As [`start`](Self::start), raising alerts on `alerts`: spool damage
+    /// and listeners that cannot bind (here), DNSSEC broken (the resolver's
+    /// self-check), TLS policy failing for every MX of a destination
+    /// (delivery), failed reloads and changed CA lists (`operate.rs`).
+    pub async fn start_with_alerts(
+        settings: EngineSettings,
+        alerts: crate::alerts::AlertSink,
+    ) -> Result<Engine, StartError> {
         let log = MailLog::with_observer(settings.log_observer.clone());
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
             StartError::Setup(format!(
@@ -120,12 +133,17 @@ impl Engine {
             ))
         })?;
         let suspended = Suspended::load(&settings.data_dir).map_err(StartError::Setup)?;
-        let dns = start_resolver(&settings, &log)?;
-        let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())?;
+        let dns = start_resolver(&settings, &log, &alerts)?;
+        let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())
+            .inspect_err(|e| {
+                crate::alerts::sources::spool_failed(&alerts, &settings.spool_dir, e)
+            })?;
+        crate::alerts::sources::spool_damage_at_open(&alerts, spool.damage_at_open());
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
         let carried = Carried {
             metrics: metrics.clone(),
+            alerts: alerts.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {
@@ -169,11 +187,14 @@ impl Engine {
         let inbound = match Inbound::start(&settings, shared, &suspended.listeners).await {
             Ok(i) => i,
             Err(e) => {
+                crate::alerts::sources::start_failed(&alerts, &e);
                 control.shutdown().await;
                 outbound.shutdown(Duration::ZERO).await;
                 return Err(e);
             }
         };
+        // Subscribed before the sampler's first reading.
+        crate::alerts::health_bridge::spawn(health.subscribe(), alerts.clone());
         let sampler = Sampler::start(
             health.clone(),
             settings.health.clone(),
@@ -201,6 +222,7 @@ impl Engine {
                 report_inbox,
                 health,
                 sampler: Mutex::new(Some(sampler)),
+                alerts,
             }),
         })
     }
@@ -278,6 +300,12 @@ impl Engine {
         &self.inner.metrics
     }
 
+    /// Where the engine raises alerts (a bridge from other monitors, such
+    /// as health thresholds, raises on it too).
+    pub fn alerts(&self) -> &crate::alerts::AlertSink {
+        &self.inner.alerts
+    }
+
     /// The mail log (the admin interface writes its own lines to it).
     pub fn mail_log(&self) -> &MailLog {
         &self.inner.log
@@ -330,6 +358,7 @@ impl Engine {
 pub(crate) fn start_resolver(
     settings: &EngineSettings,
     log: &MailLog,
+    alerts: &crate::alerts::AlertSink,
 ) -> Result<Option<Resolver>, StartError> {
     let dns = match &settings.delivery.dns {
         Some(d) => {
@@ -343,7 +372,7 @@ pub(crate) fn start_resolver(
         }
     };
     if let Some(dns) = &dns {
-        dns.check_at_start(log.clone());
+        dns.check_at_start(log.clone(), alerts.clone());
     }
     Ok(dns)
 }

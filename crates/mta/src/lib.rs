@@ -21,6 +21,8 @@
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
 //! - [`tlsrpt_inbox`]: TLS reports (RFC 8460) received about our domains.
 //! - [`health`]: gauges against thresholds, and resource conservation.
+//! - [`alerts`]: what the operator is told, de-duplicated, kept and sent
+//!   over a path of its own.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -28,6 +30,7 @@
 
 pub mod acme;
 pub mod admin;
+pub mod alerts;
 pub mod cert_manager;
 pub mod check;
 pub mod clock;

@@ -154,7 +154,12 @@ impl Engine {
             .as_ref()
             .ok_or("the gateway is shutting down")?
             .command(name, None)?;
-        let answer = rx.await.map_err(|_| "the gateway is shutting down")??;
+        let answer = rx
+            .await
+            .map_err(|_| "the gateway is shutting down")?
+            .inspect_err(|e| {
+                crate::alerts::sources::listener_resume_failed(&self.inner.alerts, name, e)
+            })?;
         if suspended.listeners.remove(name).is_some() {
             suspended.save(&self.inner.data_dir)?;
         }
@@ -259,6 +264,22 @@ impl Engine {
         new: EngineSettings,
         grace: Duration,
     ) -> Result<ReloadSummary, StartError> {
+        let roots_before = self.inner.settings.lock().await.delivery.tls.roots.clone();
+        let roots_after = new.delivery.tls.roots.clone();
+        let result = self.reload_settings(new, grace).await;
+        let alerts = &self.inner.alerts;
+        match &result {
+            Ok(_) => crate::alerts::sources::ca_list_compared(alerts, &roots_before, &roots_after),
+            Err(e) => crate::alerts::sources::reload_failed(alerts, e),
+        }
+        result
+    }
+
+    async fn reload_settings(
+        &self,
+        new: EngineSettings,
+        grace: Duration,
+    ) -> Result<ReloadSummary, StartError> {
         let mut running = self.inner.settings.lock().await;
         let suspended = self.inner.suspended.lock().await;
         let log = &self.inner.log;
@@ -277,7 +298,7 @@ impl Engine {
         let dns = if same_dns {
             lock(&self.inner.dns).clone()
         } else {
-            start_resolver(&new, log)?
+            start_resolver(&new, log, &self.inner.alerts)?
         };
         let context = lock(&self.inner.outbound)
             .as_ref()

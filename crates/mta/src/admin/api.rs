@@ -173,6 +173,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
         .route("/api/health", get(health))
+        .route("/api/alerts", get(alerts))
         .route("/api/queue", get(queue_list).post(queue))
         .route("/api/queue/{id}", get(queue_show))
         .route("/api/listeners/{name}/suspend", post(suspend_listener))
@@ -238,6 +239,14 @@ async fn status(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiR
 async fn health(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
     caller(&s, peer.0.0, &h, Role::Read, "GET /api/health")?;
     ok(s.control.engine().health().report())
+}
+
+/// The recent alerts (newest first) and the deliveries still pending in
+/// the alert outbox.
+async fn alerts(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
+    caller(&s, peer.0.0, &h, Role::Read, "GET /api/alerts")?;
+    let dir = crate::alerts::alerts_dir(&s.control.engine().inner.data_dir);
+    ok(crate::alerts::listing(&dir))
 }
 
 async fn run_queue(s: &ApiState, request: QueueRequest) -> ApiResult {

@@ -133,10 +133,16 @@ impl Control {
 
     /// The most recent alerts for the status page and `/api/status`.
     ///
-    /// Placeholder for the alerts module (SPEC §6 "Alerts"): it fills this
-    /// list; until then there is nothing to show.
+    /// The recent alerts, newest first, as the alert service keeps them in
+    /// the data directory (empty without `[alerts]`).
     pub fn recent_alerts(&self) -> Vec<serde_json::Value> {
-        Vec::new()
+        let dir = crate::alerts::alerts_dir(&self.engine.inner.data_dir);
+        crate::alerts::recent::read(&dir.join(crate::alerts::recent::RECENT_FILE))
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .filter_map(|n| serde_json::to_value(n).ok())
+            .collect()
     }
 
     /// Reads the configuration file again and applies it (SIGHUP, `ctl
@@ -254,7 +260,7 @@ impl Control {
             .engine
             .reload(settings, grace)
             .await
-            .map_err(|e| self.failed(ReloadFailure::plain(format!("{e}; {what}"))))?;
+            .map_err(|e| self.logged(ReloadFailure::plain(format!("{e}; {what}"))))?;
         match admin {
             Some(a) => {
                 if let Some(cert) = &self.cert {
@@ -282,6 +288,10 @@ impl Control {
             Err(e) => self.engine.mail_log().warn(format_args!(
                 "{e}; the TLS report inbox keeps its previous settings"
             )),
+        }
+        // The alert service keeps the settings it started with.
+        if loaded.config.alerts != running.config.alerts {
+            summary.restart_needed.push("[alerts]".into());
         }
         if let Some(name) = imported {
             self.engine.mail_log().line(format_args!(
@@ -349,7 +359,20 @@ impl Control {
     }
 
     /// Logs a failed reload, problem by problem.
+    /// A reload refused before the engine saw it: logged, and raised as
+    /// an alert (the engine raises its own refusals).
     fn failed(&self, f: ReloadFailure) -> ReloadFailure {
+        let f = self.logged(f);
+        crate::alerts::sources::reload_refused(
+            self.engine.alerts(),
+            &f.error,
+            f.problems.first().map(String::as_str),
+        );
+        f
+    }
+
+    /// A refused reload, logged.
+    fn logged(&self, f: ReloadFailure) -> ReloadFailure {
         let log = self.engine.mail_log();
         for p in &f.problems {
             log.warn(format_args!("reload refused: {p}"));

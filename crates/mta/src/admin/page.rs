@@ -3,7 +3,7 @@
 //! an operator acts on: listeners with their state and sessions, delivery
 //! suspensions, the queue, the TLS outcomes of the last hour as a chart,
 //! the certificates with the days they have left, and the recent alerts
-//! (when the alerts module provides them). Admin tokens get suspend and
+//! (with `[alerts]`). Admin tokens get suspend and
 //! resume buttons; read-only tokens see the same page without them.
 //!
 //! A browser authenticates once: `/?token=TOKEN` (or the login form) sets an
@@ -455,11 +455,30 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
     }
     out.push_str("</tbody></table></section>");
     out.push_str(&super::page_health::render(&v.health, esc));
-    // Recent alerts: filled by the alerts module.
+    // Recent alerts, newest first (`[alerts]`; the list is kept on disk).
     if !v.recent_alerts.is_empty() {
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");
         for a in &v.recent_alerts {
-            let _ = write!(out, "<li>{}</li>", esc(&a.to_string()));
+            let field = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            let at = a["at"].as_u64().map(utc).unwrap_or_default();
+            let repeats = match a["repeats"].as_u64() {
+                Some(n) if n > 0 => format!(" (held back {n} repeat(s) before)"),
+                _ => String::new(),
+            };
+            let _ = write!(
+                out,
+                "<li><span class=\"badge {badge}\">{sev}</span> {class} <small>{at}</small><br>{text}{repeats}</li>",
+                badge = match field("severity").as_str() {
+                    "critical" => "bad",
+                    "warning" => "warn",
+                    _ => "ok",
+                },
+                sev = esc(&field("severity")),
+                class = esc(&field("class")),
+                at = esc(&at),
+                text = esc(&field("text")),
+                repeats = esc(&repeats),
+            );
         }
         out.push_str("</ul></section>");
     }

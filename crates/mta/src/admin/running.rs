@@ -3,7 +3,9 @@
 //! interface around it, and the admin listener when `[admin]` is
 //! configured (with the token store, the first token written at first
 //! start, and `endpoint.json` for `portcullis ctl`), and the MTA-STS
-//! policy host when `[mta-sts.hosting]` is configured.
+//! policy host when `[mta-sts.hosting]` is configured. The alert service
+//! (`[alerts]`) starts first, so that a start that fails (a listener that
+//! cannot bind, a damaged spool) is still told to the operator.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +15,18 @@ use super::control::Control;
 use super::endpoint::{Endpoint, fingerprint};
 use super::server::AdminServer;
 use super::tokens::TokenStore;
+use crate::alerts::AlertService;
+use crate::alerts::sources::CertificateWatch;
 use crate::config::{ConfigOrigin, LoadedConfig};
 use crate::engine::{Engine, EngineSettings};
 use crate::sts_host::StsHostServer;
+
+/// How long a failed start waits for its alerts to go out before exiting
+/// (what is not sent stays in the alert outbox for the next start).
+const FAILED_START_ALERT_WAIT: Duration = Duration::from_secs(15);
+
+/// How often the certificate-expiry watch looks at the alert clock.
+const CERTIFICATE_WATCH_TICK: Duration = Duration::from_secs(60);
 
 /// A running gateway with its operations.
 #[derive(Debug)]
@@ -26,6 +37,8 @@ pub struct Running {
     pub control: Arc<Control>,
     server: Option<AdminServer>,
     sts_host: Option<StsHostServer>,
+    alerts: Option<AlertService>,
+    certificate_watch: Option<CertificateWatch>,
 }
 
 impl Running {
@@ -46,7 +59,43 @@ impl Running {
             &data_dir,
             admin.as_ref().map(|a| a.tokens.clone()).unwrap_or_default(),
         )?;
-        let engine = Engine::start(settings).await.map_err(|e| e.to_string())?;
+        let alerts = match loaded
+            .alert_settings(&settings)
+            .map_err(|r| r.to_string())?
+        {
+            Some(s) => Some(AlertService::start(
+                s,
+                crate::clock::system(),
+                crate::maillog::MailLog::with_observer(settings.log_observer.clone()),
+            )?),
+            None => None,
+        };
+        let sink = alerts.as_ref().map(AlertService::sink).unwrap_or_default();
+        if let Some(a) = &alerts
+            && let Err(e) = crate::alerts::sources::ca_list_at_start(
+                &sink,
+                &a.settings().dir,
+                &settings.delivery.tls.roots,
+            )
+        {
+            tracing::warn!(target: "portcullis", "alerts: {e}");
+        }
+        let engine = match Engine::start_with_alerts(settings, sink.clone()).await {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(a) = &alerts {
+                    a.wait_idle(FAILED_START_ALERT_WAIT).await;
+                }
+                return Err(e.to_string());
+            }
+        };
+        let certificate_watch = CertificateWatch::start(
+            sink,
+            loaded.config.store_dir(),
+            loaded.certificates_in_use(),
+            engine.mail_log().clone(),
+            CERTIFICATE_WATCH_TICK,
+        );
         if let Err(e) = engine.manage_certificates(certificates).await {
             engine.shutdown(Duration::ZERO).await;
             return Err(e.to_string());
@@ -119,6 +168,8 @@ impl Running {
                 control,
                 server: None,
                 sts_host,
+                alerts,
+                certificate_watch,
             });
         };
         let resolver = Arc::new(AdminCertResolver::new(admin.certificate.clone()));
@@ -165,7 +216,14 @@ impl Running {
             control,
             server: Some(server),
             sts_host,
+            alerts,
+            certificate_watch,
         })
+    }
+
+    /// The alert service, when `[alerts]` is configured.
+    pub fn alerts(&self) -> Option<&AlertService> {
+        self.alerts.as_ref()
     }
 
     /// The admin listener's address, when there is one.
@@ -189,6 +247,10 @@ impl Running {
             let data_dir = self.control.running().await.config.data_dir;
             let _ = std::fs::remove_file(super::endpoint::path(&data_dir));
         }
+        drop(self.certificate_watch);
         self.engine.shutdown(grace).await;
+        if let Some(a) = self.alerts {
+            a.shutdown().await;
+        }
     }
 }

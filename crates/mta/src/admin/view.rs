@@ -1,8 +1,8 @@
 //! What `GET /api/status` and the status page show, gathered in one value:
 //! the engine's state (listeners, delivery suspensions, queue), the TLS
 //! outcomes of the last hour, the certificates in the store with the days
-//! they have left, the recent alerts (filled by the alerts module), and the
-//! health gauges.
+//! they have left, the recent alerts, newest first (with `[alerts]`), and
+//! the health gauges.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,8 @@ pub struct StatusView {
     pub engine: EngineStatus,
     pub tls_last_hour: TlsHour,
     pub certificates: Vec<CertificateView>,
-    /// Recent alerts (the alerts module fills this; empty until then).
+    /// Recent alerts, newest first (`alerts::Notice` as JSON; empty
+    /// without `[alerts]`).
     pub recent_alerts: Vec<serde_json::Value>,
     /// The health gauges and resource conservation.
     #[serde(default)]

@@ -83,6 +83,7 @@ impl Config {
             dane: DaneConfig::default(),
             tls_report_inbox: None,
             health: Default::default(),
+            alerts: None,
         }
     }
 }

@@ -36,6 +36,7 @@
 
 mod acme;
 mod admin;
+mod alerts;
 mod default;
 mod dns;
 mod engine_settings;
@@ -56,6 +57,7 @@ use std::path::PathBuf;
 
 use portcullis_certstore::Store;
 
+pub use alerts::{AlertRecipientConfig, AlertsConfig};
 pub use default::{DEFAULT_LISTEN, DEFAULT_LISTENER};
 pub use health::{HealthConfig, MarksConfig};
 pub use load::{BUILTIN, LoadedConfig};

@@ -90,6 +90,9 @@ pub struct Config {
     /// default).
     #[serde(default, skip_serializing_if = "super::HealthConfig::is_default")]
     pub health: super::HealthConfig,
+    /// Alerts to the operator (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<super::alerts::AlertsConfig>,
 }
 
 pub(crate) fn default_hostname() -> String {

@@ -96,6 +96,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     super::admin::check(config.admin.as_ref(), &mut p);
     super::sts_hosting::check(config, &mut p);
     super::tls_report_inbox::check(config, &mut p);
+    super::alerts::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
     let health = super::health::check(&config.health, &mut p);
 
@@ -566,29 +567,7 @@ pub(crate) fn check_certificates(
     store_dir: &Path,
 ) -> Vec<Problem> {
     let mut p = Vec::new();
-    let mut named: Vec<(KeyPath, &str)> = config
-        .listener
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| {
-            l.certificate
-                .as_deref()
-                .map(|c| (root().key("listener").index(i).key("certificate"), c))
-        })
-        .collect();
-    if let Some(c) = &config.tls.outbound.client_certificate {
-        named.push((
-            root().key("tls").key("outbound").key("client-certificate"),
-            c,
-        ));
-    }
-    if let Some(c) = config.admin.as_ref().and_then(|a| a.certificate.as_deref()) {
-        named.push((root().key("admin").key("certificate"), c));
-    }
-    named.extend(super::sts_hosting::named_certificates(
-        config.mta_sts.hosting.as_ref(),
-    ));
-    for (at, name) in named {
+    for (at, name) in named_certificates(config) {
         if check_entry_name(name).is_err() {
             continue; // already reported by `check`
         }
@@ -617,6 +596,33 @@ pub(crate) fn check_certificates(
         ));
     }
     p
+}
+
+/// Every certificate store entry the configuration names, with its key.
+pub(crate) fn named_certificates(config: &Config) -> Vec<(KeyPath, &str)> {
+    let mut named: Vec<(KeyPath, &str)> = config
+        .listener
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            l.certificate
+                .as_deref()
+                .map(|c| (root().key("listener").index(i).key("certificate"), c))
+        })
+        .collect();
+    if let Some(c) = &config.tls.outbound.client_certificate {
+        named.push((
+            root().key("tls").key("outbound").key("client-certificate"),
+            c,
+        ));
+    }
+    if let Some(c) = config.admin.as_ref().and_then(|a| a.certificate.as_deref()) {
+        named.push((root().key("admin").key("certificate"), c));
+    }
+    named.extend(super::sts_hosting::named_certificates(
+        config.mta_sts.hosting.as_ref(),
+    ));
+    named
 }
 
 #[cfg(test)]

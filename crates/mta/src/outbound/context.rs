@@ -31,6 +31,8 @@ pub(crate) struct Context {
     pub handle: OutboundHandle,
     pub exemptions: Arc<Mutex<TlsExemptions>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where delivery raises alerts (TLS policy failing for every MX).
+    pub alerts: crate::alerts::AlertSink,
     /// The enabled CA lists, for PKIX checks.
     pub pkix: PkixRoots,
     /// A connector for hops that need no certificate check.
@@ -58,6 +60,7 @@ impl std::fmt::Debug for Context {
 pub(crate) struct Carried {
     pub exemptions: Arc<Mutex<TlsExemptions>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub alerts: crate::alerts::AlertSink,
 }
 
 impl Context {
@@ -91,6 +94,7 @@ impl Context {
             handle,
             exemptions: carried.exemptions.clone(),
             metrics: carried.metrics.clone(),
+            alerts: carried.alerts.clone(),
             pkix,
             plain_connector: TlsConnector::from(Arc::new(plain)),
             connections: Arc::new(Semaphore::new(d.max_connections.max(1))),

@@ -96,6 +96,7 @@ pub(crate) async fn deliver_domain(
     };
     let mta_sts = ctx.sts.facts(ctx, id, &name).await;
     let mut last = Shortfall::defer("4.4.4", format!("no usable next hop for {domain}"));
+    let mut refusals = super::tls_alert::Refusals::default();
     for hop in &hops {
         let mut notes = DecisionNotes::default();
         for addr in &hop.addrs {
@@ -124,10 +125,14 @@ pub(crate) async fn deliver_domain(
             };
             match try_hop(ctx, &m, hop, *addr, &req).await {
                 HopResult::Done(v) => return v,
-                HopResult::Next(s) => last = s,
+                HopResult::Next(s) => {
+                    refusals.note(req.rule, s.tls_refused.as_deref());
+                    last = s;
+                }
             }
         }
     }
+    refusals.raise(&ctx.alerts, &name);
     let out = all(&m, last.outcome());
     super::counting::unconnected(ctx, &out);
     out
@@ -179,6 +184,7 @@ async fn try_hop(
                 status: status.to_string(),
                 diagnostic: format!("{label}: {}", req.rule),
                 remote: None,
+                tls_refused: Some(format!("{label}: not connecting: {}", req.rule)),
             });
         }
         Step::Connect(plan) => plan,

@@ -61,6 +61,7 @@ pub(crate) async fn tls_failed(
                 status: status.to_string(),
                 diagnostic: format!("{label}: TLS failed: {}: {detail}", failure_class(failure)),
                 remote: Some(host.to_owned()),
+                tls_refused: Some(format!("{label}: {}: {detail}", failure_class(failure))),
             })
         }
         other => {
@@ -109,6 +110,7 @@ fn next_host(
         status: status.to_owned(),
         diagnostic: format!("{label}: {detail}"),
         remote: Some(host.to_owned()),
+        tls_refused: None,
     })
 }
 

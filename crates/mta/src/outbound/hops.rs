@@ -180,6 +180,7 @@ async fn mx_hops(
             status: "5.1.10".into(),
             diagnostic: format!("{domain} publishes a null MX: it accepts no mail"),
             remote: None,
+            tls_refused: None,
         });
     }
     ctx.log.line(format_args!(

@@ -32,9 +32,11 @@ mod resume;
 mod reuse;
 mod scheduler;
 mod suspend;
+mod tls_alert;
 mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};
+pub(crate) use hops::{HopLookup, NextHops, resolve_with};
 pub use operator::{ExemptionRow, StsCacheRow};
 pub use queue_ops::RetryTarget;
 

@@ -58,6 +58,9 @@ pub(crate) struct Shortfall {
     pub status: String,
     pub diagnostic: String,
     pub remote: Option<String>,
+    /// The TLS rule of the decision refused this hop: why (for the alert
+    /// raised when every MX of a destination is refused so).
+    pub tls_refused: Option<String>,
 }
 
 impl Shortfall {
@@ -67,6 +70,7 @@ impl Shortfall {
             status: status.to_owned(),
             diagnostic,
             remote: None,
+            tls_refused: None,
         }
     }
 

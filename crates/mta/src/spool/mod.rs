@@ -94,6 +94,8 @@ pub struct Spool {
 #[derive(Debug)]
 struct Shared {
     dir: PathBuf,
+    /// Damage found and repaired (or harmless) when the spool was opened.
+    damage_at_open: Vec<Damage>,
     key: u64,
     options: SpoolOptions,
     index: Mutex<Index>,
@@ -165,6 +167,7 @@ impl Spool {
         let queued = recovered.index.queued();
         let next_id = recovered.max_id.saturating_add(1).max(unix_micros());
         let shared = Arc::new(Shared {
+            damage_at_open: recovered.damage.clone(),
             gauge: space::Gauge::new(&dir, options.min_free_bytes, options.min_free_percent),
             dir,
             key: recovered.key,
@@ -193,6 +196,12 @@ impl Spool {
         spool.reclaimer = Some(reclaim::start(shared.clone(), options)?);
         shared.reclaim.notify();
         Ok((spool, queued))
+    }
+
+    /// The damage [`Spool::open`] found and got past: torn tails cut off,
+    /// damaged headers (damage that loses messages stops the open instead).
+    pub fn damage_at_open(&self) -> &[Damage] {
+        &self.shared.damage_at_open
     }
 
     /// What is queued in `dir`, read without locking or changing anything,
