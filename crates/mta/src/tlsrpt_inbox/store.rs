@@ -31,6 +31,13 @@ pub const STORE_DIR: &str = "tls-reports";
 /// is recorded, so a sender posting garbage cannot fill the disk.
 const MAX_REFUSED_DATA_FILES: usize = 1000;
 
+/// Reports are posted without a token (RFC 8460 senders have none), so the
+/// store is bounded: past this many stored reports, or refusal records, a
+/// new one is not written (the sender hears a temporary failure, the
+/// operator a log line naming the directory to clean).
+const MAX_STORED_REPORTS: usize = 100_000;
+const MAX_REFUSED_RECORDS: usize = 10_000;
+
 /// An accepted report as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -107,6 +114,9 @@ impl ReportStore {
         let id = report_id(report);
         let path = self.dir.join("received").join(format!("{id}.json"));
         let replaced = path.exists();
+        if !replaced {
+            room_for(&self.dir.join("received"), "json", MAX_STORED_REPORTS)?;
+        }
         let stored = StoredReport {
             id: id.clone(),
             received_at: unix_now(),
@@ -137,7 +147,8 @@ impl ReportStore {
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         );
         let dir = self.dir.join("refused");
-        let room = data_files(&dir) < MAX_REFUSED_DATA_FILES;
+        room_for(&dir, "json", MAX_REFUSED_RECORDS)?;
+        let room = files_ending(&dir, "data") < MAX_REFUSED_DATA_FILES;
         let kept = bytes.filter(|_| room).unwrap_or_default();
         let reason = if bytes.is_some() && !room {
             format!(
@@ -229,13 +240,24 @@ fn read_report(path: &Path) -> Result<(StoredReport, TlsReport), String> {
     Ok((stored, report))
 }
 
-fn data_files(dir: &Path) -> usize {
+fn files_ending(dir: &Path, extension: &str) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "data"))
+            .filter(|e| e.path().extension().is_some_and(|x| x == extension))
             .count()
     })
+}
+
+/// `Err` when `dir` already holds `cap` files ending in `extension`.
+fn room_for(dir: &Path, extension: &str, cap: usize) -> std::io::Result<()> {
+    if files_ending(dir, extension) < cap {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "the TLS report store is full: {} holds {cap} files; remove old ones to take more",
+        dir.display()
+    )))
 }
 
 fn json_files(dir: &Path) -> Vec<PathBuf> {
@@ -290,4 +312,24 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_directory_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        room_for(dir.path(), "json", 2).unwrap();
+        for name in ["a.json", "b.json", "c.data"] {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        room_for(dir.path(), "data", 2).unwrap();
+        let e = room_for(dir.path(), "json", 2).unwrap_err().to_string();
+        assert!(
+            e.contains("store is full") && e.contains(&dir.path().display().to_string()),
+            "{e}"
+        );
+    }
 }
