@@ -19,6 +19,8 @@
 //!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
+//! - [`tlsrpt`]: TLS-RPT (RFC 8460) session counts, daily aggregates and
+//!   the reports sent to recipient domains.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -47,3 +49,4 @@ pub mod settings;
 pub mod spool;
 pub mod sts_host;
 pub mod suspension;
+pub mod tlsrpt;
