@@ -94,6 +94,7 @@ mod sender_pattern;
 mod starttls_lists;
 mod status;
 mod tlsrpt;
+pub mod tlsrpt_report;
 mod tlsrpt_txt;
 
 pub use decision::{
@@ -122,4 +123,5 @@ pub use sender_pattern::{ClientFacts, SenderPattern, canonical_ip};
 pub use starttls_lists::{HostPattern, ListMatch, StarttlsLists};
 pub use status::{EnhancedStatus, StatusClass};
 pub use tlsrpt::{TlsRptPolicyType, TlsRptRecord, TlsRptResult};
+pub use tlsrpt_report::{ReportError, ReportLimits, TlsReport, parse_report};
 pub use tlsrpt_txt::{TlsRptTxtError, TlsRptTxtRecord};

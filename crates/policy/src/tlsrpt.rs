@@ -4,13 +4,13 @@
 //! connecting; [`TlsRptResult::for_failure`] maps what the transport then
 //! observes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decision::PeerFailure;
 use crate::name::DomainName;
 
 /// RFC 8460 §4.4 `policy-type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsRptPolicyType {
     /// DANE TLSA records governed the session.
@@ -33,7 +33,7 @@ impl TlsRptPolicyType {
 }
 
 /// RFC 8460 §4.3 result types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum TlsRptResult {
@@ -62,6 +62,26 @@ pub enum TlsRptResult {
 }
 
 impl TlsRptResult {
+    /// Every result type RFC 8460 §4.3 defines, in its order.
+    pub const ALL: [TlsRptResult; 11] = [
+        TlsRptResult::StarttlsNotSupported,
+        TlsRptResult::CertificateHostMismatch,
+        TlsRptResult::CertificateExpired,
+        TlsRptResult::CertificateNotTrusted,
+        TlsRptResult::ValidationFailure,
+        TlsRptResult::TlsaInvalid,
+        TlsRptResult::DnssecInvalid,
+        TlsRptResult::DaneRequired,
+        TlsRptResult::StsPolicyFetchError,
+        TlsRptResult::StsPolicyInvalid,
+        TlsRptResult::StsWebpkiInvalid,
+    ];
+
+    /// The result type with this report spelling, if RFC 8460 defines it.
+    pub fn from_report_str(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The report spelling.
     pub fn as_str(self) -> &'static str {
         match self {
