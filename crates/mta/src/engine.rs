@@ -96,6 +96,10 @@ pub(crate) struct Inner {
     pub(crate) started: SystemTime,
     /// ACME renewals and DANE rollover watch (stopped with the engine).
     certificates: Mutex<Option<crate::cert_manager::CertificateManager>>,
+    /// TLS-RPT session counts of delivery (off until reports start).
+    pub(crate) tls_report: Arc<crate::tlsrpt::SessionCounter>,
+    /// The TLS-RPT report task, when `[tls-report]` is enabled.
+    pub(crate) tls_reporter: Mutex<Option<crate::tlsrpt::ReportService>>,
 }
 
 impl Engine {
@@ -114,8 +118,10 @@ impl Engine {
         let (spool, queued) = Spool::open(&settings.spool_dir, settings.spool.clone())?;
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
+        let tls_report = Arc::new(crate::tlsrpt::SessionCounter::default());
         let carried = Carried {
             metrics: metrics.clone(),
+            tls_report: tls_report.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {
@@ -175,6 +181,8 @@ impl Engine {
                 settings: tokio::sync::Mutex::new(settings),
                 started: SystemTime::now(),
                 certificates: Mutex::new(None),
+                tls_report,
+                tls_reporter: Mutex::new(None),
             }),
         })
     }
@@ -254,6 +262,10 @@ impl Engine {
     pub async fn shutdown(self, grace: Duration) {
         let certificates = lock(&self.inner.certificates).take();
         drop(certificates);
+        let reporter = lock(&self.inner.tls_reporter).take();
+        if let Some(r) = reporter {
+            r.shutdown().await;
+        }
         let started = std::time::Instant::now();
         let control = lock(&self.inner.control).take();
         if let Some(c) = control {

@@ -47,6 +47,8 @@ pub(crate) struct Open {
     pub resumed: bool,
     /// Messages sent on it so far.
     pub sent: u32,
+    /// The local address it was made from (TLS-RPT `sending-mta-ip`).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// A message the next hop took (or refused) on an open connection.
@@ -82,6 +84,8 @@ pub(crate) enum OpenFailure {
 pub(crate) struct TlsFailure {
     pub failure: PeerFailure,
     pub detail: String,
+    /// The local address of the connection (TLS-RPT `sending-mta-ip`).
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 /// Why a message did not go through on an open connection.
@@ -116,6 +120,7 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
         }
     };
     let _ = tcp.set_nodelay(true);
+    let local_ip = tcp.local_addr().ok().map(|a| a.ip());
     let mut config = ClientConfig::new(t.helo);
     config.command_timeout = t.command_timeout;
     config.data_timeout = t.data_timeout;
@@ -132,6 +137,7 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
             resumed: conn.tls_resumed(),
             conn,
             sent: 0,
+            local_ip,
         }),
         Err(EstablishError::Shortfall(s)) => {
             let verifier = plan.verifier.as_deref();
@@ -142,7 +148,11 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
                 }
                 _ => s.to_string(),
             };
-            Err(OpenFailure::Tls(TlsFailure { failure, detail }))
+            Err(OpenFailure::Tls(TlsFailure {
+                failure,
+                detail,
+                local_ip,
+            }))
         }
         Err(e) => Err(OpenFailure::Connection(e.to_string())),
     };

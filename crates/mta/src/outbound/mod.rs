@@ -32,6 +32,7 @@ mod resume;
 mod reuse;
 mod scheduler;
 mod suspend;
+mod tls_report;
 mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};

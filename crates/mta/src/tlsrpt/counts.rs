@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -111,51 +112,83 @@ pub struct Session {
 pub type Pending = HashMap<(UtcDay, String), DomainDay>;
 
 /// The delivery path's counter: in memory until the report task takes it.
+/// Off (each call returns at once) until TLS reports are enabled.
 #[derive(Debug)]
 pub struct SessionCounter {
-    clock: SharedClock,
-    pending: Mutex<Pending>,
+    enabled: AtomicBool,
+    inner: Mutex<(SharedClock, Pending)>,
+}
+
+impl Default for SessionCounter {
+    fn default() -> Self {
+        SessionCounter {
+            enabled: AtomicBool::new(false),
+            inner: Mutex::new((crate::clock::system(), Pending::new())),
+        }
+    }
 }
 
 impl SessionCounter {
+    /// An enabled counter reading days from `clock`.
     pub fn new(clock: SharedClock) -> Self {
-        SessionCounter {
-            clock,
-            pending: Mutex::default(),
-        }
+        let c = SessionCounter::default();
+        c.enable(clock);
+        c
+    }
+
+    /// Starts counting, days read from `clock`.
+    pub fn enable(&self, clock: SharedClock) {
+        self.lock().0 = clock;
+        self.enabled.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops counting (what was counted stays until taken).
+    pub fn disable(&self) {
+        self.enabled.store(false, Ordering::Relaxed);
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (SharedClock, Pending)> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a session with `policy_domain` (lower-case) on today's UTC day.
     pub fn record(&self, policy_domain: &str, session: Session) {
-        let day = UtcDay::of(self.clock.now());
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        match pending.get_mut(&(day, policy_domain.to_owned())) {
+        if !self.enabled() {
+            return;
+        }
+        let mut inner = self.lock();
+        let day = UtcDay::of(inner.0.now());
+        match inner.1.get_mut(&(day, policy_domain.to_owned())) {
             Some(d) => d.count(session),
             None => {
                 let mut d = DomainDay::default();
                 d.count(session);
-                pending.insert((day, policy_domain.to_owned()), d);
+                inner.1.insert((day, policy_domain.to_owned()), d);
             }
         }
     }
 
     /// Everything counted since the last take.
     pub fn take(&self) -> Pending {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(&mut self.lock().1)
     }
 
     /// Puts back counts the store could not take, so they are written with
     /// the next flush instead of lost.
     pub fn put_back(&self, counts: Pending) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.lock();
         for (key, day) in counts {
-            pending.entry(key).or_default().add(&day);
+            inner.1.entry(key).or_default().add(&day);
         }
     }
 
-    /// The clock days are read from.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
+    /// Today, by the counter's clock.
+    pub fn today(&self) -> UtcDay {
+        UtcDay::of(self.lock().0.now())
     }
 }
 

@@ -10,8 +10,15 @@
 
 pub mod counts;
 pub mod day;
+pub mod deliver;
+pub mod mail;
+pub mod report;
+mod running;
+pub mod service;
 pub mod store;
 
 pub use counts::{DomainDay, FailureKey, PolicyKey, Session, SessionCounter};
 pub use day::{BadDay, UtcDay};
+pub use report::Reporting;
+pub use service::{ReportHandle, ReportService, SendResult, TlsReportSettings};
 pub use store::{AggregateStore, FileStore, StoreError, StoredDay};

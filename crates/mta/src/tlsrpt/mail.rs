@@ -1,0 +1,161 @@
+//! A report as RFC 8460 §5.3 mail: `multipart/report;
+//! report-type="tlsrpt"` with a short text part and the gzipped JSON as
+//! `application/tlsrpt+gzip`, the `TLS-Report-Domain` and
+//! `TLS-Report-Submitter` header fields, the subject
+//! `Report Domain: <domain> Submitter: <submitter> Report-ID: <<id>>` and
+//! the file name `<submitter>!<domain>!<begin>!<end>.json.gz`, signed with
+//! DKIM (mail-auth) over those header fields so the receiver can tell the
+//! report is ours.
+
+use std::path::Path;
+
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::{DkimSigner, Done};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::HeaderType;
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::mime::{BodyPart, MimePart};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::report::BuiltReport;
+
+/// The header fields the DKIM signature covers.
+const SIGNED_HEADERS: [&str; 9] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "TLS-Report-Domain",
+    "TLS-Report-Submitter",
+];
+
+/// Who signs report mail: the signing domain, selector and key.
+pub struct DkimSigning {
+    signer: DkimSigner<DkimKey, Done>,
+    domain: String,
+    selector: String,
+}
+
+impl std::fmt::Debug for DkimSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimSigning")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DkimSigning {
+    /// A signer from a PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1
+    /// RSA).
+    pub fn from_pem(domain: &str, selector: &str, pem: &[u8]) -> Result<Self, String> {
+        let der = PrivateKeyDer::from_pem_slice(pem)
+            .map_err(|e| format!("no PEM private key found ({e})"))?;
+        let key = match &der {
+            PrivateKeyDer::Pkcs8(p8) => Ed25519Key::from_pkcs8_der(p8.secret_pkcs8_der())
+                .map(DkimKey::Ed25519)
+                .ok(),
+            _ => None,
+        };
+        let key = match key {
+            Some(k) => k,
+            None => RsaKey::<Sha256>::from_key_der(der)
+                .map(DkimKey::Rsa)
+                .map_err(|e| format!("not an RSA or Ed25519 signing key ({e})"))?,
+        };
+        Ok(DkimSigning {
+            signer: DkimSigner::from_key(key)
+                .domain(domain)
+                .selector(selector)
+                .headers(SIGNED_HEADERS),
+            domain: domain.to_owned(),
+            selector: selector.to_owned(),
+        })
+    }
+
+    /// Reads the key file.
+    pub fn from_file(domain: &str, selector: &str, path: &Path) -> Result<Self, String> {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read the DKIM key {}: {e}", path.display()))?;
+        Self::from_pem(domain, selector, &pem)
+            .map_err(|e| format!("DKIM key {}: {e}", path.display()))
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<String, String> {
+        self.signer
+            .sign(message)
+            .map(|s| s.to_header())
+            .map_err(|e| format!("DKIM signing failed: {e}"))
+    }
+}
+
+/// What the mail needs besides the report.
+#[derive(Debug, Clone)]
+pub struct MailParts<'a> {
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub submitter: &'a str,
+    /// Seconds since 1970 for the Date field.
+    pub now_unix: u64,
+}
+
+/// The complete message, DKIM-Signature first when `dkim` is given.
+pub fn report_mail(
+    report: &BuiltReport,
+    parts: &MailParts<'_>,
+    dkim: Option<&DkimSigning>,
+) -> Result<Vec<u8>, String> {
+    let domain = report.domain.as_str();
+    let submitter = parts.submitter;
+    let id = &report.report.report_id;
+    let text = format!(
+        "This is an aggregate TLS report (RFC 8460) from {submitter}.\r\n\r\n\
+         Report Domain: {domain}\r\n\
+         Submitter: {submitter}\r\n\
+         Report-ID: <{id}>\r\n\
+         Period: {} to {}\r\n",
+        report.report.date_range.start_datetime, report.report.date_range.end_datetime
+    );
+    let message = MessageBuilder::new()
+        .from(parts.from)
+        .header(
+            "To",
+            HeaderType::Address(Address::List(
+                parts.to.iter().map(|t| t.as_str().into()).collect(),
+            )),
+        )
+        .message_id(format!("tlsrpt.{id}"))
+        .date(parts.now_unix)
+        .header("TLS-Report-Domain", HeaderType::Text(domain.into()))
+        .header("TLS-Report-Submitter", HeaderType::Text(submitter.into()))
+        .header("Auto-Submitted", HeaderType::Text("auto-generated".into()))
+        .subject(format!(
+            "Report Domain: {domain} Submitter: {submitter} Report-ID: <{id}>"
+        ))
+        .body(MimePart::new(
+            ContentType::new("multipart/report").attribute("report-type", "tlsrpt"),
+            BodyPart::Multipart(vec![
+                MimePart::new(ContentType::new("text/plain"), BodyPart::Text(text.into())),
+                MimePart::new(
+                    ContentType::new("application/tlsrpt+gzip"),
+                    BodyPart::Binary(report.gzip.as_slice().into()),
+                )
+                .attachment(report.file_name(submitter)),
+            ]),
+        ))
+        .write_to_vec()
+        .map_err(|e| format!("cannot write the report mail: {e}"))?;
+    let Some(dkim) = dkim else {
+        return Ok(message);
+    };
+    let signature = dkim.sign(&message)?;
+    let mut out = signature.into_bytes();
+    out.extend_from_slice(&message);
+    Ok(out)
+}
