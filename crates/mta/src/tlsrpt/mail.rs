@@ -16,6 +16,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::HeaderType;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
@@ -135,9 +136,13 @@ pub fn report_mail(
         .header("TLS-Report-Domain", HeaderType::Text(domain.into()))
         .header("TLS-Report-Submitter", HeaderType::Text(submitter.into()))
         .header("Auto-Submitted", HeaderType::Text("auto-generated".into()))
-        .subject(format!(
-            "Report Domain: {domain} Submitter: {submitter} Report-ID: <{id}>"
-        ))
+        // Raw: the §5.3 format, not an encoded word (it is all ASCII).
+        .header(
+            "Subject",
+            HeaderType::Raw(Raw::new(format!(
+                "Report Domain: {domain} Submitter: {submitter} Report-ID: <{id}>"
+            ))),
+        )
         .body(MimePart::new(
             ContentType::new("multipart/report").attribute("report-type", "tlsrpt"),
             BodyPart::Multipart(vec![

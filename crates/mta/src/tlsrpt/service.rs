@@ -3,8 +3,8 @@
 //! reports that are due — a UTC day that has ended plus a random delay per
 //! domain (so that reporters do not all send at midnight, RFC 8460 §5.1),
 //! for up to [`RETRY_DAYS`] days while a report address has not taken it.
-//! [`ReportService::send_day`] does the same at once for one day (`portcullis
-//! ctl tls-report send --day`). A slow report host delays nothing but this
+//! [`ReportHandle::send_day`] sends one day's reports at once, again if they
+//! were sent already (`portcullis ctl tls-report send --day`). A slow report host delays nothing but this
 //! task.
 
 use std::collections::hash_map::RandomState;
@@ -138,8 +138,9 @@ impl ReportHandle {
         self.0.flush();
     }
 
-    /// Sends the reports of `day` now, to every address that has not taken
-    /// them yet.
+    /// Sends the reports of `day` now, to every address of every domain
+    /// with counts, whether or not it took the report already (an operator
+    /// asking again means it).
     pub async fn send_day(&self, day: UtcDay) -> Result<Vec<SendResult>, String> {
         self.0.flush();
         self.0.send_day(day, true).await
@@ -211,12 +212,12 @@ impl Inner {
             if !now_anyway && now < due {
                 continue;
             }
-            results.extend(self.send_domain(day, &domain).await);
+            results.extend(self.send_domain(day, &domain, now_anyway).await);
         }
         Ok(results)
     }
 
-    async fn send_domain(&self, day: UtcDay, domain: &str) -> Vec<SendResult> {
+    async fn send_domain(&self, day: UtcDay, domain: &str, again: bool) -> Vec<SendResult> {
         let log = &self.transport.log;
         let result = |rua: &str, outcome| SendResult {
             domain: domain.to_owned(),
@@ -231,7 +232,7 @@ impl Inner {
                 return vec![result("", Err(e.to_string()))];
             }
         };
-        if stored.sent_to.iter().any(|s| s == NO_RECORD) {
+        if !again && stored.sent_to.iter().any(|s| s == NO_RECORD) {
             return Vec::new();
         }
         let ruas = match self.report_addresses(domain).await {
@@ -259,7 +260,7 @@ impl Inner {
         };
         let mut out = Vec::new();
         for uri in ruas {
-            if stored.sent_to.contains(&uri) {
+            if !again && stored.sent_to.contains(&uri) {
                 continue;
             }
             let outcome = match Rua::parse(&uri) {
