@@ -184,6 +184,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/mta-sts/cache", get(sts_cache))
         .route("/api/mta-sts/cache/flush", post(flush_sts))
         .route("/api/dns/flush", post(flush_dns))
+        .route("/api/tls-report/send", post(super::api_tls_report::send))
         .route("/api/config", get(super::api_config::config_export))
         .route("/api/config/import", post(super::api_config::config_import))
         .route("/api/config/reset", post(super::api_config::config_reset))

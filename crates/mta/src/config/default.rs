@@ -81,6 +81,7 @@ impl Config {
             admin: Some(super::admin::AdminConfig::loopback()),
             acme: None,
             dane: DaneConfig::default(),
+            tls_report: None,
         }
     }
 }

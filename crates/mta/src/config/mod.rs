@@ -46,6 +46,7 @@ pub mod schema;
 pub mod secrets;
 mod source;
 mod sts_hosting;
+mod tls_report;
 mod validate;
 #[cfg(test)]
 mod validate_tests;
@@ -61,6 +62,7 @@ pub use report::{ConfigIssue, ConfigReport};
 pub use schema::{Config, ResolverEntry};
 pub(crate) use sts_hosting::tlsrpt_record_text;
 pub use sts_hosting::{StsHostedDomainConfig, StsHostingConfig};
+pub use tls_report::TlsReportConfig;
 
 impl Config {
     /// The certificate store directory: `<data-dir>/certs`.

@@ -93,6 +93,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     check_log(config, &mut p);
     super::admin::check(config.admin.as_ref(), &mut p);
     super::sts_hosting::check(config, &mut p);
+    super::tls_report::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
 
     match outbound {
