@@ -65,11 +65,7 @@ async fn ctl_sends_the_days_report_now() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    rig.fx.extra = route(
-        "plain.test",
-        &[format!("mx.plain.test:{}", sink.addr().port())],
-    )
-    .replace("mx.plain.test", &sink.addr().ip().to_string())
+    rig.fx.extra = route("plain.test", &[sink.addr().to_string()])
         + &route("reports.test", &[sink.addr().to_string()])
         + &format!(
             "[tls-report]\nenabled = true\norganization-name = \"CLI test\"\ncontact-info = \"mailto:postmaster@gw.test\"\n\
