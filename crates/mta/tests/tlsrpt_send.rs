@@ -33,10 +33,13 @@ use serde_json::Value;
 
 const REPORTS_TO: &str = "tlsrpt@reports.test";
 
+/// Each POST's content type and body.
+type Posts = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A local HTTPS receiver: every POST's content type and body.
 struct Receiver {
     port: u16,
-    posts: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    posts: Posts,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -49,7 +52,7 @@ impl Drop for Receiver {
 async fn receiver(config: Arc<rustls::ServerConfig>) -> Receiver {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let posts: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let posts: Posts = Arc::default();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let kept = posts.clone();
     let task = tokio::spawn(async move {
@@ -460,6 +463,8 @@ async fn a_day_of_deliveries_is_reported_by_mail_and_https() {
     assert_eq!(f["receiving-mx-hostname"], "mx.dane-bad.test");
     assert_eq!(f["receiving-ip"], "127.0.0.1");
     assert_eq!(f["sending-mta-ip"], "127.0.0.1");
+    // The name in the sink's 220 greeting.
+    assert_eq!(f["receiving-mx-helo"], "sink.test");
     assert_eq!(f["failed-session-count"], 1);
     // MTA-STS enforce: a successful sts session, the policy lines.
     let p = policy_of(&by_domain["sts-enforce.test"], "sts");

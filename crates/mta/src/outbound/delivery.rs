@@ -178,7 +178,7 @@ async fn try_hop(
     };
     let mut plan = match Step::new(req, &trust) {
         Step::Skip { shortfall, status } => {
-            tls_report::count(ctx, &scope, None, SessionEnd::Skipped);
+            tls_report::count(ctx, &scope, &Default::default(), SessionEnd::Skipped);
             ctx.log.warn(format_args!(
                 "{} MID {id} to {domain} via {label} rule={rule} host skipped, not connecting: {} ({status})",
                 Dcid::next(),
@@ -285,14 +285,14 @@ async fn try_hop(
                 None
             };
             if let Some(end) = end {
-                tls_report::count(ctx, &scope, open.local_ip, end);
+                tls_report::count(ctx, &scope, &open.facts, end);
             }
             let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, Some(pool_key)).await
         }
         Err(OpenFailure::Tls(f)) => {
             let end = SessionEnd::Failed(f.failure, plan.verifier.as_deref());
-            tls_report::count(ctx, &scope, f.local_ip, end);
+            tls_report::count(ctx, &scope, &f.facts, end);
             tls_failed(ctx, m, &leg, &plan, &target, f, smtp_env).await
         }
         Err(OpenFailure::Connection(detail)) => connection_failed(ctx, &leg, detail),

@@ -7,12 +7,13 @@
 //! session; a message sent on a kept connection adds nothing); a
 //! connection that never reached the SMTP greeting is not a TLS session.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use portcullis_dane::{AuthFailure, PeerAuthentication, PeerVerifier, TlsaSet};
 use portcullis_policy::mta_sts::MtaStsFacts;
 use portcullis_policy::{HopRequirement, PeerFailure, TlsRptPolicyType, TlsRptResult, TlsaFacts};
 
+use super::connect::SessionFacts;
 use super::context::Context;
 use super::hops::Hop;
 use crate::tlsrpt::{FailureKey, PolicyKey, Session};
@@ -39,7 +40,7 @@ pub(crate) enum SessionEnd<'a> {
 }
 
 /// Counts one session (a no-op unless TLS reports are enabled).
-pub(crate) fn count(ctx: &Context, scope: &Scope<'_>, local: Option<IpAddr>, end: SessionEnd<'_>) {
+pub(crate) fn count(ctx: &Context, scope: &Scope<'_>, facts: &SessionFacts, end: SessionEnd<'_>) {
     if !ctx.tls_report.enabled() {
         return;
     }
@@ -74,9 +75,9 @@ pub(crate) fn count(ctx: &Context, scope: &Scope<'_>, local: Option<IpAddr>, end
         policy: policy_key(scope),
         failure: result.map(|r| FailureKey {
             result_type: r.as_str().to_owned(),
-            sending_mta_ip: local,
+            sending_mta_ip: facts.local_ip,
             receiving_mx_hostname: scope.hop.hop.host.name().map(ToString::to_string),
-            receiving_mx_helo: None,
+            receiving_mx_helo: facts.mx_helo.clone(),
             receiving_ip: Some(scope.addr.ip()),
         }),
     };

@@ -300,6 +300,27 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // DNS text: any input is read or refused, never a panic; a
+        // percent-encoded address comes back decoded.
+        #[test]
+        fn any_rua_text_is_read_or_refused(text in "\\PC{0,80}") {
+            let _ = Rua::parse(&text);
+            let _ = Rua::parse(&format!("mailto:{text}"));
+            let _ = Rua::parse(&format!("https://{text}"));
+        }
+
+        #[test]
+        fn mailto_addresses_round_trip(local in "[a-z0-9.+_-]{1,20}", domain in "[a-z][a-z0-9]{0,10}\\.(test|example)") {
+            let encoded: String = local.bytes().map(|b| format!("%{b:02X}")).collect();
+            prop_assert_eq!(
+                Rua::parse(&format!("mailto:{encoded}@{domain}?subject=x")).unwrap(),
+                Rua::Mail(format!("{local}@{domain}"))
+            );
+        }
+    }
 
     #[test]
     fn rua_uris_are_read() {
