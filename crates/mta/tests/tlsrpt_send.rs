@@ -395,11 +395,10 @@ async fn a_day_of_deliveries_is_reported_by_mail_and_https() {
             .unwrap()
             .to_owned();
         if domain == "dane-bad.test" {
-            std::fs::write(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tlsrpt-sample-report.eml"),
-                &m.body,
-            )
-            .unwrap();
+            // Kept for people to read (the closing note quotes it).
+            let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp");
+            std::fs::create_dir_all(&keep).unwrap();
+            std::fs::write(keep.join("tlsrpt-sample-report.eml"), &m.body).unwrap();
         }
         by_domain.insert(domain, r);
     }

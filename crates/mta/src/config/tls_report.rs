@@ -232,3 +232,80 @@ impl super::LoadedConfig {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::LoadedConfig;
+
+    const LISTENER: &str = "[[listener]]\nname = \"in\"\naddress = \"127.0.0.1:2525\"\nrat.accept = [\"example.com\"]\n";
+
+    fn load(dir: &std::path::Path, section: &str) -> LoadedConfig {
+        let text = format!(
+            "data-dir = {:?}\nhostname = \"mx.example.com\"\n{LISTENER}\n[tls-report]\n{section}",
+            dir.display().to_string()
+        );
+        LoadedConfig::parse("c.toml", &text).unwrap()
+    }
+
+    #[test]
+    fn every_bad_value_is_named_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = load(
+            dir.path(),
+            "enabled = true\norganization-name = \"\"\ncontact-info = \"x\"\nsubmitter = \"not a name\"\n\
+             from = \"nobody\"\nflush-interval-seconds = 0\nmax-delay-seconds = 90000\n\
+             dkim-selector = \"bad selector\"\n",
+        );
+        let report = loaded.validate().unwrap_err().to_string();
+        for (key, words) in [
+            ("tls-report.organization-name", "must not be empty"),
+            ("tls-report.submitter", "not a domain name"),
+            ("tls-report.from", "not a mail address"),
+            ("tls-report.flush-interval-seconds", "between 1 and 86400"),
+            ("tls-report.max-delay-seconds", "at most 86400"),
+            ("tls-report.dkim-selector", "not a DKIM selector"),
+            ("tls-report.dkim-domain", "missing"),
+            ("tls-report.dkim-key", "missing"),
+        ] {
+            assert!(
+                report.lines().any(|l| l.contains(key) && l.contains(words)),
+                "no {key}: {words} in\n{report}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_read_the_key_and_default_the_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::system();
+        let missing = load(
+            dir.path(),
+            "enabled = true\norganization-name = \"Org\"\ncontact-info = \"mailto:p@example.com\"\n\
+             dkim-domain = \"example.com\"\ndkim-selector = \"s1\"\ndkim-key = \"/nonexistent/dkim.pem\"\n",
+        );
+        let e = missing
+            .tls_report_settings(clock.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tls-report.dkim-key") && e.contains("/nonexistent/dkim.pem"),
+            "{e}"
+        );
+
+        let off = load(
+            dir.path(),
+            "organization-name = \"Org\"\ncontact-info = \"c\"\n",
+        );
+        assert!(off.tls_report_settings(clock.clone()).unwrap().is_none());
+
+        let unsigned = load(
+            dir.path(),
+            "enabled = true\norganization-name = \"Org\"\ncontact-info = \"mailto:p@example.com\"\n",
+        );
+        let s = unsigned.tls_report_settings(clock).unwrap().unwrap();
+        assert_eq!(s.reporting.submitter, "mx.example.com");
+        assert_eq!(s.from, "tls-reports@mx.example.com");
+        assert!(s.dkim.is_none());
+        assert_eq!(s.store_dir, dir.path().join("tls-report"));
+    }
+}

@@ -164,3 +164,68 @@ pub fn report_mail(
     out.extend_from_slice(&message);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlsrpt::counts::DomainDay;
+    use crate::tlsrpt::day::UtcDay;
+    use crate::tlsrpt::report::{Reporting, build};
+    use base64::Engine as _;
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        )
+    }
+
+    #[test]
+    fn keys_dkim_cannot_use_are_refused_by_name() {
+        let e = DkimSigning::from_pem("example.com", "s", b"not a key").unwrap_err();
+        assert!(e.contains("no PEM private key"), "{e}");
+        // rcgen's default: ECDSA P-256, which DKIM does not define.
+        let ec = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let e = DkimSigning::from_pem("example.com", "s", ec.as_bytes()).unwrap_err();
+        assert!(e.contains("not an RSA or Ed25519 signing key"), "{e}");
+    }
+
+    #[test]
+    fn an_ed25519_signed_report_mail_has_the_rfc_8460_layout() {
+        let der = Ed25519Key::generate_pkcs8().unwrap();
+        let dkim =
+            DkimSigning::from_pem("gw.example", "ed", pem("PRIVATE KEY", &der).as_bytes()).unwrap();
+        let who = Reporting {
+            organization_name: "Org".into(),
+            contact_info: "mailto:p@gw.example".into(),
+            submitter: "gw.example".into(),
+        };
+        let day = UtcDay::parse("2026-12-01").unwrap();
+        let report = build(&who, day, "rcpt.example", &DomainDay::default()).unwrap();
+        let to = vec!["tls@rcpt.example".to_owned()];
+        let parts = MailParts {
+            from: "tls-reports@gw.example",
+            to: &to,
+            submitter: "gw.example",
+            now_unix: day.start_unix() + 86_400,
+        };
+        let mail = String::from_utf8(report_mail(&report, &parts, Some(&dkim)).unwrap()).unwrap();
+        assert!(
+            mail.starts_with("DKIM-Signature: v=1; a=ed25519-sha256; s=ed; d=gw.example;"),
+            "{mail}"
+        );
+        for needle in [
+            "TLS-Report-Domain: rcpt.example\r\n",
+            "TLS-Report-Submitter: gw.example\r\n",
+            "Subject: Report Domain: rcpt.example Submitter: gw.example Report-ID:",
+            "<2026-12-01.rcpt.example@gw.example>",
+            "report-type=\"tlsrpt\"",
+            "Content-Type: application/tlsrpt+gzip",
+            "gw.example!rcpt.example!1796083200!1796169599.json.gz",
+        ] {
+            assert!(mail.contains(needle), "{needle} missing in\n{mail}");
+        }
+        let unsigned = report_mail(&report, &parts, None).unwrap();
+        assert!(unsigned.starts_with(b"From: "));
+    }
+}
