@@ -262,10 +262,6 @@ impl Engine {
     pub async fn shutdown(self, grace: Duration) {
         let certificates = lock(&self.inner.certificates).take();
         drop(certificates);
-        let reporter = lock(&self.inner.tls_reporter).take();
-        if let Some(r) = reporter {
-            r.shutdown().await;
-        }
         let started = std::time::Instant::now();
         let control = lock(&self.inner.control).take();
         if let Some(c) = control {
@@ -281,6 +277,11 @@ impl Engine {
         let outbound = lock(&self.inner.outbound).take();
         if let Some(o) = outbound {
             o.shutdown(left).await;
+        }
+        // After delivery stopped: its last sessions are in the final flush.
+        let reporter = lock(&self.inner.tls_reporter).take();
+        if let Some(r) = reporter {
+            r.shutdown().await;
         }
     }
 }

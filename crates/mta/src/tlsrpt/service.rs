@@ -106,7 +106,7 @@ impl ReportService {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    inner.flush();
+                    inner.clone().flush_off_runtime().await;
                     inner.send_due().await;
                 }
             }
@@ -142,12 +142,18 @@ impl ReportHandle {
     /// with counts, whether or not it took the report already (an operator
     /// asking again means it).
     pub async fn send_day(&self, day: UtcDay) -> Result<Vec<SendResult>, String> {
-        self.0.flush();
+        self.0.clone().flush_off_runtime().await;
         self.0.send_day(day, true).await
     }
 }
 
 impl Inner {
+    /// [`Self::flush`] on a blocking thread: its fsyncs must not hold up
+    /// a runtime worker that delivery also runs on.
+    async fn flush_off_runtime(self: Arc<Self>) {
+        let _ = tokio::task::spawn_blocking(move || self.flush()).await;
+    }
+
     fn flush(&self) {
         let pending = self.counter.take();
         if pending.is_empty() {
