@@ -370,6 +370,17 @@ async fn a_day_of_deliveries_is_reported_by_mail_and_https() {
     }
     log.wait_for(&["no report for silent.test on 2026-11-30", "_smtp._tls"])
         .await;
+    // The store remembers what went where: no resend, no new lookup.
+    let stored = std::fs::read_to_string(
+        dir.path()
+            .join("data/tls-report/2026-11-30/plain.test.json"),
+    )
+    .unwrap();
+    assert!(stored.contains("mailto:tlsrpt@reports.test"), "{stored}");
+    assert!(
+        stored.contains("done: every report address took the report"),
+        "{stored}"
+    );
     let mails = sink.wait_for(9).await;
     let reports: Vec<_> = mails
         .iter()

@@ -32,6 +32,10 @@ pub const RETRY_DAYS: u64 = 3;
 /// record: nothing to send, and nothing to retry.
 const NO_RECORD: &str = "none: no valid _smtp._tls record";
 
+/// What `sent_to` records once every report address took the report: the
+/// task neither looks the record up again nor resends.
+const ALL_SENT: &str = "done: every report address took the report";
+
 /// `[tls-report]`, validated.
 #[derive(Debug)]
 pub struct TlsReportSettings {
@@ -238,7 +242,12 @@ impl Inner {
                 return vec![result("", Err(e.to_string()))];
             }
         };
-        if !again && stored.sent_to.iter().any(|s| s == NO_RECORD) {
+        if !again
+            && stored
+                .sent_to
+                .iter()
+                .any(|s| s == NO_RECORD || s == ALL_SENT)
+        {
             return Vec::new();
         }
         let ruas = match self.report_addresses(domain).await {
@@ -265,11 +274,15 @@ impl Inner {
             Err(e) => return vec![result("", Err(format!("cannot build the report: {e}")))],
         };
         let mut out = Vec::new();
+        let mut all_sent = true;
         for uri in ruas {
             if !again && stored.sent_to.contains(&uri) {
                 continue;
             }
-            let outcome = match Rua::parse(&uri) {
+            let parsed = Rua::parse(&uri);
+            // An address that cannot be used never will be: not retried.
+            let unusable = parsed.is_err();
+            let outcome = match parsed {
                 Err(e) => Err(e),
                 Ok(Rua::Mail(to)) => {
                     let parts = MailParts {
@@ -306,14 +319,22 @@ impl Inner {
                         built.report.report_id
                     ));
                     if let Err(e) = self.store.mark_sent(day, domain, &uri) {
-                        log.warn(format_args!("TLS reports: {e}; the report may be sent again"));
+                        log.warn(format_args!(
+                            "TLS reports: {e}; the report may be sent again"
+                        ));
                     }
                 }
-                Err(e) => log.warn(format_args!(
-                    "TLS reports: report for {domain} on {day} not delivered to {uri}: {e}; retried later"
-                )),
+                Err(e) => {
+                    all_sent &= unusable;
+                    log.warn(format_args!(
+                        "TLS reports: report for {domain} on {day} not delivered to {uri}: {e}; retried later"
+                    ));
+                }
             }
             out.push(result(&uri, outcome));
+        }
+        if all_sent && let Err(e) = self.store.mark_sent(day, domain, ALL_SENT) {
+            log.warn(format_args!("TLS reports: {e}"));
         }
         out
     }
