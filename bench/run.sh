@@ -7,6 +7,8 @@
 #   bench/run.sh                 # 2000 messages per scenario, 20 connections
 #   N=5000 C=50 bench/run.sh     # more
 #   RELAYS="postfix" bench/run.sh  # one relay only
+#   TLS_REPORT=1 bench/run.sh    # Portcullis with [tls-report] on: every TLS
+#                                # session counted, counts flushed every second
 #
 # Scenarios (each with a freshly started relay, so peak RSS is per scenario):
 #   a  plaintext both legs: Postfix's smtp-source → relay → smtp-sink
@@ -29,6 +31,7 @@ N=${N:-2000}
 C=${C:-20}
 SIZE=${SIZE:-2000}
 RELAYS=${RELAYS:-"portcullis postfix"}
+TLS_REPORT=${TLS_REPORT:-0}
 DEADLINE=${DEADLINE:-300}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ).md}
@@ -222,6 +225,16 @@ enabled = false
 [log]
 file = "$D/mail.log"
 EOF
+  if [ "$TLS_REPORT" = 1 ]; then
+    cat >>"$D/portcullis.toml" <<EOF
+
+[tls-report]
+enabled = true
+organization-name = "bench"
+contact-info = "mailto:postmaster@relay.bench.test"
+flush-interval-seconds = 1
+EOF
+  fi
   "$PORTCULLIS" run --config "$D/portcullis.toml" >"$D/stdout.log" 2>&1 &
   RELAY_PIDS=("$!")
   PIDS+=("$!")
@@ -293,7 +306,7 @@ mkdir -p "$(dirname "$OUT")"
 {
   echo "# Relay benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo
-  echo "Command: \`N=$N C=$C SIZE=$SIZE bench/run.sh\` on $(nproc) CPU(s), $(uname -r); Postfix $(postconf -d -h mail_version)."
+  echo "Command: \`N=$N C=$C SIZE=$SIZE TLS_REPORT=$TLS_REPORT bench/run.sh\` on $(nproc) CPU(s), $(uname -r); Postfix $(postconf -d -h mail_version)."
   echo "Work directory on $(stat -f -c %T "$WORK") ($(df --output=source "$WORK" | tail -1))."
   echo "Postfix: TLS connection reuse through tlsproxy, TLS session caches (smtp and smtpd)."
   echo "Rate = messages delivered to the sink per second, from the first connection to the last delivery."

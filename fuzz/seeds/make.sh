@@ -34,7 +34,7 @@ seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
 for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
   dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
   policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
-  policy_tls_required_header config_load spool_segment policy_tlsrpt_report; do
+  policy_tls_required_header config_load spool_segment policy_tlsrpt_report mta_tlsrpt_rua; do
   rm -rf "${here:?}/$t"
 done
 
@@ -237,6 +237,11 @@ r extension 'v=TLSRPTv1; rua=mailto:tlsrpt@example.org; ext=1 ;'
 r two-records 'v=TLSRPTv1; rua=mailto:a@example.com\0v=TLSRPTv1; rua=mailto:b@example.com'
 r uri-with-query 'v=TLSRPTv1; rua=mailto:r@example.com?subject=tlsrpt%20x'
 r other-uri 'v=TLSRPTv1; rua=ftp://example.com/'
+u() { printf '%b' "$2" | seed mta_tlsrpt_rua "$1"; }
+u mailto-and-https 'v=TLSRPTv1; rua=mailto:tls%2Brpt@example.com?subject=x,https://r.example.net:8443/v1/tlsrpt'
+u two-records 'v=TLSRPTv1; rua=mailto:a@example.com\0v=TLSRPTv1; rua=mailto:b@example.com'
+u bare-uri 'mailto:reports@example.com'
+u bad-percent 'v=TLSRPTv1; rua=mailto:%zz%4@example.com'
 h() { printf '%s' "$3" | seed "$1" "$2"; }
 h policy_tls_required_header header $'From: a@b\r\nTLS-Required: No\r\nSubject: x\r\n\r\nbody\r\n'
 h policy_tls_required_header folded $'Subject: x\r\ntls-required:\r\n  no \r\n\r\n'

@@ -36,6 +36,9 @@ pub enum CtlCommand {
     /// The DNS cache (flush: ask the servers again).
     #[command(subcommand)]
     Dns(DnsWhat),
+    /// TLS reports (RFC 8460) this gateway sends about its deliveries.
+    #[command(subcommand, name = "tls-report")]
+    TlsReport(TlsReportWhat),
     /// Export, import or reset the configuration.
     #[command(subcommand)]
     Config(ConfigWhat),
@@ -106,6 +109,17 @@ pub enum QueueWhat {
     /// Return a message to its sender with a delivery status notification
     /// and remove it from the queue.
     Bounce { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsReportWhat {
+    /// Send one UTC day's reports now, to every report address of every
+    /// domain with counts (again, if they were sent already).
+    Send {
+        /// The UTC day, YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        day: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::Global;
 use crate::ctl_args::{
     CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, QueueWhat, ResumeWhat, StsWhat,
-    SuspendWhat, TlsWhat, TokenWhat,
+    SuspendWhat, TlsReportWhat, TlsWhat, TokenWhat,
 };
 use crate::ctl_client::{self, Answer, Target, Trust};
 use crate::ctl_print;
@@ -223,6 +223,20 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             )?,
             &result_line,
         ),
+        CtlCommand::TlsReport(TlsReportWhat::Send { day }) => {
+            let v = call("POST", "/api/tls-report/send", Some(json!({ "day": day })))?;
+            show(v.clone(), &ctl_print::tls_reports_sent)?;
+            let failed = v["reports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["sent"] == false)
+                .count();
+            if failed > 0 {
+                return Err(format!("{failed} report(s) not delivered; see above"));
+            }
+            Ok(())
+        }
         CtlCommand::Dns(DnsWhat::Flush) => {
             show(call("POST", "/api/dns/flush", None)?, &result_line)
         }

@@ -215,3 +215,35 @@ pub fn tokens(v: &Value) -> String {
     }
     out
 }
+
+/// What `ctl tls-report send` did, one line per report address.
+pub fn tls_reports_sent(v: &Value) -> String {
+    let reports: Vec<&Value> = v["reports"].as_array().into_iter().flatten().collect();
+    if reports.is_empty() {
+        return format!(
+            "no TLS sessions were counted on {}: no report to send",
+            s(&v["day"])
+        );
+    }
+    let mut out = String::new();
+    for r in reports {
+        let _ = if r["sent"] == true {
+            writeln!(
+                out,
+                "{} {}: sent ({})",
+                s(&r["domain"]),
+                s(&r["rua"]),
+                s(&r["answer"])
+            )
+        } else {
+            writeln!(
+                out,
+                "{} {}: NOT sent: {}",
+                s(&r["domain"]),
+                s(&r["rua"]),
+                s(&r["error"])
+            )
+        };
+    }
+    out
+}

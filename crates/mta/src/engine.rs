@@ -108,6 +108,10 @@ pub(crate) struct Inner {
     pub(crate) health: Health,
     /// Reads the gauges (stopped with the engine).
     pub(crate) sampler: Mutex<Option<Sampler>>,
+    /// TLS-RPT session counts of delivery (off until reports start).
+    pub(crate) tls_report: Arc<crate::tlsrpt::SessionCounter>,
+    /// The TLS-RPT report task, when `[tls-report]` is enabled.
+    pub(crate) tls_reporter: Mutex<Option<crate::tlsrpt::ReportService>>,
 }
 
 impl Engine {
@@ -141,9 +145,11 @@ impl Engine {
         crate::alerts::sources::spool_damage_at_open(&alerts, spool.damage_at_open());
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
+        let tls_report = Arc::new(crate::tlsrpt::SessionCounter::default());
         let carried = Carried {
             metrics: metrics.clone(),
             alerts: alerts.clone(),
+            tls_report: tls_report.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {
@@ -223,6 +229,8 @@ impl Engine {
                 health,
                 sampler: Mutex::new(Some(sampler)),
                 alerts,
+                tls_report,
+                tls_reporter: Mutex::new(None),
             }),
         })
     }
@@ -350,6 +358,11 @@ impl Engine {
         let outbound = lock(&self.inner.outbound).take();
         if let Some(o) = outbound {
             o.shutdown(left).await;
+        }
+        // After delivery stopped: its last sessions are in the final flush.
+        let reporter = lock(&self.inner.tls_reporter).take();
+        if let Some(r) = reporter {
+            r.shutdown().await;
         }
     }
 }

@@ -23,6 +23,8 @@
 //! - [`health`]: gauges against thresholds, and resource conservation.
 //! - [`alerts`]: what the operator is told, de-duplicated, kept and sent
 //!   over a path of its own.
+//! - [`tlsrpt`]: TLS-RPT (RFC 8460) session counts, daily aggregates and
+//!   the reports sent to recipient domains.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -53,4 +55,5 @@ pub mod settings;
 pub mod spool;
 pub mod sts_host;
 pub mod suspension;
+pub mod tlsrpt;
 pub mod tlsrpt_inbox;

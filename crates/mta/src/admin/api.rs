@@ -189,6 +189,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/tlsrpt", post(super::tls_reports::post_report))
         .route("/api/tls-reports", get(super::tls_reports::list))
         .route("/api/tls-reports/{id}", get(super::tls_reports::show))
+        .route("/api/tls-report/send", post(super::api_tls_report::send))
         .route("/api/config", get(super::api_config::config_export))
         .route("/api/config/import", post(super::api_config::config_import))
         .route("/api/config/reset", post(super::api_config::config_reset))

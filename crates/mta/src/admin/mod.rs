@@ -19,6 +19,7 @@
 
 mod api;
 mod api_config;
+mod api_tls_report;
 mod auth;
 pub mod cert;
 pub mod control;

@@ -2,10 +2,11 @@
 //! certificate tasks (ACME renewals, DANE rollovers), the control
 //! interface around it, and the admin listener when `[admin]` is
 //! configured (with the token store, the first token written at first
-//! start, and `endpoint.json` for `portcullis ctl`), and the MTA-STS
-//! policy host when `[mta-sts.hosting]` is configured. The alert service
-//! (`[alerts]`) starts first, so that a start that fails (a listener that
-//! cannot bind, a damaged spool) is still told to the operator.
+//! start, and `endpoint.json` for `portcullis ctl`), the MTA-STS policy
+//! host when `[mta-sts.hosting]` is configured, and the TLS report task when
+//! `[tls-report]` is enabled. The alert service (`[alerts]`) starts first,
+//! so that a start that fails (a listener that cannot bind, a damaged
+//! spool) is still told to the operator.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,9 @@ impl Running {
     ) -> Result<Running, String> {
         let admin = loaded.admin_settings().map_err(|r| r.to_string())?;
         let sts_settings = loaded.sts_host_settings().map_err(|r| r.to_string())?;
+        let tls_report = loaded
+            .tls_report_settings(crate::clock::system())
+            .map_err(|r| r.to_string())?;
         let certificates = loaded
             .to_certificate_settings()
             .map_err(|r| r.to_string())?;
@@ -99,6 +103,9 @@ impl Running {
         if let Err(e) = engine.manage_certificates(certificates).await {
             engine.shutdown(Duration::ZERO).await;
             return Err(e.to_string());
+        }
+        if let Some(reports) = tls_report {
+            engine.start_tls_reports(reports).await;
         }
         let log = engine.mail_log().clone();
         match crate::tlsrpt_inbox::open_configured(&loaded.config) {

@@ -84,6 +84,7 @@ impl Config {
             tls_report_inbox: None,
             health: Default::default(),
             alerts: None,
+            tls_report: None,
         }
     }
 }

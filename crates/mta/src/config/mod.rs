@@ -48,6 +48,7 @@ pub mod schema;
 pub mod secrets;
 mod source;
 mod sts_hosting;
+mod tls_report;
 mod tls_report_inbox;
 mod validate;
 #[cfg(test)]
@@ -66,6 +67,7 @@ pub use report::{ConfigIssue, ConfigReport};
 pub use schema::{Config, ResolverEntry};
 pub(crate) use sts_hosting::tlsrpt_record_text;
 pub use sts_hosting::{StsHostedDomainConfig, StsHostingConfig};
+pub use tls_report::TlsReportConfig;
 pub use tls_report_inbox::TlsReportInboxConfig;
 
 impl Config {

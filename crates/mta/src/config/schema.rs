@@ -93,6 +93,9 @@ pub struct Config {
     /// Alerts to the operator (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<super::alerts::AlertsConfig>,
+    /// TLS reports (RFC 8460) sent about our deliveries (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_report: Option<super::tls_report::TlsReportConfig>,
 }
 
 pub(crate) fn default_hostname() -> String {

@@ -97,6 +97,7 @@ pub(crate) fn check(config: &Config) -> Result<Checked, Vec<Problem>> {
     super::sts_hosting::check(config, &mut p);
     super::tls_report_inbox::check(config, &mut p);
     super::alerts::check(config, &mut p);
+    super::tls_report::check(config, &mut p);
     let certificates = super::acme::check(config.acme.as_ref(), &config.dane, &mut p);
     let health = super::health::check(&config.health, &mut p);
 

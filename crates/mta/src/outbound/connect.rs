@@ -47,6 +47,17 @@ pub(crate) struct Open {
     pub resumed: bool,
     /// Messages sent on it so far.
     pub sent: u32,
+    /// What a TLS-RPT failure detail says about the session.
+    pub facts: SessionFacts,
+}
+
+/// The session's addresses and names for TLS-RPT (RFC 8460 §4.4).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionFacts {
+    /// The local address (`sending-mta-ip`).
+    pub local_ip: Option<std::net::IpAddr>,
+    /// The host name in the server's `220` greeting (`receiving-mx-helo`).
+    pub mx_helo: Option<String>,
 }
 
 /// A message the next hop took (or refused) on an open connection.
@@ -82,6 +93,8 @@ pub(crate) enum OpenFailure {
 pub(crate) struct TlsFailure {
     pub failure: PeerFailure,
     pub detail: String,
+    /// The session's addresses and names for TLS-RPT.
+    pub facts: SessionFacts,
 }
 
 /// Why a message did not go through on an open connection.
@@ -116,6 +129,7 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
         }
     };
     let _ = tcp.set_nodelay(true);
+    let local_ip = tcp.local_addr().ok().map(|a| a.ip());
     let mut config = ClientConfig::new(t.helo);
     config.command_timeout = t.command_timeout;
     config.data_timeout = t.data_timeout;
@@ -124,6 +138,16 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
     let mut conn = ClientConnection::new(tcp, session, t.connector.clone(), t.server_name.clone());
     let result = establish(&mut conn, plan.starttls, |s| plan.on_shortfall(s)).await;
     let injected = conn.injected_bytes();
+    let facts = SessionFacts {
+        local_ip,
+        mx_helo: conn
+            .session_mut()
+            .greeting()
+            .and_then(|r| r.lines().first())
+            .and_then(|l| l.split_whitespace().next())
+            .filter(|name| name.len() <= 255)
+            .map(str::to_owned),
+    };
     let result = match result {
         Ok(ready) => Ok(Open {
             auth: auth_word(plan, &ready.tls),
@@ -132,6 +156,7 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
             resumed: conn.tls_resumed(),
             conn,
             sent: 0,
+            facts,
         }),
         Err(EstablishError::Shortfall(s)) => {
             let verifier = plan.verifier.as_deref();
@@ -142,7 +167,11 @@ pub(crate) async fn open(t: &Target<'_>, plan: &HopPlan<'_>) -> (Result<Open, Op
                 }
                 _ => s.to_string(),
             };
-            Err(OpenFailure::Tls(TlsFailure { failure, detail }))
+            Err(OpenFailure::Tls(TlsFailure {
+                failure,
+                detail,
+                facts,
+            }))
         }
         Err(e) => Err(OpenFailure::Connection(e.to_string())),
     };

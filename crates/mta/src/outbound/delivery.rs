@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portcullis_dane::TlsaSet;
+use portcullis_policy::mta_sts::MtaStsFacts;
 use portcullis_policy::{DomainName, HopFacts, HopRequirement, MessageTls};
 
 use tokio_rustls::TlsConnector;
@@ -24,6 +25,7 @@ use super::hops::{Hop, NextHops, resolve};
 use super::outcome::{Leg, failure, outcomes};
 pub(crate) use super::outcome::{RcptOutcome, Shortfall};
 use super::plan::{Step, Trust};
+use super::tls_report::{self, Scope, SessionEnd};
 use crate::maillog::Dcid;
 use crate::spool::{Envelope, MessageId};
 
@@ -123,7 +125,7 @@ pub(crate) async fn deliver_domain(
             let Ok(_permit) = ctx.connections.clone().acquire_owned().await else {
                 return shutting_down();
             };
-            match try_hop(ctx, &m, hop, *addr, &req).await {
+            match try_hop(ctx, &m, hop, *addr, &req, &mta_sts).await {
                 HopResult::Done(v) => return v,
                 HopResult::Next(s) => {
                     refusals.note(req.rule, s.tls_refused.as_deref());
@@ -163,8 +165,15 @@ async fn try_hop(
     hop: &Hop,
     addr: SocketAddr,
     req: &HopRequirement<TlsaSet>,
+    mta_sts: &MtaStsFacts,
 ) -> HopResult {
     let (id, domain) = (m.id, m.domain);
+    let scope = Scope {
+        req,
+        hop,
+        mta_sts,
+        addr,
+    };
     let label = format!("{}[{}]:{}", hop.hop.host, addr.ip(), addr.port());
     let host = hop.hop.host.to_string();
     let rule = rule_label(req);
@@ -174,6 +183,7 @@ async fn try_hop(
     };
     let mut plan = match Step::new(req, &trust) {
         Step::Skip { shortfall, status } => {
+            tls_report::count(ctx, &scope, &Default::default(), SessionEnd::Skipped);
             ctx.log.warn(format_args!(
                 "{} MID {id} to {domain} via {label} rule={rule} host skipped, not connecting: {} ({status})",
                 Dcid::next(),
@@ -273,10 +283,24 @@ async fn try_hop(
                 }
             }
             log_tls(ctx, &leg, &open, &plan);
+            let end = if open.tls.is_established() {
+                Some(SessionEnd::Established(plan.verifier.as_deref()))
+            } else if plan.starttls.starttls {
+                Some(SessionEnd::Cleartext)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                tls_report::count(ctx, &scope, &open.facts, end);
+            }
             let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, Some(pool_key)).await
         }
-        Err(OpenFailure::Tls(f)) => tls_failed(ctx, m, &leg, &plan, &target, f, smtp_env).await,
+        Err(OpenFailure::Tls(f)) => {
+            let end = SessionEnd::Failed(f.failure, plan.verifier.as_deref());
+            tls_report::count(ctx, &scope, &f.facts, end);
+            tls_failed(ctx, m, &leg, &plan, &target, f, smtp_env).await
+        }
         Err(OpenFailure::Connection(detail)) => connection_failed(ctx, &leg, detail),
     }
 }

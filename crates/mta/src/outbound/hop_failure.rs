@@ -22,7 +22,9 @@ pub(crate) async fn tls_failed(
     leg: &Leg<'_>,
     plan: &HopPlan<'_>,
     target: &Target<'_>,
-    TlsFailure { failure, detail }: TlsFailure,
+    TlsFailure {
+        failure, detail, ..
+    }: TlsFailure,
     smtp_env: Outgoing,
 ) -> HopResult {
     let Leg {

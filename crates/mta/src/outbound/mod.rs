@@ -33,6 +33,7 @@ mod reuse;
 mod scheduler;
 mod suspend;
 mod tls_alert;
+mod tls_report;
 mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};
