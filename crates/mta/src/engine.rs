@@ -141,9 +141,11 @@ impl Engine {
         crate::alerts::sources::spool_damage_at_open(&alerts, spool.damage_at_open());
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
+        let never_downgrade = crate::never_downgrade::open_in(&settings.data_dir, &alerts, &log);
         let carried = Carried {
             metrics: metrics.clone(),
             alerts: alerts.clone(),
+            never_downgrade: never_downgrade.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {

@@ -219,6 +219,21 @@ impl NeverDowngrade {
     }
 }
 
+/// The engine's memory, kept in `data_dir`. A damaged file is set aside and
+/// reported in the mail log; the gateway starts with an empty memory.
+pub fn open_in(
+    data_dir: &std::path::Path,
+    alerts: &crate::alerts::AlertSink,
+    log: &crate::maillog::MailLog,
+) -> std::sync::Arc<NeverDowngrade> {
+    let clock = alerts.clock().unwrap_or_else(crate::clock::system);
+    let (memory, problem) = NeverDowngrade::open(Box::new(FileStore::in_dir(data_dir)), clock);
+    if let Some(e) = problem {
+        log.warn(format_args!("{e}"));
+    }
+    std::sync::Arc::new(memory)
+}
+
 /// `2026-11-23 19:05:00` (UTC), for log lines.
 pub use crate::control::utc;
 

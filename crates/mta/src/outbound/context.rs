@@ -4,7 +4,7 @@
 //! pool. Built when delivery starts and again at each reload: deliveries in
 //! flight keep the `Arc` of the context they started with, new attempts get
 //! the new one. What must outlive a reload ([`Carried`]: the STARTTLS
-//! exemptions, the counters) is shared between the two.
+//! exemptions, the counters, the never-downgrade memory) is shared between the two.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,8 @@ pub(crate) struct Context {
     pub pool: Arc<Pool>,
     /// TLS session caches per hop and certificate check.
     pub tls_sessions: super::tls_sessions::TlsSessions,
+    /// Domains delivered to with authenticated TLS (never-downgrade).
+    pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
 }
 
 impl std::fmt::Debug for Context {
@@ -61,6 +63,7 @@ pub(crate) struct Carried {
     pub exemptions: Arc<Mutex<TlsExemptions>>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub alerts: crate::alerts::AlertSink,
+    pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
 }
 
 impl Context {
@@ -102,6 +105,7 @@ impl Context {
             sts: StsState::new(settings, resolver.clone())?,
             pool: Arc::default(),
             tls_sessions: Default::default(),
+            never_downgrade: carried.never_downgrade.clone(),
             resolver,
         })
     }

@@ -189,6 +189,16 @@ async fn try_hop(
         }
         Step::Connect(plan) => plan,
     };
+    let remembered = super::downgrade_guard::in_force(ctx, domain);
+    if let Some(r) = &remembered {
+        use super::downgrade_guard::{Would, refuse};
+        if !plan.starttls.starttls {
+            return refuse(ctx, m, &label, r, Would::Cleartext);
+        }
+        if plan.verifier.is_none() {
+            return refuse(ctx, m, &label, r, Would::UncheckedTls);
+        }
+    }
     let smtp_env = match smtp_envelope(m.envelope, m.list, plan.starttls.require_requiretls) {
         Ok(e) => e,
         Err(e) => return HopResult::Done(all(m, RcptOutcome::Failed(failure("5.1.3", None, e)))),
@@ -273,6 +283,18 @@ async fn try_hop(
                 }
             }
             log_tls(ctx, &leg, &open, &plan);
+            if let Some(r) = &remembered
+                && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule).is_none()
+            {
+                use super::downgrade_guard::Would;
+                let would = if open.tls.is_established() {
+                    Would::Unauthenticated
+                } else {
+                    Would::StarttlsNotOffered
+                };
+                open.close().await;
+                return super::downgrade_guard::refuse(ctx, m, &label, r, would);
+            }
             let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, Some(pool_key)).await
         }
@@ -292,7 +314,17 @@ async fn reuse(
     pool_key: &str,
     smtp_env: &Outgoing,
 ) -> Option<Vec<(u32, RcptOutcome)>> {
+    let remembered = super::downgrade_guard::in_force(ctx, m.domain).is_some();
     while let Some((old, mut open)) = ctx.pool.take(pool_key) {
+        if remembered
+            && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule_label(req))
+                .is_none()
+        {
+            // Kept from before the domain was remembered: a fresh
+            // connection is checked instead.
+            open.close().await;
+            continue;
+        }
         let Ok(sent) = open.send(smtp_env, m.body).await else {
             // The server closed it meanwhile: try another, or a fresh one.
             open.close().await;
@@ -320,6 +352,7 @@ async fn reuse(
             sent.dsn_passed,
         );
         super::counting::conversation(ctx, &rule, &open.tls, &open.auth, &out);
+        super::downgrade_guard::record(ctx, m.domain, &rule, &open.tls, &open.auth, &out);
         keep_or_close(ctx, m, old, open, pool_key.to_owned()).await;
         return Some(out);
     }
@@ -365,6 +398,7 @@ pub(crate) async fn finish(
                 sent.dsn_passed,
             );
             super::counting::conversation(ctx, leg.rule, &open.tls, &open.auth, &out);
+            super::downgrade_guard::record(ctx, m.domain, leg.rule, &open.tls, &open.auth, &out);
             match pool_key {
                 Some(key) => keep_or_close(ctx, m, leg.dcid, open, key).await,
                 None => open.close().await,

@@ -1,0 +1,155 @@
+//! Delivery's side of the never-downgrade memory
+//! ([`crate::never_downgrade`]): after an authenticated delivery to a
+//! destination with `never-downgrade` on, the domain is remembered; while
+//! it is remembered, a hop that would carry the message unauthenticated or
+//! in cleartext is refused before the message is sent — the attempt is
+//! deferred (`4.7.5`, retried by the scheduler) with one mail-log line
+//! naming the domain, what was remembered and since when, and what this
+//! attempt would have been. Every refusal goes through [`refuse`].
+
+use std::time::Duration;
+
+use portcullis_policy::{DomainName, Rule};
+use portcullis_smtp_tls::TlsOutcome;
+
+use super::context::Context;
+use super::delivery::{HopResult, Message};
+use super::outcome::{RcptOutcome, Shortfall};
+use crate::never_downgrade::{AuthMethod, Remembered, utc};
+
+/// The deferral status of a refused downgrade.
+pub(crate) const STATUS: &str = "4.7.5";
+
+/// What a refused attempt would have been.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Would {
+    /// The decision chose cleartext (no STARTTLS).
+    Cleartext,
+    /// TLS with no certificate check (the decision asks for none).
+    UncheckedTls,
+    /// The server did not offer STARTTLS; the decision would go on in
+    /// cleartext.
+    StarttlsNotOffered,
+    /// The handshake failed; the decision would retry in cleartext.
+    CleartextRetry,
+    /// TLS came up but the certificate check failed (report-only) or was
+    /// not made: unauthenticated TLS.
+    Unauthenticated,
+}
+
+impl Would {
+    fn describe(self) -> &'static str {
+        match self {
+            Would::Cleartext => "cleartext (the policy chose no STARTTLS)",
+            Would::UncheckedTls => "TLS without a certificate check, or cleartext if STARTTLS failed",
+            Would::StarttlsNotOffered => "cleartext (STARTTLS not offered)",
+            Would::CleartextRetry => "cleartext (retry after a failed TLS handshake)",
+            Would::Unauthenticated => "unauthenticated TLS (certificate not verified)",
+        }
+    }
+
+    /// The RFC 8460 §4.3 result type to count this refusal under (for the
+    /// TLS-RPT counter).
+    #[allow(dead_code)] // read by the TLS-RPT counting hook when merged
+    pub(crate) fn tlsrpt_result_type(self, remembered: AuthMethod) -> &'static str {
+        match (self, remembered) {
+            (Would::StarttlsNotOffered | Would::Cleartext, _) => "starttls-not-supported",
+            (_, AuthMethod::Dane) => "dane-required",
+            _ => "validation-failure",
+        }
+    }
+}
+
+/// What is remembered about `domain`, if its destination has
+/// never-downgrade on and the memory lasts.
+pub(crate) fn in_force(ctx: &Context, domain: &DomainName) -> Option<Remembered> {
+    ctx.settings
+        .policy
+        .destinations()
+        .lookup(domain)
+        .never_downgrade_days?;
+    ctx.never_downgrade.active(domain.as_str())
+}
+
+/// How a connection authenticated its peer, from its auth word (`dane`,
+/// `pkix`, `dane (resumed session)`, `none`, `pkix-failed(report-only)`).
+pub(crate) fn authenticated(tls: &TlsOutcome, auth: &str, rule: &str) -> Option<AuthMethod> {
+    if !tls.is_established() {
+        return None;
+    }
+    match auth.strip_suffix(" (resumed session)").unwrap_or(auth) {
+        "dane" => Some(AuthMethod::Dane),
+        "pkix" if rule == format!("R{}", Rule::StsEnforce.row()) => Some(AuthMethod::MtaSts),
+        "pkix" => Some(AuthMethod::Pkix),
+        _ => None,
+    }
+}
+
+/// Refuses this hop: logs it and defers (next host, then the scheduler's
+/// retry). TLS-RPT: count the failure here (policy domain `m.domain`,
+/// result type [`Would::tlsrpt_result_type`], receiving MX `label`).
+pub(crate) fn refuse(
+    ctx: &Context,
+    m: &Message<'_>,
+    label: &str,
+    remembered: &Remembered,
+    would: Would,
+) -> HopResult {
+    let Remembered {
+        method,
+        since,
+        until,
+        ..
+    } = *remembered;
+    let domain = m.domain;
+    ctx.log.warn(format_args!(
+        "MID {} to {domain} via {label} deferred by never-downgrade: {domain} was delivered with authenticated TLS ({method}) since {since} UTC, remembered until {until} UTC; this attempt would have been {}; not sent ({STATUS})",
+        m.id,
+        would.describe(),
+        since = utc(since),
+        until = utc(until),
+    ));
+    HopResult::Next(Shortfall::defer(
+        STATUS,
+        format!(
+            "{label}: never-downgrade: {domain} was delivered with {method} since {} UTC; refusing {}",
+            utc(since),
+            would.describe()
+        ),
+    ))
+}
+
+/// After a conversation: an authenticated delivery to a destination with
+/// never-downgrade on is remembered (written at most hourly per domain).
+pub(crate) fn record(
+    ctx: &Context,
+    domain: &DomainName,
+    rule: &str,
+    tls: &TlsOutcome,
+    auth: &str,
+    out: &[(u32, RcptOutcome)],
+) {
+    let Some(days) = ctx
+        .settings
+        .policy
+        .destinations()
+        .lookup(domain)
+        .never_downgrade_days
+    else {
+        return;
+    };
+    if !out.iter().any(|(_, o)| matches!(o, RcptOutcome::Delivered(_))) {
+        return;
+    }
+    let Some(method) = authenticated(tls, auth, rule) else {
+        return;
+    };
+    let keep = Duration::from_secs(u64::from(days) * 86_400);
+    match ctx.never_downgrade.remember(domain.as_str(), method, keep) {
+        Ok(true) => ctx.log.line(format_args!(
+            "never-downgrade: {domain} remembered as delivered with {method} for {days} days"
+        )),
+        Ok(false) => {}
+        Err(e) => ctx.log.warn(format_args!("{e}")),
+    }
+}
