@@ -1,0 +1,164 @@
+//! The never-downgrade memory through the engine, against the testkit's
+//! DNSSEC-signed `test.` zone on loopback and real TLS sinks: a domain
+//! delivered with DANE is remembered (and the memory survives a restart);
+//! once its TLSA records are gone and its server no longer offers
+//! STARTTLS, the next message is deferred with a mail-log line and nothing
+//! reaches the server in cleartext; after the operator forgets the entry,
+//! the message goes as the policy allows (cleartext, `preferred-verify`).
+
+mod engine_support;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use engine_support::*;
+use portcullis_dane::dns::ResolverSettings;
+use portcullis_mta::control::{QueueReply, QueueRequest, RetryWhat};
+use portcullis_mta::engine::Engine;
+use portcullis_mta::settings::EngineSettings;
+use portcullis_smtp_tls::TlsRequirement;
+use portcullis_testkit::dns_zone::{DnsZone, ZoneBuilder};
+
+const POLICY: &str = r#"
+    [[destination]]
+    domain = "default"
+    tls = "preferred"
+    dane = "opportunistic"
+    [[destination]]
+    domain = "nd.test"
+    tls = "preferred-verify"
+    never-downgrade = true
+    never-downgrade-days = 30
+"#;
+
+fn engine_settings(
+    dir: &std::path::Path,
+    ca: &Ca,
+    zone: &DnsZone,
+    port: u16,
+    log: &LogCapture,
+) -> EngineSettings {
+    let gw = ca.leaf(&["gw.test"], false);
+    let mut s = settings(
+        dir,
+        relay_access("preferred"),
+        Some(gw.server_config()),
+        policy(POLICY),
+        ca.roots(),
+        log,
+    );
+    let mut dns = ResolverSettings::new(vec![zone.authoritative_addr()]);
+    dns.trust_anchor_file = Some(zone.trust_anchor_file());
+    dns.probe_name = Some("test.".into());
+    dns.timeout = Duration::from_secs(5);
+    s.delivery.dns = Some(dns);
+    s.delivery.mx_port = port;
+    s
+}
+
+async fn submit(engine: &Engine, ca: &Ca, subject: &str) {
+    let d = send(
+        engine.local_addrs()[0],
+        ca.connector(),
+        TlsRequirement::Required,
+        "alice@local.test",
+        &["bob@nd.test"],
+        format!("Subject: {subject}\r\n\r\nnever downgrade\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert!(d.result.is_accepted(), "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_dane_domain_is_deferred_not_downgraded_until_forgotten() {
+    let ca = Ca::new("ND CA");
+    // A self-signed-style leaf from a CA the gateway does not trust for
+    // PKIX would also do; DANE-EE (3 1 1) authenticates it either way.
+    let leaf = ca.leaf(&["mx.nd.test"], false);
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. TLSA published, STARTTLS offered: delivered with DANE, remembered.
+    let tls_sink = Sink::start(SinkOptions {
+        tls: Some(leaf.server_config()),
+        ..Default::default()
+    })
+    .await;
+    let port = tls_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .tlsa_for("mx.nd.test", port, &leaf.chain, 0, [3, 1, 1])
+        .unwrap()
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(engine_settings(dir.path(), &ca, &zone, port, &log))
+        .await
+        .unwrap();
+    submit(&engine, &ca, "first").await;
+    let l = log.wait_for(&["delivered to <bob@nd.test>"]).await;
+    assert!(l.contains("auth=dane"), "{l}");
+    log.wait_for(&["never-downgrade: nd.test remembered as delivered with dane for 30 days"])
+        .await;
+    let rows = engine.never_downgrade();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].domain, "nd.test");
+    assert_eq!(tls_sink.wait_for(1).await.len(), 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(zone);
+
+    // 2. Restart. The TLSA records are gone and the server no longer
+    // offers STARTTLS: the memory (read back from the data directory)
+    // defers the message instead of sending it in cleartext.
+    let plain_sink = Sink::start(SinkOptions::default()).await;
+    let port = plain_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(engine_settings(dir.path(), &ca, &zone, port, &log))
+        .await
+        .unwrap();
+    assert_eq!(engine.never_downgrade().len(), 1, "kept across the restart");
+    submit(&engine, &ca, "second").await;
+    let l = log.wait_for(&["deferred by never-downgrade"]).await;
+    for part in [
+        "to nd.test via mx.nd.test",
+        "delivered with authenticated TLS (dane) since",
+        "remembered until",
+        "would have been cleartext (STARTTLS not offered)",
+        "(4.7.5)",
+    ] {
+        assert!(l.contains(part), "{part:?} missing from {l}");
+    }
+    log.wait_for(&["deferred 1 recipient(s)"]).await;
+    assert!(
+        plain_sink.received().is_empty(),
+        "sent in cleartext: {}",
+        log.dump()
+    );
+    assert!(log.find(&["delivered to <bob@nd.test>"]).is_none());
+
+    // 3. The operator forgets the entry and retries: the policy
+    // (preferred-verify) allows cleartext when STARTTLS is not offered.
+    let line = engine.forget_never_downgrade(Some("nd.test")).unwrap();
+    assert_eq!(line, "never-downgrade memory of nd.test forgotten");
+    assert!(engine.forget_never_downgrade(Some("nd.test")).is_err());
+    let done = engine
+        .queue_service()
+        .handle(QueueRequest::Retry {
+            target: RetryWhat::All,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(done, QueueReply::Done(_)), "{done:?}");
+    let l = log.wait_for(&["delivered to <bob@nd.test>"]).await;
+    assert!(l.contains("tls=none"), "{l}");
+    let got = plain_sink.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].tls.is_none());
+    engine.shutdown(Duration::from_secs(5)).await;
+}
