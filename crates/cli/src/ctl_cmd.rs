@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::ctl_args::{
-    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, QueueWhat, ResumeWhat, StsWhat,
+    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, NeverDowngradeWhat, QueueWhat, ResumeWhat, StsWhat,
     SuspendWhat, TlsWhat, TokenWhat,
 };
 use crate::ctl_client::{self, Answer, Target, Trust};
@@ -219,6 +219,18 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             call(
                 "POST",
                 "/api/mta-sts/cache/flush",
+                Some(json!({ "domain": domain })),
+            )?,
+            &result_line,
+        ),
+        CtlCommand::NeverDowngrade(NeverDowngradeWhat::List) => show(
+            call("GET", "/api/never-downgrade", None)?,
+            &crate::ctl_never_downgrade::list,
+        ),
+        CtlCommand::NeverDowngrade(NeverDowngradeWhat::Forget { domain }) => show(
+            call(
+                "POST",
+                "/api/never-downgrade/forget",
                 Some(json!({ "domain": domain })),
             )?,
             &result_line,
