@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::ctl_args::{
-    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, NeverDowngradeWhat, QueueWhat, ResumeWhat, StsWhat,
-    SuspendWhat, TlsWhat, TokenWhat,
+    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, NeverDowngradeWhat, QueueWhat,
+    ResumeWhat, StsWhat, SuspendWhat, TlsWhat, TokenWhat,
 };
 use crate::ctl_client::{self, Answer, Target, Trust};
 use crate::ctl_print;

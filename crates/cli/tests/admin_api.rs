@@ -284,7 +284,12 @@ async fn every_admin_endpoint_answers_curl_with_the_right_status() {
         Some(&admin),
         Some("{\"domain\":\"never.test\"}"),
     );
-    assert_json_error(&h, 404, "no never-downgrade memory for never.test", "unknown memory");
+    assert_json_error(
+        &h,
+        404,
+        "no never-downgrade memory for never.test",
+        "unknown memory",
+    );
     let h = rig.curl("POST", "/api/tokens/nosuch/revoke", Some(&admin), None);
     assert_json_error(&h, 404, "no token", "unknown token name");
     let h = rig.curl("DELETE", "/api/status", Some(&admin), None);
@@ -614,7 +619,10 @@ async fn ctl_runs_every_operator_command_and_the_page_buttons_act() {
     let out = rig.ctl_ok(&["never-downgrade", "list"]);
     assert!(out.contains("no domain is remembered"), "{out}");
     let out = rig.ctl_ok(&["never-downgrade", "forget"]);
-    assert!(out.contains("0 never-downgrade memory entries forgotten"), "{out}");
+    assert!(
+        out.contains("0 never-downgrade memory entries forgotten"),
+        "{out}"
+    );
     let out = rig.ctl_ok(&["dns", "flush"]);
     assert!(out.contains("DNS cache flushed"), "{out}");
 

@@ -5,6 +5,8 @@
 //! STARTTLS, the next message is deferred with a mail-log line and nothing
 //! reaches the server in cleartext; after the operator forgets the entry,
 //! the message goes as the policy allows (cleartext, `preferred-verify`).
+//! A second case: TLSA gone while STARTTLS still works with a certificate
+//! no CA list vouches for: unauthenticated TLS, also deferred.
 
 mod engine_support;
 
@@ -160,5 +162,65 @@ async fn remembered_dane_domain_is_deferred_not_downgraded_until_forgotten() {
     let got = plain_sink.wait_for(1).await;
     assert_eq!(got.len(), 1);
     assert!(got[0].tls.is_none());
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_domain_is_not_sent_over_unauthenticated_tls() {
+    let ca = Ca::new("ND CA");
+    let leaf = ca.leaf(&["mx.nd.test"], false);
+    let dir = tempfile::tempdir().unwrap();
+    let tls_sink = Sink::start(SinkOptions {
+        tls: Some(leaf.server_config()),
+        ..Default::default()
+    })
+    .await;
+    let port = tls_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .tlsa_for("mx.nd.test", port, &leaf.chain, 0, [3, 1, 1])
+        .unwrap()
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(engine_settings(dir.path(), &ca, &zone, port, &log))
+        .await
+        .unwrap();
+    submit(&engine, &ca, "first").await;
+    log.wait_for(&["never-downgrade: nd.test remembered as delivered with dane"])
+        .await;
+    assert_eq!(tls_sink.wait_for(1).await.len(), 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(zone);
+
+    // STARTTLS still offered, but with a certificate from a CA the gateway
+    // does not trust, and no TLSA records: preferred-verify would deliver
+    // over unauthenticated TLS (report-only check). Refused.
+    let stranger = Ca::new("Unknown CA").leaf(&["mx.nd.test"], false);
+    let unauth_sink = Sink::start(SinkOptions {
+        tls: Some(stranger.server_config()),
+        ..Default::default()
+    })
+    .await;
+    let port = unauth_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(engine_settings(dir.path(), &ca, &zone, port, &log))
+        .await
+        .unwrap();
+    submit(&engine, &ca, "second").await;
+    let l = log.wait_for(&["deferred by never-downgrade"]).await;
+    assert!(
+        l.contains("would have been unauthenticated TLS (certificate not verified)"),
+        "{l}"
+    );
+    log.wait_for(&["auth=pkix FAILED, report only"]).await;
+    log.wait_for(&["deferred 1 recipient(s)"]).await;
+    assert!(unauth_sink.received().is_empty(), "{}", log.dump());
     engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -424,9 +424,8 @@ impl DestinationTable {
             && e.and_then(|e| e.never_downgrade)
                 .or(d.never_downgrade)
                 .unwrap_or(false);
-        let never_downgrade_days = never_downgrade.then(|| {
-            pick(&|c| c.never_downgrade_days).unwrap_or(DEFAULT_NEVER_DOWNGRADE_DAYS)
-        });
+        let never_downgrade_days = never_downgrade
+            .then(|| pick(&|c| c.never_downgrade_days).unwrap_or(DEFAULT_NEVER_DOWNGRADE_DAYS));
         ResolvedDestination {
             key,
             tls,
@@ -510,13 +509,20 @@ mod tests {
         let mut off = DestinationConfig::new("none.a.example");
         off.tls = Some(TlsLevel::None);
         let t = DestinationTable::from_config(&[d, a, off]).unwrap();
-        assert_eq!(t.lookup(&name("x.a.example")).never_downgrade_days, Some(10));
+        assert_eq!(
+            t.lookup(&name("x.a.example")).never_downgrade_days,
+            Some(10)
+        );
         assert_eq!(t.lookup(&name("b.example")).never_downgrade_days, None);
         assert_eq!(t.lookup(&name("none.a.example")).never_downgrade_days, None);
         let mut bad = DestinationConfig::new("c.example");
         bad.never_downgrade_days = Some(0);
         let errs = DestinationTable::from_config(&[bad]).unwrap_err();
-        assert!(errs[0].to_string().contains("never-downgrade-days"), "{}", errs[0]);
+        assert!(
+            errs[0].to_string().contains("never-downgrade-days"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

@@ -455,7 +455,13 @@ async fn forget_never_downgrade(
     h: HeaderMap,
     b: Bytes,
 ) -> ApiResult {
-    let who = caller(&s, peer.0.0, &h, Role::Admin, "forgetting never-downgrade memory")?;
+    let who = caller(
+        &s,
+        peer.0.0,
+        &h,
+        Role::Admin,
+        "forgetting never-downgrade memory",
+    )?;
     let body: DomainBody = body(&b)?;
     log_action(&s, &who, "forget never-downgrade memory");
     match s

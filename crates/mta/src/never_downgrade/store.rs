@@ -99,7 +99,10 @@ impl MemoryStore for FileStore {
         };
         let map: BTreeMap<String, Remembered> = serde_json::from_slice(&bytes)
             .map_err(|e| self.set_aside(format!("not a valid memory file: {e}")))?;
-        if let Some(bad) = map.keys().find(|d| portcullis_policy::DomainName::parse(d).is_err()) {
+        if let Some(bad) = map
+            .keys()
+            .find(|d| portcullis_policy::DomainName::parse(d).is_err())
+        {
             return Err(self.set_aside(format!("{bad:?} is not a domain name")));
         }
         Ok(map)

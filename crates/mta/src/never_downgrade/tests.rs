@@ -15,7 +15,10 @@ fn memory_lasts_its_days_then_expires() {
     let (m, problem) = NeverDowngrade::open(Box::new(OnlyInMemory), c.shared());
     assert!(problem.is_none());
     assert!(m.active("example.com").is_none());
-    assert!(m.remember("Example.COM", AuthMethod::Dane, 30 * DAY).unwrap());
+    assert!(
+        m.remember("Example.COM", AuthMethod::Dane, 30 * DAY)
+            .unwrap()
+    );
     let r = m.active("example.com").expect("remembered");
     assert_eq!(r.method, AuthMethod::Dane);
     assert_eq!(r.since, 1_800_000_000);
@@ -68,9 +71,11 @@ fn file_store_survives_a_restart_and_drops_expired_entries() {
     let dir = tempfile::tempdir().unwrap();
     let c = clock();
     {
-        let (m, problem) = NeverDowngrade::open(Box::new(FileStore::in_dir(dir.path())), c.shared());
+        let (m, problem) =
+            NeverDowngrade::open(Box::new(FileStore::in_dir(dir.path())), c.shared());
         assert!(problem.is_none());
-        m.remember("keep.example", AuthMethod::Dane, 30 * DAY).unwrap();
+        m.remember("keep.example", AuthMethod::Dane, 30 * DAY)
+            .unwrap();
         m.remember("short.example", AuthMethod::Pkix, DAY).unwrap();
     }
     c.advance(2 * DAY);

@@ -41,7 +41,9 @@ impl Would {
     fn describe(self) -> &'static str {
         match self {
             Would::Cleartext => "cleartext (the policy chose no STARTTLS)",
-            Would::UncheckedTls => "TLS without a certificate check, or cleartext if STARTTLS failed",
+            Would::UncheckedTls => {
+                "TLS without a certificate check, or cleartext if STARTTLS failed"
+            }
             Would::StarttlsNotOffered => "cleartext (STARTTLS not offered)",
             Would::CleartextRetry => "cleartext (retry after a failed TLS handshake)",
             Would::Unauthenticated => "unauthenticated TLS (certificate not verified)",
@@ -138,7 +140,10 @@ pub(crate) fn record(
     else {
         return;
     };
-    if !out.iter().any(|(_, o)| matches!(o, RcptOutcome::Delivered(_))) {
+    if !out
+        .iter()
+        .any(|(_, o)| matches!(o, RcptOutcome::Delivered(_)))
+    {
         return;
     }
     let Some(method) = authenticated(tls, auth, rule) else {
@@ -151,5 +156,50 @@ pub(crate) fn record(
         )),
         Ok(false) => {}
         Err(e) => ctx.log.warn(format_args!("{e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_smtp_tls::TlsOutcome;
+
+    use super::*;
+
+    #[test]
+    fn only_an_established_verified_session_counts_as_authenticated() {
+        let sts = format!("R{}", Rule::StsEnforce.row());
+        let none = TlsOutcome::NotAttempted;
+        assert_eq!(authenticated(&none, "dane", "R8"), None);
+        let est = |auth: &str, rule: &str| {
+            let tls = TlsOutcome::Established(portcullis_smtp_tls::TlsInfo {
+                protocol: "TLSv1.3".into(),
+                cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                peer_certificates: Vec::new(),
+            });
+            authenticated(&tls, auth, rule)
+        };
+        assert_eq!(est("dane", "R8"), Some(AuthMethod::Dane));
+        assert_eq!(est("dane (resumed session)", "R8"), Some(AuthMethod::Dane));
+        assert_eq!(est("pkix", &sts), Some(AuthMethod::MtaSts));
+        assert_eq!(est("pkix", "R12"), Some(AuthMethod::Pkix));
+        assert_eq!(est("pkix-failed(report-only)", "R14"), None);
+        assert_eq!(est("none", "R15"), None);
+        assert_eq!(est("none (resumed session)", "R15"), None);
+    }
+
+    #[test]
+    fn refusals_map_to_rfc8460_result_types() {
+        assert_eq!(
+            Would::StarttlsNotOffered.tlsrpt_result_type(AuthMethod::Dane),
+            "starttls-not-supported"
+        );
+        assert_eq!(
+            Would::Unauthenticated.tlsrpt_result_type(AuthMethod::Dane),
+            "dane-required"
+        );
+        assert_eq!(
+            Would::Unauthenticated.tlsrpt_result_type(AuthMethod::Pkix),
+            "validation-failure"
+        );
     }
 }
