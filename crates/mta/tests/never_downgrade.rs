@@ -5,6 +5,7 @@
 //! STARTTLS, the next message is deferred with a mail-log line and nothing
 //! reaches the server in cleartext; after the operator forgets the entry,
 //! the message goes as the policy allows (cleartext, `preferred-verify`).
+//! A message that says `TLS-Required: No` is not held back by the memory.
 //! A second case: TLSA gone while STARTTLS still works with a certificate
 //! no CA list vouches for: unauthenticated TLS, also deferred.
 
@@ -59,13 +60,17 @@ fn engine_settings(
 }
 
 async fn submit(engine: &Engine, ca: &Ca, subject: &str) {
+    submit_headers(engine, ca, &format!("Subject: {subject}\r\n")).await;
+}
+
+async fn submit_headers(engine: &Engine, ca: &Ca, headers: &str) {
     let d = send(
         engine.local_addrs()[0],
         ca.connector(),
         TlsRequirement::Required,
         "alice@local.test",
         &["bob@nd.test"],
-        format!("Subject: {subject}\r\n\r\nnever downgrade\r\n").as_bytes(),
+        format!("{headers}\r\nnever downgrade\r\n").as_bytes(),
     )
     .await
     .unwrap();
@@ -144,6 +149,20 @@ async fn remembered_dane_domain_is_deferred_not_downgraded_until_forgotten() {
     );
     assert!(log.find(&["delivered to <bob@nd.test>"]).is_none());
 
+    // A message that says `TLS-Required: No` (honoured by default) asks
+    // for delivery even below the TLS policy: the memory steps aside.
+    submit_headers(&engine, &ca, "Subject: opt-out\r\nTLS-Required: No\r\n").await;
+    log.wait_for(&["never-downgrade not applied: the message says TLS-Required: No"])
+        .await;
+    let l = log.wait_for(&["delivered to <bob@nd.test>"]).await;
+    assert!(l.contains("tls=none"), "{l}");
+    let got = plain_sink.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        String::from_utf8_lossy(&got[0].body).contains("TLS-Required: No"),
+        "only the opted-out message went in cleartext"
+    );
+
     // 3. The operator forgets the entry and retries: the policy
     // (preferred-verify) allows cleartext when STARTTLS is not offered.
     let line = engine.forget_never_downgrade(Some("nd.test")).unwrap();
@@ -157,11 +176,10 @@ async fn remembered_dane_domain_is_deferred_not_downgraded_until_forgotten() {
         .await
         .unwrap();
     assert!(matches!(done, QueueReply::Done(_)), "{done:?}");
-    let l = log.wait_for(&["delivered to <bob@nd.test>"]).await;
-    assert!(l.contains("tls=none"), "{l}");
-    let got = plain_sink.wait_for(1).await;
-    assert_eq!(got.len(), 1);
-    assert!(got[0].tls.is_none());
+    let got = plain_sink.wait_for(2).await;
+    assert_eq!(got.len(), 2, "{}", log.dump());
+    assert!(String::from_utf8_lossy(&got[1].body).contains("Subject: second"));
+    assert!(got.iter().all(|m| m.tls.is_none()));
     engine.shutdown(Duration::from_secs(5)).await;
 }
 

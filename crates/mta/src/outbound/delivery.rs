@@ -62,13 +62,18 @@ pub(crate) async fn deliver_domain(
                 .collect();
         }
     };
+    let rules = ctx.settings.policy.requiretls();
+    let rcpt_names: Vec<String> = list.iter().map(|(_, r)| r.clone()).collect();
+    let message = message_tls(rules, envelope, &name, &rcpt_names, body);
     let m = Message {
         id,
         domain: &name,
         list: &list,
         envelope,
         body,
+        tls_opt_out: message == MessageTls::OptOut,
     };
+    super::downgrade_guard::note_opt_out(ctx, &m);
     let shutting_down = || {
         all(
             &m,
@@ -79,9 +84,6 @@ pub(crate) async fn deliver_domain(
     let Ok(_dest_permit) = slots.acquire_owned().await else {
         return shutting_down();
     };
-    let rcpt_names: Vec<String> = list.iter().map(|(_, r)| r.clone()).collect();
-    let rules = ctx.settings.policy.requiretls();
-    let message = message_tls(rules, envelope, &name, &rcpt_names, body);
     let hops = match resolve(ctx, id, &name).await {
         NextHops::Hops(h) => h,
         NextHops::None(s) => {
@@ -150,6 +152,9 @@ pub(crate) struct Message<'a> {
     pub list: &'a [(u32, String)],
     pub envelope: &'a Envelope,
     pub body: &'a [u8],
+    /// `TLS-Required: No`, honoured: the sender asked for delivery even
+    /// below the TLS policy, never-downgrade included (RFC 8689 §4.2.1).
+    pub tls_opt_out: bool,
 }
 
 /// Every recipient of `m` with the same outcome.
@@ -189,7 +194,7 @@ async fn try_hop(
         }
         Step::Connect(plan) => plan,
     };
-    let remembered = super::downgrade_guard::in_force(ctx, domain);
+    let remembered = super::downgrade_guard::in_force(ctx, m);
     if let Some(r) = &remembered {
         use super::downgrade_guard::{Would, refuse};
         if !plan.starttls.starttls {
@@ -314,7 +319,7 @@ async fn reuse(
     pool_key: &str,
     smtp_env: &Outgoing,
 ) -> Option<Vec<(u32, RcptOutcome)>> {
-    let remembered = super::downgrade_guard::in_force(ctx, m.domain).is_some();
+    let remembered = super::downgrade_guard::in_force(ctx, m).is_some();
     while let Some((old, mut open)) = ctx.pool.take(pool_key) {
         if remembered
             && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule_label(req))

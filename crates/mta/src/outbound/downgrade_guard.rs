@@ -62,15 +62,38 @@ impl Would {
     }
 }
 
-/// What is remembered about `domain`, if its destination has
-/// never-downgrade on and the memory lasts.
-pub(crate) fn in_force(ctx: &Context, domain: &DomainName) -> Option<Remembered> {
+fn remembered(ctx: &Context, domain: &DomainName) -> Option<Remembered> {
     ctx.settings
         .policy
         .destinations()
         .lookup(domain)
         .never_downgrade_days?;
     ctx.never_downgrade.active(domain.as_str())
+}
+
+/// What is remembered about the message's domain, if its destination has
+/// never-downgrade on, the memory lasts, and the message does not carry an
+/// honoured `TLS-Required: No`.
+pub(crate) fn in_force(ctx: &Context, m: &Message<'_>) -> Option<Remembered> {
+    if m.tls_opt_out {
+        return None;
+    }
+    remembered(ctx, m.domain)
+}
+
+/// Says once per attempt when `TLS-Required: No` sets the memory aside.
+pub(crate) fn note_opt_out(ctx: &Context, m: &Message<'_>) {
+    if m.tls_opt_out
+        && let Some(r) = remembered(ctx, m.domain)
+    {
+        ctx.log.line(format_args!(
+            "MID {} to {}: never-downgrade not applied: the message says TLS-Required: No (remembered: {} since {} UTC)",
+            m.id,
+            m.domain,
+            r.method,
+            utc(r.since)
+        ));
+    }
 }
 
 /// How a connection authenticated its peer, from its auth word (`dane`,

@@ -45,7 +45,7 @@ pub(crate) async fn tls_failed(
         )),
     }
     if matches!(plan.next_step(failure), NextStep::RetryCleartext { .. })
-        && let Some(r) = super::downgrade_guard::in_force(ctx, domain)
+        && let Some(r) = super::downgrade_guard::in_force(ctx, m)
     {
         let would = super::downgrade_guard::Would::CleartextRetry;
         return super::downgrade_guard::refuse(ctx, m, label, &r, would);
