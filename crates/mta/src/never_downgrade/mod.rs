@@ -84,6 +84,9 @@ pub struct NeverDowngrade {
     clock: SharedClock,
     store: Box<dyn MemoryStore>,
     entries: Mutex<BTreeMap<String, Remembered>>,
+    /// Held while writing, so deliveries reading `entries` never wait for
+    /// an fsync, and writes happen in the order of the states they save.
+    writing: Mutex<()>,
 }
 
 impl fmt::Debug for NeverDowngrade {
@@ -101,6 +104,7 @@ impl Default for NeverDowngrade {
             clock: crate::clock::system(),
             store: Box::new(OnlyInMemory),
             entries: Mutex::default(),
+            writing: Mutex::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ impl NeverDowngrade {
                 clock,
                 store,
                 entries: Mutex::new(entries),
+                writing: Mutex::default(),
             },
             problem,
         )
@@ -183,8 +188,21 @@ impl NeverDowngrade {
         };
         g.insert(key, entry);
         g.retain(|_, r| r.active_at(now));
-        self.store.save(&g)?;
+        drop(g);
+        self.save()?;
         Ok(true)
+    }
+
+    /// Writes the current entries (taken after the write lock, so a later
+    /// write never saves an older state).
+    fn save(&self) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.store.save(&snapshot)
     }
 
     /// The entries still in force, by domain.
@@ -212,8 +230,9 @@ impl NeverDowngrade {
             None => g.clear(),
         }
         let gone = before - g.len();
+        drop(g);
         if gone > 0 {
-            self.store.save(&g)?;
+            self.save()?;
         }
         Ok(gone)
     }
