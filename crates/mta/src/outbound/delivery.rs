@@ -195,14 +195,10 @@ async fn try_hop(
         Step::Connect(plan) => plan,
     };
     let remembered = super::downgrade_guard::in_force(ctx, m);
-    if let Some(r) = &remembered {
-        use super::downgrade_guard::{Would, refuse};
-        if !plan.starttls.starttls {
-            return refuse(ctx, m, &label, r, Would::Cleartext);
-        }
-        if plan.verifier.is_none() {
-            return refuse(ctx, m, &label, r, Would::UncheckedTls);
-        }
+    if let Some(refused) =
+        super::downgrade_guard::before_connect(ctx, m, &label, &remembered, &plan)
+    {
+        return refused;
     }
     let smtp_env = match smtp_envelope(m.envelope, m.list, plan.starttls.require_requiretls) {
         Ok(e) => e,
@@ -291,14 +287,7 @@ async fn try_hop(
             if let Some(r) = &remembered
                 && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule).is_none()
             {
-                use super::downgrade_guard::Would;
-                let would = if open.tls.is_established() {
-                    Would::Unauthenticated
-                } else {
-                    Would::StarttlsNotOffered
-                };
-                open.close().await;
-                return super::downgrade_guard::refuse(ctx, m, &label, r, would);
+                return super::downgrade_guard::refuse_open(ctx, m, &label, r, open).await;
             }
             let sent = open.send(&smtp_env, m.body).await;
             finish(ctx, m, &leg, open, sent, Some(pool_key)).await

@@ -12,9 +12,11 @@ use std::time::Duration;
 use portcullis_policy::{DomainName, Rule};
 use portcullis_smtp_tls::TlsOutcome;
 
+use super::connect::Open;
 use super::context::Context;
 use super::delivery::{HopResult, Message};
 use super::outcome::{RcptOutcome, Shortfall};
+use super::plan::HopPlan;
 use crate::never_downgrade::{AuthMethod, Remembered, utc};
 
 /// The deferral status of a refused downgrade.
@@ -142,6 +144,43 @@ pub(crate) fn refuse(
             would.describe()
         ),
     ))
+}
+
+/// Before connecting: a plan that cannot authenticate the peer (no
+/// STARTTLS, or no certificate check) is refused outright.
+pub(crate) fn before_connect(
+    ctx: &Context,
+    m: &Message<'_>,
+    label: &str,
+    remembered: &Option<Remembered>,
+    plan: &HopPlan<'_>,
+) -> Option<HopResult> {
+    let r = remembered.as_ref()?;
+    if !plan.starttls.starttls {
+        Some(refuse(ctx, m, label, r, Would::Cleartext))
+    } else if plan.verifier.is_none() {
+        Some(refuse(ctx, m, label, r, Would::UncheckedTls))
+    } else {
+        None
+    }
+}
+
+/// A connection that came up without an authenticated peer (STARTTLS not
+/// offered, or a report-only check that failed): closed before any mail.
+pub(crate) async fn refuse_open(
+    ctx: &Context,
+    m: &Message<'_>,
+    label: &str,
+    remembered: &Remembered,
+    open: Open,
+) -> HopResult {
+    let would = if open.tls.is_established() {
+        Would::Unauthenticated
+    } else {
+        Would::StarttlsNotOffered
+    };
+    open.close().await;
+    refuse(ctx, m, label, remembered, would)
 }
 
 /// After a conversation: an authenticated delivery to a destination with
