@@ -242,3 +242,75 @@ async fn remembered_domain_is_not_sent_over_unauthenticated_tls() {
     assert!(unauth_sink.received().is_empty(), "{}", log.dump());
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remembered_domain_gets_no_cleartext_retry_after_a_failed_handshake() {
+    // The gateway speaks only TLS 1.3 throughout.
+    let tls13 = |mut s: EngineSettings| {
+        s.delivery.tls.versions = vec![&rustls::version::TLS13];
+        s
+    };
+    let ca = Ca::new("ND CA");
+    let leaf = ca.leaf(&["mx.nd.test"], false);
+    let dir = tempfile::tempdir().unwrap();
+    let tls_sink = Sink::start(SinkOptions {
+        tls: Some(leaf.server_config()),
+        ..Default::default()
+    })
+    .await;
+    let port = tls_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .tlsa_for("mx.nd.test", port, &leaf.chain, 0, [3, 1, 1])
+        .unwrap()
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(tls13(engine_settings(dir.path(), &ca, &zone, port, &log)))
+        .await
+        .unwrap();
+    submit(&engine, &ca, "first").await;
+    log.wait_for(&["never-downgrade: nd.test remembered as delivered with dane"])
+        .await;
+    engine.shutdown(Duration::from_secs(5)).await;
+    drop(zone);
+
+    // TLSA gone; the server now speaks only TLS 1.2, so the handshake
+    // fails after its 220. The policy would retry in cleartext and exempt
+    // the host; the memory refuses both.
+    let config = rustls::ServerConfig::builder_with_protocol_versions(&[&rustls::version::TLS12])
+        .with_no_client_auth()
+        .with_single_cert(leaf.chain.clone(), leaf.key())
+        .unwrap();
+    let broken_sink = Sink::start(SinkOptions {
+        tls: Some(std::sync::Arc::new(config)),
+        ..Default::default()
+    })
+    .await;
+    let port = broken_sink.addr.port();
+    let zone = ZoneBuilder::new()
+        .mx("nd.test", 10, "mx.nd.test")
+        .a("mx.nd.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .unwrap();
+    let log = LogCapture::default();
+    let engine = Engine::start(tls13(engine_settings(dir.path(), &ca, &zone, port, &log)))
+        .await
+        .unwrap();
+    submit(&engine, &ca, "second").await;
+    log.wait_for(&["TLS failed: handshake error"]).await;
+    let l = log.wait_for(&["deferred by never-downgrade"]).await;
+    assert!(
+        l.contains("would have been cleartext (retry after a failed TLS handshake)"),
+        "{l}"
+    );
+    log.wait_for(&["deferred 1 recipient(s)"]).await;
+    assert!(broken_sink.received().is_empty(), "{}", log.dump());
+    assert!(
+        log.find(&["exempt from STARTTLS"]).is_none(),
+        "{}",
+        log.dump()
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}
