@@ -33,6 +33,11 @@ pub enum CtlCommand {
     /// The MTA-STS policy cache.
     #[command(subcommand, name = "mta-sts")]
     MtaSts(StsWhat),
+    /// The never-downgrade memory: domains delivered to with authenticated
+    /// TLS, which are deferred rather than sent unauthenticated or in
+    /// cleartext while remembered.
+    #[command(subcommand, name = "never-downgrade")]
+    NeverDowngrade(NeverDowngradeWhat),
     /// The DNS cache (flush: ask the servers again).
     #[command(subcommand)]
     Dns(DnsWhat),
@@ -150,6 +155,15 @@ pub enum CacheWhat {
     List,
     /// Forget one domain's policy, or all: the next delivery fetches it again.
     Flush { domain: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NeverDowngradeWhat {
+    /// Remembered domains: how they were authenticated, since and until when.
+    List,
+    /// Forget one domain, or all: its next delivery goes as its policy
+    /// allows (and is remembered again if authenticated).
+    Forget { domain: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

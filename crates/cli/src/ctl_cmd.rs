@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::Global;
 use crate::ctl_args::{
-    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, QueueWhat, ResumeWhat, StsWhat,
-    SuspendWhat, TlsReportWhat, TlsWhat, TokenWhat,
+    CacheWhat, ConfigWhat, CtlCommand, DnsWhat, ExemptionsWhat, NeverDowngradeWhat, QueueWhat,
+    ResumeWhat, StsWhat, SuspendWhat, TlsReportWhat, TlsWhat, TokenWhat,
 };
 use crate::ctl_client::{self, Answer, Target, Trust};
 use crate::ctl_print;
@@ -237,6 +237,18 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             }
             Ok(())
         }
+        CtlCommand::NeverDowngrade(NeverDowngradeWhat::List) => show(
+            call("GET", "/api/never-downgrade", None)?,
+            &crate::ctl_never_downgrade::list,
+        ),
+        CtlCommand::NeverDowngrade(NeverDowngradeWhat::Forget { domain }) => show(
+            call(
+                "POST",
+                "/api/never-downgrade/forget",
+                Some(json!({ "domain": domain })),
+            )?,
+            &result_line,
+        ),
         CtlCommand::Dns(DnsWhat::Flush) => {
             show(call("POST", "/api/dns/flush", None)?, &result_line)
         }

@@ -36,6 +36,7 @@ mod ctl_args;
 mod ctl_client;
 mod ctl_cmd;
 mod ctl_health;
+mod ctl_never_downgrade;
 mod ctl_print;
 mod dane_cmd;
 mod docs_cmd;

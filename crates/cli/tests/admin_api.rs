@@ -171,6 +171,14 @@ async fn every_admin_endpoint_answers_curl_with_the_right_status() {
             Some("{}"),
             "result",
         ),
+        case("GET", "/api/never-downgrade", false, None, "["),
+        case(
+            "POST",
+            "/api/never-downgrade/forget",
+            true,
+            Some("{}"),
+            "never-downgrade memory entries forgotten",
+        ),
         case("POST", "/api/dns/flush", true, None, "DNS cache flushed"),
         case(
             "GET",
@@ -270,6 +278,18 @@ async fn every_admin_endpoint_answers_curl_with_the_right_status() {
     assert_json_error(&h, 404, "no listener", "unknown listener");
     let h = rig.curl("GET", "/api/queue/0000000000000000", Some(&admin), None);
     assert_eq!(h.status, 404, "unknown message: {}", h.body);
+    let h = rig.curl(
+        "POST",
+        "/api/never-downgrade/forget",
+        Some(&admin),
+        Some("{\"domain\":\"never.test\"}"),
+    );
+    assert_json_error(
+        &h,
+        404,
+        "no never-downgrade memory for never.test",
+        "unknown memory",
+    );
     let h = rig.curl("POST", "/api/tokens/nosuch/revoke", Some(&admin), None);
     assert_json_error(&h, 404, "no token", "unknown token name");
     let h = rig.curl("DELETE", "/api/status", Some(&admin), None);
@@ -596,6 +616,13 @@ async fn ctl_runs_every_operator_command_and_the_page_buttons_act() {
     let out = rig.ctl_ok(&["mta-sts", "cache", "list"]);
     assert!(out.contains("no MTA-STS policy is cached"), "{out}");
     rig.ctl_ok(&["mta-sts", "cache", "flush"]);
+    let out = rig.ctl_ok(&["never-downgrade", "list"]);
+    assert!(out.contains("no domain is remembered"), "{out}");
+    let out = rig.ctl_ok(&["never-downgrade", "forget"]);
+    assert!(
+        out.contains("0 never-downgrade memory entries forgotten"),
+        "{out}"
+    );
     let out = rig.ctl_ok(&["dns", "flush"]);
     assert!(out.contains("DNS cache flushed"), "{out}");
 

@@ -146,10 +146,12 @@ impl Engine {
         let spool = Arc::new(spool);
         let metrics = Arc::new(Metrics::default());
         let tls_report = Arc::new(crate::tlsrpt::SessionCounter::default());
+        let never_downgrade = crate::never_downgrade::open_in(&settings.data_dir, &alerts, &log);
         let carried = Carried {
             metrics: metrics.clone(),
             alerts: alerts.clone(),
             tls_report: tls_report.clone(),
+            never_downgrade: never_downgrade.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {

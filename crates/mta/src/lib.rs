@@ -20,6 +20,8 @@
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
 //! - [`tlsrpt_inbox`]: TLS reports (RFC 8460) received about our domains.
+//! - [`never_downgrade`]: domains delivered to with authenticated TLS,
+//!   never sent to unauthenticated while remembered (opt-in).
 //! - [`health`]: gauges against thresholds, and resource conservation.
 //! - [`alerts`]: what the operator is told, de-duplicated, kept and sent
 //!   over a path of its own.
@@ -49,6 +51,7 @@ mod inbound;
 pub mod maillog;
 pub mod metrics;
 pub mod mta_sts_fetch;
+pub mod never_downgrade;
 pub mod operate;
 mod outbound;
 pub mod settings;

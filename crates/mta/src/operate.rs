@@ -250,6 +250,31 @@ impl Engine {
         Ok(line)
     }
 
+    /// The never-downgrade memory's entries still in force.
+    pub fn never_downgrade(&self) -> Vec<crate::never_downgrade::MemoryRow> {
+        self.current_context()
+            .map(|c| c.never_downgrade.list())
+            .unwrap_or_default()
+    }
+
+    /// Forgets the never-downgrade memory of `domain`, or all of it.
+    pub fn forget_never_downgrade(&self, domain: Option<&str>) -> Result<String, String> {
+        let context = self
+            .current_context()
+            .ok_or("the gateway is shutting down")?;
+        let gone = context
+            .never_downgrade
+            .forget(domain)
+            .map_err(|e| e.to_string())?;
+        let line = match (domain, gone) {
+            (Some(d), 0) => return Err(format!("no never-downgrade memory for {d}")),
+            (Some(d), _) => format!("never-downgrade memory of {d} forgotten"),
+            (None, n) => format!("{n} never-downgrade memory entries forgotten"),
+        };
+        self.inner.log.line(format_args!("operator: {line}"));
+        Ok(line)
+    }
+
     fn current_context(&self) -> Option<std::sync::Arc<crate::outbound::DeliveryContext>> {
         lock(&self.inner.outbound)
             .as_ref()

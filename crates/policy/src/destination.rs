@@ -143,6 +143,15 @@ pub struct DestinationConfig {
     /// Unset: inherit (built-in unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_recipients_per_hour: Option<u32>,
+    /// Remember a delivery with authenticated TLS (DANE, MTA-STS, verified
+    /// PKIX) and refuse to deliver unauthenticated while the memory lasts.
+    /// Unset: inherit (built-in: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_downgrade: Option<bool>,
+    /// How long that memory lasts after the last authenticated delivery.
+    /// Unset: inherit (built-in 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_downgrade_days: Option<u32>,
 }
 
 impl DestinationConfig {
@@ -156,9 +165,16 @@ impl DestinationConfig {
             max_connections: None,
             max_messages_per_connection: None,
             max_recipients_per_hour: None,
+            never_downgrade: None,
+            never_downgrade_days: None,
         }
     }
 }
+
+/// Longest never-downgrade memory a destination may ask for.
+pub const MAX_NEVER_DOWNGRADE_DAYS: u32 = 3650;
+/// The built-in never-downgrade memory.
+pub const DEFAULT_NEVER_DOWNGRADE_DAYS: u32 = 30;
 
 /// Which entry a destination came from, for logs and error messages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -193,6 +209,8 @@ pub struct ResolvedDestination {
     pub mta_sts: bool,
     /// Limits.
     pub limits: DestinationLimits,
+    /// Never-downgrade memory in days (`None`: off).
+    pub never_downgrade_days: Option<u32>,
 }
 
 impl ResolvedDestination {
@@ -204,6 +222,7 @@ impl ResolvedDestination {
             dane: EffectiveDane::Opportunistic,
             mta_sts: true,
             limits: DestinationLimits::DEFAULT,
+            never_downgrade_days: None,
         }
     }
 }
@@ -263,6 +282,14 @@ impl DestinationTable {
                         "must be at least 1",
                     ));
                 }
+            }
+            if let Some(days) = e.never_downgrade_days
+                && !(1..=MAX_NEVER_DOWNGRADE_DAYS).contains(&days)
+            {
+                errors.push(ConfigError::new(
+                    format!("{at} never-downgrade-days"),
+                    format!("must be between 1 and {MAX_NEVER_DOWNGRADE_DAYS} (days), not {days}"),
+                ));
             }
             if e.domain.trim().eq_ignore_ascii_case("default") {
                 if let Some(first) = table.default_index {
@@ -392,11 +419,19 @@ impl DestinationTable {
             && e.and_then(|e| e.mta_sts)
                 .or(d.mta_sts)
                 .unwrap_or(base.mta_sts);
+        // Never-downgrade is meaningless where the operator turned TLS off.
+        let never_downgrade = tls != TlsLevel::None
+            && e.and_then(|e| e.never_downgrade)
+                .or(d.never_downgrade)
+                .unwrap_or(false);
+        let never_downgrade_days = never_downgrade
+            .then(|| pick(&|c| c.never_downgrade_days).unwrap_or(DEFAULT_NEVER_DOWNGRADE_DAYS));
         ResolvedDestination {
             key,
             tls,
             dane,
             mta_sts,
+            never_downgrade_days,
             limits: DestinationLimits {
                 max_connections: pick(&|c| c.max_connections)
                     .unwrap_or(DestinationLimits::DEFAULT.max_connections),
@@ -461,6 +496,33 @@ mod tests {
         assert_eq!(idn.limits.max_messages_per_connection, 3);
         assert_eq!(idn.tls, TlsLevel::Required, "inherits tls from default");
         assert_eq!(idn.dane, EffectiveDane::Opportunistic);
+    }
+
+    #[test]
+    fn never_downgrade_is_off_unless_asked_and_inherits_days() {
+        let t = DestinationTable::from_config(&[]).unwrap();
+        assert_eq!(t.lookup(&name("a.example")).never_downgrade_days, None);
+        let mut d = DestinationConfig::new("default");
+        d.never_downgrade_days = Some(10);
+        let mut a = DestinationConfig::new(".a.example");
+        a.never_downgrade = Some(true);
+        let mut off = DestinationConfig::new("none.a.example");
+        off.tls = Some(TlsLevel::None);
+        let t = DestinationTable::from_config(&[d, a, off]).unwrap();
+        assert_eq!(
+            t.lookup(&name("x.a.example")).never_downgrade_days,
+            Some(10)
+        );
+        assert_eq!(t.lookup(&name("b.example")).never_downgrade_days, None);
+        assert_eq!(t.lookup(&name("none.a.example")).never_downgrade_days, None);
+        let mut bad = DestinationConfig::new("c.example");
+        bad.never_downgrade_days = Some(0);
+        let errs = DestinationTable::from_config(&[bad]).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("never-downgrade-days"),
+            "{}",
+            errs[0]
+        );
     }
 
     #[test]

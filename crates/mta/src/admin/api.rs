@@ -185,6 +185,8 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/tls/exemptions/clear", post(clear_exemptions))
         .route("/api/mta-sts/cache", get(sts_cache))
         .route("/api/mta-sts/cache/flush", post(flush_sts))
+        .route("/api/never-downgrade", get(never_downgrade))
+        .route("/api/never-downgrade/forget", post(forget_never_downgrade))
         .route("/api/dns/flush", post(flush_dns))
         .route("/tlsrpt", post(super::tls_reports::post_report))
         .route("/api/tls-reports", get(super::tls_reports::list))
@@ -437,6 +439,38 @@ async fn flush_sts(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap, b: B
         .flush_mta_sts_cache(body.domain.as_deref())
     {
         Err(e) if e.starts_with("no MTA-STS policy") => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e))
+        }
+        other => done(other),
+    }
+}
+
+async fn never_downgrade(State(s): St, peer: axum::Extension<Peer>, h: HeaderMap) -> ApiResult {
+    caller(&s, peer.0.0, &h, Role::Read, "GET /api/never-downgrade")?;
+    ok(s.control.engine().never_downgrade())
+}
+
+async fn forget_never_downgrade(
+    State(s): St,
+    peer: axum::Extension<Peer>,
+    h: HeaderMap,
+    b: Bytes,
+) -> ApiResult {
+    let who = caller(
+        &s,
+        peer.0.0,
+        &h,
+        Role::Admin,
+        "forgetting never-downgrade memory",
+    )?;
+    let body: DomainBody = body(&b)?;
+    log_action(&s, &who, "forget never-downgrade memory");
+    match s
+        .control
+        .engine()
+        .forget_never_downgrade(body.domain.as_deref())
+    {
+        Err(e) if e.starts_with("no never-downgrade memory") => {
             Err(ApiError::new(StatusCode::NOT_FOUND, e))
         }
         other => done(other),

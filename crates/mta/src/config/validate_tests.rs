@@ -337,3 +337,23 @@ fn spool_numbers_out_of_range_are_named_where_they_are_written() {
     has(&p, "c.toml:8:1: spool.min-free-percent:", "at most 50");
     assert_eq!(p.len(), 2, "{p:#?}");
 }
+
+#[test]
+fn never_downgrade_keys_are_checked() {
+    let p = problems(&format!(
+        "{LISTENER}[[outbound.destination]]\ndomain = \"partner.example\"\nnever-downgrade = true\nnever-downgrade-days = 0\n"
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("never-downgrade-days") && l.contains("between 1 and 3650")),
+        "{p:#?}"
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "data-dir = {:?}\n{LISTENER}[[outbound.destination]]\ndomain = \"default\"\nnever-downgrade = true\nnever-downgrade-days = 45\n",
+        dir.path().display().to_string()
+    );
+    let loaded = LoadedConfig::parse("c.toml", &text).unwrap();
+    assert!(loaded.validate().is_ok());
+}

@@ -4,7 +4,8 @@
 //! pool. Built when delivery starts and again at each reload: deliveries in
 //! flight keep the `Arc` of the context they started with, new attempts get
 //! the new one. What must outlive a reload ([`Carried`]: the STARTTLS
-//! exemptions, the counters, the TLS-RPT session counts) is shared between the two.
+//! exemptions, the counters, the TLS-RPT session counts, the never-downgrade
+//! memory) is shared between the two.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub(crate) struct Context {
     pub tls_sessions: super::tls_sessions::TlsSessions,
     /// TLS-RPT session counts (RFC 8460), taken by the report task.
     pub tls_report: Arc<crate::tlsrpt::SessionCounter>,
+    /// Domains delivered to with authenticated TLS (never-downgrade).
+    pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
 }
 
 impl std::fmt::Debug for Context {
@@ -64,6 +67,7 @@ pub(crate) struct Carried {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub alerts: crate::alerts::AlertSink,
     pub tls_report: Arc<crate::tlsrpt::SessionCounter>,
+    pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
 }
 
 impl Context {
@@ -106,6 +110,7 @@ impl Context {
             pool: Arc::default(),
             tls_sessions: Default::default(),
             tls_report: carried.tls_report.clone(),
+            never_downgrade: carried.never_downgrade.clone(),
             resolver,
         })
     }

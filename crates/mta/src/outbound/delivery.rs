@@ -64,13 +64,18 @@ pub(crate) async fn deliver_domain(
                 .collect();
         }
     };
+    let rules = ctx.settings.policy.requiretls();
+    let rcpt_names: Vec<String> = list.iter().map(|(_, r)| r.clone()).collect();
+    let message = message_tls(rules, envelope, &name, &rcpt_names, body);
     let m = Message {
         id,
         domain: &name,
         list: &list,
         envelope,
         body,
+        tls_opt_out: message == MessageTls::OptOut,
     };
+    super::downgrade_guard::note_opt_out(ctx, &m);
     let shutting_down = || {
         all(
             &m,
@@ -81,9 +86,6 @@ pub(crate) async fn deliver_domain(
     let Ok(_dest_permit) = slots.acquire_owned().await else {
         return shutting_down();
     };
-    let rcpt_names: Vec<String> = list.iter().map(|(_, r)| r.clone()).collect();
-    let rules = ctx.settings.policy.requiretls();
-    let message = message_tls(rules, envelope, &name, &rcpt_names, body);
     let hops = match resolve(ctx, id, &name).await {
         NextHops::Hops(h) => h,
         NextHops::None(s) => {
@@ -152,6 +154,9 @@ pub(crate) struct Message<'a> {
     pub list: &'a [(u32, String)],
     pub envelope: &'a Envelope,
     pub body: &'a [u8],
+    /// `TLS-Required: No`, honoured: the sender asked for delivery even
+    /// below the TLS policy, never-downgrade included (RFC 8689 §4.2.1).
+    pub tls_opt_out: bool,
 }
 
 /// Every recipient of `m` with the same outcome.
@@ -199,6 +204,12 @@ async fn try_hop(
         }
         Step::Connect(plan) => plan,
     };
+    let remembered = super::downgrade_guard::in_force(ctx, m);
+    if let Some(refused) =
+        super::downgrade_guard::before_connect(ctx, m, &label, &scope, &remembered, &plan)
+    {
+        return refused;
+    }
     let smtp_env = match smtp_envelope(m.envelope, m.list, plan.starttls.require_requiretls) {
         Ok(e) => e,
         Err(e) => return HopResult::Done(all(m, RcptOutcome::Failed(failure("5.1.3", None, e)))),
@@ -283,6 +294,11 @@ async fn try_hop(
                 }
             }
             log_tls(ctx, &leg, &open, &plan);
+            if let Some(r) = &remembered
+                && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule).is_none()
+            {
+                return super::downgrade_guard::refuse_open(ctx, m, &label, &scope, r, open).await;
+            }
             let end = if open.tls.is_established() {
                 Some(SessionEnd::Established(plan.verifier.as_deref()))
             } else if plan.starttls.starttls {
@@ -316,7 +332,17 @@ async fn reuse(
     pool_key: &str,
     smtp_env: &Outgoing,
 ) -> Option<Vec<(u32, RcptOutcome)>> {
+    let remembered = super::downgrade_guard::in_force(ctx, m).is_some();
     while let Some((old, mut open)) = ctx.pool.take(pool_key) {
+        if remembered
+            && super::downgrade_guard::authenticated(&open.tls, &open.auth, &rule_label(req))
+                .is_none()
+        {
+            // Kept from before the domain was remembered: a fresh
+            // connection is checked instead.
+            open.close().await;
+            continue;
+        }
         let Ok(sent) = open.send(smtp_env, m.body).await else {
             // The server closed it meanwhile: try another, or a fresh one.
             open.close().await;
@@ -344,6 +370,7 @@ async fn reuse(
             sent.dsn_passed,
         );
         super::counting::conversation(ctx, &rule, &open.tls, &open.auth, &out);
+        super::downgrade_guard::record(ctx, m.domain, &rule, &open.tls, &open.auth, &out);
         keep_or_close(ctx, m, old, open, pool_key.to_owned()).await;
         return Some(out);
     }
@@ -389,6 +416,7 @@ pub(crate) async fn finish(
                 sent.dsn_passed,
             );
             super::counting::conversation(ctx, leg.rule, &open.tls, &open.auth, &out);
+            super::downgrade_guard::record(ctx, m.domain, leg.rule, &open.tls, &open.auth, &out);
             match pool_key {
                 Some(key) => keep_or_close(ctx, m, leg.dcid, open, key).await,
                 None => open.close().await,

@@ -46,6 +46,12 @@ pub(crate) async fn tls_failed(
             failure_class(failure)
         )),
     }
+    if matches!(plan.next_step(failure), NextStep::RetryCleartext { .. })
+        && let Some(r) = super::downgrade_guard::in_force(ctx, m)
+    {
+        let would = super::downgrade_guard::Would::CleartextRetry;
+        return super::downgrade_guard::refuse(ctx, m, label, &r, would);
+    }
     match plan.next_step(failure) {
         NextStep::RetryCleartext { exempt_until } => {
             super::cleartext_retry::run(ctx, m, leg, plan, target, exempt_until, smtp_env).await

@@ -17,6 +17,7 @@ mod context;
 mod counting;
 mod decision_notes;
 mod delivery;
+mod downgrade_guard;
 mod envelope;
 mod hop_failure;
 mod hops;

@@ -37,6 +37,9 @@ pub(crate) enum SessionEnd<'a> {
     Cleartext,
     /// The peer fell short and the session stopped.
     Failed(PeerFailure, Option<&'a PeerVerifier>),
+    /// The never-downgrade memory refused a session that would have been
+    /// unauthenticated or cleartext.
+    Refused(TlsRptResult),
 }
 
 /// Counts one session (a no-op unless TLS reports are enabled).
@@ -57,6 +60,7 @@ pub(crate) fn count(ctx: &Context, scope: &Scope<'_>, facts: &SessionFacts, end:
             _ => known,
         },
         SessionEnd::Cleartext => Some(TlsRptResult::StarttlsNotSupported),
+        SessionEnd::Refused(result) => Some(result),
         SessionEnd::Failed(failure, verifier) => {
             let by_check = match (failure, verifier.map(|v| v.outcome())) {
                 (PeerFailure::AuthenticationFailed, Some(PeerAuthentication::Failed(why))) => {
