@@ -252,7 +252,7 @@ impl Reply {
             if n > MAX_REPLY_LINES {
                 return Err(ReplyError::TooManyLines);
             }
-            let text = String::from_utf8_lossy(line);
+            let text = narrow_lossy(line);
             let (this_code, sep, rest) = split_code(&text).ok_or_else(|| ReplyError::BadCode {
                 line: n,
                 text: text.chars().take(40).collect(),
@@ -287,21 +287,27 @@ impl Reply {
         // Sanitize first: a control character turned into a space must not
         // make the enhanced code appear only after a round trip.
         let raw: Vec<String> = raw.iter().map(|l| sanitize(l)).collect();
-        let enhanced = raw.first().and_then(|first| {
-            let word = first.split(' ').next()?;
-            let e = EnhancedCode::parse(word)?;
-            (u16::from(e.class) == code / 100).then_some(e)
-        });
-        let lines = match enhanced {
-            None => raw.iter().map(|l| sanitize(l)).collect(),
-            Some(e) => {
+        // The code is taken only when every line carries it exactly as it
+        // prints (RFC 2034 §4 asks for it on each line): encoding then puts
+        // back what was taken off, never more, so a parsed reply encodes
+        // within the line limit.
+        let enhanced = raw
+            .first()
+            .and_then(|first| EnhancedCode::parse(first.split(' ').next()?))
+            .filter(|e| u16::from(e.class) == code / 100)
+            .filter(|e| {
                 let prefix = e.to_string();
+                raw.iter().all(|l| {
+                    l.strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+                })
+            });
+        let lines = match enhanced {
+            None => raw,
+            Some(e) => {
+                let cut = e.to_string().len() + 1;
                 raw.iter()
-                    .map(|l| match l.strip_prefix(prefix.as_str()) {
-                        Some("") => String::new(),
-                        Some(rest) if rest.starts_with(' ') => sanitize(&rest[1..]),
-                        _ => sanitize(l),
-                    })
+                    .map(|l| l.get(cut..).unwrap_or_default().to_owned())
                     .collect()
             }
         };
@@ -326,6 +332,18 @@ fn split_code(line: &str) -> Option<(u16, Option<char>, &str)> {
     let mut rest = line.get(3..)?.chars();
     let sep = rest.next();
     Some((code, sep, rest.as_str()))
+}
+
+/// The line as text, each byte that is not UTF-8 read as `?`: unlike
+/// U+FFFD (three bytes) this never makes a line longer than it arrived, so
+/// a reply that parsed always encodes within [`MAX_REPLY_LINE`].
+fn narrow_lossy(line: &[u8]) -> String {
+    let mut text = String::with_capacity(line.len());
+    for chunk in line.utf8_chunks() {
+        text.push_str(chunk.valid());
+        text.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    text
 }
 
 /// Control characters in reply text would break framing or terminals.
@@ -402,6 +420,27 @@ mod tests {
     fn bare_code_and_bare_lf_are_tolerated() {
         let (r, used) = Reply::parse(b"220\n").unwrap().unwrap();
         assert_eq!((r.code(), used), (220, 4));
+    }
+
+    #[test]
+    fn a_parsed_reply_encodes_within_the_line_limit() {
+        // Bytes that are not UTF-8 are read one for one (U+FFFD would
+        // triple each; found by the smtp_client_reply fuzz target).
+        let mut latin1 = b"250 ".to_vec();
+        latin1.resize(MAX_REPLY_LINE - 2, 0xe9);
+        latin1.extend_from_slice(b"\r\n");
+        let (reply, _) = Reply::parse(&latin1).unwrap().unwrap();
+        assert_eq!(reply.lines[0], "?".repeat(MAX_REPLY_LINE - 6));
+        assert!(Reply::parse(&reply.encode()).unwrap().is_some());
+        // An enhanced code on the first line only is kept as text, not
+        // added to every line when encoded.
+        let mut partial = b"550-5.7.1 first\r\n550 ".to_vec();
+        partial.resize(partial.len() + MAX_REPLY_LINE - 6, b'x');
+        partial.extend_from_slice(b"\r\n");
+        let (reply, _) = Reply::parse(&partial).unwrap().unwrap();
+        assert_eq!(reply.enhanced, None);
+        assert_eq!(reply.lines[0], "5.7.1 first");
+        assert!(Reply::parse(&reply.encode()).unwrap().is_some());
     }
 
     #[test]
