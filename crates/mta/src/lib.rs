@@ -43,6 +43,7 @@ pub mod control;
 pub mod dane_check;
 pub mod dns;
 pub mod dsn;
+mod durable;
 pub mod engine;
 mod error;
 pub mod health;

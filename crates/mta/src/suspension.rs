@@ -6,10 +6,11 @@
 //! when the engine starts.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use portcullis_policy::DomainName;
+
+use crate::durable::write_atomically;
 use serde::{Deserialize, Serialize};
 
 /// The file in the data directory.
@@ -144,33 +145,6 @@ impl Suspended {
                 .collect(),
         )
     }
-}
-
-/// Writes `bytes` to `path` so that a crash leaves the old or the new
-/// content, never a mix: a temporary file beside it, fsync, rename, fsync
-/// of the directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir: PathBuf = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(&dir)?.sync_all()
 }
 
 #[cfg(test)]

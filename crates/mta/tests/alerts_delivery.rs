@@ -169,11 +169,30 @@ async fn an_alert_that_cannot_be_sent_waits_in_the_outbox_and_goes_after_a_resta
     service.sink().raise(dane_alert());
     log.wait_for("not sent (attempt 1)").await;
     let outbox = dir.path().join("alerts/outbox");
-    let files: Vec<_> = std::fs::read_dir(&outbox).unwrap().collect();
-    assert_eq!(files.len(), 1, "one pending delivery in the outbox");
-    let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
+    // Only finished `.json` files: a retry rewrites its file through a
+    // temporary name.
+    let files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one pending delivery in the outbox: {files:?}"
+    );
+    // The attempt is logged, then recorded in the file.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let listing = loop {
+        let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
+        let recorded = listing.pending.first().is_some_and(|p| p.attempts >= 1);
+        if recorded || tokio::time::Instant::now() >= deadline {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(listing.pending.len(), 1);
-    assert!(listing.pending[0].attempts >= 1);
+    assert!(listing.pending[0].attempts >= 1, "{:?}", listing.pending);
     service.shutdown().await;
 
     // Second run, smarthost up: the pending alert goes, the outbox empties.
@@ -355,10 +374,26 @@ async fn the_outbox_stays_small_when_the_alert_path_stays_down() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The newest are kept.
-    let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
+    // The newest are kept (the recent list is written by its own task:
+    // wait for the last one to reach it).
+    let newest_is_last = |l: &portcullis_mta::alerts::AlertListing| {
+        l.alerts
+            .first()
+            .is_some_and(|n| n.alert.key.ends_with("d509.example"))
+    };
+    let listing = loop {
+        let listing = portcullis_mta::alerts::listing(&dir.path().join("alerts"));
+        if newest_is_last(&listing) || tokio::time::Instant::now() >= deadline {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        newest_is_last(&listing),
+        "newest: {:?}",
+        listing.alerts.first()
+    );
     assert_eq!(listing.alerts.len(), 50, "the recent list keeps its 50");
-    assert!(listing.alerts[0].alert.key.ends_with("d509.example"));
     assert!(listing.pending.iter().all(|p| p.to == "ops@example.test"));
     service.shutdown().await;
 }

@@ -26,9 +26,9 @@ use super::tokens::TokenStore;
 use crate::config::origin::{replace_section, reset_section};
 use crate::config::secrets::{SecretHandling, export};
 use crate::config::{ConfigOrigin, ConfigReport, LoadedConfig};
+use crate::durable::write_atomically;
 use crate::engine::Engine;
 use crate::operate::ReloadSummary;
-use crate::suspension::write_atomically;
 
 /// Why a reload or import did not happen; the running configuration is
 /// unchanged.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::suspension::write_atomically;
+use crate::durable::write_atomically;
 
 /// The file name under `<data-dir>/admin`.
 pub const ENDPOINT_FILE: &str = "endpoint.json";

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::config::schema::Role;
-use crate::suspension::write_atomically;
+use crate::durable::write_atomically;
 
 /// The token file `portcullis ctl` reads by default.
 pub const CTL_TOKEN_FILE: &str = "ctl-token";

@@ -5,7 +5,6 @@
 //! list starts empty, logged: it is a record for the operator, not mail.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::Notice;
@@ -85,22 +84,10 @@ pub fn read(path: &Path) -> Result<Vec<Notice>, String> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file: write, fsync, rename,
-/// fsync the directory.
+/// Replaces `path` with `bytes` (owner-only), a crash leaving the old
+/// content or the new.
 pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::write_atomically(path, bytes, 0o600)
 }
 
 #[cfg(test)]

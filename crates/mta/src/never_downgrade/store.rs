@@ -117,20 +117,6 @@ impl MemoryStore for FileStore {
         };
         let bytes = serde_json::to_vec_pretty(entries)
             .map_err(|e| fail("encoding", std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("json.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(|e| fail("create", e))?;
-            f.write_all(&bytes).map_err(|e| fail("write", e))?;
-            f.sync_all().map_err(|e| fail("fsync", e))?;
-        }
-        std::fs::rename(&tmp, &self.path).map_err(|e| fail("rename", e))?;
-        if let Some(dir) = self.path.parent() {
-            // The rename is durable once the directory is.
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| fail("fsync of the directory", e))?;
-        }
-        Ok(())
+        crate::durable::write_atomically(&self.path, &bytes, 0o600).map_err(|e| fail("write", e))
     }
 }

@@ -9,8 +9,7 @@
 //! and reported, never trusted and never a panic.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -232,16 +231,7 @@ impl FileStore {
         fs::create_dir_all(&parent).map_err(io(&parent))?;
         let json = serde_json::to_vec_pretty(&DayFile::from_day(day, domain, stored))
             .map_err(|e| io(&path)(std::io::Error::other(e)))?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&json).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(&parent)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&parent))?;
-        Ok(())
+        crate::durable::write_atomically(&path, &json, 0o600).map_err(io(&path))
     }
 }
 
