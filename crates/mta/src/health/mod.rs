@@ -1,7 +1,7 @@
 //! Health: gauges of the running gateway against the operator's thresholds,
 //! and resource conservation (SPEC §6 "Health").
 //!
-//! A sampler task ([`sampler`]) reads every gauge ([`gauges`]: resident
+//! A sampler task (`sampler`) reads every gauge ([`gauges`]: resident
 //! memory, queue messages, oldest queued message's age, spool free space in
 //! MiB and percent, open inbound sessions) each `sample-period-seconds`,
 //! and feeds the reading to the hysteresis state machine ([`hysteresis`]).
