@@ -106,14 +106,9 @@ pub(super) async fn post_report(
             report,
             replaced,
         })) => {
-            let totals = report.totals();
             log.line(format_args!(
-                "TLS report POST from {peer_ip} stored as {id}{}: organisation {:?}, day {}, {} successful and {} failed session(s)",
-                if replaced { " (replacing an earlier copy)" } else { "" },
-                report.organization_name,
-                report.day(),
-                totals.total_successful_session_count,
-                totals.total_failure_session_count
+                "TLS report POST from {peer_ip} stored as {}",
+                crate::tlsrpt_inbox::stored_summary(&id, &report, replaced)
             ));
             ok(json!({ "result": "stored", "id": id }))
         }

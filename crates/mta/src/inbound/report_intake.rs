@@ -76,14 +76,9 @@ pub(super) async fn divert(
             report,
             replaced,
         })) => {
-            let totals = report.totals();
             log.line(format_args!(
-                "{icid} TLS report from {sender} stored as {id}{}: organisation {:?}, day {}, {} successful and {} failed session(s)",
-                if replaced { " (replacing an earlier copy)" } else { "" },
-                report.organization_name,
-                report.day(),
-                totals.total_successful_session_count,
-                totals.total_failure_session_count
+                "{icid} TLS report from {sender} stored as {}",
+                crate::tlsrpt_inbox::stored_summary(&id, &report, replaced)
             ));
             Ok(fixed(
                 250,

@@ -73,6 +73,24 @@ pub enum Intake {
     },
 }
 
+/// The mail-log words for a stored report, after "stored as": the id and
+/// what the report says, the same for mail and POST.
+pub fn stored_summary(id: &str, report: &TlsReport, replaced: bool) -> String {
+    let totals = report.totals();
+    format!(
+        "{id}{}: organisation {:?}, day {}, {} successful and {} failed session(s)",
+        if replaced {
+            " (replacing an earlier copy)"
+        } else {
+            ""
+        },
+        report.organization_name,
+        report.day(),
+        totals.total_successful_session_count,
+        totals.total_failure_session_count
+    )
+}
+
 /// The running inbox.
 #[derive(Debug)]
 pub struct ReportInbox {
