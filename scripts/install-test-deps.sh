@@ -21,6 +21,7 @@ packages=(
   python3          # mta: DSN reports read back with Python's email package (dsn_python.rs)
   python3-jsonschema  # mta: TLS-RPT reports checked against a JSON Schema written from RFC 8460 §4.4 (tlsrpt_send.rs)
   python3-dkim     # mta: dkimverify's library checks the DKIM signature of TLS-RPT report mail (tlsrpt_send.rs)
+  postgresql       # mta: the cluster state store; tests start a private server on loopback (no system service)
 )
 
 missing=()
