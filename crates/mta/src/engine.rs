@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub(crate) tls_report: Arc<crate::tlsrpt::SessionCounter>,
     /// The TLS-RPT report task, when `[tls-report]` is enabled.
     pub(crate) tls_reporter: Mutex<Option<crate::tlsrpt::ReportService>>,
+    /// The cluster this node belongs to, if any.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Engine {
@@ -128,6 +130,17 @@ impl Engine {
     pub async fn start_with_alerts(
         settings: EngineSettings,
         alerts: crate::alerts::AlertSink,
+    ) -> Result<Engine, StartError> {
+        Engine::start_in_cluster(settings, alerts, None).await
+    }
+
+    /// As [`start_with_alerts`](Self::start_with_alerts), as a node of
+    /// `cluster` when there is one: what delivery learns about peers is
+    /// shared with the other nodes.
+    pub async fn start_in_cluster(
+        settings: EngineSettings,
+        alerts: crate::alerts::AlertSink,
+        cluster: Option<crate::cluster::Cluster>,
     ) -> Result<Engine, StartError> {
         let log = MailLog::with_observer(settings.log_observer.clone());
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
@@ -152,6 +165,7 @@ impl Engine {
             alerts: alerts.clone(),
             tls_report: tls_report.clone(),
             never_downgrade: never_downgrade.clone(),
+            cluster: cluster.clone(),
             ..Carried::default()
         };
         if !suspended.delivery.is_empty() {
@@ -233,8 +247,14 @@ impl Engine {
                 alerts,
                 tls_report,
                 tls_reporter: Mutex::new(None),
+                cluster,
             }),
         })
+    }
+
+    /// The cluster this node belongs to (`None`: a single gateway).
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// Starts the certificate tasks beside the mail path: ACME renewals of

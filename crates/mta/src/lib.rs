@@ -19,6 +19,7 @@
 //!   across restarts; [`metrics`]: the mail path's counters.
 //! - [`acme`]: certificates from an ACME CA (HTTP-01, TLS-ALPN-01).
 //! - [`clock`]: the wall clock timed decisions read, movable in tests.
+//! - [`cluster`]: several gateways sharing one PostgreSQL database.
 //! - [`tlsrpt_inbox`]: TLS reports (RFC 8460) received about our domains.
 //! - [`never_downgrade`]: domains delivered to with authenticated TLS,
 //!   never sent to unauthenticated while remembered (opt-in).
@@ -38,6 +39,7 @@ pub mod alerts;
 pub mod cert_manager;
 pub mod check;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod dane_check;

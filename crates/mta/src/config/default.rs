@@ -85,6 +85,7 @@ impl Config {
             health: Default::default(),
             alerts: None,
             tls_report: None,
+            cluster: None,
         }
     }
 }

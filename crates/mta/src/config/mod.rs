@@ -37,6 +37,7 @@
 mod acme;
 mod admin;
 mod alerts;
+mod cluster;
 mod default;
 mod dns;
 mod engine_settings;
@@ -59,6 +60,7 @@ use std::path::PathBuf;
 use portcullis_certstore::Store;
 
 pub use alerts::{AlertRecipientConfig, AlertsConfig};
+pub use cluster::{ClusterConfig, DatabaseTls};
 pub use default::{DEFAULT_LISTEN, DEFAULT_LISTENER};
 pub use health::{HealthConfig, MarksConfig};
 pub use load::{BUILTIN, LoadedConfig};

@@ -96,6 +96,10 @@ pub struct Config {
     /// TLS reports (RFC 8460) sent about our deliveries (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_report: Option<super::tls_report::TlsReportConfig>,
+    /// This node's link to a cluster's shared database (local file only;
+    /// off when absent: a single gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 pub(crate) fn default_hostname() -> String {

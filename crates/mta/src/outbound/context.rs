@@ -50,6 +50,8 @@ pub(crate) struct Context {
     pub tls_report: Arc<crate::tlsrpt::SessionCounter>,
     /// Domains delivered to with authenticated TLS (never-downgrade).
     pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
+    /// The cluster this node shares what it learns with, if any.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl std::fmt::Debug for Context {
@@ -68,6 +70,7 @@ pub(crate) struct Carried {
     pub alerts: crate::alerts::AlertSink,
     pub tls_report: Arc<crate::tlsrpt::SessionCounter>,
     pub never_downgrade: Arc<crate::never_downgrade::NeverDowngrade>,
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Context {
@@ -111,6 +114,7 @@ impl Context {
             tls_sessions: Default::default(),
             tls_report: carried.tls_report.clone(),
             never_downgrade: carried.never_downgrade.clone(),
+            cluster: carried.cluster.clone(),
             resolver,
         })
     }
