@@ -30,6 +30,7 @@ mod acme_cmd;
 mod ca_cmd;
 mod cert_cmd;
 mod check_cmd;
+mod cluster_cmd;
 mod config_cmd;
 mod ctl_alerts;
 mod ctl_args;
@@ -183,6 +184,11 @@ enum Command {
     /// type and day; one report in full.
     #[command(subcommand)]
     TlsReport(tls_report_cmd::TlsReportCommand),
+    /// Several gateways sharing one PostgreSQL database (configuration, TLS
+    /// reports, MTA-STS cache, exemptions, alerts): set a node up, list the
+    /// nodes.
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
     /// Print a shell completion script (install: see the README).
     Completions(docs_cmd::CompletionsArgs),
     /// Write the manual pages (portcullis.1 and one per command) to a directory.
@@ -206,6 +212,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(&cli.global, args),
         Command::Sts(cmd) => sts_cmd::run(cmd, json),
         Command::TlsReport(cmd) => tls_report_cmd::run(&cli.global, cmd),
+        Command::Cluster(cmd) => cluster_cmd::run(&cli.global, cmd),
         Command::Completions(args) => docs_cmd::completions(args, json),
         Command::Man(args) => docs_cmd::man(args, json),
     }

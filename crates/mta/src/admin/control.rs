@@ -77,6 +77,8 @@ pub struct Control {
     admin_address: Option<std::net::SocketAddr>,
     /// The MTA-STS policy host, when one runs.
     sts_host: std::sync::OnceLock<crate::sts_host::StsHostHandle>,
+    /// The cluster whose shared configuration imports go to, if any.
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
 }
 
 impl Control {
@@ -97,7 +99,14 @@ impl Control {
             cert,
             admin_address,
             sts_host: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes imports and resets change the cluster's shared configuration
+    /// (every node applies it) instead of this node's file.
+    pub fn attach_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// Lets reloads replace what the running MTA-STS policy host serves.
@@ -168,6 +177,16 @@ impl Control {
     ) -> Result<ReloadSummary, ReloadFailure> {
         let mut running = self.running.lock().await;
         let file = self.file()?;
+        if let Some(cluster) = self.cluster.get() {
+            let current = self.shared_document(&running)?;
+            let document = match section {
+                None => text.to_owned(),
+                Some(s) => replace_section(&current, name, text, s).map_err(ReloadFailure::plain)?,
+            };
+            return self
+                .publish_shared(cluster, &mut running, name, document, &file)
+                .await;
+        }
         let whole = match section {
             None => text.to_owned(),
             Some(s) => {
@@ -184,6 +203,14 @@ impl Control {
     pub async fn reset(&self, section: &str) -> Result<ReloadSummary, ReloadFailure> {
         let mut running = self.running.lock().await;
         let file = self.file()?;
+        if let Some(cluster) = self.cluster.get() {
+            let current = self.shared_document(&running)?;
+            let document = reset_section(&current, section).map_err(ReloadFailure::plain)?;
+            let name = format!("the built-in default's [{section}]");
+            return self
+                .publish_shared(cluster, &mut running, &name, document, &file)
+                .await;
+        }
         let current = std::fs::read_to_string(&file)
             .map_err(|e| ReloadFailure::plain(format!("cannot read {}: {e}", file.display())))?;
         let whole = reset_section(&current, section).map_err(ReloadFailure::plain)?;
@@ -202,6 +229,57 @@ impl Control {
                 "the gateway runs the built-in default (no --config FILE): there is no file to import into; start it with --config",
             )
         })
+    }
+
+    /// The shared configuration this node runs (its copy).
+    fn shared_document(&self, running: &LoadedConfig) -> Result<String, ReloadFailure> {
+        let copy = crate::cluster::shared_config::read_copy(&running.config.data_dir)
+            .map_err(ReloadFailure::plain)?;
+        Ok(copy.map(|c| c.document).unwrap_or_default())
+    }
+
+    /// Checks `document` as this node would run it (under its own file),
+    /// stores it as the cluster's next configuration version, and applies
+    /// it here; the other nodes apply it at their next poll.
+    async fn publish_shared(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        running: &mut LoadedConfig,
+        name: &str,
+        document: String,
+        file: &Path,
+    ) -> Result<ReloadSummary, ReloadFailure> {
+        use crate::cluster::shared_config::{merge, publish, shareable, write_copy};
+        let document = shareable(&document).map_err(ReloadFailure::plain)?;
+        let local = std::fs::read_to_string(file)
+            .map_err(|e| ReloadFailure::plain(format!("cannot read {}: {e}", file.display())))?;
+        let merged = merge(&document, &local).map_err(ReloadFailure::plain)?;
+        let mut loaded = self.origin.parse(name, &merged).map_err(|r| {
+            self.failed(ReloadFailure::report(
+                "nothing was imported; the running configuration stays in force",
+                &r,
+            ))
+        })?;
+        let shared = publish(cluster, &document, cluster.node())
+            .await
+            .map_err(|e| {
+                self.logged(ReloadFailure::plain(format!(
+                    "{e}; nothing was imported and the cluster configuration is unchanged"
+                )))
+            })?;
+        if let Err(e) = write_copy(&running.config.data_dir, &shared) {
+            self.engine.mail_log().warn(format_args!("cluster: {e}"));
+        }
+        self.engine.mail_log().line(format_args!(
+            "cluster: configuration version {} stored from {name}; every node applies it at its next poll",
+            shared.version
+        ));
+        loaded.source_name = format!(
+            "{} over the cluster configuration version {}",
+            file.display(),
+            shared.version
+        );
+        self.apply(running, loaded, Some(name)).await
     }
 
     async fn apply_text(

@@ -21,6 +21,7 @@ mod api;
 mod api_config;
 mod api_tls_report;
 mod auth;
+mod cluster_tasks;
 pub mod cert;
 pub mod control;
 pub mod endpoint;

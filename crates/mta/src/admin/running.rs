@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cert::AdminCertResolver;
+use super::cluster_tasks::ClusterTasks;
 use super::control::Control;
 use super::endpoint::{Endpoint, fingerprint};
 use super::server::AdminServer;
@@ -40,6 +41,7 @@ pub struct Running {
     sts_host: Option<StsHostServer>,
     alerts: Option<AlertService>,
     certificate_watch: Option<CertificateWatch>,
+    cluster: Option<ClusterTasks>,
 }
 
 impl Running {
@@ -75,6 +77,18 @@ impl Running {
             None => None,
         };
         let sink = alerts.as_ref().map(AlertService::sink).unwrap_or_default();
+        let cluster = match &loaded.config.cluster {
+            Some(c) => Some(
+                join_cluster(
+                    c,
+                    &data_dir,
+                    sink.clone(),
+                    crate::maillog::MailLog::with_observer(settings.log_observer.clone()),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         if let Some(a) = &alerts
             && let Err(e) = crate::alerts::sources::ca_list_at_start(
                 &sink,
@@ -84,7 +98,7 @@ impl Running {
         {
             tracing::warn!(target: "portcullis", "alerts: {e}");
         }
-        let engine = match Engine::start_with_alerts(settings, sink.clone()).await {
+        let engine = match Engine::start_in_cluster(settings, sink.clone(), cluster.clone()).await {
             Ok(e) => e,
             Err(e) => {
                 if let Some(a) = &alerts {
@@ -170,6 +184,7 @@ impl Running {
             if let Some(s) = &sts_host {
                 control.attach_sts_host(s.handle());
             }
+            let cluster = cluster.map(|c| ClusterTasks::start_for(c, &control));
             return Ok(Running {
                 engine,
                 control,
@@ -177,6 +192,7 @@ impl Running {
                 sts_host,
                 alerts,
                 certificate_watch,
+                cluster,
             });
         };
         let resolver = Arc::new(AdminCertResolver::new(admin.certificate.clone()));
@@ -218,6 +234,7 @@ impl Running {
             "admin listener on https://{addr}/ (status page, API, /metrics; certificate {:?})",
             admin.certificate_name
         ));
+        let cluster = cluster.map(|c| ClusterTasks::start_for(c, &control));
         Ok(Running {
             engine,
             control,
@@ -225,6 +242,7 @@ impl Running {
             sts_host,
             alerts,
             certificate_watch,
+            cluster,
         })
     }
 
@@ -246,6 +264,9 @@ impl Running {
     /// Stops the MTA-STS policy host and the admin listener, then the
     /// engine (see [`Engine::shutdown`]).
     pub async fn shutdown(self, grace: Duration) {
+        if let Some(c) = self.cluster {
+            c.stop().await;
+        }
         if let Some(s) = self.sts_host {
             s.shutdown().await;
         }
@@ -260,4 +281,30 @@ impl Running {
             a.shutdown().await;
         }
     }
+}
+
+/// Opens this node's link to the cluster database and checks it once: a
+/// schema newer than this build stops the start; an unreachable database
+/// does not (the node runs its copy of the shared configuration).
+async fn join_cluster(
+    config: &crate::config::ClusterConfig,
+    data_dir: &std::path::Path,
+    alerts: crate::alerts::AlertSink,
+    log: crate::maillog::MailLog,
+) -> Result<crate::cluster::Cluster, String> {
+    use crate::cluster::{Cluster, ClusterError, ClusterSettings, shared_config};
+    let settings = ClusterSettings::for_node(config, data_dir)?;
+    let cluster = Cluster::new(settings).map_err(|e| e.to_string())?;
+    cluster.attach(alerts, log.clone());
+    match shared_config::newest_version(&cluster).await {
+        Ok(v) => log.line(format_args!(
+            "cluster: node {} joined through {} (newest configuration version {v})",
+            cluster.node(),
+            cluster.settings().database_shown
+        )),
+        Err(e @ ClusterError::NewerSchema { .. }) => return Err(e.to_string()),
+        // Unreachable (logged and alerted by the link) or refused: go on.
+        Err(_) => {}
+    }
+    Ok(cluster)
 }

@@ -22,6 +22,8 @@ mod link;
 pub mod nodes;
 pub(crate) mod schema;
 mod settings;
+pub mod setup;
+pub(crate) mod sts_cache;
 pub mod shared_config;
 
 use std::sync::{Arc, OnceLock};

@@ -36,10 +36,52 @@ impl ConfigOrigin {
     /// runs every check.
     pub fn load(&self) -> Result<LoadedConfig, ConfigReport> {
         let loaded = match &self.file {
-            Some(f) => LoadedConfig::load(f)?,
+            Some(f) => self.load_file(f)?,
             None => LoadedConfig::builtin(),
         };
         self.finish(loaded)
+    }
+
+    /// The file; a cluster node's file (it has `[cluster]`) is put over the
+    /// node's copy of the shared configuration.
+    fn load_file(&self, file: &std::path::Path) -> Result<LoadedConfig, ConfigReport> {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigReport::single(&name, "", format!("cannot read the file: {e}")))?;
+        let Some(data_dir) = crate::cluster::shared_config::node_file(&text) else {
+            return LoadedConfig::parse(&name, &text);
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or(data_dir)
+            .unwrap_or_else(super::schema::default_data_dir);
+        let shared = crate::cluster::shared_config::read_copy(&data_dir)
+            .map_err(|e| ConfigReport::single(&name, "", e))?
+            .ok_or_else(|| {
+                ConfigReport::single(
+                    &name,
+                    "",
+                    format!(
+                        "this cluster node has no copy of the shared configuration in {} yet: start it once with the cluster database reachable, or run `portcullis cluster join`",
+                        data_dir.display()
+                    ),
+                )
+            })?;
+        let merged = crate::cluster::shared_config::merge(&shared.document, &text)
+            .map_err(|e| ConfigReport::single(&name, "", e))?;
+        LoadedConfig::parse(
+            &format!("{name} over the cluster configuration version {}", shared.version),
+            &merged,
+        )
+    }
+
+    /// Whether the file given is a cluster node's file.
+    pub fn is_cluster_node(&self) -> bool {
+        self.file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|t| crate::cluster::shared_config::node_file(&t).is_some())
     }
 
     /// Like [`ConfigOrigin::load`] for `text` (an import), named `name`.

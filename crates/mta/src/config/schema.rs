@@ -106,7 +106,7 @@ pub(crate) fn default_hostname() -> String {
     "localhost".to_owned()
 }
 
-pub(crate) fn default_data_dir() -> PathBuf {
+pub fn default_data_dir() -> PathBuf {
     PathBuf::from("./portcullis-data")
 }
 

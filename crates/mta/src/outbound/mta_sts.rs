@@ -132,10 +132,22 @@ impl StsState {
                 facts
             }
             RefreshPlan::Fetch { id: policy_id } => {
+                if let Some(facts) = inner.from_cluster(ctx, id, domain, &policy_id, now).await {
+                    return facts;
+                }
                 let failure = match inner.fetcher.fetch(domain.as_str()).await {
                     Ok(text) => match StsPolicy::parse(text.as_bytes()) {
                         Ok(policy) => {
                             inner.store(domain, &policy_id, policy, &text, now);
+                            if let Some(cluster) = &ctx.cluster {
+                                crate::cluster::sts_cache::publish(
+                                    cluster,
+                                    domain.as_str(),
+                                    &policy_id,
+                                    unix(now),
+                                    &text,
+                                );
+                            }
                             let facts = inner
                                 .cache
                                 .lock()
@@ -290,6 +302,43 @@ impl Inner {
             Ok(records) => StsTxtRecord::select(records.iter().map(Vec::as_slice)),
             Err(_) => StsTxtRecord::select(std::iter::empty()),
         }
+    }
+
+    /// The policy another node of the cluster fetched under the same id,
+    /// still valid: used as if fetched here, without a fetch.
+    async fn from_cluster(
+        &self,
+        ctx: &Context,
+        id: MessageId,
+        domain: &DomainName,
+        policy_id: &str,
+        now: SystemTime,
+    ) -> Option<MtaStsFacts> {
+        let shared =
+            crate::cluster::sts_cache::lookup(ctx.cluster.as_ref()?, domain.as_str(), policy_id)
+                .await?;
+        // Parsed again: what another node (perhaps an older build) stored
+        // is not trusted more than a fetch.
+        let policy = StsPolicy::parse(shared.policy.as_bytes()).ok()?;
+        let fetched_at = UNIX_EPOCH + std::time::Duration::from_secs(shared.fetched_at);
+        self.store(domain, policy_id, policy, &shared.policy, fetched_at);
+        let facts = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .facts(domain, now);
+        if matches!(facts, MtaStsFacts::None) {
+            return None;
+        }
+        log_facts(
+            ctx,
+            id,
+            domain,
+            &facts,
+            &format!("from the cluster (fetched by {}), id {policy_id}", shared.fetched_by),
+        );
+        Some(facts)
     }
 
     fn store(&self, domain: &DomainName, id: &str, policy: StsPolicy, text: &str, now: SystemTime) {
