@@ -46,7 +46,11 @@ impl ClusterTasks {
                 started_at,
                 stopped.clone(),
             )),
-            tokio::spawn(configuration_watch(cluster.clone(), control.clone(), stopped)),
+            tokio::spawn(configuration_watch(
+                cluster.clone(),
+                control.clone(),
+                stopped,
+            )),
         ];
         ClusterTasks {
             cluster,

@@ -23,8 +23,9 @@ pub mod nodes;
 pub(crate) mod schema;
 mod settings;
 pub mod setup;
-pub(crate) mod sts_cache;
 pub mod shared_config;
+pub(crate) mod sts_cache;
+pub mod tlsrpt;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
