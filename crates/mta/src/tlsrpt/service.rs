@@ -264,6 +264,7 @@ impl Inner {
 
     async fn send_day(&self, day: UtcDay, now_anyway: bool) -> Result<Vec<SendResult>, String> {
         let now = self.settings.clock.now();
+        self.store.before_sending().await;
         self.send_day_filtered(day, now_anyway, now).await
     }
 
