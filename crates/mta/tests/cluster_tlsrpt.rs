@@ -4,10 +4,12 @@
 //! send one report with the summed counts (to the sink, by mail, as in
 //! `tlsrpt_send.rs`); a batch written while the server is down stays in
 //! the outbox and arrives once after the server is back; a batch applied
-//! whose acknowledgement was lost is not added again.
+//! whose acknowledgement was lost is not added again; the TLS reports
+//! each node received are listed by any node.
 
 mod engine_support;
 
+use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use portcullis_dane::dns::ResolverSettings;
 use portcullis_mta::alerts::AlertSink;
 use portcullis_mta::clock::TestClock;
 use portcullis_mta::cluster::tlsrpt::ClusterReports;
-use portcullis_mta::cluster::tlsrpt::db;
 use portcullis_mta::cluster::tlsrpt::outbox::{Outbox, outbox_dir};
+use portcullis_mta::cluster::tlsrpt::{db, received};
 use portcullis_mta::cluster::{Cluster, ClusterSettings};
 use portcullis_mta::config::{ClusterConfig, DatabaseTls};
 use portcullis_mta::engine::Engine;
@@ -29,6 +31,7 @@ use portcullis_mta::tlsrpt::counts::Pending;
 use portcullis_mta::tlsrpt::{
     DomainDay, FailureKey, PolicyKey, Reporting, Session, TlsReportSettings, UtcDay,
 };
+use portcullis_mta::tlsrpt_inbox::{InboxSettings, Intake, ReportInbox, ReportSource, ReportStore};
 use portcullis_testkit::dns_zone::ZoneBuilder;
 use portcullis_testkit::postgres::{PostgresOptions, PostgresServer};
 
@@ -362,4 +365,126 @@ async fn a_batch_waits_out_a_stopped_server_and_is_added_exactly_once() {
         .unwrap(),
         "1"
     );
+}
+
+/// A report another organisation sent us about `domain`, gzipped.
+fn received_report(org: &str, domain: &str) -> Vec<u8> {
+    let day = UtcDay::parse("2026-11-29").unwrap();
+    let who = Reporting {
+        organization_name: org.into(),
+        contact_info: format!("mailto:tls@{org}"),
+        submitter: org.into(),
+    };
+    let counts = counts(day, 4, 2).remove(&(day, DOMAIN.to_owned())).unwrap();
+    portcullis_mta::tlsrpt::report::build(&who, day, domain, &counts)
+        .unwrap()
+        .gzip
+}
+
+fn inbox(dir: &Path) -> ReportInbox {
+    ReportInbox::open(
+        dir,
+        InboxSettings {
+            addresses: Vec::new(),
+            https: true,
+            limits: Default::default(),
+        },
+    )
+    .unwrap()
+}
+
+fn take(inbox: &ReportInbox, bytes: &[u8]) -> String {
+    let source = ReportSource {
+        via: "https".into(),
+        peer: "192.0.2.7".into(),
+        detail: "application/tlsrpt+gzip".into(),
+    };
+    match inbox.take(bytes, &source).unwrap() {
+        Intake::Stored { id, .. } => id,
+        Intake::Refused { reason, .. } => panic!("refused: {reason}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_reports_of_every_node_are_listed_by_any_node() {
+    let mut pg = PostgresServer::start(PostgresOptions::default()).unwrap();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (
+        node(&pg.url(), "n1", d1.path()),
+        node(&pg.url(), "n2", d2.path()),
+    );
+    let first = take(
+        &inbox(d1.path()),
+        &received_report("one.example", "gw.test"),
+    );
+    let store1 = ReportStore::at(d1.path());
+    let mut copied1 = HashSet::new();
+    assert_eq!(
+        received::copy_new(&n1, &store1, &mut copied1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        received::copy_new(&n1, &store1, &mut copied1)
+            .await
+            .unwrap(),
+        0
+    );
+    // A node that restarts (nothing remembered) finds it there already.
+    assert_eq!(
+        received::copy_new(&n1, &store1, &mut HashSet::new())
+            .await
+            .unwrap(),
+        0
+    );
+    let (theirs, damaged) = received::reports(&n2).await.unwrap();
+    assert!(damaged.is_empty(), "{damaged:?}");
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].0.id, first);
+    assert_eq!(theirs[0].1.organization_name, "one.example");
+    assert_eq!(
+        received::report(&n2, &first)
+            .await
+            .unwrap()
+            .unwrap()
+            .source
+            .peer,
+        "192.0.2.7"
+    );
+
+    // Taken in while the database is away: kept on the node's disk, and
+    // copied once the database is back.
+    pg.stop().unwrap();
+    let second = take(
+        &inbox(d2.path()),
+        &received_report("two.example", "gw.test"),
+    );
+    let store2 = ReportStore::at(d2.path());
+    let mut copied2 = HashSet::new();
+    let e = received::copy_new(&n2, &store2, &mut copied2)
+        .await
+        .unwrap_err();
+    assert!(e.is_unreachable(), "{e}");
+    pg.start_again().unwrap();
+    let start = Instant::now();
+    loop {
+        match received::copy_new(&n2, &store2, &mut copied2).await {
+            Ok(n) => {
+                assert_eq!(n, 1);
+                break;
+            }
+            Err(e) => assert!(e.is_unreachable() && start.elapsed() < PATIENCE, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<String> = received::reports(&n1)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .map(|(s, _)| s.id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&first) && ids.contains(&second), "{ids:?}");
 }

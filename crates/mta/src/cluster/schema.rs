@@ -48,7 +48,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "TLS-RPT counts summed over nodes, one sender per report",
+        name: "TLS-RPT counts summed over nodes, one sender per report, received reports",
         sql: "
         -- Counts per (day, policy domain, policy); the policy key (type,
         -- strings, MX patterns) is its JSON, compared as jsonb.
@@ -78,6 +78,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             sender        text,
             sending_until timestamptz,
             PRIMARY KEY (day, policy_domain)
+        );
+        -- TLS reports received by any node (the stored report as JSON:
+        -- id, received-at, source, report), so every node lists them all.
+        CREATE TABLE tlsrpt_received (
+            id          text PRIMARY KEY,
+            received_at bigint NOT NULL,
+            received_by text NOT NULL,
+            stored      jsonb NOT NULL
         );
         -- Batches already added: a batch pushed again is skipped.
         CREATE TABLE tlsrpt_applied (

@@ -10,6 +10,7 @@
 
 pub mod db;
 pub mod outbox;
+pub mod received;
 
 use std::time::Duration;
 
