@@ -488,3 +488,32 @@ async fn received_reports_of_every_node_are_listed_by_any_node() {
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&first) && ids.contains(&second), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mirror_task_copies_a_stored_report_and_stops() {
+    let pg = PostgresServer::start(PostgresOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = node(&pg.url(), "n1", dir.path());
+    let mirror = received::ReceivedMirror::start(n1.clone());
+    let id = take(
+        &inbox(dir.path()),
+        &received_report("three.example", "gw.test"),
+    );
+    // The table exists once the mirror's first query migrated the schema.
+    let copied_by = || {
+        pg.psql(&format!(
+            "SELECT received_by FROM tlsrpt_received WHERE id = '{id}'"
+        ))
+        .unwrap_or_default()
+    };
+    let start = Instant::now();
+    while copied_by() != "n1" {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the mirror never copied {id}: {}",
+            pg.log_tail(10)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mirror.stop().await;
+}

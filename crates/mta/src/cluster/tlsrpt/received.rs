@@ -7,7 +7,6 @@
 //! report stored while the database is away is copied at a later poll.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use portcullis_policy::TlsReport;
 use tokio::sync::watch;
@@ -24,23 +23,11 @@ pub struct ReceivedMirror {
 }
 
 impl ReceivedMirror {
-    /// Copies the reports of `data_dir`'s store every poll interval.
-    pub fn start(cluster: Cluster, data_dir: PathBuf) -> ReceivedMirror {
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let store = ReportStore::at(&data_dir);
-            let mut copied = HashSet::new();
-            let mut tick = tokio::time::interval(cluster.settings().poll);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stopped.changed() => return,
-                }
-                // The link logs and alerts when the database is away.
-                let _ = copy_new(&cluster, &store, &mut copied).await;
-            }
-        });
+    /// Copies the reports of the node's store (in the cluster's data
+    /// directory) every poll interval.
+    pub fn start(cluster: Cluster) -> ReceivedMirror {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(mirror(cluster, stopped));
         ReceivedMirror { stop, task }
     }
 
@@ -48,6 +35,26 @@ impl ReceivedMirror {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// The copying loop, until `stopped` turns true (for a caller that runs
+/// its tasks under one stop signal).
+pub async fn mirror(cluster: Cluster, mut stopped: watch::Receiver<bool>) {
+    let store = ReportStore::at(&cluster.settings().data_dir);
+    let mut copied = HashSet::new();
+    let mut tick = tokio::time::interval(cluster.settings().poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        // The link logs and alerts when the database is away.
+        let _ = copy_new(&cluster, &store, &mut copied).await;
     }
 }
 
