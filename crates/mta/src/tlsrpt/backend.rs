@@ -112,7 +112,10 @@ impl Backend {
                 match db::claim(cluster, day, domain, SENDING_LEASE).await {
                     Ok(DbTurn::Mine { .. }) => match db::load(cluster, day, domain).await {
                         Ok(Some(s)) => Ok(Turn::Send(s)),
-                        Ok(None) => Ok(Turn::Nothing),
+                        Ok(None) => {
+                            let _ = db::release(cluster, day, domain).await;
+                            Ok(Turn::Nothing)
+                        }
                         Err(e) => {
                             let _ = db::release(cluster, day, domain).await;
                             Err(e.to_string())

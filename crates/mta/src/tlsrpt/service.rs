@@ -241,7 +241,10 @@ impl Inner {
     async fn send_due(&self) -> Vec<SendResult> {
         let now = self.settings.clock.now();
         let today = UtcDay::of(now);
-        let oldest = UtcDay::of(now - Duration::from_secs(RETRY_DAYS * 86_400));
+        let oldest = UtcDay::of(
+            now.checked_sub(Duration::from_secs(RETRY_DAYS * 86_400))
+                .unwrap_or(UNIX_EPOCH),
+        );
         self.store.before_sending().await;
         let days = match self.store.days(oldest, &[NO_RECORD, ALL_SENT]).await {
             Ok(d) => d,
