@@ -29,7 +29,8 @@ use portcullis_mta::engine::Engine;
 use portcullis_mta::maillog::MailLog;
 use portcullis_mta::tlsrpt::counts::Pending;
 use portcullis_mta::tlsrpt::{
-    DomainDay, FailureKey, PolicyKey, Reporting, Session, TlsReportSettings, UtcDay,
+    AggregateStore, DomainDay, FailureKey, FileStore, PolicyKey, Reporting, Session,
+    TlsReportSettings, UtcDay,
 };
 use portcullis_mta::tlsrpt_inbox::{InboxSettings, Intake, ReportInbox, ReportSource, ReportStore};
 use portcullis_testkit::dns_zone::ZoneBuilder;
@@ -516,4 +517,50 @@ async fn the_mirror_task_copies_a_stored_report_and_stops() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     mirror.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_gateways_unsent_counts_join_the_cluster_once() {
+    let pg = PostgresServer::start(PostgresOptions::default()).unwrap();
+    let day = UtcDay::parse("2026-11-30").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("tls-report");
+    let local = FileStore::new(&store_dir);
+    let (d, mut sent) = (counts(day, 2, 1), counts(day, 7, 0));
+    local
+        .add(day, DOMAIN, &d[&(day, DOMAIN.to_owned())])
+        .unwrap();
+    let sent = sent.remove(&(day, DOMAIN.to_owned())).unwrap();
+    local.add(day, "sent.test", &sent).unwrap();
+    local
+        .mark_sent(
+            day,
+            "sent.test",
+            "done: every report address took the report",
+        )
+        .unwrap();
+    let reports = ClusterReports::new(node(&pg.url(), "n1", dir.path()), MailLog::default());
+    let finished = ["done: every report address took the report"];
+    assert_eq!(reports.adopt_local(&store_dir, day, &finished).unwrap(), 1);
+    let file = store_dir.join(format!("{day}/{DOMAIN}.json"));
+    assert!(!file.exists());
+    // A crash after the batch was written, before the file was renamed:
+    // moved again under the same id.
+    std::fs::rename(
+        store_dir.join(format!("{day}/{DOMAIN}.json.in-cluster")),
+        &file,
+    )
+    .unwrap();
+    assert_eq!(reports.adopt_local(&store_dir, day, &finished).unwrap(), 1);
+    assert_eq!(reports.adopt_local(&store_dir, day, &finished).unwrap(), 0);
+    assert_eq!(reports.waiting().unwrap(), 2);
+    assert_eq!(reports.push().await.unwrap(), 2);
+    assert_eq!(sums(&pg, day), "2 1 1");
+    // The report already sent stays with the single gateway's files.
+    assert!(store_dir.join(format!("{day}/sent.test.json")).exists());
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM tlsrpt_report WHERE policy_domain = 'sent.test'")
+            .unwrap(),
+        "0"
+    );
 }

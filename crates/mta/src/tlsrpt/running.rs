@@ -12,7 +12,8 @@ impl Engine {
     /// Starts counting TLS sessions for TLS-RPT and the report task.
     /// Replaces a report task already running. On a cluster node the
     /// counts are summed in the cluster database and each report is sent
-    /// by one node (`settings.store_dir` is then unused).
+    /// by one node (counts left in `settings.store_dir` by a single
+    /// gateway, for reports not sent yet, are moved to the cluster).
     pub async fn start_tls_reports(&self, settings: TlsReportSettings) {
         let delivery = self.inner.settings.lock().await.clone();
         let transport = Transport {

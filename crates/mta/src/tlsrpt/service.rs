@@ -142,6 +142,9 @@ impl ReportService {
         tasks.push(tokio::spawn({
             let inner = inner.clone();
             async move {
+                if let Backend::Cluster(reports) = &inner.store {
+                    adopt_local(reports.clone(), &inner.settings).await;
+                }
                 let mut tick = tokio::time::interval(inner.settings.flush_interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -197,6 +200,24 @@ impl ReportHandle {
     }
 }
 
+/// On a node that was a single gateway before: moves the counts it left
+/// in its file store into the outbox (before the first push and round,
+/// so that they are in the reports).
+async fn adopt_local(reports: Arc<ClusterReports>, settings: &TlsReportSettings) {
+    let dir = settings.store_dir.clone();
+    let from = oldest_retried(settings.clock.now());
+    let adopting = reports.clone();
+    let adopted = tokio::task::spawn_blocking(move || {
+        adopting.adopt_local(&dir, from, &[NO_RECORD, ALL_SENT])
+    })
+    .await;
+    if let Ok(Err(e)) = adopted {
+        reports.log().warn(format_args!(
+            "TLS reports: {e}; the counts kept there are not in the cluster's reports"
+        ));
+    }
+}
+
 /// A cluster node's pusher: drains the outbox every poll interval, so
 /// counts written while the database was away arrive once it is back.
 async fn pusher(reports: Arc<ClusterReports>) {
@@ -241,10 +262,7 @@ impl Inner {
     async fn send_due(&self) -> Vec<SendResult> {
         let now = self.settings.clock.now();
         let today = UtcDay::of(now);
-        let oldest = UtcDay::of(
-            now.checked_sub(Duration::from_secs(RETRY_DAYS * 86_400))
-                .unwrap_or(UNIX_EPOCH),
-        );
+        let oldest = oldest_retried(now);
         self.store.before_sending().await;
         let days = match self.store.days(oldest, &[NO_RECORD, ALL_SENT]).await {
             Ok(d) => d,
@@ -458,4 +476,12 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The oldest day whose reports are still sent at `now`.
+fn oldest_retried(now: SystemTime) -> UtcDay {
+    UtcDay::of(
+        now.checked_sub(Duration::from_secs(RETRY_DAYS * 86_400))
+            .unwrap_or(UNIX_EPOCH),
+    )
 }

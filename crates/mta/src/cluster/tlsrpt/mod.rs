@@ -12,14 +12,18 @@ pub mod db;
 pub mod outbox;
 pub mod received;
 
+use std::path::Path;
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::{Cluster, ClusterError};
 use crate::maillog::MailLog;
 use crate::tlsrpt::counts::Pending;
-use crate::tlsrpt::store::StoreError;
+use crate::tlsrpt::day::UtcDay;
+use crate::tlsrpt::store::{AggregateStore, FileStore, StoreError};
 use outbox::{Outbox, outbox_dir};
 
 /// How long applied batch ids are kept (see [`db::forget_applied`]).
@@ -51,9 +55,73 @@ impl ClusterReports {
         &self.cluster
     }
 
+    /// Where this link's problems are told.
+    pub fn log(&self) -> &MailLog {
+        &self.log
+    }
+
     /// Writes `pending` to the outbox as one batch, durably; its id.
     pub fn add(&self, pending: &Pending) -> Result<String, StoreError> {
         self.outbox.put(pending)
+    }
+
+    /// Moves the counts of a single gateway's file store (`store_dir`,
+    /// from before this node joined the cluster) from `from` on into the
+    /// outbox, so the cluster's reports include them; reports already
+    /// sent (`finished`) stay where they are. Each file becomes a batch
+    /// whose id is derived from the file's bytes, then is renamed
+    /// `….json.in-cluster`: a crash in between moves it again under the
+    /// same id, which the database skips. How many files were moved.
+    pub fn adopt_local(
+        &self,
+        store_dir: &Path,
+        from: UtcDay,
+        finished: &[&str],
+    ) -> Result<usize, StoreError> {
+        let local = FileStore::new(store_dir);
+        let mut moved = 0;
+        for day in local.days()?.into_iter().filter(|d| *d >= from) {
+            for domain in local.domains(day)? {
+                let path = store_dir
+                    .join(day.to_string())
+                    .join(format!("{domain}.json"));
+                let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                let Some(stored) = local.load(day, &domain)? else {
+                    continue;
+                };
+                if stored
+                    .sent_to
+                    .iter()
+                    .any(|s| finished.contains(&s.as_str()))
+                {
+                    continue;
+                }
+                let digest: String = Sha256::digest(&bytes)
+                    .iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let id = format!("{}.local.{day}.{domain}.{digest}", self.cluster.node());
+                let mut pending = Pending::new();
+                pending.insert((day, domain.clone()), stored.counts);
+                self.outbox.put_as(Some(id), &pending)?;
+                let mut aside = path.clone().into_os_string();
+                aside.push(".in-cluster");
+                std::fs::rename(&path, &aside).map_err(|source| StoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.log.line(format_args!(
+                    "TLS reports: counts of {domain} for {day} from {} moved to the cluster",
+                    path.display()
+                ));
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     /// Whether batches wait in the outbox.

@@ -76,8 +76,14 @@ impl Outbox {
 
     /// Writes `pending` as one batch, durably; its id.
     pub fn put(&self, pending: &Pending) -> Result<String, StoreError> {
+        self.put_as(None, pending)
+    }
+
+    /// As [`put`](Self::put) under a given id (one derived from what the
+    /// batch holds, so that writing it twice cannot add it twice).
+    pub fn put_as(&self, id: Option<String>, pending: &Pending) -> Result<String, StoreError> {
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = format!("{}.{:016x}.{seq}", self.node, self.generation);
+        let id = id.unwrap_or_else(|| format!("{}.{:016x}.{seq}", self.node, self.generation));
         let mut keys: Vec<_> = pending.keys().collect();
         keys.sort();
         let file = BatchFile {
