@@ -46,11 +46,7 @@ impl ClusterTasks {
                 started_at,
                 stopped.clone(),
             )),
-            tokio::spawn(configuration_watch(
-                cluster.clone(),
-                control.clone(),
-                stopped,
-            )),
+            tokio::spawn(configuration_watch(cluster.clone(), control.clone(), stopped)),
         ];
         ClusterTasks {
             cluster,

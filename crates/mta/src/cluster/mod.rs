@@ -23,8 +23,8 @@ pub mod nodes;
 pub(crate) mod schema;
 mod settings;
 pub mod setup;
-pub mod shared_config;
 pub(crate) mod sts_cache;
+pub mod shared_config;
 pub mod tlsrpt;
 
 use std::sync::{Arc, OnceLock};

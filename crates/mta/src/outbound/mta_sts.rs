@@ -336,10 +336,7 @@ impl Inner {
             id,
             domain,
             &facts,
-            &format!(
-                "from the cluster (fetched by {}), id {policy_id}",
-                shared.fetched_by
-            ),
+            &format!("from the cluster (fetched by {}), id {policy_id}", shared.fetched_by),
         );
         Some(facts)
     }
