@@ -162,12 +162,29 @@ pub(super) struct ReportQuery {
 }
 
 /// The summary of the data directory's store (whether or not the inbox
-/// is configured now: reports received earlier stay readable).
+/// is configured now: reports received earlier stay readable); on a
+/// cluster node, with the reports every other node received (this node's
+/// own when the database is away, with a note saying so).
 pub(super) async fn summary_of(s: &super::api::ApiState, filter: SummaryFilter) -> Summary {
     let data_dir = s.control.running().await.config.data_dir.clone();
+    let shared = match s.control.engine().cluster() {
+        Some(cluster) => Some(crate::cluster::tlsrpt::received::reports(cluster).await),
+        None => None,
+    };
     tokio::task::spawn_blocking(move || {
         let store = crate::tlsrpt_inbox::ReportStore::at(&data_dir);
-        let (reports, damaged) = store.reports();
+        let (mut reports, mut damaged) = store.reports();
+        match shared {
+            Some(Ok((theirs, bad))) => {
+                let mine: std::collections::HashSet<String> =
+                    reports.iter().map(|(r, _)| r.id.clone()).collect();
+                reports.extend(theirs.into_iter().filter(|(r, _)| !mine.contains(&r.id)));
+                reports.sort_by(|a, b| (a.0.received_at, &a.0.id).cmp(&(b.0.received_at, &b.0.id)));
+                damaged.extend(bad);
+            }
+            Some(Err(e)) => damaged.push(format!("only this node's reports are shown: {e}")),
+            None => {}
+        }
         summarize(&reports, store.refused(), damaged, &filter)
     })
     .await
@@ -199,6 +216,7 @@ pub(super) async fn show(
 ) -> ApiResult {
     caller(&s, peer.0.0, &h, Role::Read, "GET /api/tls-reports/ID")?;
     let data_dir = s.control.running().await.config.data_dir.clone();
+    let id_again = id.clone();
     let found = tokio::task::spawn_blocking(move || {
         crate::tlsrpt_inbox::ReportStore::at(&data_dir).report(&id)
     })
@@ -206,7 +224,16 @@ pub(super) async fn show(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match found {
         Ok((stored, _)) => Ok(axum::Json(stored).into_response()),
-        Err(e) => Err(ApiError::new(StatusCode::NOT_FOUND, e)),
+        Err(e) => {
+            // Another node's report, when this node is in a cluster.
+            if let Some(cluster) = s.control.engine().cluster()
+                && let Ok(Some(stored)) =
+                    crate::cluster::tlsrpt::received::report(cluster, &id_again).await
+            {
+                return Ok(axum::Json(stored).into_response());
+            }
+            Err(ApiError::new(StatusCode::NOT_FOUND, e))
+        }
     }
 }
 

@@ -25,6 +25,7 @@ mod settings;
 pub mod setup;
 pub(crate) mod sts_cache;
 pub mod shared_config;
+pub mod tlsrpt;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -16,10 +16,11 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first; append, never edit a released one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "configuration, nodes, MTA-STS policy cache",
-    sql: "
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "configuration, nodes, MTA-STS policy cache",
+        sql: "
         CREATE TABLE cluster_config (
             version     bigint PRIMARY KEY,
             document    text NOT NULL,
@@ -44,7 +45,57 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             fetched_by text NOT NULL
         );
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "TLS-RPT counts summed over nodes, one sender per report, received reports",
+        sql: "
+        -- Counts per (day, policy domain, policy); the policy key (type,
+        -- strings, MX patterns) is its JSON, compared as jsonb.
+        CREATE TABLE tlsrpt_policy_count (
+            day           date NOT NULL,
+            policy_domain text NOT NULL,
+            policy        jsonb NOT NULL,
+            successful    bigint NOT NULL DEFAULT 0,
+            failed        bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, policy_domain, policy)
+        );
+        -- Failed sessions per failure key (result type and peers, JSON).
+        CREATE TABLE tlsrpt_failure_count (
+            day           date NOT NULL,
+            policy_domain text NOT NULL,
+            policy        jsonb NOT NULL,
+            failure       jsonb NOT NULL,
+            sessions      bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, policy_domain, policy, failure)
+        );
+        -- One row per report (day, policy domain): where it went (the
+        -- file store's sent_to) and which node holds the turn to send it.
+        CREATE TABLE tlsrpt_report (
+            day           date NOT NULL,
+            policy_domain text NOT NULL,
+            sent_to       text[] NOT NULL DEFAULT '{}',
+            sender        text,
+            sending_until timestamptz,
+            PRIMARY KEY (day, policy_domain)
+        );
+        -- TLS reports received by any node (the stored report as JSON:
+        -- id, received-at, source, report), so every node lists them all.
+        CREATE TABLE tlsrpt_received (
+            id          text PRIMARY KEY,
+            received_at bigint NOT NULL,
+            received_by text NOT NULL,
+            stored      jsonb NOT NULL
+        );
+        -- Batches already added: a batch pushed again is skipped.
+        CREATE TABLE tlsrpt_applied (
+            batch      text PRIMARY KEY,
+            node       text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        );
+    ",
+    },
+];
 
 /// The newest schema this build knows.
 pub fn latest() -> i32 {

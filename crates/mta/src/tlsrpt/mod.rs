@@ -8,6 +8,7 @@
 //! (never through the counted delivery path), so reports are never
 //! themselves counted or reported.
 
+mod backend;
 pub mod counts;
 pub mod day;
 pub mod deliver;

@@ -10,7 +10,10 @@ use super::service::{ReportService, SendResult, TlsReportSettings};
 
 impl Engine {
     /// Starts counting TLS sessions for TLS-RPT and the report task.
-    /// Replaces a report task already running.
+    /// Replaces a report task already running. On a cluster node the
+    /// counts are summed in the cluster database and each report is sent
+    /// by one node (counts left in `settings.store_dir` by a single
+    /// gateway, for reports not sent yet, are moved to the cluster).
     pub async fn start_tls_reports(&self, settings: TlsReportSettings) {
         let delivery = self.inner.settings.lock().await.clone();
         let transport = Transport {
@@ -19,7 +22,13 @@ impl Engine {
             resolver: lock(&self.inner.dns).clone(),
             log: self.inner.log.clone(),
         };
-        let service = ReportService::start(settings, self.inner.tls_report.clone(), transport);
+        let counter = self.inner.tls_report.clone();
+        let service = match self.cluster() {
+            Some(cluster) => {
+                ReportService::start_in_cluster(settings, counter, transport, cluster.clone())
+            }
+            None => ReportService::start(settings, counter, transport),
+        };
         let old = lock(&self.inner.tls_reporter).replace(service);
         if let Some(old) = old {
             old.shutdown().await;
@@ -32,6 +41,16 @@ impl Engine {
         let handle = lock(&self.inner.tls_reporter).as_ref().map(|s| s.handle());
         match handle {
             Some(h) => h.send_day(day).await,
+            None => Err("TLS reports are not enabled ([tls-report] enabled = true)".into()),
+        }
+    }
+
+    /// Runs the report task's sending round now: the reports that are due
+    /// and not sent yet (in a cluster, those no other node sends).
+    pub async fn send_due_tls_reports(&self) -> Result<Vec<SendResult>, String> {
+        let handle = lock(&self.inner.tls_reporter).as_ref().map(|s| s.handle());
+        match handle {
+            Some(h) => Ok(h.send_due().await),
             None => Err("TLS reports are not enabled ([tls-report] enabled = true)".into()),
         }
     }

@@ -6,6 +6,12 @@
 //! [`ReportHandle::send_day`] sends one day's reports at once, again if they
 //! were sent already (`portcullis ctl tls-report send --day`). A slow report host delays nothing but this
 //! task.
+//!
+//! In a cluster ([`ReportService::start_in_cluster`]) the counts go to the
+//! node's outbox and from there to the database, where they are summed
+//! over the nodes; a pusher drains the outbox every poll interval, and
+//! before a sending round. Each report is sent by the node that takes its
+//! turn in the database, from the summed counts.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -17,6 +23,7 @@ use portcullis_policy::{DomainName, TlsRptTxtRecord};
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinHandle;
 
+use super::backend::{Backend, Turn};
 use super::counts::SessionCounter;
 use super::day::UtcDay;
 use super::deliver::{Rua, Transport};
@@ -24,17 +31,19 @@ use super::mail::{DkimSigning, MailParts, report_mail};
 use super::report::{Reporting, build};
 use super::store::{AggregateStore, FileStore};
 use crate::clock::SharedClock;
+use crate::cluster::Cluster;
+use crate::cluster::tlsrpt::ClusterReports;
 
 /// Days after its end a report is still retried automatically.
 pub const RETRY_DAYS: u64 = 3;
 
 /// What `sent_to` records when a domain publishes no usable `_smtp._tls`
 /// record: nothing to send, and nothing to retry.
-const NO_RECORD: &str = "none: no valid _smtp._tls record";
+pub(crate) const NO_RECORD: &str = "none: no valid _smtp._tls record";
 
 /// What `sent_to` records once every report address took the report: the
 /// task neither looks the record up again nor resends.
-const ALL_SENT: &str = "done: every report address took the report";
+pub(crate) const ALL_SENT: &str = "done: every report address took the report";
 
 /// `[tls-report]`, validated.
 #[derive(Debug)]
@@ -67,14 +76,14 @@ pub struct SendResult {
 #[derive(Debug)]
 pub struct ReportService {
     inner: Arc<Inner>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
 struct Inner {
     settings: TlsReportSettings,
     counter: Arc<SessionCounter>,
-    store: Arc<dyn AggregateStore>,
+    store: Backend,
     transport: Transport,
     /// One sender at a time (the task and `ctl` would send twice).
     sending: AsyncMutex<()>,
@@ -82,14 +91,37 @@ struct Inner {
 }
 
 impl ReportService {
-    /// Enables counting and starts the task.
+    /// Enables counting and starts the task (a single gateway: the
+    /// aggregates in files under `store_dir`).
     pub fn start(
         settings: TlsReportSettings,
         counter: Arc<SessionCounter>,
         transport: Transport,
     ) -> Self {
-        counter.enable(settings.clock.clone());
         let store: Arc<dyn AggregateStore> = Arc::new(FileStore::new(&settings.store_dir));
+        Self::start_with(settings, counter, transport, Backend::Local(store))
+    }
+
+    /// As [`start`](Self::start) on a node of `cluster`: the counts are
+    /// summed in the cluster database (through the node's outbox) and each
+    /// report is sent by one node.
+    pub fn start_in_cluster(
+        settings: TlsReportSettings,
+        counter: Arc<SessionCounter>,
+        transport: Transport,
+        cluster: Cluster,
+    ) -> Self {
+        let reports = Arc::new(ClusterReports::new(cluster, transport.log.clone()));
+        Self::start_with(settings, counter, transport, Backend::Cluster(reports))
+    }
+
+    fn start_with(
+        settings: TlsReportSettings,
+        counter: Arc<SessionCounter>,
+        transport: Transport,
+        store: Backend,
+    ) -> Self {
+        counter.enable(settings.clock.clone());
         if settings.dkim.is_none() {
             transport.log.warn(format_args!(
                 "TLS reports: no DKIM key configured ([tls-report] dkim-key); report mail goes out unsigned and receivers may discard it"
@@ -103,9 +135,16 @@ impl ReportService {
             sending: AsyncMutex::new(()),
             delay_key: RandomState::new(),
         });
-        let task = tokio::spawn({
+        let mut tasks = Vec::new();
+        if let Backend::Cluster(reports) = &inner.store {
+            tasks.push(tokio::spawn(pusher(reports.clone())));
+        }
+        tasks.push(tokio::spawn({
             let inner = inner.clone();
             async move {
+                if let Backend::Cluster(reports) = &inner.store {
+                    adopt_local(reports.clone(), &inner.settings).await;
+                }
                 let mut tick = tokio::time::interval(inner.settings.flush_interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -114,8 +153,8 @@ impl ReportService {
                     inner.send_due().await;
                 }
             }
-        });
-        ReportService { inner, task }
+        }));
+        ReportService { inner, tasks }
     }
 
     /// What operators ask of the running task.
@@ -125,10 +164,13 @@ impl ReportService {
 
     /// Stops the task after writing what was counted; counting stops.
     pub async fn shutdown(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
         self.inner.counter.disable();
         self.inner.flush();
+        self.inner.store.last_push().await;
     }
 }
 
@@ -149,6 +191,44 @@ impl ReportHandle {
         self.0.clone().flush_off_runtime().await;
         self.0.send_day(day, true).await
     }
+
+    /// Runs a sending round now (what the task does every interval): the
+    /// reports that are due and not sent yet; what happened to each.
+    pub async fn send_due(&self) -> Vec<SendResult> {
+        self.0.clone().flush_off_runtime().await;
+        self.0.send_due().await
+    }
+}
+
+/// On a node that was a single gateway before: moves the counts it left
+/// in its file store into the outbox (before the first push and round,
+/// so that they are in the reports).
+async fn adopt_local(reports: Arc<ClusterReports>, settings: &TlsReportSettings) {
+    let dir = settings.store_dir.clone();
+    let from = oldest_retried(settings.clock.now());
+    let adopting = reports.clone();
+    let adopted = tokio::task::spawn_blocking(move || {
+        adopting.adopt_local(&dir, from, &[NO_RECORD, ALL_SENT])
+    })
+    .await;
+    if let Ok(Err(e)) = adopted {
+        reports.log().warn(format_args!(
+            "TLS reports: {e}; the counts kept there are not in the cluster's reports"
+        ));
+    }
+}
+
+/// A cluster node's pusher: drains the outbox every poll interval, so
+/// counts written while the database was away arrive once it is back.
+async fn pusher(reports: Arc<ClusterReports>) {
+    let mut tick = tokio::time::interval(reports.cluster().settings().poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if reports.waiting().is_ok_and(|n| n > 0) {
+            let _ = reports.push().await;
+        }
+    }
 }
 
 impl Inner {
@@ -163,16 +243,10 @@ impl Inner {
         if pending.is_empty() {
             return;
         }
-        let mut failed = std::collections::HashMap::new();
-        for ((day, domain), counts) in pending {
-            if let Err(e) = self.store.add(day, &domain, &counts) {
-                self.transport.log.warn(format_args!(
-                    "TLS reports: counts of {domain} for {day} not stored ({e}); kept in memory and written with the next flush"
-                ));
-                failed.insert((day, domain), counts);
-            }
-        }
-        if !failed.is_empty() {
+        for (failed, why) in self.store.add(pending) {
+            self.transport.log.warn(format_args!(
+                "TLS reports: {why}; kept in memory and written with the next flush"
+            ));
             self.counter.put_back(failed);
         }
     }
@@ -185,26 +259,33 @@ impl Inner {
         Duration::from_secs(self.delay_key.hash_one((day, domain)) % max)
     }
 
-    async fn send_due(&self) {
+    async fn send_due(&self) -> Vec<SendResult> {
         let now = self.settings.clock.now();
         let today = UtcDay::of(now);
-        let days = match self.store.days() {
+        let oldest = oldest_retried(now);
+        self.store.before_sending().await;
+        let days = match self.store.days(oldest, &[NO_RECORD, ALL_SENT]).await {
             Ok(d) => d,
             Err(e) => {
                 self.transport.log.warn(format_args!("TLS reports: {e}"));
-                return;
+                return Vec::new();
             }
         };
+        let mut results = Vec::new();
         for day in days
             .into_iter()
             .filter(|d| *d < today && d.start_unix() + (RETRY_DAYS + 1) * 86_400 > unix(now))
         {
-            let _ = self.send_day_filtered(day, false, now).await;
+            if let Ok(r) = self.send_day_filtered(day, false, now).await {
+                results.extend(r);
+            }
         }
+        results
     }
 
     async fn send_day(&self, day: UtcDay, now_anyway: bool) -> Result<Vec<SendResult>, String> {
         let now = self.settings.clock.now();
+        self.store.before_sending().await;
         self.send_day_filtered(day, now_anyway, now).await
     }
 
@@ -215,7 +296,12 @@ impl Inner {
         now: SystemTime,
     ) -> Result<Vec<SendResult>, String> {
         let _one = self.sending.lock().await;
-        let domains = self.store.domains(day).map_err(|e| e.to_string())?;
+        let finished: &[&str] = if now_anyway {
+            &[]
+        } else {
+            &[NO_RECORD, ALL_SENT]
+        };
+        let domains = self.store.domains(day, finished).await?;
         let mut results = Vec::new();
         for domain in domains {
             let due = day.end() + self.delay(day, &domain);
@@ -227,20 +313,46 @@ impl Inner {
         Ok(results)
     }
 
+    /// Sends the report of `domain` for `day` if this node has the turn.
     async fn send_domain(&self, day: UtcDay, domain: &str, again: bool) -> Vec<SendResult> {
+        let log = &self.transport.log;
+        match self.store.take_turn(day, domain).await {
+            Ok(Turn::Send(stored)) => {
+                let out = self.send_stored(day, domain, stored, again).await;
+                self.store.end_turn(day, domain).await;
+                out
+            }
+            Ok(Turn::Nothing) => Vec::new(),
+            Ok(Turn::Elsewhere(node)) => {
+                log.line(format_args!(
+                    "TLS reports: report for {domain} on {day} is being sent by {}",
+                    node.map_or("another node".to_owned(), |n| format!("node {n}"))
+                ));
+                Vec::new()
+            }
+            Err(e) => {
+                log.warn(format_args!("TLS reports: {e}"));
+                vec![SendResult {
+                    domain: domain.to_owned(),
+                    rua: String::new(),
+                    outcome: Err(e),
+                }]
+            }
+        }
+    }
+
+    async fn send_stored(
+        &self,
+        day: UtcDay,
+        domain: &str,
+        stored: super::store::StoredDay,
+        again: bool,
+    ) -> Vec<SendResult> {
         let log = &self.transport.log;
         let result = |rua: &str, outcome| SendResult {
             domain: domain.to_owned(),
             rua: rua.to_owned(),
             outcome,
-        };
-        let stored = match self.store.load(day, domain) {
-            Ok(Some(s)) => s,
-            Ok(None) => return Vec::new(),
-            Err(e) => {
-                log.warn(format_args!("TLS reports: {e}"));
-                return vec![result("", Err(e.to_string()))];
-            }
         };
         if !again
             && stored
@@ -257,7 +369,7 @@ impl Inner {
                     log.line(format_args!(
                         "TLS reports: no report for {domain} on {day}: {why}"
                     ));
-                    if let Err(e) = self.store.mark_sent(day, domain, NO_RECORD) {
+                    if let Err(e) = self.store.mark_sent(day, domain, NO_RECORD).await {
                         log.warn(format_args!("TLS reports: {e}"));
                     }
                 } else {
@@ -318,7 +430,7 @@ impl Inner {
                         "TLS reports: report {} for {domain} on {day} ({ok} successful, {fail} failed sessions) sent to {uri}: {reply}",
                         built.report.report_id
                     ));
-                    if let Err(e) = self.store.mark_sent(day, domain, &uri) {
+                    if let Err(e) = self.store.mark_sent(day, domain, &uri).await {
                         log.warn(format_args!(
                             "TLS reports: {e}; the report may be sent again"
                         ));
@@ -333,7 +445,7 @@ impl Inner {
             }
             out.push(result(&uri, outcome));
         }
-        if all_sent && let Err(e) = self.store.mark_sent(day, domain, ALL_SENT) {
+        if all_sent && let Err(e) = self.store.mark_sent(day, domain, ALL_SENT).await {
             log.warn(format_args!("TLS reports: {e}"));
         }
         out
@@ -364,4 +476,12 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The oldest day whose reports are still sent at `now`.
+fn oldest_retried(now: SystemTime) -> UtcDay {
+    UtcDay::of(
+        now.checked_sub(Duration::from_secs(RETRY_DAYS * 86_400))
+            .unwrap_or(UNIX_EPOCH),
+    )
 }

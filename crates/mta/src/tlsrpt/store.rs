@@ -65,12 +65,13 @@ pub trait AggregateStore: Send + Sync + std::fmt::Debug {
 
 const FORMAT: u32 = 1;
 
+/// One day file's JSON; also an entry of a cluster outbox batch.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct DayFile {
+pub(crate) struct DayFile {
     format: u32,
-    day: String,
-    policy_domain: String,
+    pub(crate) day: String,
+    pub(crate) policy_domain: String,
     policies: Vec<PolicyFile>,
     #[serde(default)]
     sent_to: Vec<String>,
@@ -102,7 +103,7 @@ struct FailureFile {
 }
 
 impl DayFile {
-    fn from_day(day: UtcDay, domain: &str, stored: &StoredDay) -> Self {
+    pub(crate) fn from_day(day: UtcDay, domain: &str, stored: &StoredDay) -> Self {
         DayFile {
             format: FORMAT,
             day: day.to_string(),
@@ -133,7 +134,7 @@ impl DayFile {
         }
     }
 
-    fn into_day(self, day: UtcDay, domain: &str) -> Result<StoredDay, String> {
+    pub(crate) fn into_day(self, day: UtcDay, domain: &str) -> Result<StoredDay, String> {
         if self.format != FORMAT {
             return Err(format!(
                 "format {} (this version reads {FORMAT})",
@@ -235,7 +236,7 @@ impl FileStore {
     }
 }
 
-fn set_aside(path: &Path, reason: String) -> StoreError {
+pub(crate) fn set_aside(path: &Path, reason: String) -> StoreError {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -24,7 +24,7 @@ use portcullis_policy::{ReportError, ReportLimits, TlsReport};
 use serde::{Deserialize, Serialize};
 
 pub use mail::report_part;
-pub use store::{RefusedReport, ReportStore, STORE_DIR, StoredReport};
+pub use store::{RefusedReport, ReportStore, STORE_DIR, StoredReport, with_report};
 pub use summary::{FailureRow, ReportRow, Summary, SummaryFilter, summarize};
 
 /// What the inbox is configured with (`[tls-report-inbox]`).

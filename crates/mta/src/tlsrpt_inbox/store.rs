@@ -189,6 +189,14 @@ impl ReportStore {
         (reports, damaged)
     }
 
+    /// The ids of the stored reports (file names only: cheap to poll).
+    pub fn received_ids(&self) -> Vec<String> {
+        json_files(&self.dir.join("received"))
+            .iter()
+            .filter_map(|p| p.file_stem()?.to_str().map(str::to_owned))
+            .collect()
+    }
+
     /// One stored report by id.
     pub fn report(&self, id: &str) -> Result<(StoredReport, TlsReport), String> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -234,6 +242,11 @@ fn read_report(path: &Path) -> Result<(StoredReport, TlsReport), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let stored: StoredReport =
         serde_json::from_slice(&bytes).map_err(|e| format!("not a stored report: {e}"))?;
+    with_report(stored)
+}
+
+/// A stored report with its report read (a cluster's copy comes as JSON).
+pub fn with_report(stored: StoredReport) -> Result<(StoredReport, TlsReport), String> {
     let report: TlsReport = serde_json::from_value(stored.report.clone())
         .map_err(|e| format!("the stored report no longer parses: {e}"))?;
     Ok((stored, report))
