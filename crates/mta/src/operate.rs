@@ -275,6 +275,19 @@ impl Engine {
         Ok(line)
     }
 
+    /// The never-downgrade memory and the STARTTLS exemptions every
+    /// delivery context shares (across reloads), for the cluster sync.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn learned_state(
+        &self,
+    ) -> Option<(
+        std::sync::Arc<crate::never_downgrade::NeverDowngrade>,
+        std::sync::Arc<std::sync::Mutex<portcullis_policy::TlsExemptions>>,
+    )> {
+        self.current_context()
+            .map(|c| (c.never_downgrade.clone(), c.exemptions.clone()))
+    }
+
     fn current_context(&self) -> Option<std::sync::Arc<crate::outbound::DeliveryContext>> {
         lock(&self.inner.outbound)
             .as_ref()

@@ -18,6 +18,8 @@
 //!   node's local copy;
 //! - [`nodes`]: heartbeats and `ctl cluster status`.
 
+pub mod alerts;
+pub mod learned;
 mod link;
 pub mod nodes;
 pub(crate) mod schema;
