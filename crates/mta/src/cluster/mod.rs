@@ -27,6 +27,7 @@ mod settings;
 pub mod setup;
 pub(crate) mod sts_cache;
 pub mod shared_config;
+pub(crate) mod suspensions;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

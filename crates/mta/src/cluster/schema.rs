@@ -81,11 +81,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             repeats  integer NOT NULL
         );
         CREATE INDEX alert_recent_at ON alert_recent (at DESC, seq DESC);
-        CREATE TABLE cluster_suspension (
-            target     text PRIMARY KEY,
-            reason     text NOT NULL,
-            set_by     text NOT NULL,
-            set_at     timestamptz NOT NULL DEFAULT now()
+        CREATE TABLE delivery_suspension (
+            target text PRIMARY KEY,
+            set_by text NOT NULL,
+            set_at bigint NOT NULL
         );
     ",
     },

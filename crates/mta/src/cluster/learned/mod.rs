@@ -17,6 +17,9 @@
 //! never-downgrade base is kept in the data directory beside the memory's
 //! own file, so that holds across a restart too; exemptions live in memory
 //! only (as on a single gateway), and so does their base.
+//!
+//! With an engine ([`Learned::with_engine`]) the same round also applies
+//! the cluster-wide delivery suspensions ([`super::suspensions`]).
 
 mod exemptions;
 mod memory;
@@ -90,6 +93,7 @@ pub struct Learned {
     memory: memory::MemorySync,
     exemptions: exemptions::ExemptionSync,
     log: MailLog,
+    engine: Option<crate::engine::Engine>,
 }
 
 impl Learned {
@@ -107,7 +111,28 @@ impl Learned {
             memory,
             exemptions: exemptions::ExemptionSync::new(exemptions),
             log,
+            engine: None,
         }
+    }
+
+    /// Also applies the cluster-wide delivery suspensions to `engine`.
+    pub fn with_engine(mut self, engine: crate::engine::Engine) -> Learned {
+        self.engine = Some(engine);
+        self
+    }
+
+    async fn sync_suspensions(&self) -> Result<(), ClusterError> {
+        let Some(engine) = &self.engine else {
+            return Ok(());
+        };
+        let rows = super::suspensions::list(&self.cluster).await?;
+        if let Err(e) = engine.apply_cluster_suspensions(rows).await {
+            self.log.warn(format_args!(
+                "cluster: node {}: cluster-wide delivery suspensions not applied: {e}",
+                self.cluster.node()
+            ));
+        }
+        Ok(())
     }
 
     /// One round for both sets. An unreachable database is the link's to
@@ -115,7 +140,8 @@ impl Learned {
     pub async fn sync_once(&mut self) -> Result<(), ClusterError> {
         let memory = self.memory.sync(&self.cluster, &self.log).await;
         let exemptions = self.exemptions.sync(&self.cluster, &self.log).await;
-        for e in [&memory, &exemptions]
+        let suspensions = self.sync_suspensions().await;
+        for e in [&memory, &exemptions, &suspensions]
             .into_iter()
             .flat_map(|r| r.as_ref().err())
         {
@@ -126,7 +152,7 @@ impl Learned {
                 ));
             }
         }
-        memory.and(exemptions)
+        memory.and(exemptions).and(suspensions)
     }
 }
 
@@ -153,14 +179,15 @@ impl LearnedSync {
     }
 }
 
-/// Starts the sync for a running engine (for `Running::start`); `None`
+/// Starts the sync for a running engine (for `Running::start`): its
+/// never-downgrade memory, exemptions and delivery suspensions; `None`
 /// when the engine has no delivery context (shutting down).
 pub fn start(cluster: Cluster, engine: &crate::engine::Engine) -> Option<LearnedSync> {
     let (memory, exemptions) = engine.learned_state()?;
     let log = engine.mail_log().clone();
-    Some(LearnedSync::start(Learned::new(
-        cluster, memory, exemptions, log,
-    )))
+    Some(LearnedSync::start(
+        Learned::new(cluster, memory, exemptions, log).with_engine(engine.clone()),
+    ))
 }
 
 async fn run(mut learned: Learned, mut stopped: watch::Receiver<bool>) {
