@@ -285,6 +285,13 @@ async fn the_same_alert_raised_on_three_nodes_is_delivered_once_naming_the_node(
     assert_eq!(recent[0].node, winner);
     assert_eq!(recent[0].notice.alert.key, "tls-policy:example.net");
     assert_eq!(recent[0].notice.alert.text, text);
+    // As the status page shows it: the notice's fields and the node.
+    let shown = portcullis_mta::cluster::alerts::recent_for_status(&nodes[2].cluster, 10)
+        .await
+        .expect("the database is reachable");
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0]["node"], winner);
+    assert_eq!(shown[0]["key"], "tls-policy:example.net");
     // Each node keeps its own list as well.
     for n in &nodes {
         assert_eq!(n.service.recent().len(), 1);

@@ -188,3 +188,26 @@ pub async fn recent(cluster: &Cluster, limit: usize) -> Result<Vec<ClusterNotice
         })
         .await
 }
+
+/// How long the status page waits for the shared list before it shows the
+/// node's own.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// The shared recent list as the status page and `/api/status` show alerts
+/// (newest first, each notice's fields plus `node`); `None` when the
+/// database is not reachable now, for the caller to show the node's own
+/// list (`Control::recent_alerts`) instead.
+pub async fn recent_for_status(cluster: &Cluster, limit: usize) -> Option<Vec<serde_json::Value>> {
+    if !cluster.is_online() {
+        return None;
+    }
+    let list = tokio::time::timeout(STATUS_WAIT, recent(cluster, limit))
+        .await
+        .ok()?
+        .ok()?;
+    Some(
+        list.iter()
+            .filter_map(|n| serde_json::to_value(n).ok())
+            .collect(),
+    )
+}

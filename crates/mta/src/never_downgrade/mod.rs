@@ -256,14 +256,19 @@ impl NeverDowngrade {
 /// What the cluster sync ([`crate::cluster::learned`]) needs: the entries
 /// as they are, and replacing them with the cluster's.
 impl NeverDowngrade {
-    /// Every entry still in force, by domain.
-    pub fn snapshot(&self) -> BTreeMap<String, Remembered> {
+    /// Every entry still in force, by domain, and the time (seconds since
+    /// the epoch, by the memory's clock) it was taken at: an entry missing
+    /// from it whose `until` is past that time ended rather than was
+    /// forgotten.
+    pub fn snapshot(&self) -> (u64, BTreeMap<String, Remembered>) {
         let now = self.now();
         let g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        g.iter()
+        let entries = g
+            .iter()
             .filter(|(_, r)| r.active_at(now))
             .map(|(d, r)| (d.clone(), *r))
-            .collect()
+            .collect();
+        (now, entries)
     }
 
     /// Replaces the entries with the cluster's `rows`, except what changed

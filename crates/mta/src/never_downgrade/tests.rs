@@ -128,7 +128,7 @@ fn adopting_the_cluster_rows_keeps_what_changed_here_since_the_snapshot() {
         .unwrap();
     m.remember("dropped.example", AuthMethod::Pkix, 2 * DAY)
         .unwrap();
-    let snapshot = m.snapshot();
+    let (_, snapshot) = m.snapshot();
     // After the snapshot: one learned, one forgotten here.
     c.advance(Duration::from_secs(10));
     m.remember("new.example", AuthMethod::Dane, 2 * DAY)

@@ -34,9 +34,8 @@ impl ExemptionSync {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The exemptions in force, by host as text.
-    fn snapshot(&self) -> BTreeMap<String, u64> {
-        let now = unix_now();
+    /// The exemptions in force at `now`, by host as text.
+    fn snapshot(&self, now: u64) -> BTreeMap<String, u64> {
         self.lock()
             .entries()
             .map(|(h, until)| (h.to_string(), unix(until)))
@@ -50,7 +49,7 @@ impl ExemptionSync {
         log: &MailLog,
     ) -> Result<(), ClusterError> {
         let now = unix_now();
-        let snapshot = self.snapshot();
+        let snapshot = self.snapshot(now);
         let todo = changes(&snapshot, &self.base, |until| *until <= now);
         if !todo.is_empty() {
             push(cluster, todo).await?;

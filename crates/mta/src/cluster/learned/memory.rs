@@ -49,8 +49,7 @@ impl MemorySync {
         cluster: &Cluster,
         log: &MailLog,
     ) -> Result<(), ClusterError> {
-        let now = unix_now();
-        let snapshot = self.memory.snapshot();
+        let (now, snapshot) = self.memory.snapshot();
         let todo = changes(&snapshot, &self.base, |r| r.until <= now);
         if !todo.is_empty() {
             push(cluster, todo).await?;
