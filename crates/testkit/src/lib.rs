@@ -18,6 +18,8 @@
 //! - [`mta_sts_server`]: an HTTPS server for MTA-STS policy files.
 //! - [`pebble`]: Pebble, the ACME test server, on loopback with its own CA
 //!   and the test's DNS.
+//! - [`postgres`]: a private PostgreSQL server (the cluster state store) in
+//!   a temporary directory on a loopback port, stoppable for outage tests.
 //! - [`gateway`]: a gateway under test (data dir, certificates imported
 //!   with the CLI, generated configuration).
 //! - [`runner`]: runs the `portcullis` binary with a config and reads its
@@ -58,6 +60,7 @@ pub mod loadgen;
 pub mod mta_sts_server;
 pub mod pebble;
 pub mod pki;
+pub mod postgres;
 pub mod runner;
 pub mod sink;
 mod sink_shim;
