@@ -6,7 +6,10 @@
 //! directory's filesystem is full, say) the delivery is kept in memory,
 //! said in the log, and the write is tried again with each retry. Failed
 //! deliveries are retried with a doubling delay; what is still pending at
-//! shutdown stays in the outbox for the next start.
+//! shutdown stays in the outbox for the next start. In a cluster
+//! ([`AlertService::join_cluster`]) a notice is first claimed in the
+//! cluster database so that one node delivers each event, naming itself
+//! ([`crate::cluster::alerts`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -269,7 +272,7 @@ impl Worker {
                         self.keep_recent(named).await;
                         return;
                     }
-                    Claim::Mine | Claim::Local { .. } => named,
+                    Claim::Mine | Claim::Local => named,
                 }
             }
         };

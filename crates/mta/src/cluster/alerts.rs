@@ -34,9 +34,10 @@ pub(crate) enum Claim {
     Mine,
     /// Another node claimed the key within the window.
     Taken { node: String },
-    /// This node, without the database (unreachable, or a notice each
-    /// node sends for itself); `shared` says whether it is in the shared list.
-    Local { shared: bool },
+    /// This node, without a claim: the database is unreachable (the
+    /// notice waits in the backlog for the shared list), or each node
+    /// sends this notice for itself.
+    Local,
 }
 
 /// Claims `notice` for this node for `window`; `backlog` (notices this
@@ -62,7 +63,7 @@ pub(crate) async fn claim(
             }
             let claim = if own {
                 record(&tx, &node, &this).await?;
-                Claim::Local { shared: true }
+                Claim::Local
             } else {
                 let won = tx
                     .query_opt(
@@ -104,7 +105,7 @@ pub(crate) async fn claim(
             backlog.push(notice.clone());
             let excess = backlog.len().saturating_sub(MAX_BACKLOG);
             backlog.drain(..excess);
-            Claim::Local { shared: false }
+            Claim::Local
         }
     }
 }

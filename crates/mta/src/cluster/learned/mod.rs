@@ -1,6 +1,6 @@
 //! What nodes learn about peers, shared through the cluster database: the
-//! never-downgrade memory ([`memory`]) and the temporary STARTTLS
-//! exemptions ([`exemptions`]). Deliveries keep reading and writing the
+//! never-downgrade memory (`memory.rs`) and the temporary STARTTLS
+//! exemptions (`exemptions.rs`). Deliveries keep reading and writing the
 //! in-memory sets as on a single gateway; one background task per node
 //! reconciles them with the database every `cluster.settings().poll`:
 //!
@@ -19,7 +19,7 @@
 //! only (as on a single gateway), and so does their base.
 //!
 //! With an engine ([`Learned::with_engine`]) the same round also applies
-//! the cluster-wide delivery suspensions ([`super::suspensions`]).
+//! the cluster-wide delivery suspensions (`cluster/suspensions.rs`).
 
 mod exemptions;
 mod memory;
