@@ -56,6 +56,10 @@ pub struct EngineStatus {
     /// Suspended delivery targets (`ALL`, `example.com`, `.example.com`)
     /// with the Unix second each began.
     pub delivery_suspended: Vec<(String, u64)>,
+    /// Delivery targets suspended for the whole cluster (as this node last
+    /// read them), with the Unix second each began.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery_suspended_cluster: Vec<(String, u64)>,
     pub queue: QueueSummary,
 }
 
@@ -90,15 +94,13 @@ impl Engine {
                 }
             })
             .collect();
-        let delivery_suspended = self
-            .inner
-            .suspended
-            .lock()
-            .await
-            .delivery
-            .iter()
-            .map(|(t, since)| (t.clone(), *since))
-            .collect();
+        let (delivery_suspended, delivery_suspended_cluster) = {
+            let s = self.inner.suspended.lock().await;
+            let rows = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter().map(|(t, since)| (t.clone(), *since)).collect()
+            };
+            (rows(&s.delivery), rows(&s.cluster))
+        };
         let hostname = self.inner.settings.lock().await.hostname.clone();
         EngineStatus {
             hostname,
@@ -109,6 +111,7 @@ impl Engine {
                 .map_or(0, |d| d.as_secs()),
             listeners,
             delivery_suspended,
+            delivery_suspended_cluster,
             queue: self.queue_summary(),
         }
     }
@@ -205,7 +208,7 @@ impl Engine {
         Ok(line)
     }
 
-    async fn push_suspensions(
+    pub(crate) async fn push_suspensions(
         &self,
         suspended: &crate::suspension::Suspended,
     ) -> Result<String, String> {
@@ -273,6 +276,19 @@ impl Engine {
         };
         self.inner.log.line(format_args!("operator: {line}"));
         Ok(line)
+    }
+
+    /// The never-downgrade memory and the STARTTLS exemptions every
+    /// delivery context shares (across reloads), for the cluster sync.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn learned_state(
+        &self,
+    ) -> Option<(
+        std::sync::Arc<crate::never_downgrade::NeverDowngrade>,
+        std::sync::Arc<std::sync::Mutex<portcullis_policy::TlsExemptions>>,
+    )> {
+        self.current_context()
+            .map(|c| (c.never_downgrade.clone(), c.exemptions.clone()))
     }
 
     fn current_context(&self) -> Option<std::sync::Arc<crate::outbound::DeliveryContext>> {

@@ -105,6 +105,11 @@ pub struct Suspended {
     /// Delivery targets as written (`ALL`, `example.com`, `.example.com`).
     #[serde(default)]
     pub delivery: BTreeMap<String, u64>,
+    /// Delivery targets suspended for the whole cluster, as this node last
+    /// read them from the cluster database (kept here so that a node that
+    /// starts while the database is away still applies them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster: BTreeMap<String, u64>,
 }
 
 impl Suspended {
@@ -122,7 +127,7 @@ impl Suspended {
                 path.display()
             )
         })?;
-        for target in s.delivery.keys() {
+        for target in s.delivery.keys().chain(s.cluster.keys()) {
             DeliveryTarget::parse(target).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         Ok(s)
@@ -136,11 +141,13 @@ impl Suspended {
             .map_err(|e| format!("cannot save {}: {e}", path.display()))
     }
 
-    /// The delivery suspensions for the scheduler.
+    /// The delivery suspensions for the scheduler: this node's and the
+    /// cluster's.
     pub fn delivery_suspensions(&self) -> DeliverySuspensions {
         DeliverySuspensions::new(
             self.delivery
                 .keys()
+                .chain(self.cluster.keys())
                 .filter_map(|t| DeliveryTarget::parse(t).ok())
                 .collect(),
         )
@@ -176,6 +183,12 @@ mod tests {
         let back = Suspended::load(dir.path()).unwrap();
         assert_eq!(back, s);
         assert!(back.delivery_suspensions().covers("mx.example.com"));
+        // Cluster-wide ones are kept and stop delivery like the node's own.
+        s.cluster.insert("example.net".into(), 3);
+        s.save(dir.path()).unwrap();
+        let back = Suspended::load(dir.path()).unwrap();
+        assert_eq!(back, s);
+        assert!(back.delivery_suspensions().covers("example.net"));
         std::fs::write(dir.path().join(FILE_NAME), b"{oops").unwrap();
         let e = Suspended::load(dir.path()).unwrap_err();
         assert!(e.contains("suspended.json is damaged"), "{e}");

@@ -6,10 +6,13 @@
 //! directory's filesystem is full, say) the delivery is kept in memory,
 //! said in the log, and the write is tried again with each retry. Failed
 //! deliveries are retried with a doubling delay; what is still pending at
-//! shutdown stays in the outbox for the next start.
+//! shutdown stays in the outbox for the next start. In a cluster
+//! ([`AlertService::join_cluster`]) a notice is first claimed in the
+//! cluster database so that one node delivers each event, naming itself
+//! ([`crate::cluster::alerts`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -20,6 +23,8 @@ use super::outbox::{Outbox, Pending, Target};
 use super::recent::RecentAlerts;
 use super::{AlertSettings, AlertSink, Delivery, Notice};
 use crate::clock::SharedClock;
+use crate::cluster::Cluster;
+use crate::cluster::alerts::{Claim, claim, naming_node};
 use crate::dns::Resolver;
 use crate::maillog::MailLog;
 
@@ -39,6 +44,8 @@ pub struct AlertService {
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
     settings: Arc<AlertSettings>,
+    /// Set once the node joins a cluster ([`AlertService::join_cluster`]).
+    cluster: Arc<OnceLock<Cluster>>,
     /// Held while running: one service per alerts directory.
     _lock: std::fs::File,
 }
@@ -59,6 +66,9 @@ struct Worker {
     recent: Arc<Mutex<RecentAlerts>>,
     items: BTreeMap<String, Item>,
     pending: watch::Sender<usize>,
+    cluster: Arc<OnceLock<Cluster>>,
+    /// Notices delivered without the cluster database, for its shared list.
+    backlog: Vec<Notice>,
 }
 
 impl AlertService {
@@ -130,7 +140,10 @@ impl AlertService {
                 )
             })
             .collect();
+        let cluster = Arc::new(OnceLock::new());
         let worker = Worker {
+            cluster: cluster.clone(),
+            backlog: Vec::new(),
             settings: settings.clone(),
             resolver,
             log,
@@ -147,6 +160,7 @@ impl AlertService {
             stop,
             task: Some(task),
             settings,
+            cluster,
             _lock: lock,
         })
     }
@@ -162,6 +176,13 @@ impl AlertService {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .list()
+    }
+
+    /// From now on notices are claimed in `cluster` before delivery, so
+    /// that one node delivers each event, and name this node (see
+    /// [`crate::cluster::alerts`]). Set once; later calls are ignored.
+    pub fn join_cluster(&self, cluster: Cluster) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// The settings the service runs with.
@@ -237,13 +258,37 @@ impl Worker {
 
     /// A new notice: log, recent list, one pending delivery per target.
     async fn accept(&mut self, notice: Notice) {
+        let notice = match self.cluster.get().cloned() {
+            None => notice,
+            Some(cluster) => {
+                let named = naming_node(cluster.node(), notice);
+                let window = self.settings.dedup.initial_wait;
+                match claim(&cluster, &named, window, &mut self.backlog).await {
+                    Claim::Taken { node } => {
+                        self.log.line(format_args!(
+                            "ALERT {} (node {node} raised it too and delivers it)",
+                            named.summary()
+                        ));
+                        self.keep_recent(named).await;
+                        return;
+                    }
+                    Claim::Mine | Claim::Local => named,
+                }
+            }
+        };
         let summary = notice.summary();
         match notice.alert.severity {
             super::Severity::Info => self.log.line(format_args!("ALERT {summary}")),
             _ => self.log.warn(format_args!("ALERT {summary}")),
         }
+        self.keep_recent(notice.clone()).await;
+        self.deliver(notice).await;
+    }
+
+    /// Adds to the node's own recent list (file in the alerts directory).
+    async fn keep_recent(&self, notice: Notice) {
         let recent = self.recent.clone();
-        let kept = notice.clone();
+        let kept = notice;
         // File writes (with fsync) run off the runtime's worker threads,
         // which the mail path shares.
         let saved = tokio::task::spawn_blocking(move || {
@@ -260,6 +305,10 @@ impl Worker {
                 self.settings.dir.display()
             ));
         }
+    }
+
+    /// One pending delivery per subscribed target.
+    async fn deliver(&mut self, notice: Notice) {
         let mut targets = Vec::new();
         let wanted: Vec<String> = self
             .settings

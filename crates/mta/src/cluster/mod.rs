@@ -18,6 +18,8 @@
 //!   node's local copy;
 //! - [`nodes`]: heartbeats and `ctl cluster status`.
 
+pub mod alerts;
+pub mod learned;
 mod link;
 pub mod nodes;
 pub(crate) mod schema;
@@ -25,6 +27,7 @@ mod settings;
 pub mod setup;
 pub(crate) mod sts_cache;
 pub mod shared_config;
+pub(crate) mod suspensions;
 pub mod tlsrpt;
 
 use std::sync::{Arc, OnceLock};

@@ -95,6 +95,48 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         );
     ",
     },
+    Migration {
+        version: 3,
+        name: "never-downgrade memory, STARTTLS exemptions, alert claims and recent alerts, suspensions",
+        sql: "
+        CREATE TABLE never_downgrade (
+            domain     text PRIMARY KEY,
+            method     text NOT NULL,
+            since      bigint NOT NULL,
+            last       bigint NOT NULL,
+            until      bigint NOT NULL,
+            learned_by text NOT NULL
+        );
+        CREATE TABLE tls_exemption (
+            host       text PRIMARY KEY,
+            until      bigint NOT NULL,
+            learned_by text NOT NULL
+        );
+        CREATE TABLE alert_claim (
+            key         text PRIMARY KEY,
+            node        text NOT NULL,
+            claimed_at  bigint NOT NULL,
+            claimed_end bigint NOT NULL
+        );
+        CREATE TABLE alert_recent (
+            seq      bigserial PRIMARY KEY,
+            node     text NOT NULL,
+            id       text NOT NULL,
+            at       bigint NOT NULL,
+            class    text NOT NULL,
+            severity text NOT NULL,
+            key      text NOT NULL,
+            text     text NOT NULL,
+            repeats  integer NOT NULL
+        );
+        CREATE INDEX alert_recent_at ON alert_recent (at DESC, seq DESC);
+        CREATE TABLE delivery_suspension (
+            target text PRIMARY KEY,
+            set_by text NOT NULL,
+            set_at bigint NOT NULL
+        );
+    ",
+    },
 ];
 
 /// The newest schema this build knows.

@@ -69,6 +69,21 @@ impl Remembered {
     fn active_at(&self, now: u64) -> bool {
         now < self.until
     }
+
+    /// Two nodes' facts about one domain as one: the earliest `since`, the
+    /// latest `last` and `until`, the method of the latest delivery.
+    pub fn merged(self, other: Remembered) -> Remembered {
+        Remembered {
+            method: if other.last > self.last {
+                other.method
+            } else {
+                self.method
+            },
+            since: self.since.min(other.since),
+            last: self.last.max(other.last),
+            until: self.until.max(other.until),
+        }
+    }
 }
 
 /// One row of `ctl never-downgrade list`.
@@ -235,6 +250,62 @@ impl NeverDowngrade {
             self.save()?;
         }
         Ok(gone)
+    }
+}
+
+/// What the cluster sync ([`crate::cluster::learned`]) needs: the entries
+/// as they are, and replacing them with the cluster's.
+impl NeverDowngrade {
+    /// Every entry still in force, by domain, and the time (seconds since
+    /// the epoch, by the memory's clock) it was taken at: an entry missing
+    /// from it whose `until` is past that time ended rather than was
+    /// forgotten.
+    pub fn snapshot(&self) -> (u64, BTreeMap<String, Remembered>) {
+        let now = self.now();
+        let g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = g
+            .iter()
+            .filter(|(_, r)| r.active_at(now))
+            .map(|(d, r)| (d.clone(), *r))
+            .collect();
+        (now, entries)
+    }
+
+    /// Replaces the entries with the cluster's `rows`, except what changed
+    /// here since `snapshot` was taken (a delivery learned or refreshed an
+    /// entry: merged with the row; the operator forgot one: the row is not
+    /// taken back). Saves the local copy when something changed; returns
+    /// whether it did.
+    pub fn adopt(
+        &self,
+        rows: &BTreeMap<String, Remembered>,
+        snapshot: &BTreeMap<String, Remembered>,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut g = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next: BTreeMap<String, Remembered> = rows
+            .iter()
+            // Not forgotten here since the snapshot.
+            .filter(|(d, _)| !snapshot.contains_key(*d) || g.contains_key(*d))
+            .map(|(d, r)| (d.clone(), *r))
+            .collect();
+        for (d, r) in g.iter() {
+            if snapshot.get(d) != Some(r) {
+                let mine = match next.get(d) {
+                    Some(row) => r.merged(*row),
+                    None => *r,
+                };
+                next.insert(d.clone(), mine);
+            }
+        }
+        next.retain(|_, r| r.active_at(now));
+        if *g == next {
+            return Ok(false);
+        }
+        *g = next;
+        drop(g);
+        self.save()?;
+        Ok(true)
     }
 }
 

@@ -117,3 +117,71 @@ fn damaged_file_is_refused_and_moved_aside() {
         std::fs::remove_file(aside[0].path()).unwrap();
     }
 }
+
+#[test]
+fn adopting_the_cluster_rows_keeps_what_changed_here_since_the_snapshot() {
+    let c = clock();
+    let (m, _) = NeverDowngrade::open(Box::new(OnlyInMemory), c.shared());
+    m.remember("kept.example", AuthMethod::Pkix, 2 * DAY)
+        .unwrap();
+    m.remember("forgotten.example", AuthMethod::Pkix, 2 * DAY)
+        .unwrap();
+    m.remember("dropped.example", AuthMethod::Pkix, 2 * DAY)
+        .unwrap();
+    let (_, snapshot) = m.snapshot();
+    // After the snapshot: one learned, one forgotten here.
+    c.advance(Duration::from_secs(10));
+    m.remember("new.example", AuthMethod::Dane, 2 * DAY)
+        .unwrap();
+    m.forget(Some("forgotten.example")).unwrap();
+    // The cluster's rows: another node refreshed kept.example with DANE,
+    // dropped.example was forgotten elsewhere (no row), a peer learned
+    // peer.example; forgotten.example is still there (deleted next round).
+    let row = |method, last| Remembered {
+        method,
+        since: 1_799_000_000,
+        last,
+        until: 1_800_000_000 + 3 * DAY.as_secs(),
+    };
+    let rows: BTreeMap<String, Remembered> = [
+        ("kept.example", row(AuthMethod::Dane, 1_800_000_005)),
+        ("forgotten.example", row(AuthMethod::Pkix, 1_800_000_000)),
+        ("peer.example", row(AuthMethod::MtaSts, 1_800_000_001)),
+    ]
+    .into_iter()
+    .map(|(d, r)| (d.to_owned(), r))
+    .collect();
+    assert!(m.adopt(&rows, &snapshot).unwrap());
+    let domains: Vec<String> = m.list().into_iter().map(|r| r.domain).collect();
+    assert_eq!(domains, ["kept.example", "new.example", "peer.example"]);
+    assert_eq!(m.active("kept.example").unwrap().method, AuthMethod::Dane);
+    assert_eq!(m.active("new.example").unwrap().method, AuthMethod::Dane);
+    assert!(!m.adopt(&rows, &snapshot).unwrap(), "nothing changed again");
+}
+
+#[test]
+fn merged_facts_keep_the_earliest_since_and_the_latest_delivery() {
+    let a = Remembered {
+        method: AuthMethod::Pkix,
+        since: 100,
+        last: 200,
+        until: 900,
+    };
+    let b = Remembered {
+        method: AuthMethod::Dane,
+        since: 150,
+        last: 300,
+        until: 800,
+    };
+    let m = a.merged(b);
+    assert_eq!(
+        m,
+        Remembered {
+            method: AuthMethod::Dane,
+            since: 100,
+            last: 300,
+            until: 900
+        }
+    );
+    assert_eq!(b.merged(a), m);
+}

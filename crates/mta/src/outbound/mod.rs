@@ -39,6 +39,7 @@ mod tls_sessions;
 
 pub(crate) use context::{Carried, Context as DeliveryContext};
 pub(crate) use hops::{HopLookup, NextHops, resolve_with};
+pub(crate) use operator::parse_host;
 pub use operator::{ExemptionRow, StsCacheRow};
 pub use queue_ops::RetryTarget;
 
