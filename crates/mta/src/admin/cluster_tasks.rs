@@ -46,7 +46,15 @@ impl ClusterTasks {
                 started_at,
                 stopped.clone(),
             )),
-            tokio::spawn(configuration_watch(cluster.clone(), control.clone(), stopped)),
+            tokio::spawn(configuration_watch(
+                cluster.clone(),
+                control.clone(),
+                stopped.clone(),
+            )),
+            tokio::spawn(crate::cluster::tlsrpt::received::mirror(
+                cluster.clone(),
+                stopped,
+            )),
         ];
         ClusterTasks {
             cluster,

@@ -181,7 +181,9 @@ impl Control {
             let current = self.shared_document(&running)?;
             let document = match section {
                 None => text.to_owned(),
-                Some(s) => replace_section(&current, name, text, s).map_err(ReloadFailure::plain)?,
+                Some(s) => {
+                    replace_section(&current, name, text, s).map_err(ReloadFailure::plain)?
+                }
             };
             return self
                 .publish_shared(cluster, &mut running, name, document, &file)

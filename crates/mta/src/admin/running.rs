@@ -42,6 +42,7 @@ pub struct Running {
     alerts: Option<AlertService>,
     certificate_watch: Option<CertificateWatch>,
     cluster: Option<ClusterTasks>,
+    learned: Option<crate::cluster::learned::LearnedSync>,
 }
 
 impl Running {
@@ -89,6 +90,9 @@ impl Running {
             ),
             None => None,
         };
+        if let (Some(a), Some(c)) = (&alerts, &cluster) {
+            a.join_cluster(c.clone());
+        }
         if let Some(a) = &alerts
             && let Err(e) = crate::alerts::sources::ca_list_at_start(
                 &sink,
@@ -107,6 +111,9 @@ impl Running {
                 return Err(e.to_string());
             }
         };
+        let learned = cluster
+            .as_ref()
+            .and_then(|c| crate::cluster::learned::start(c.clone(), &engine));
         let certificate_watch = CertificateWatch::start(
             sink,
             loaded.config.store_dir(),
@@ -193,6 +200,7 @@ impl Running {
                 alerts,
                 certificate_watch,
                 cluster,
+                learned,
             });
         };
         let resolver = Arc::new(AdminCertResolver::new(admin.certificate.clone()));
@@ -243,6 +251,7 @@ impl Running {
             alerts,
             certificate_watch,
             cluster,
+            learned,
         })
     }
 
@@ -266,6 +275,9 @@ impl Running {
     pub async fn shutdown(self, grace: Duration) {
         if let Some(c) = self.cluster {
             c.stop().await;
+        }
+        if let Some(l) = self.learned {
+            l.stop().await;
         }
         if let Some(s) = self.sts_host {
             s.shutdown().await;

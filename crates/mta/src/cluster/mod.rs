@@ -13,7 +13,7 @@
 //!
 //! - [`Cluster`]: the connection pool, the schema check and whether the
 //!   database is reachable;
-//! - [`schema`]: the numbered migrations;
+//! - `schema`: the numbered migrations;
 //! - [`shared_config`]: the configuration document in the database and the
 //!   node's local copy;
 //! - [`nodes`]: heartbeats and `ctl cluster status`.
@@ -25,8 +25,8 @@ pub mod nodes;
 pub(crate) mod schema;
 mod settings;
 pub mod setup;
-pub(crate) mod sts_cache;
 pub mod shared_config;
+pub(crate) mod sts_cache;
 pub(crate) mod suspensions;
 pub mod tlsrpt;
 

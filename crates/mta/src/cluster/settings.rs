@@ -70,7 +70,7 @@ impl ClusterSettings {
             parse_database(&config.database).map_err(|e| format!("cluster.database: {e}"))?;
         let timeout = seconds(config.timeout_seconds);
         database.connect_timeout(timeout);
-        database.application_name(&format!("portcullis {}", config.node));
+        database.application_name(format!("portcullis {}", config.node));
         let tls = match config.database_tls {
             DatabaseTls::Off => {
                 database.ssl_mode(SslMode::Disable);

@@ -37,7 +37,12 @@ impl NodeFile {
             .try_into::<ClusterConfig>()
             .map_err(|e| format!("{}: [cluster]: {}", path.display(), e.message()))?;
         let data_dir = data_dir
-            .or_else(|| table.get("data-dir").and_then(|v| v.as_str()).map(PathBuf::from))
+            .or_else(|| {
+                table
+                    .get("data-dir")
+                    .and_then(|v| v.as_str())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(crate::config::schema::default_data_dir);
         Ok(NodeFile {
             path: path.to_owned(),

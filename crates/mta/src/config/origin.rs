@@ -71,7 +71,10 @@ impl ConfigOrigin {
         let merged = crate::cluster::shared_config::merge(&shared.document, &text)
             .map_err(|e| ConfigReport::single(&name, "", e))?;
         LoadedConfig::parse(
-            &format!("{name} over the cluster configuration version {}", shared.version),
+            &format!(
+                "{name} over the cluster configuration version {}",
+                shared.version
+            ),
             &merged,
         )
     }

@@ -132,7 +132,7 @@ impl StsState {
                 facts
             }
             RefreshPlan::Fetch { id: policy_id } => {
-                if let Some(facts) = inner.from_cluster(ctx, id, domain, &policy_id, now).await {
+                if let Some(facts) = inner.shared_policy(ctx, id, domain, &policy_id, now).await {
                     return facts;
                 }
                 let failure = match inner.fetcher.fetch(domain.as_str()).await {
@@ -306,7 +306,7 @@ impl Inner {
 
     /// The policy another node of the cluster fetched under the same id,
     /// still valid: used as if fetched here, without a fetch.
-    async fn from_cluster(
+    async fn shared_policy(
         &self,
         ctx: &Context,
         id: MessageId,
@@ -336,7 +336,10 @@ impl Inner {
             id,
             domain,
             &facts,
-            &format!("from the cluster (fetched by {}), id {policy_id}", shared.fetched_by),
+            &format!(
+                "from the cluster (fetched by {}), id {policy_id}",
+                shared.fetched_by
+            ),
         );
         Some(facts)
     }
