@@ -9,6 +9,11 @@
 #   RELAYS="postfix" bench/run.sh  # one relay only
 #   TLS_REPORT=1 bench/run.sh    # Portcullis with [tls-report] on: every TLS
 #                                # session counted, counts flushed every second
+#   RELAYS="portcullis portcullis_cluster" TLS_REPORT=1 bench/run.sh
+#                                # one Portcullis alone, then one as a cluster
+#                                # node on a private PostgreSQL (heartbeats,
+#                                # TLS-RPT counts pushed to the database, the
+#                                # shared-state sync): the cost of the shared store
 #
 # Scenarios (each with a freshly started relay, so peak RSS is per scenario):
 #   a  plaintext both legs: Postfix's smtp-source → relay → smtp-sink
@@ -51,6 +56,7 @@ cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$WORK/pfx/etc/main.cf" ] && postfix -c "$WORK/pfx/etc" stop >/dev/null 2>&1
+  [ -n "${PG_BIN:-}" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop >/dev/null 2>&1
   wait 2>/dev/null
   rm -rf "$WORK"
 }
@@ -235,11 +241,45 @@ contact-info = "mailto:postmaster@relay.bench.test"
 flush-interval-seconds = 1
 EOF
   fi
+  [ -n "${CLUSTER_DB:-}" ] && portcullis_join_cluster "$D"
   "$PORTCULLIS" run --config "$D/portcullis.toml" >"$D/stdout.log" 2>&1 &
   RELAY_PIDS=("$!")
   PIDS+=("$!")
   wait_port "$1" || { cat "$D/stdout.log" "$D/mail.log" >&2 2>/dev/null; return 1; }
 }
+# ---------------------------------------------- Portcullis as a cluster node
+# A private PostgreSQL on loopback (Debian's, as the postgres user), started
+# once; each scenario gets a database of its own.
+pg_start() {
+  [ -n "${PG_PORT:-}" ] && return 0
+  PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  PG_PORT=$(port)
+  mkdir -p "$WORK/pg" && chown postgres: "$WORK/pg"
+  runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres -A trust --no-sync >/dev/null
+  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
+    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null
+}
+portcullis_cluster_start() {
+  pg_start
+  CLUSTER_DB=bench$RANDOM
+  "$PG_BIN/psql" -qX -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE $CLUSTER_DB" >/dev/null
+  portcullis_start "$@"
+  CLUSTER_DB=
+}
+portcullis_cluster_stop() { portcullis_stop; }
+# The node's file is the whole configuration plus [cluster]; `cluster init`
+# stores it (without [cluster]) as the shared configuration.
+portcullis_join_cluster() { # portcullis_join_cluster DIR
+  cat >>"$1/portcullis.toml" <<EOF
+
+[cluster]
+database = "postgres://postgres@127.0.0.1:$PG_PORT/$CLUSTER_DB"
+node = "bench"
+database-tls = "off"
+EOF
+  "$PORTCULLIS" cluster init --config "$1/portcullis.toml" "$1/portcullis.toml" >/dev/null
+}
+
 portcullis_stop() {
   kill -TERM "${RELAY_PIDS[0]}" 2>/dev/null || true
   timeout 30 tail --pid="${RELAY_PIDS[0]}" -f /dev/null || kill -KILL "${RELAY_PIDS[0]}" 2>/dev/null || true
@@ -318,6 +358,16 @@ mkdir -p "$(dirname "$OUT")"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
+  for sc in a ap b; do
+    pr=$(eval echo "\${RATE_portcullis_$sc:-0}"); cr=$(eval echo "\${RATE_portcullis_cluster_$sc:-0}")
+    pc=$(eval echo "\${CPU_portcullis_$sc:-0}"); cc=$(eval echo "\${CPU_portcullis_cluster_$sc:-0}")
+    python3 - "$sc" "$cr" "$pr" "$cc" "$pc" <<'EOF'
+import sys
+sc, cr, pr, cc, pc = sys.argv[1], *map(float, sys.argv[2:])
+if cr and pr:
+    print(f"- scenario {sc.replace('ap', chr(97)+chr(39))}: cluster node (PostgreSQL)/alone throughput {cr/pr:.2f}x, CPU per message {cc/pc:.2f}x")
+EOF
+  done
   for sc in a ap b; do
     pr=$(eval echo "\${RATE_portcullis_$sc:-0}"); fr=$(eval echo "\${RATE_postfix_$sc:-0}")
     pm=$(eval echo "\${RSS_portcullis_$sc:-0}"); fm=$(eval echo "\${RSS_postfix_$sc:-0}")
