@@ -110,7 +110,7 @@ fn run_cmd(json: bool, cmd: ClusterCommand) -> CmdResult {
     }
 }
 
-fn table(rows: &[NodeRow], version: i64) -> String {
+pub(crate) fn table(rows: &[NodeRow], version: i64) -> String {
     let mut text = format!("shared configuration version {version}\n");
     text.push_str(&format!(
         "{:<20} {:<8} {:>8} {:>12} {:>7} {:<20} {:>5}\n",

@@ -53,6 +53,10 @@ pub enum CtlCommand {
     /// The recent alerts, newest first, and alert deliveries still pending
     /// (read from the data directory when the gateway does not answer).
     Alerts,
+    /// The cluster this node belongs to: every node's state, queue size,
+    /// configuration version and last heartbeat.
+    #[command(subcommand)]
+    Cluster(ClusterWhat),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,4 +224,10 @@ pub enum TokenWhat {
     List,
     /// Revoke a token: requests carrying it are refused from now on.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterWhat {
+    /// The nodes, their state, queue size and last heartbeat.
+    Status,
 }

@@ -237,6 +237,14 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             }
             Ok(())
         }
+        CtlCommand::Cluster(crate::ctl_args::ClusterWhat::Status) => show(
+            call("GET", "/api/cluster", None)?,
+            &|v: &serde_json::Value| {
+                let rows: Vec<portcullis_mta::cluster::nodes::NodeRow> =
+                    serde_json::from_value(v["nodes"].clone()).unwrap_or_default();
+                crate::cluster_cmd::table(&rows, v["config_version"].as_i64().unwrap_or(0))
+            },
+        ),
         CtlCommand::NeverDowngrade(NeverDowngradeWhat::List) => show(
             call("GET", "/api/never-downgrade", None)?,
             &crate::ctl_never_downgrade::list,

@@ -2,7 +2,7 @@
 //! server on loopback: set up with `portcullis cluster init|join`, a
 //! configuration imported on node 1 with `ctl config import` reaches nodes
 //! 2 and 3 and routes their next deliveries, `portcullis cluster status`
-//! lists the nodes, and with PostgreSQL stopped for 30 s in the middle of
+//! and `ctl cluster status` list the nodes, and with PostgreSQL stopped for 30 s in the middle of
 //! a stream of messages every message is still accepted and delivered,
 //! the nodes say the database went away and came back.
 
@@ -257,6 +257,44 @@ async fn three_nodes_share_configuration_and_ride_out_a_database_outage() {
                 .as_array()
                 .is_some_and(|a| a.iter().all(|n| n["config_version"] == 2))
     });
+
+    // The same through node 2's admin API.
+    let listed = ok(
+        nodes[1].cli(&[
+            "ctl",
+            "--data-dir",
+            &nodes[1].fx.data_dir().display().to_string(),
+            "cluster",
+            "status",
+        ]),
+        "ctl cluster status",
+    );
+    assert!(
+        listed.contains("shared configuration version 2"),
+        "{listed}"
+    );
+    for n in ["n1", "n2", "n3"] {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with(n) && l.contains("running")),
+            "{listed}"
+        );
+    }
+
+    // And in node 3's status (the status page and /api/status).
+    let status: serde_json::Value = serde_json::from_str(&ok(
+        nodes[2].cli(&[
+            "ctl",
+            "--data-dir",
+            &nodes[2].fx.data_dir().display().to_string(),
+            "--json",
+            "status",
+        ]),
+        "ctl status",
+    ))
+    .unwrap();
+    assert_eq!(status["cluster"].as_array().map(Vec::len), Some(3), "{status}");
 
     // PostgreSQL away for 30 s while mail flows through all three nodes.
     let stopped_at = Instant::now();

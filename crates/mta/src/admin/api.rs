@@ -192,6 +192,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/api/tls-reports", get(super::tls_reports::list))
         .route("/api/tls-reports/{id}", get(super::tls_reports::show))
         .route("/api/tls-report/send", post(super::api_tls_report::send))
+        .route("/api/cluster", get(super::api_cluster::status))
         .route("/api/config", get(super::api_config::config_export))
         .route("/api/config/import", post(super::api_config::config_import))
         .route("/api/config/reset", post(super::api_config::config_reset))

@@ -18,6 +18,7 @@
 //!   listener and the certificate to pin.
 
 mod api;
+mod api_cluster;
 mod api_config;
 mod api_tls_report;
 mod auth;

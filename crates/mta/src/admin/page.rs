@@ -455,6 +455,25 @@ pub(crate) fn render(v: &StatusView, csrf: Option<String>, who: &str, grace: Dur
     }
     out.push_str("</tbody></table></section>");
     out.push_str(&super::page_health::render(&v.health, esc));
+    if let Some(nodes) = &v.cluster {
+        out.push_str("<section id=\"cluster\"><h2>Cluster</h2><table><thead><tr><th>Node</th><th>State</th><th>Queued</th><th>Configuration</th><th>Last heartbeat</th></tr></thead><tbody>");
+        for n in nodes {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td><span class=\"badge {}\">{}</span></td><td>{} ({})</td><td>{}</td><td>{} ({} s ago)</td></tr>",
+                esc(&n.name),
+                if n.state == "running" { "ok" } else { "warn" },
+                esc(&n.state),
+                n.queue_messages,
+                bytes(n.queue_bytes),
+                n.config_version
+                    .map_or("-".into(), |v| format!("version {v}")),
+                esc(&n.last_heartbeat),
+                n.seconds_since_heartbeat
+            );
+        }
+        out.push_str("</tbody></table></section>");
+    }
     // Recent alerts, newest first (`[alerts]`; the list is kept on disk).
     if !v.recent_alerts.is_empty() {
         out.push_str("<section id=\"recent-alerts\"><h2>Recent alerts</h2><ul>");

@@ -51,6 +51,10 @@ pub struct StatusView {
     /// The health gauges and resource conservation.
     #[serde(default)]
     pub health: crate::health::HealthReport,
+    /// The cluster's nodes, when this gateway is a node and the database
+    /// answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Vec<crate::cluster::nodes::NodeRow>>,
 }
 
 pub(crate) async fn status(control: &Control) -> StatusView {
@@ -62,9 +66,34 @@ pub(crate) async fn status(control: &Control) -> StatusView {
         engine,
         tls_last_hour: tls_hour(control),
         certificates: certificates(&running.config.store_dir()),
-        recent_alerts: control.recent_alerts(),
+        recent_alerts: match control.engine().cluster() {
+            Some(c) => crate::cluster::alerts::recent_for_status(c, RECENT_ALERTS)
+                .await
+                .unwrap_or_else(|| control.recent_alerts()),
+            None => control.recent_alerts(),
+        },
         health: control.engine().health().report(),
+        cluster: match control.engine().cluster() {
+            Some(c) => cluster_nodes(c).await,
+            None => None,
+        },
     }
+}
+
+/// How many alerts the page and `/api/status` show from the cluster's list.
+const RECENT_ALERTS: usize = 50;
+
+/// The nodes, if the cluster database answers within a second (the page
+/// must not hang on a database that does not).
+async fn cluster_nodes(c: &crate::cluster::Cluster) -> Option<Vec<crate::cluster::nodes::NodeRow>> {
+    if !c.is_online() {
+        return None;
+    }
+    let list = crate::cluster::nodes::list(c, c.settings().heartbeat);
+    tokio::time::timeout(std::time::Duration::from_secs(1), list)
+        .await
+        .ok()?
+        .ok()
 }
 
 fn tls_hour(control: &Control) -> TlsHour {
