@@ -73,6 +73,10 @@ pub enum SuspendWhat {
     Delivery {
         #[arg(default_value = "ALL")]
         target: String,
+        /// On every node of the cluster (kept in the cluster database,
+        /// applied by each node within its poll interval).
+        #[arg(long)]
+        cluster: bool,
     },
 }
 
@@ -84,6 +88,9 @@ pub enum ResumeWhat {
     Delivery {
         #[arg(default_value = "ALL")]
         target: String,
+        /// A suspension made with --cluster.
+        #[arg(long)]
+        cluster: bool,
     },
 }
 

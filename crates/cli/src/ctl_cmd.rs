@@ -160,19 +160,19 @@ fn run_inner(global: &Global, at: &CtlAt, cmd: CtlCommand) -> Result<(), String>
             )?,
             &result_line,
         ),
-        CtlCommand::Suspend(SuspendWhat::Delivery { target }) => show(
+        CtlCommand::Suspend(SuspendWhat::Delivery { target, cluster }) => show(
             call(
                 "POST",
                 "/api/delivery/suspend",
-                Some(json!({ "target": target })),
+                Some(json!({ "target": target, "cluster": cluster })),
             )?,
             &result_line,
         ),
-        CtlCommand::Resume(ResumeWhat::Delivery { target }) => show(
+        CtlCommand::Resume(ResumeWhat::Delivery { target, cluster }) => show(
             call(
                 "POST",
                 "/api/delivery/resume",
-                Some(json!({ "target": target })),
+                Some(json!({ "target": target, "cluster": cluster })),
             )?,
             &result_line,
         ),

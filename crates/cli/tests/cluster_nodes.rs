@@ -294,7 +294,45 @@ async fn three_nodes_share_configuration_and_ride_out_a_database_outage() {
         "ctl status",
     ))
     .unwrap();
-    assert_eq!(status["cluster"].as_array().map(Vec::len), Some(3), "{status}");
+    assert_eq!(
+        status["cluster"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+
+    // A delivery suspension for the whole cluster, made on node 1, holds
+    // on node 3 until node 2 lifts it.
+    let ctl = |n: &Node, args: &[&str]| {
+        let dir = n.fx.data_dir().display().to_string();
+        let mut all = vec!["ctl", "--data-dir", dir.as_str()];
+        all.extend_from_slice(args);
+        ok(n.cli(&all), &format!("ctl {args:?} on {}", n.name))
+    };
+    ctl(
+        &nodes[0],
+        &["suspend", "delivery", "elsewhere.test", "--cluster"],
+    );
+    let suspended_on_3 = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: serde_json::Value =
+                serde_json::from_str(&ctl(&nodes[2], &["--json", "status"])).unwrap();
+            let has = v["delivery_suspended_cluster"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|t| t[0] == "elsewhere.test"));
+            if has == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "cluster suspension {want}: {v}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    suspended_on_3(true);
+    ctl(
+        &nodes[1],
+        &["resume", "delivery", "elsewhere.test", "--cluster"],
+    );
+    suspended_on_3(false);
 
     // PostgreSQL away for 30 s while mail flows through all three nodes.
     let stopped_at = Instant::now();

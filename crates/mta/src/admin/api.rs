@@ -339,6 +339,9 @@ fn listener_answer(r: Result<String, String>) -> ApiResult {
 struct TargetBody {
     /// `ALL`, `example.com` or `.example.com`.
     target: String,
+    /// On every node of the cluster (stored in the cluster database).
+    #[serde(default)]
+    cluster: bool,
 }
 
 async fn suspend_delivery(
@@ -350,7 +353,12 @@ async fn suspend_delivery(
     let who = caller(&s, peer.0.0, &h, Role::Admin, "suspending delivery")?;
     let body: TargetBody = required(&b)?;
     log_action(&s, &who, &format!("suspend delivery {:?}", body.target));
-    bad_target(s.control.engine().suspend_delivery(&body.target).await)
+    let engine = s.control.engine();
+    bad_target(if body.cluster {
+        engine.suspend_delivery_in_cluster(&body.target).await
+    } else {
+        engine.suspend_delivery(&body.target).await
+    })
 }
 
 async fn resume_delivery(
@@ -362,7 +370,12 @@ async fn resume_delivery(
     let who = caller(&s, peer.0.0, &h, Role::Admin, "resuming delivery")?;
     let body: TargetBody = required(&b)?;
     log_action(&s, &who, &format!("resume delivery {:?}", body.target));
-    bad_target(s.control.engine().resume_delivery(&body.target).await)
+    let engine = s.control.engine();
+    bad_target(if body.cluster {
+        engine.resume_delivery_in_cluster(&body.target).await
+    } else {
+        engine.resume_delivery(&body.target).await
+    })
 }
 
 fn bad_target(r: Result<String, String>) -> ApiResult {
