@@ -10,6 +10,7 @@
 //! list once it is back. The cluster-database alert is never claimed: each
 //! node says for itself that it lost the database.
 
+use crate::cluster::Columns;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -88,7 +89,8 @@ pub(crate) async fn claim(
                             &[&this.alert.key],
                         )
                         .await?
-                        .map(|r| r.get::<_, String>(0))
+                        .map(|r| r.col::<String>(0))
+                        .transpose()?
                         .unwrap_or_default();
                     Claim::Taken { node: holder }
                 }
@@ -169,23 +171,24 @@ pub async fn recent(cluster: &Cluster, limit: usize) -> Result<Vec<ClusterNotice
                     &[&limit],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|r| ClusterNotice {
-                    node: r.get(0),
-                    notice: Notice {
-                        id: r.get(1),
-                        at: r.get::<_, i64>(2).max(0) as u64,
-                        alert: Alert {
-                            class: AlertClass::parse(r.get(3)).unwrap_or(AlertClass::System),
-                            severity: Severity::parse(r.get(4)).unwrap_or(Severity::Warning),
-                            key: r.get(5),
-                            text: r.get(6),
+            rows.iter()
+                .map(|r| {
+                    Ok(ClusterNotice {
+                        node: r.col(0)?,
+                        notice: Notice {
+                            id: r.col(1)?,
+                            at: r.col::<i64>(2)?.max(0) as u64,
+                            alert: Alert {
+                                class: AlertClass::parse(r.col(3)?).unwrap_or(AlertClass::System),
+                                severity: Severity::parse(r.col(4)?).unwrap_or(Severity::Warning),
+                                key: r.col(5)?,
+                                text: r.col(6)?,
+                            },
+                            repeats: r.col::<i32>(7)?.max(0) as u32,
                         },
-                        repeats: r.get::<_, i32>(7).max(0) as u32,
-                    },
+                    })
                 })
-                .collect())
+                .collect()
         })
         .await
 }

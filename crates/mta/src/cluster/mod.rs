@@ -232,6 +232,27 @@ fn pool_error(e: deadpool_postgres::PoolError) -> String {
     }
 }
 
+/// Reads columns of rows the way this build's schema wrote them; a column
+/// of another type (a table changed behind the nodes' back) is a refused
+/// query, never a panic.
+pub(crate) trait Columns {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &'a self,
+        i: usize,
+    ) -> Result<T, ClusterError>;
+}
+
+impl Columns for tokio_postgres::Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &'a self,
+        i: usize,
+    ) -> Result<T, ClusterError> {
+        self.try_get(i).map_err(|e| {
+            ClusterError::Query(format!("column {i} is not what this portcullis wrote: {e}"))
+        })
+    }
+}
+
 /// Seconds as a duration, at least one.
 pub(crate) fn seconds(n: u64) -> Duration {
     Duration::from_secs(n.max(1))

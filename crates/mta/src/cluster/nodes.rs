@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, Columns};
 
 /// What a node reports about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,28 +87,27 @@ pub async fn list(cluster: &Cluster, heartbeat: Duration) -> Result<Vec<NodeRow>
                     &[],
                 )
                 .await?;
-            Ok(rows
-                .iter()
+            rows.iter()
                 .map(|r| {
-                    let since: i64 = r.get(8);
-                    let state: String = r.get(1);
-                    NodeRow {
-                        name: r.get(0),
+                    let since: i64 = r.col(8)?;
+                    let state: String = r.col(1)?;
+                    Ok(NodeRow {
+                        name: r.col(0)?,
                         state: if state == "running" && since > silent_after {
                             "silent".into()
                         } else {
                             state
                         },
-                        queue_messages: r.get::<_, i64>(2).max(0) as u64,
-                        queue_bytes: r.get::<_, i64>(3).max(0) as u64,
-                        config_version: r.get(4),
-                        version: r.get(5),
-                        started_at: r.get(6),
-                        last_heartbeat: r.get(7),
+                        queue_messages: r.col::<i64>(2)?.max(0) as u64,
+                        queue_bytes: r.col::<i64>(3)?.max(0) as u64,
+                        config_version: r.col(4)?,
+                        version: r.col(5)?,
+                        started_at: r.col(6)?,
+                        last_heartbeat: r.col(7)?,
                         seconds_since_heartbeat: since.max(0) as u64,
-                    }
+                    })
                 })
-                .collect())
+                .collect()
         })
         .await
 }

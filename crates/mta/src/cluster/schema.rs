@@ -6,7 +6,7 @@
 
 use deadpool_postgres::Object;
 
-use super::ClusterError;
+use super::{ClusterError, Columns};
 
 /// One migration: its number, a name for the log, the SQL.
 pub(crate) struct Migration {
@@ -166,7 +166,7 @@ pub(crate) async fn migrate(client: &mut Object) -> Result<Vec<String>, ClusterE
             &[],
         )
         .await?
-        .get(0);
+        .col(0)?;
     if current > latest() {
         return Err(ClusterError::NewerSchema {
             database: current,

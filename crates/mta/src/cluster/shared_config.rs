@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, Columns};
 use crate::durable::write_atomically;
 
 /// Where the copy is kept, under the data directory.
@@ -96,11 +96,14 @@ pub async fn newest(cluster: &Cluster) -> Result<Option<SharedConfig>, ClusterEr
                     &[],
                 )
                 .await?;
-            Ok(row.map(|r| SharedConfig {
-                version: r.get(0),
-                document: r.get(1),
-                imported_by: r.get(2),
-            }))
+            row.map(|r| {
+                Ok(SharedConfig {
+                    version: r.col(0)?,
+                    document: r.col(1)?,
+                    imported_by: r.col(2)?,
+                })
+            })
+            .transpose()
         })
         .await
 }
@@ -115,7 +118,7 @@ pub async fn newest_version(cluster: &Cluster) -> Result<i64, ClusterError> {
                     &[],
                 )
                 .await?;
-            Ok(row.get(0))
+            row.col(0)
         })
         .await
 }
@@ -139,7 +142,7 @@ pub async fn publish(
                     &[],
                 )
                 .await?
-                .get(0);
+                .col(0)?;
             tx.execute(
                 "INSERT INTO cluster_config (version, document, imported_by) VALUES ($1, $2, $3)",
                 &[&version, &document, &by],

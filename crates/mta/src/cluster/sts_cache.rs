@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::Cluster;
+use super::{Cluster, Columns};
 
 /// How long a delivery waits for the shared cache before fetching itself.
 pub(crate) const LOOKUP_WAIT: Duration = Duration::from_secs(1);
@@ -34,11 +34,14 @@ pub(crate) async fn lookup(cluster: &Cluster, domain: &str, id: &str) -> Option<
                 &[&domain, &id],
             )
             .await?;
-        Ok(row.map(|r| SharedPolicy {
-            fetched_at: r.get::<_, i64>(0).max(0) as u64,
-            policy: r.get(1),
-            fetched_by: r.get(2),
-        }))
+        row.map(|r| {
+            Ok(SharedPolicy {
+                fetched_at: r.col::<i64>(0)?.max(0) as u64,
+                policy: r.col(1)?,
+                fetched_by: r.col(2)?,
+            })
+        })
+        .transpose()
     });
     tokio::time::timeout(LOOKUP_WAIT, query)
         .await

@@ -6,6 +6,7 @@
 //! keeping the last list read in its `suspended.json` for a start without
 //! the database.
 
+use crate::cluster::Columns;
 use std::collections::BTreeMap;
 
 use super::{Cluster, ClusterError};
@@ -51,10 +52,9 @@ pub(crate) async fn list(cluster: &Cluster) -> Result<BTreeMap<String, u64>, Clu
             let rows = client
                 .query("SELECT target, set_at FROM delivery_suspension", &[])
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
-                .collect())
+            rows.iter()
+                .map(|r| Ok((r.col::<String>(0)?, r.col::<i64>(1)?.max(0) as u64)))
+                .collect()
         })
         .await
 }

@@ -3,6 +3,7 @@
 //! recorded. Hosts are stored as the operator sees them (`mx.example`,
 //! `[192.0.2.1]`) and parsed back as `ctl tls exemptions clear` parses them.
 
+use crate::cluster::Columns;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -133,10 +134,9 @@ async fn pull(cluster: &Cluster) -> Result<BTreeMap<String, u64>, ClusterError> 
                     &[&db_secs(unix_now())],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
-                .collect())
+            rows.iter()
+                .map(|r| Ok((r.col::<String>(0)?, r.col::<i64>(1)?.max(0) as u64)))
+                .collect()
         })
         .await
 }

@@ -3,6 +3,7 @@
 //! so that what was learned or forgotten while the database was away is
 //! pushed even after a restart.
 
+use crate::cluster::Columns;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,22 +133,23 @@ async fn pull(cluster: &Cluster) -> Result<BTreeMap<String, Remembered>, Cluster
                     &[&db_secs(unix_now())],
                 )
                 .await?;
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    let method = method(r.get(1))?;
-                    let secs = |i: usize| r.get::<_, i64>(i).max(0) as u64;
-                    Some((
-                        r.get::<_, String>(0),
-                        Remembered {
-                            method,
-                            since: secs(2),
-                            last: secs(3),
-                            until: secs(4),
-                        },
-                    ))
-                })
-                .collect())
+            let mut out = BTreeMap::new();
+            for r in &rows {
+                let Some(method) = method(r.col(1)?) else {
+                    continue;
+                };
+                let secs = |i: usize| r.col::<i64>(i).map(|n| n.max(0) as u64);
+                out.insert(
+                    r.col::<String>(0)?,
+                    Remembered {
+                        method,
+                        since: secs(2)?,
+                        last: secs(3)?,
+                        until: secs(4)?,
+                    },
+                );
+            }
+            Ok(out)
         })
         .await
 }

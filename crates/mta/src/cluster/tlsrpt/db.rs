@@ -12,6 +12,7 @@
 //! until the sender records the result or its lease runs out (a node that
 //! died while sending).
 
+use crate::cluster::Columns;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -144,7 +145,7 @@ pub async fn days(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| UtcDay::parse(r.get::<_, &str>(0)).ok())
+        .filter_map(|r| UtcDay::parse(r.col::<&str>(0).ok()?).ok())
         .collect())
 }
 
@@ -168,7 +169,7 @@ pub async fn domains(
                 .await?)
         })
         .await?;
-    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    rows.iter().map(|r| r.col::<String>(0)).collect()
 }
 
 /// Takes the turn to send the report of `domain` for `day` for `lease`,
@@ -192,7 +193,7 @@ pub async fn claim(
                     &[&day, &domain],
                 )
                 .await?
-                .get(0);
+                .col(0)?;
             if !locked {
                 return Ok(Turn::Elsewhere(None));
             }
@@ -208,7 +209,7 @@ pub async fn claim(
                 .await?;
             let turn = match mine {
                 Some(row) => Turn::Mine {
-                    sent_to: row.get(0),
+                    sent_to: row.col(0)?,
                 },
                 None => match tx
                     .query_opt(
@@ -218,7 +219,7 @@ pub async fn claim(
                     )
                     .await?
                 {
-                    Some(row) => Turn::Elsewhere(row.get(0)),
+                    Some(row) => Turn::Elsewhere(row.col(0)?),
                     None => Turn::Unknown,
                 },
             };
@@ -274,9 +275,9 @@ pub async fn load(
                 )
                 .await?
             {
-                let c = policies.entry(policy_key(row.get(0))?).or_default();
-                c.successful = c.successful.saturating_add(small(row.get(1)));
-                c.failed = c.failed.saturating_add(small(row.get(2)));
+                let c = policies.entry(policy_key(row.col(0)?)?).or_default();
+                c.successful = c.successful.saturating_add(small(row.col(1)?));
+                c.failed = c.failed.saturating_add(small(row.col(2)?));
             }
             for row in client
                 .query(
@@ -286,18 +287,18 @@ pub async fn load(
                 )
                 .await?
             {
-                let failure: FailureKey = serde_json::from_value(row.get(1)).map_err(|e| {
+                let failure: FailureKey = serde_json::from_value(row.col(1)?).map_err(|e| {
                     ClusterError::Invalid(format!(
                         "tlsrpt_failure_count of {domain} on {day}: unreadable failure key: {e}"
                     ))
                 })?;
-                let c = policies.entry(policy_key(row.get(0))?).or_default();
+                let c = policies.entry(policy_key(row.col(0)?)?).or_default();
                 let n = c.failures.entry(failure).or_default();
-                *n = n.saturating_add(small(row.get(2)));
+                *n = n.saturating_add(small(row.col(2)?));
             }
             Ok(Some(StoredDay {
                 counts: DomainDay { policies },
-                sent_to: report.get(0),
+                sent_to: report.col(0)?,
             }))
         })
         .await

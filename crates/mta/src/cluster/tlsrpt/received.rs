@@ -6,6 +6,7 @@
 //! show every node's reports. The local store is the durable buffer: a
 //! report stored while the database is away is copied at a later poll.
 
+use crate::cluster::Columns;
 use std::collections::HashSet;
 
 use portcullis_policy::TlsReport;
@@ -80,7 +81,7 @@ pub async fn copy_new(
                 let rows = client
                     .query("SELECT id FROM tlsrpt_received WHERE id = ANY($1)", &[&new])
                     .await?;
-                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+                rows.iter().map(|r| r.col::<String>(0)).collect()
             })
             .await?
     };
@@ -136,8 +137,8 @@ pub async fn reports(
     let mut out = Vec::new();
     let mut damaged = Vec::new();
     for row in rows {
-        let id: String = row.get(0);
-        match serde_json::from_value::<StoredReport>(row.get(1))
+        let id: String = row.col(0)?;
+        match serde_json::from_value::<StoredReport>(row.col(1)?)
             .map_err(|e| format!("not a stored report: {e}"))
             .and_then(with_report)
         {
@@ -158,5 +159,5 @@ pub async fn report(cluster: &Cluster, id: &str) -> Result<Option<StoredReport>,
                 .await?)
         })
         .await?;
-    Ok(row.and_then(|r| serde_json::from_value(r.get(0)).ok()))
+    Ok(row.and_then(|r| serde_json::from_value(r.col(0).ok()?).ok()))
 }
