@@ -34,7 +34,8 @@ seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
 for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
   dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
   policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
-  policy_tls_required_header config_load spool_segment policy_tlsrpt_report mta_tlsrpt_rua; do
+  policy_tls_required_header config_load spool_segment policy_tlsrpt_report mta_tlsrpt_rua \
+  smtp_server_bdat; do
   rm -rf "${here:?}/$t"
 done
 
@@ -154,6 +155,17 @@ for s in sessions/session-*; do
   seed smtp_server_command "recorded-$i" 2e <"$s"
 done
 seed smtp_server_command smtplib-dsn-tls-off-bytewise 00 <"$(grep -l ORCPT sessions/session-* | head -1)"
+
+# smtp_server_bdat reads a script of steps (bdat_script.py): the recorded
+# sessions converted (selector 0xff: 1084-byte limit, 32-byte pieces), and
+# RFC 3030's cases written by the script itself.
+i=0
+for s in sessions/session-*; do
+  [ -s "$s" ] || continue
+  i=$((i + 1))
+  python3 "$here/bdat_script.py" ff <"$s" | seed smtp_server_bdat "recorded-$i"
+done
+python3 "$here/bdat_script.py" --cases "$here/smtp_server_bdat"
 
 # ---- SMTP replies (client side parses them) -----------------------------------
 sink() { # name sink-args...
