@@ -8,8 +8,9 @@
 #                                        `cargo build`, as scripts/test.sh does)
 #                                        run once over the seeds; no cargo-fuzz
 #   scripts/fuzz.sh --coverage [T...]    what the corpus and seeds reach: libFuzzer's
-#                                        edges and features; with FUZZ_ASAN=1 also the
-#                                        Portcullis functions covered (fuzz/coverage/T.txt)
+#                                        edges and features, and the line coverage of
+#                                        the parser under test (llvm-cov; report in
+#                                        fuzz/coverage/T.txt)
 #   scripts/fuzz.sh --cmin [T...]        minimises fuzz/seeds/T with cargo fuzz cmin
 # Fuzzing starts from fuzz/corpus/T (ignored by git; new inputs land there)
 # plus the committed seeds in fuzz/seeds/T, with fuzz/dict/T.dict if present.
@@ -73,6 +74,62 @@ summary() {
   grep -E '^stat::number_of_executed_units' "$log" || true
 }
 
+# The source files of the parser each target is about: its line coverage is
+# reported over these (paths from the repository root).
+parser_files() {
+  case $1 in
+    smtp_server_command) echo crates/smtp-tls/src/{server,command,lines,address,data,envelope}.rs ;;
+    smtp_server_bdat) echo crates/smtp-tls/src/{server_bdat,server,command,data}.rs ;;
+    smtp_client_reply) echo crates/smtp-tls/src/{client,reply,ehlo}.rs ;;
+    cert_pkcs12 | cert_pkcs12_structured) echo crates/certstore/src/{pkcs12,key}.rs ;;
+    cert_pem) echo crates/certstore/src/{pem,info,key,lib}.rs ;;
+    cert_der) echo crates/certstore/src/{info,pem,names}.rs ;;
+    dane_tlsa_presentation) echo crates/dane/src/{tlsa,words,hex}.rs ;;
+    dane_tlsa_wire) echo crates/dane/src/{tlsa,set,matching,cert}.rs ;;
+    dane_dns_answer) echo crates/dane/src/dns/{mod,answer}.rs ;;
+    policy_mta_sts_policy) echo crates/policy/src/mta_sts/policy.rs ;;
+    policy_mta_sts_txt) echo crates/policy/src/mta_sts/txt.rs ;;
+    policy_tlsrpt_txt) echo crates/policy/src/tlsrpt_txt.rs ;;
+    policy_tlsrpt_report) echo crates/policy/src/tlsrpt_report.rs crates/policy/src/tlsrpt_report/{parse,datetime}.rs ;;
+    policy_hat_pattern) echo crates/policy/src/{sender_pattern,hat,name}.rs ;;
+    policy_rat_pattern) echo crates/policy/src/{rat,name}.rs ;;
+    policy_tls_required_header) echo crates/policy/src/requiretls.rs ;;
+    config_load) echo crates/mta/src/config/*.rs ;;
+    mta_tlsrpt_rua) echo crates/mta/src/tlsrpt/deliver.rs crates/policy/src/tlsrpt_txt.rs ;;
+    spool_segment) echo crates/mta/src/spool/{scan,record,dsn_record,fuzzing}.rs ;;
+  esac
+}
+
+# Line coverage of the parser under test over the corpus and seeds, with
+# `cargo fuzz coverage` and the llvm-cov of rustc's own LLVM major version
+# (Debian packages it as llvm-N; installed here if missing).
+line_coverage() {
+  local name=$1 llvm_major llvm_bin files profile bin
+  llvm_major=$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+  llvm_bin=/usr/lib/llvm-$llvm_major/bin
+  if [ ! -x "$llvm_bin/llvm-cov" ]; then
+    echo "installing llvm-$llvm_major (llvm-cov for rustc's LLVM $llvm_major) ..."
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "llvm-$llvm_major" >/dev/null
+  fi
+  files=$(cd .. && parser_files "$name")
+  if [ -z "$files" ]; then
+    echo "!! no parser files listed for $name in scripts/fuzz.sh (parser_files)"
+    return 1
+  fi
+  rm -rf "coverage/$name"
+  if ! cargo fuzz coverage "${sanitizer[@]}" --features "$features" --llvm-path "$llvm_bin" \
+      "$name" "${dirs[@]}" >"/tmp/fuzz-coverage-$name.log" 2>&1; then
+    echo "!! cargo fuzz coverage failed for $name; see /tmp/fuzz-coverage-$name.log"
+    return 1
+  fi
+  profile=coverage/$name/coverage.profdata
+  bin=$(find target -path "*/coverage/*/release/$name" -type f | head -1)
+  (cd .. && "$llvm_bin/llvm-cov" report "fuzz/$bin" -instr-profile="fuzz/$profile" $files) \
+    >"coverage/$name.txt"
+  echo "line coverage of $(wc -w <<<"$files") parser files (regions, functions, lines; fuzz/coverage/$name.txt):"
+  grep '^TOTAL' "coverage/$name.txt"
+}
+
 failed=0
 while read -r name feature; do
   [ -n "$name" ] || continue
@@ -101,21 +158,12 @@ while read -r name feature; do
       ;;
     coverage)
       inputs "$name"
-      mkdir -p coverage
       echo "== $name: coverage of ${dirs[*]}"
-      # -runs=0: load every input once, fuzz nothing; -print_coverage lists
-      # the covered functions with their edges.
+      # -runs=0: load every input once, fuzz nothing.
       cargo fuzz run "${sanitizer[@]}" --features "$features" "$name" "${dirs[@]}" -- \
-        -runs=0 -print_final_stats=1 -print_coverage=1 >"$log" 2>&1 || failed=1
-      grep -E '^(COVERED_FUNC|UNCOVERED_FUNC)' "$log" | grep portcullis >"coverage/$name.txt" || true
+        -runs=0 -print_final_stats=1 >"$log" 2>&1 || failed=1
       summary "$log"
-      if [ -s "coverage/$name.txt" ]; then
-        echo "Portcullis functions reached: $(grep -c '^COVERED_FUNC' "coverage/$name.txt" || true)" \
-          "(not reached: $(grep -c '^UNCOVERED_FUNC' "coverage/$name.txt" || true)); list in fuzz/coverage/$name.txt"
-      else
-        # libFuzzer names functions through the sanitizer runtime's symbolizer.
-        echo "no function list: it needs a sanitizer build (FUZZ_ASAN=1 scripts/fuzz.sh --coverage $name)"
-      fi
+      line_coverage "$name" || failed=1
       ;;
     cmin)
       [ -d "seeds/$name" ] || continue

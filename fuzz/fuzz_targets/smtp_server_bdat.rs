@@ -2,8 +2,9 @@
 //! as a script of BDAT chunks (sizes and LAST flags chosen by the input,
 //! payload bytes from it), raw command lines, new transactions and DATA,
 //! fed to two sessions with CHUNKING on, one handing messages over whole
-//! and one streaming them, split at an input-chosen size, with decisions
-//! alternating between accept and reject. Both must write the same bytes
+//! and one streaming them, split at an input-chosen size. Senders are
+//! accepted, a recipient is refused when its address says `reject`, and
+//! messages are accepted and refused in turn. Both must write the same bytes
 //! and report the same messages; no text of a refused or abandoned chunk
 //! may turn up as a command, and nothing panics.
 #![no_main]
@@ -24,7 +25,7 @@ struct Side {
     seen: Vec<Seen>,
     out: Vec<u8>,
     streaming: Option<(Envelope, Vec<u8>)>,
-    accept: bool,
+    accept_message: bool,
 }
 
 impl Side {
@@ -40,18 +41,23 @@ impl Side {
             seen: Vec::new(),
             out: Vec::new(),
             streaming: None,
-            accept: true,
+            accept_message: true,
         }
     }
 
-    fn decide(&mut self) {
-        let r = if self.accept {
+    fn decide(&mut self, accept: bool) {
+        let r = if accept {
             self.session.accept()
         } else {
             self.session.reject(Reply::new(550, "5.7.1", "no").unwrap())
         };
         r.unwrap();
-        self.accept = !self.accept;
+    }
+
+    /// Messages are accepted and refused in turn.
+    fn decide_message(&mut self) {
+        self.decide(self.accept_message);
+        self.accept_message = !self.accept_message;
     }
 
     fn drain(&mut self) {
@@ -63,13 +69,18 @@ impl Side {
                 break;
             };
             match ev {
-                ServerEvent::Mail { .. } | ServerEvent::Rcpt { .. } => {
+                ServerEvent::Mail { .. } => {
                     self.seen.push(Seen::Event(ev));
-                    self.decide();
+                    self.decide(true);
+                }
+                ServerEvent::Rcpt { ref to } => {
+                    let accept = !format!("{to:?}").to_ascii_lowercase().contains("reject");
+                    self.seen.push(Seen::Event(ev));
+                    self.decide(accept);
                 }
                 ServerEvent::Message { envelope, body } => {
                     self.seen.push(Seen::Message(envelope, body));
-                    self.decide();
+                    self.decide_message();
                 }
                 ServerEvent::MessageStart { envelope } => {
                     assert!(self.streaming.is_none(), "nested MessageStart");
@@ -86,7 +97,7 @@ impl Side {
                 ServerEvent::MessageEnd => {
                     let (envelope, body) = self.streaming.take().expect("end without start");
                     self.seen.push(Seen::Message(envelope, body));
-                    self.decide();
+                    self.decide_message();
                 }
                 ServerEvent::MessageAbandoned => {
                     assert!(self.streaming.take().is_some(), "abandoned without start");

@@ -53,9 +53,10 @@ HEADERS = b"To: Susan@Random.com\r\nFrom: Sam@Random.com\r\n"
 SUBJECT = b"Subject: Chunked message test\r\n\r\nbody\r\n"
 
 # RFC 3030 section 4's examples, DATA and BDAT mixed in one transaction,
-# RSET between chunks, BDAT 0 LAST, a chunk over the size limit (selector
-# 0x00: 64 bytes, 1-byte pieces; 0xff: 1084 bytes, 32-byte pieces), and
-# bytes a chunk carries through untouched that DATA would not.
+# RSET between chunks, BDAT 0 LAST, a refused recipient, a chunk over the
+# size limit (selector 0x00: 64 bytes, 1-byte pieces; 0xff: 1084 bytes,
+# 32-byte pieces), and bytes a chunk carries through untouched that DATA
+# would not.
 CASES = {
     "rfc3030-last": (0xFF, bdat(HEADERS + SUBJECT, True) + b"QUIT\r\n"),
     "rfc3030-pipelined": (0xFF, bdat(HEADERS) + bdat(SUBJECT) + bdat(b"", True) + b"QUIT\r\n"),
@@ -63,6 +64,10 @@ CASES = {
     "rset-between-chunks": (0xFF, bdat(b"abcd") + b"RSET\r\n" + NEW + bdat(b"wxyz\r\n", True)),
     "over-the-limit": (0x00, bdat(b"x" * 200) + bdat(b"y\r\n", True) + b"QUIT\r\n"),
     "bare-lf-cr-nul-dot": (0xFF, bdat(b"a\nb\rc\0d\r\n.\r\n..\r\n", True) + b"QUIT\r\n"),
+    "refused-recipient": (
+        0xFF,
+        b"RSET\r\nMAIL FROM:<a@c.fuzz>\r\nRCPT TO:<reject@mx.fuzz>\r\n" + bdat(b"abc", True) + b"QUIT\r\n",
+    ),
 }
 
 
