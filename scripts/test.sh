@@ -13,6 +13,7 @@ if [ "${CI:-}" = "true" ]; then
 fi
 
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Each leaf crate builds alone, without its optional features, the way an

@@ -8,7 +8,9 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_certstore::pkcs12;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let pass = ["", "pw", "s3cret"][usize::from(sel % 3)];
     let _ = pkcs12::read(rest, pass, "fuzz");
 });

@@ -22,11 +22,20 @@ const TYPES: [RecordType; 8] = [
     RecordType::SOA,
     RecordType::CNAME,
 ];
-const PROOFS: [Proof; 4] = [Proof::Secure, Proof::Insecure, Proof::Bogus, Proof::Indeterminate];
+const PROOFS: [Proof; 4] = [
+    Proof::Secure,
+    Proof::Insecure,
+    Proof::Bogus,
+    Proof::Indeterminate,
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, wire)) = data.split_first() else { return };
-    let Ok(message) = Message::from_vec(wire) else { return };
+    let Some((&ctl, wire)) = data.split_first() else {
+        return;
+    };
+    let Ok(message) = Message::from_vec(wire) else {
+        return;
+    };
     let rtype = TYPES[usize::from(ctl) % TYPES.len()];
     let name = message
         .queries
@@ -55,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .filter(|r| r.record_type() == rtype || r.record_type() == RecordType::CNAME)
         {
-            assert!(r.proof.is_secure() && !outside(&r.name), "secure from {r:?}");
+            assert!(
+                r.proof.is_secure() && !outside(&r.name),
+                "secure from {r:?}"
+            );
         }
     }
     let _ = answer.status();

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_dane::{TlsaRecord, TlsaSet};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(record) = TlsaRecord::from_presentation(text) {
         let again = TlsaRecord::from_presentation(&record.to_string());
         assert_eq!(again.as_ref(), Ok(&record));

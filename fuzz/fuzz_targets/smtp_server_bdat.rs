@@ -120,7 +120,9 @@ impl Side {
 
 /// The script: each step takes an opcode byte and what it needs.
 fn script(data: &[u8]) -> Vec<u8> {
-    let mut out = b"EHLO c.fuzz\r\nMAIL FROM:<a@c.fuzz> RET=HDRS\r\nRCPT TO:<b@mx.fuzz> NOTIFY=SUCCESS\r\n".to_vec();
+    let mut out =
+        b"EHLO c.fuzz\r\nMAIL FROM:<a@c.fuzz> RET=HDRS\r\nRCPT TO:<b@mx.fuzz> NOTIFY=SUCCESS\r\n"
+            .to_vec();
     let mut rest = data;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
@@ -128,17 +130,24 @@ fn script(data: &[u8]) -> Vec<u8> {
             // A chunk: size from the next byte, payload from the input
             // (possibly shorter than announced: the session waits).
             0 | 1 => {
-                let Some((&n, tail)) = rest.split_first() else { break };
+                let Some((&n, tail)) = rest.split_first() else {
+                    break;
+                };
                 let size = usize::from(n);
                 let take = size.min(tail.len());
                 let last = op & 0x40 != 0;
-                out.extend_from_slice(format!("BDAT {size}{}\r\n", if last { " LAST" } else { "" }).as_bytes());
+                out.extend_from_slice(
+                    format!("BDAT {size}{}\r\n", if last { " LAST" } else { "" }).as_bytes(),
+                );
                 out.extend_from_slice(&tail[..take]);
                 rest = &tail[take..];
             }
             // A raw line.
             2 => {
-                let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+                let end = rest
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(rest.len(), |i| i + 1);
                 out.extend_from_slice(&rest[..end]);
                 rest = &rest[end..];
             }
@@ -178,8 +187,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(side.session.is_closed());
         side.drain();
     }
-    assert_eq!(whole.out, streamed.out, "the two sessions answered differently");
-    assert_eq!(whole.seen, streamed.seen, "the embedder learnt different things");
+    assert_eq!(
+        whole.out, streamed.out,
+        "the two sessions answered differently"
+    );
+    assert_eq!(
+        whole.seen, streamed.seen,
+        "the embedder learnt different things"
+    );
     // Every accepted message is whole lines.
     for s in &whole.seen {
         if let Seen::Message(_, body) = s {

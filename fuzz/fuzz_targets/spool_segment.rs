@@ -9,7 +9,9 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_mta::spool::fuzzing::{decode_payload, frame, scan_segment, segment_header};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode & 1 == 0 {
         // The raw bytes as a segment file.
         scan_segment(rest);
