@@ -70,8 +70,9 @@ inputs() {
 # The last statistics libFuzzer printed: runs, edges (cov), features (ft).
 summary() {
   local log=$1
-  grep -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 || true
-  grep -E '^stat::number_of_executed_units' "$log" || true
+  # -a: the log holds the fuzzer's raw inputs (dictionary entries, crashes).
+  grep -a -E '^#[0-9]+[[:space:]]+(DONE|INITED)' "$log" | tail -1 || true
+  grep -a -E '^stat::number_of_executed_units' "$log" || true
 }
 
 # The source files of the parser each target is about: its line coverage is
@@ -158,6 +159,7 @@ while read -r name feature; do
       ;;
     coverage)
       inputs "$name"
+      log="/tmp/fuzz-$name.coverage.log" # not the log of a run in progress
       echo "== $name: coverage of ${dirs[*]}"
       # -runs=0: load every input once, fuzz nothing.
       cargo fuzz run "${sanitizer[@]}" --features "$features" "$name" "${dirs[@]}" -- \

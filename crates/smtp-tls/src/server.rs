@@ -656,6 +656,13 @@ impl ServerSession {
                 self.send(&hello);
             }
             Command::Mail { from, params } => self.handle_mail(from, params),
+            // The envelope is fixed once the message text has begun: a
+            // streaming embedder already has it (MessageStart).
+            Command::Rcpt { .. } if self.bdat.is_some() => self.error(reply(
+                503,
+                (5, 5, 1),
+                "RCPT not allowed after BDAT; send the rest of the message or RSET",
+            )),
             Command::Rcpt { to, params } => self.handle_rcpt(to, params),
             Command::Bdat { size, last } => self.handle_bdat(size, last),
             Command::Data if self.bdat.is_some() => {

@@ -114,6 +114,32 @@ fn chunks_make_one_message_and_chunking_is_advertised() {
     );
 }
 
+/// Found by fuzzing (`smtp_server_bdat`): a RCPT between chunks was
+/// accepted and joined the whole message's envelope but not the streamed
+/// one's, which the embedder had been given at the first chunk.
+#[test]
+fn rcpt_between_chunks_is_refused_and_the_envelope_stays() {
+    let mut input = TX.to_vec();
+    input.extend_from_slice(b"BDAT 4\r\nabcdRCPT TO:<c@mx.test>\r\nBDAT 2 LAST\r\n\r\n");
+    let (out, events) = both(&input);
+    assert!(
+        out.contains("503 5.5.1 RCPT not allowed after BDAT"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("250 2.0.0 Message accepted for delivery\r\n"),
+        "{out}"
+    );
+    let envelopes: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::Message { envelope, .. } => Some(envelope.to.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(envelopes, [1], "{events:?}");
+}
+
 #[test]
 fn bdat_last_with_zero_octets_ends_the_message() {
     let mut input = TX.to_vec();
