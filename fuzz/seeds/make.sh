@@ -274,6 +274,7 @@ for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EX
 done
 seed config_load portcullis.toml <"$root/examples/portcullis.toml"
 grep -v -E '^\s*(#|$)' "$root/examples/portcullis.toml" | seed config_load portcullis-no-comments.toml
+python3 "$here/config_all_sections.py" <"$root/examples/portcullis.toml" | seed config_load portcullis-all-sections.toml
 
 # ---- Spool segments written by a running gateway -------------------------------
 # The built-in default on a free port, its resolver a closed loopback port (so
