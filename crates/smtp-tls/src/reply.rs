@@ -242,6 +242,11 @@ impl Reply {
         loop {
             let rest = input.get(pos..).unwrap_or_default();
             let (line, used) = match take_line(rest, MAX_REPLY_LINE) {
+                // A bare LF is tolerated, but the line must still fit once
+                // it ends in CRLF, as it does when the reply is encoded.
+                Line::Complete {
+                    crlf: false, used, ..
+                } if used >= MAX_REPLY_LINE => return Err(ReplyError::LineTooLong),
                 Line::Complete { line, used, .. } => (line, used),
                 Line::Incomplete => return Ok(None),
                 Line::TooLong => return Err(ReplyError::LineTooLong),
@@ -467,6 +472,15 @@ mod tests {
         ));
         let long = vec![b'2'; MAX_REPLY_LINE + 1];
         assert_eq!(Reply::parse(&long), Err(ReplyError::LineTooLong));
+        let mut limit = b"250 ".to_vec();
+        limit.resize(MAX_REPLY_LINE - 2, b'a');
+        limit.extend_from_slice(b"\r\n");
+        let (reply, used) = Reply::parse(&limit).unwrap().unwrap();
+        assert_eq!((reply.encode(), used), (limit.clone(), MAX_REPLY_LINE));
+        // Found by fuzzing (smtp_client_reply): the same line ending in a
+        // bare LF parsed, then encoded one byte over the limit.
+        limit[MAX_REPLY_LINE - 2] = b'a';
+        assert_eq!(Reply::parse(&limit), Err(ReplyError::LineTooLong));
         let many = "250-x\r\n".repeat(MAX_REPLY_LINES + 1);
         assert_eq!(Reply::parse(many.as_bytes()), Err(ReplyError::TooManyLines));
     }
