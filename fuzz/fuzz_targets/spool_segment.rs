@@ -19,13 +19,22 @@ fuzz_target!(|data: &[u8]| {
     }
     // A segment assembled from the input: chunks either framed with a valid
     // checksum (so the payload decoder sees arbitrary contents) or copied
-    // raw (damage the scanner must resynchronise past).
+    // raw (damage the scanner must resynchronise past). A control byte's low
+    // 7 bits are the chunk's length; 127 means a u16 length follows, for
+    // message records, which are longer.
     let key = 0x0123_4567_89ab_cdef;
     let mut segment = segment_header(key);
     let mut input = rest;
-    while let Some((&ctl, tail)) = input.split_first() {
-        let n = usize::from(ctl & 0x7f).min(tail.len());
-        let (chunk, after) = tail.split_at(n);
+    while let Some((&ctl, mut tail)) = input.split_first() {
+        let mut n = usize::from(ctl & 0x7f);
+        if n == 0x7f {
+            let Some((len, after)) = tail.split_first_chunk::<2>() else {
+                break;
+            };
+            n = usize::from(u16::from_le_bytes(*len));
+            tail = after;
+        }
+        let (chunk, after) = tail.split_at(n.min(tail.len()));
         if ctl & 0x80 != 0 {
             segment.extend_from_slice(&frame(key, chunk));
         } else {

@@ -34,7 +34,7 @@ seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
 for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
   dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
   policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
-  policy_tls_required_header config_load spool_segment policy_tlsrpt_report mta_tlsrpt_rua \
+  policy_tls_required_header config_load policy_tlsrpt_report mta_tlsrpt_rua \
   smtp_server_bdat; do
   rm -rf "${here:?}/$t"
 done
@@ -277,44 +277,7 @@ grep -v -E '^\s*(#|$)' "$root/examples/portcullis.toml" | seed config_load portc
 python3 "$here/config_all_sections.py" <"$root/examples/portcullis.toml" | seed config_load portcullis-all-sections.toml
 
 # ---- Spool segments written by a running gateway -------------------------------
-# The built-in default on a free port, its resolver a closed loopback port (so
-# deliveries defer and records of attempts are written too): with delivery
-# suspended, messages in cleartext and over STARTTLS, several recipients, a
-# long body, a null sender; then hold, release, delete and bounce through the
-# admin API, and delivery resumed so attempts are recorded.
-gw=${PORTCULLIS:-$root/target/debug/portcullis}
-[ -x "$gw" ] || (cd "$root" && cargo build -q -p portcullis-cli)
-mkdir gw
-port=$(free_port)
-"$gw" run --listen "127.0.0.1:$port" --data-dir gw --resolver 127.0.0.1:9 >gw.log 2>&1 &
-gw_pid=$!
-pids+=("$gw_pid")
-for _ in $(seq 100); do [ -s gw/admin/endpoint.json ] && break; sleep 0.1; done
-sw() { swaks --server "127.0.0.1:$port" "$@" >/dev/null; }
-ctl() { "$gw" ctl --data-dir gw "$@" >/dev/null; }
-ctl suspend delivery
-sw --from sender@example.org --to a@example.com
-sw --from sender@example.org --to a@example.com,b@example.com --tls --body "$(python3 -c 'print(("x" * 70 + "\n") * 300)')"
-sw --from sender@example.org --to c@example.com --tls --header 'TLS-Required: No'
-sw --from '' --to d@example.com
-ids=$("$gw" ctl --data-dir gw --json queue list | python3 -c 'import json,sys; print(" ".join(m["id"] for m in json.load(sys.stdin)))')
-read -r m1 m2 m3 m4 <<<"$ids"
-ctl queue hold "$m1"
-ctl queue release "$m1"
-ctl queue delete "$m2"
-ctl queue bounce "$m3"
-ctl queue hold "$m4"
-ctl resume delivery
-sleep 2
-kill "$gw_pid"
-wait "$gw_pid" || true
-i=0
-for f in gw/spool/*.log; do
-  i=$((i + 1))
-  seed spool_segment "segment-$i" 00 <"$f"
-  # A torn tail: the last record cut short, as a crash mid-write leaves it.
-  head -c $(($(stat -c %s "$f") - 7)) "$f" | seed spool_segment "segment-$i-torn" 00
-done
+"$here/spool.sh" "$here/spool_segment"
 
 # ---- RFC 8460 reports: Appendix B, plain and gzipped, and edge cases -----------------
 report="$root/crates/policy/tests/fixtures/rfc8460-appendix-b.json"
