@@ -259,6 +259,12 @@ h policy_tls_required_header header $'From: a@b\r\nTLS-Required: No\r\nSubject: 
 h policy_tls_required_header folded $'Subject: x\r\ntls-required:\r\n  no \r\n\r\n'
 h policy_tls_required_header in-body-only $'Subject: x\r\n\r\nTLS-Required: No\r\n'
 h policy_tls_required_header two-fields $'TLS-Required: yes\nTLS-Required: No\n\n'
+# Recipient addresses with and without the +requiretls tag.
+h policy_tls_required_header tag 'arvel+requiretls@example.com'
+h policy_tls_required_header tag-among-others 'a+news+RequireTLS+x@sub.example.com'
+h policy_tls_required_header tag-alone '+requiretls@example.com'
+h policy_tls_required_header tag-quoted '"q+requiretls"@example.com'
+h policy_tls_required_header tag-twice 'requiretls+requiretls@example.com'
 
 # ---- HAT/RAT patterns and the configuration (examples/portcullis.toml) --------------
 i=0
