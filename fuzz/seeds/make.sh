@@ -34,7 +34,7 @@ seed() { # seed TARGET NAME [PREFIX-HEX] < bytes
 for t in smtp_server_command smtp_client_reply cert_pkcs12 cert_pem cert_der \
   dane_tlsa_presentation dane_tlsa_wire dane_dns_answer policy_mta_sts_txt \
   policy_mta_sts_policy policy_tlsrpt_txt policy_hat_pattern policy_rat_pattern \
-  policy_tls_required_header config_load policy_tlsrpt_report mta_tlsrpt_rua \
+  policy_tls_required_header config_load policy_tlsrpt_report mta_tlsrpt_rua mta_tlsrpt_mail \
   smtp_server_bdat; do
   rm -rf "${here:?}/$t"
 done
@@ -300,5 +300,7 @@ printf '%s' '{"organization-name":"o","date-range":{"start-datetime":"2026-12-01
   seed policy_tlsrpt_report no-policy-found.json
 printf '%s' '{"organization-name":"o","date-range":{"start-datetime":"2026-12-01T00:00:00Z","end-datetime":"2026-12-01T23:59:59Z"},"contact-info":"c","report-id":"r","policies":[{"policy":{"policy-type":"tlsa","policy-string":["3 1 1 0123abcd"],"policy-domain":"example.org"},"summary":{"total-successful-session-count":0,"total-failure-session-count":2},"failure-details":[{"result-type":"tlsa-invalid","receiving-mx-hostname":"mx.example.org","receiving-mx-helo":"mx","failed-session-count":2,"failure-reason-code":"x"}]}]}' |
   seed policy_tlsrpt_report tlsa.json
+mkdir -p "$here/mta_tlsrpt_mail"
+python3 "$here/report_mail.py" "$here/mta_tlsrpt_mail" "$report"
 
 du -sh "$here"
