@@ -97,6 +97,7 @@ parser_files() {
     policy_tls_required_header) echo crates/policy/src/requiretls.rs ;;
     config_load) echo crates/mta/src/config/*.rs ;;
     mta_tlsrpt_rua) echo crates/mta/src/tlsrpt/deliver.rs crates/policy/src/tlsrpt_txt.rs ;;
+    mta_tlsrpt_mail) echo crates/mta/src/tlsrpt_inbox/mail.rs crates/policy/src/tlsrpt_report.rs crates/policy/src/tlsrpt_report/{parse,datetime}.rs ;;
     spool_segment) echo crates/mta/src/spool/{scan,record,dsn_record,fuzzing}.rs ;;
   esac
 }
