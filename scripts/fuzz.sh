@@ -81,13 +81,13 @@ parser_files() {
   case $1 in
     smtp_server_command) echo crates/smtp-tls/src/{server,command,lines,address,data,envelope}.rs ;;
     smtp_server_bdat) echo crates/smtp-tls/src/{server_bdat,server,command,data}.rs ;;
-    smtp_client_reply) echo crates/smtp-tls/src/{client,reply,ehlo}.rs ;;
+    smtp_client_reply) echo crates/smtp-tls/src/{client,reply}.rs ;;
     cert_pkcs12 | cert_pkcs12_structured) echo crates/certstore/src/{pkcs12,key}.rs ;;
     cert_pem) echo crates/certstore/src/{pem,info,key,lib}.rs ;;
     cert_der) echo crates/certstore/src/{info,pem,names}.rs ;;
     dane_tlsa_presentation) echo crates/dane/src/{tlsa,words,hex}.rs ;;
     dane_tlsa_wire) echo crates/dane/src/{tlsa,set,matching,cert}.rs ;;
-    dane_dns_answer) echo crates/dane/src/dns/{mod,answer}.rs ;;
+    dane_dns_answer) echo crates/dane/src/dns/answer.rs ;;
     policy_mta_sts_policy) echo crates/policy/src/mta_sts/policy.rs ;;
     policy_mta_sts_txt) echo crates/policy/src/mta_sts/txt.rs ;;
     policy_tlsrpt_txt) echo crates/policy/src/tlsrpt_txt.rs ;;
