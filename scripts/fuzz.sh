@@ -18,6 +18,8 @@
 # FUZZ_CORPUS=DIR puts the working corpora under DIR instead of fuzz/corpus.
 # Installs cargo-fuzz if missing. Uses libFuzzer without a sanitizer (catches
 # panics, fast); set FUZZ_ASAN=1 for AddressSanitizer via RUSTC_BOOTSTRAP.
+# Bash reads this file as it runs: while a run is in progress, replace the
+# file (write a copy, then mv) rather than edit it in place.
 set -euo pipefail
 fuzz_dir="$(dirname "$0")/../fuzz"
 
