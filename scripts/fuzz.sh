@@ -113,7 +113,11 @@ line_coverage() {
   llvm_bin=/usr/lib/llvm-$llvm_major/bin
   if [ ! -x "$llvm_bin/llvm-cov" ]; then
     echo "installing llvm-$llvm_major (llvm-cov for rustc's LLVM $llvm_major) ..."
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "llvm-$llvm_major" >/dev/null
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    # A new machine's package lists are empty until the first update.
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "llvm-$llvm_major" >/dev/null
   fi
   files=$(cd .. && parser_files "$name")
   if [ -z "$files" ]; then
