@@ -85,8 +85,8 @@ parser_files() {
     smtp_server_bdat) echo crates/smtp-tls/src/{server_bdat,server,command,data}.rs ;;
     smtp_client_reply) echo crates/smtp-tls/src/{client,reply}.rs ;;
     cert_pkcs12 | cert_pkcs12_structured) echo crates/certstore/src/{pkcs12,key}.rs ;;
-    cert_pem) echo crates/certstore/src/{pem,info,key,lib}.rs ;;
-    cert_der) echo crates/certstore/src/{info,pem,names}.rs ;;
+    cert_pem) echo crates/certstore/src/{pem,info,key,lib,chain}.rs ;;
+    cert_der) echo crates/certstore/src/{info,pem,chain}.rs ;;
     dane_tlsa_presentation) echo crates/dane/src/{tlsa,words,hex}.rs ;;
     dane_tlsa_wire) echo crates/dane/src/{tlsa,set,matching,cert}.rs ;;
     dane_dns_answer) echo crates/dane/src/dns/answer.rs ;;

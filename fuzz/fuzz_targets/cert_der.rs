@@ -3,13 +3,47 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_certstore::{CertInfo, describe_spki, pem};
+use portcullis_certstore::{CertInfo, CertificateDer, Timestamp, describe_spki, order_chain, pem};
+
+/// 1970 and 2100: every certificate is outside its validity at one of them,
+/// so both refusals (and the dates they print) are reached.
+const TOO_EARLY: Timestamp = Timestamp { unix: 0 };
+const TOO_LATE: Timestamp = Timestamp {
+    unix: 4_102_444_800,
+};
+
+/// A real leaf and the CA that issued it (written by `seeds/make.sh`; the
+/// seed `leaf.der` is the same leaf), for the fuzzed certificate to chain
+/// with in both directions.
+const REAL_LEAF: &[u8] = include_bytes!("pkcs12_pool/ec-leaf.der");
+const REAL_CA: &[u8] = include_bytes!("pkcs12_pool/ca.der");
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(info) = CertInfo::from_der(data, "fuzz") {
         let _ = info.label();
         let _ = info.dns_names().count();
+        let _ = info.key.to_string();
+        let _ = info.check_valid_at(TOO_EARLY).map_err(|e| e.to_string());
+        let _ = info.check_valid_at(TOO_LATE).map_err(|e| e.to_string());
+        chain(data);
     }
     let _ = describe_spki(data);
     let _ = pem::parse(data, "fuzz");
 });
+
+/// The fuzzed certificate as a leaf below the real CA, and offered twice as
+/// the issuer of the real leaf; every problem found is printed.
+fn chain(data: &[u8]) {
+    let cert = || CertificateDer::from(data.to_vec());
+    let real = |der: &[u8]| CertificateDer::from(der.to_vec());
+    for (leaf, others) in [
+        (cert(), vec![real(REAL_CA), cert()]),
+        (real(REAL_LEAF), vec![cert(), cert(), real(REAL_CA)]),
+    ] {
+        if let Ok(chain) = order_chain(leaf, others) {
+            for problem in &chain.problems {
+                let _ = problem.to_string();
+            }
+        }
+    }
+}

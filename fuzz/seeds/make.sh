@@ -100,6 +100,15 @@ seed cert_der leaf.der <leaf.der
 seed cert_der rsa.der <rsa.der
 seed cert_der ed25519.der <ed.der
 q pkey -in leaf.key -pubout -outform DER | seed cert_der ec-spki
+# The other curves, a subject without CN and SANs other than DNS names.
+q req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-521 -nodes -days 30 -subj "/O=Fuzz P-521" \
+  -addext subjectAltName=IP:2001:db8::25,email:postmaster@example.com,URI:https://example.com/ \
+  -keyout p521.key -out p521.pem
+q req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -days 30 -subj "/CN=p384.example.com" \
+  -keyout p384.key -out p384.pem
+for der in p521 p384; do q x509 -in $der.pem -outform DER | seed cert_der $der.der; done
+q pkey -in p384.key -aes256 -passout pass:fuzz | seed cert_pem encrypted-key
+q pkcs8 -topk8 -nocrypt -in p521.key -outform DER | seed cert_pem pkcs8-der-key
 for rootca in ISRG_Root_X1 ISRG_Root_X2 DigiCert_Global_Root_G2; do
   f=/etc/ssl/certs/$rootca.pem
   [ -f "$f" ] || continue
