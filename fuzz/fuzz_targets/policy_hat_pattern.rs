@@ -1,25 +1,86 @@
 //! Fuzzes the HAT sender-group pattern parser (operator config text) and
-//! matching of the parsed pattern.
+//! matching: the input as one pattern, and its lines as the patterns of a
+//! sender group in front of an `ALL` group, so the HAT's first-match rule
+//! is checked against the patterns' own answers.
 #![no_main]
 
+use std::collections::BTreeMap;
+
 use libfuzzer_sys::fuzz_target;
-use portcullis_policy::{ClientFacts, DomainName, SenderPattern};
+use portcullis_policy::{
+    ClientFacts, ConnectionAction, DomainName, Hat, HatConfig, InboundTls, MailFlowPolicyConfig,
+    SenderGroupConfig, SenderPattern,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let clients = clients();
     if let Ok(p) = SenderPattern::parse(text) {
         let again = SenderPattern::parse(&p.to_string());
         assert_eq!(again.as_ref(), Ok(&p), "display form must re-parse");
-        for ip in ["192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1"] {
-            if let Ok(ip) = ip.parse() {
-                let client = ClientFacts {
-                    ip,
-                    fcrdns: DomainName::parse("mail.example.com").ok(),
-                };
-                let _ = p.matches(&client);
+        for client in &clients {
+            let _ = p.matches(client);
+        }
+    }
+    let lines: Vec<&str> = text.split('\n').collect();
+    match Hat::from_config(&hat_config(&lines), "fuzz") {
+        Ok(hat) => {
+            let patterns: Vec<SenderPattern> = lines
+                .iter()
+                .map(|l| SenderPattern::parse(l).expect("the HAT accepted it"))
+                .collect();
+            for client in &clients {
+                let listed = patterns.iter().any(|p| p.matches(client));
+                let group = hat.evaluate(client).group;
+                assert_eq!(group, Some(if listed { "LISTED" } else { "ALL" }));
+            }
+        }
+        Err(errors) => {
+            let refused = lines
+                .iter()
+                .filter(|l| SenderPattern::parse(l).is_err())
+                .count();
+            assert_eq!(errors.len(), refused, "one error per refused pattern");
+            for e in errors {
+                assert!(e.location.contains("match[") && !e.message.is_empty());
             }
         }
     }
 });
+
+fn clients() -> Vec<ClientFacts> {
+    let mut clients = Vec::new();
+    for ip in ["192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1", "10.1.2.3"] {
+        for fcrdns in [DomainName::parse("mail.example.com").ok(), None] {
+            if let Ok(ip) = ip.parse() {
+                clients.push(ClientFacts { ip, fcrdns });
+            }
+        }
+    }
+    clients
+}
+
+/// Group `LISTED` (the patterns), then `ALL`; both accept.
+fn hat_config(patterns: &[&str]) -> HatConfig {
+    let policy = MailFlowPolicyConfig {
+        action: ConnectionAction::Accept,
+        tls: InboundTls::Off,
+        max_message_size: None,
+        max_recipients_per_message: None,
+        max_connections_per_host: None,
+    };
+    let group = |name: &str, patterns: Vec<String>| SenderGroupConfig {
+        name: name.to_owned(),
+        patterns,
+        policy: "ACCEPTED".to_owned(),
+    };
+    HatConfig {
+        sender_group: vec![
+            group("LISTED", patterns.iter().map(|p| p.to_string()).collect()),
+            group("ALL", vec!["ALL".to_owned()]),
+        ],
+        policy: BTreeMap::from([("ACCEPTED".to_owned(), policy)]),
+    }
+}

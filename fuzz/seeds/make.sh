@@ -282,6 +282,10 @@ for p in 192.0.2.66 198.51.100.0/24 .partner.example ALL 127.0.0.0/8 10.0.0.0/8 
   i=$((i + 1))
   printf '%s' "$p" | seed policy_hat_pattern "hat-$i"
 done
+# Several patterns, one per line: the target builds a sender group of them.
+printf '10.0.0.0/8\n.partner.example\n2001:db8::/32' | seed policy_hat_pattern group-matches
+printf '192.0.2.66\nmx.partner.example' | seed policy_hat_pattern group-misses
+printf '198.51.100.0/24\n192.0.2.0/33' | seed policy_hat_pattern group-one-refused
 i=0
 for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EXAMPLE.COM.' '"quoted local"@example.com' xn--bcher-kva.example ALL.; do
   i=$((i + 1))
