@@ -126,16 +126,30 @@ printf '3 1 0 %s' "$full_spki" | seed dane_tlsa_presentation dane-ee-spki-full
 printf '3 1 1 %s %s' "${spki_sha256:0:32}" "${spki_sha256:32}" | seed dane_tlsa_presentation split-hex
 printf '1 1 1 ( %s )' "$spki_sha256" | seed dane_tlsa_presentation parens
 printf '\\# 35 030101%s' "$spki_sha256" | seed dane_tlsa_presentation rfc3597-generic
-tlsa_wire() { # usage selector mtype hexdata certfile name
-  local rdata
-  rdata=$(printf '%02x%02x%02x%s' "$1" "$2" "$3" "$4")
-  { printf "\\x$(printf '%02x' $((${#rdata} / 2)))"; echo -n "$rdata" | xxd -r -p; cat "$5"; } |
-    seed dane_tlsa_wire "$6"
+# dane_tlsa_wire: flags (1 check DANE-EE names, 2 ca.der as PKIX anchor,
+# 4 the reference name is the leaf's), RDATA length (u16), RDATA, chain.
+tlsa_wire() { # flags usage selector mtype hexdata name certfiles...
+  local flags=$1 rdata
+  rdata=$(printf '%02x%02x%02x%s' "$2" "$3" "$4" "$5")
+  local name=$6
+  shift 6
+  { printf '%02x%04x%s' "$flags" $((${#rdata} / 2)) "$rdata" | xxd -r -p; cat "$@"; } |
+    seed dane_tlsa_wire "$name"
 }
-tlsa_wire 3 1 1 "$spki_sha256" leaf.der dane-ee-spki-sha256-match
-tlsa_wire 2 0 2 "$cert_sha512" leaf.der dane-ta-cert-sha512
-tlsa_wire 3 0 1 "$(sha256sum <leaf.der | cut -d' ' -f1)" leaf.der dane-ee-cert-sha256-match
-tlsa_wire 3 1 1 "$spki_sha256" rsa.der dane-ee-mismatch
+ca_spki=$(q x509 -in ca.pem -pubkey -noout | q pkey -pubin -outform DER | xxd -p | tr -d '\n')
+ca_spki_sha256=$(echo -n "$ca_spki" | xxd -r -p | sha256sum | cut -d' ' -f1)
+tlsa_wire 0 3 1 1 "$spki_sha256" dane-ee-spki-sha256-match leaf.der
+tlsa_wire 1 3 0 1 "$(sha256sum <leaf.der | cut -d' ' -f1)" dane-ee-cert-names-mismatch leaf.der
+tlsa_wire 0 3 1 1 "$spki_sha256" dane-ee-mismatch rsa.der
+tlsa_wire 4 2 0 2 "$cert_sha512" dane-ta-cert-sha512-chain leaf.der ca.der
+tlsa_wire 0 2 1 1 "$ca_spki_sha256" dane-ta-spki-wrong-name leaf.der ca.der
+tlsa_wire 4 2 1 0 "$ca_spki" dane-ta-bare-key leaf.der
+tlsa_wire 4 2 0 0 "$(xxd -p <ca.der | tr -d '\n')" dane-ta-full-cert leaf.der
+tlsa_wire 6 1 1 1 "$spki_sha256" pkix-ee-spki leaf.der ca.der
+tlsa_wire 6 1 1 1 "$ca_spki_sha256" pkix-ee-ca-key-mismatch leaf.der ca.der
+tlsa_wire 6 0 0 1 "$(sha256sum <ca.der | cut -d' ' -f1)" pkix-ta-cert leaf.der ca.der
+tlsa_wire 2 0 1 1 "$ca_spki_sha256" pkix-ta-wrong-name leaf.der ca.der
+tlsa_wire 4 0 1 1 "$ca_spki_sha256" pkix-ta-no-anchors leaf.der ca.der
 
 # DNS answers as a resolver sends them (dnspython's wire encoder is not
 # installed; dns_answer.py builds standard messages with struct).
