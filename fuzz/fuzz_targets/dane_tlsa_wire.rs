@@ -61,7 +61,7 @@ fn der_items(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
             return None;
         }
         let end = der_len(bytes).map_or(bytes.len(), |n| n.min(bytes.len()));
-        let (item, rest) = bytes.split_at(end.max(1));
+        let (item, rest) = bytes.split_at(end);
         bytes = rest;
         Some(item)
     })
