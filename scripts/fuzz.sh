@@ -87,7 +87,7 @@ parser_files() {
     cert_pkcs12 | cert_pkcs12_structured) echo crates/certstore/src/{pkcs12,key}.rs ;;
     cert_pem) echo crates/certstore/src/{pem,info,key,lib,chain}.rs ;;
     cert_der) echo crates/certstore/src/{info,pem,chain}.rs ;;
-    dane_tlsa_presentation) echo crates/dane/src/{tlsa,words,hex}.rs ;;
+    dane_tlsa_presentation) echo crates/dane/src/{tlsa,hex}.rs ;;
     dane_tlsa_wire) echo crates/dane/src/{tlsa,set,matching,cert}.rs ;;
     dane_dns_answer) echo crates/dane/src/dns/answer.rs ;;
     policy_mta_sts_policy) echo crates/policy/src/mta_sts/policy.rs ;;

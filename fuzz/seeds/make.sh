@@ -126,6 +126,12 @@ printf '3 1 0 %s' "$full_spki" | seed dane_tlsa_presentation dane-ee-spki-full
 printf '3 1 1 %s %s' "${spki_sha256:0:32}" "${spki_sha256:32}" | seed dane_tlsa_presentation split-hex
 printf '1 1 1 ( %s )' "$spki_sha256" | seed dane_tlsa_presentation parens
 printf '\\# 35 030101%s' "$spki_sha256" | seed dane_tlsa_presentation rfc3597-generic
+# Records a domain may publish by mistake: each is refused or set aside.
+printf '3 1 1 %s' "${spki_sha256:0:63}" | seed dane_tlsa_presentation odd-hex
+printf '3 1 1 %sg' "${spki_sha256:0:63}" | seed dane_tlsa_presentation bad-hex-digit
+printf '3 1 1' | seed dane_tlsa_presentation no-data
+printf '3 1 1 %s' "${spki_sha256:0:40}" | seed dane_tlsa_presentation short-digest
+printf '255 2 9 00' | seed dane_tlsa_presentation unassigned
 # dane_tlsa_wire: flags (1 check DANE-EE names, 2 ca.der as PKIX anchor,
 # 4 the reference name is the leaf's), RDATA length (u16), RDATA, chain.
 tlsa_wire() { # flags usage selector mtype hexdata name certfiles...
