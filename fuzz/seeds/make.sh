@@ -283,6 +283,8 @@ u mailto-and-https 'v=TLSRPTv1; rua=mailto:tls%2Brpt@example.com?subject=x,https
 u two-records 'v=TLSRPTv1; rua=mailto:a@example.com\0v=TLSRPTv1; rua=mailto:b@example.com'
 u bare-uri 'mailto:reports@example.com'
 u bad-percent 'v=TLSRPTv1; rua=mailto:%zz%4@example.com'
+u crlf-in-address 'v=TLSRPTv1; rua=mailto:a%0D%0ARSET%0D%0A@example.com'
+u nul-in-address 'mailto:a%00b@example.com'
 h() { printf '%s' "$3" | seed "$1" "$2"; }
 h policy_tls_required_header header $'From: a@b\r\nTLS-Required: No\r\nSubject: x\r\n\r\nbody\r\n'
 h policy_tls_required_header folded $'Subject: x\r\ntls-required:\r\n  no \r\n\r\n'
