@@ -313,6 +313,10 @@ for p in example.com .example.com ALL b@example.com 'user@sub.example.org' 'B@EX
   i=$((i + 1))
   printf '%s' "$p" | seed policy_rat_pattern "rat-$i"
 done
+# Several patterns, one per line: the target reads them as a RAT.
+printf 'example.com\n.example.org' | seed policy_rat_pattern rat-ours
+printf 'xn--bcher-kva.example\nexample.net' | seed policy_rat_pattern rat-idn
+printf 'example.com\nALL' | seed policy_rat_pattern rat-all
 seed config_load portcullis.toml <"$root/examples/portcullis.toml"
 grep -v -E '^\s*(#|$)' "$root/examples/portcullis.toml" | seed config_load portcullis-no-comments.toml
 python3 "$here/config_all_sections.py" <"$root/examples/portcullis.toml" | seed config_load portcullis-all-sections.toml
