@@ -5,8 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use portcullis_certstore::{CertInfo, CertificateDer, Timestamp, describe_spki, order_chain, pem};
 
-/// 1970 and 2100: every certificate is outside its validity at one of them,
-/// so both refusals (and the dates they print) are reached.
+/// 1970 and 2100: a certificate of today is not yet valid at the first and
+/// expired at the second, so both refusals (and the dates they print) run.
 const TOO_EARLY: Timestamp = Timestamp { unix: 0 };
 const TOO_LATE: Timestamp = Timestamp {
     unix: 4_102_444_800,
