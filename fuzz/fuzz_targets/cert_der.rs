@@ -35,10 +35,13 @@ fuzz_target!(|data: &[u8]| {
 /// the issuer of the real leaf; every problem found is printed.
 fn chain(data: &[u8]) {
     let cert = || CertificateDer::from(data.to_vec());
-    let real = |der: &[u8]| CertificateDer::from(der.to_vec());
+    let (leaf, ca) = (
+        CertificateDer::from(REAL_LEAF),
+        CertificateDer::from(REAL_CA),
+    );
     for (leaf, others) in [
-        (cert(), vec![real(REAL_CA), cert()]),
-        (real(REAL_LEAF), vec![cert(), cert(), real(REAL_CA)]),
+        (cert(), vec![ca.clone(), cert()]),
+        (leaf, vec![cert(), cert(), ca]),
     ] {
         if let Ok(chain) = order_chain(leaf, others) {
             for problem in &chain.problems {

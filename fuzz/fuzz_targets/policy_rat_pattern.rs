@@ -5,6 +5,8 @@
 //! HAT action.
 #![no_main]
 
+use std::sync::LazyLock;
+
 use libfuzzer_sys::fuzz_target;
 use portcullis_policy::{ConnectionAction, DomainName, Rat, RcptVerdict, RecipientPattern};
 
@@ -15,6 +17,16 @@ const ACTIONS: [ConnectionAction; 4] = [
     ConnectionAction::TcpRefuse,
 ];
 
+/// The table the input is checked against as a RCPT domain, built once.
+static FIXED: LazyLock<Rat> = LazyLock::new(|| {
+    Rat::new(
+        ["example.com", ".example.org"]
+            .iter()
+            .filter_map(|s| RecipientPattern::parse(s).ok())
+            .collect(),
+    )
+});
+
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -24,14 +36,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.as_ref(), Ok(&p), "display form must re-parse");
     }
     // The input as the domain of a RCPT TO.
-    let fixed = Rat::new(
-        ["example.com", ".example.org"]
-            .iter()
-            .filter_map(|s| RecipientPattern::parse(s).ok())
-            .collect(),
-    );
     for action in ACTIONS {
-        check(&fixed, text, action);
+        check(&FIXED, text, action);
     }
     // The input as a RAT.
     let patterns: Result<Vec<_>, _> = text.split('\n').map(RecipientPattern::parse).collect();
